@@ -1,0 +1,120 @@
+"""The run directory: a self-contained artifact of JSON, YAML and safetensors files (nothing is ever unpickled).
+
+Layout of `runs/<name>/`:
+    config.yaml        the resolved config (every default filled in)
+    meta.json          format version, versions of llmcls/torch, the network's constructor arguments
+    vocab.json         the token table
+    labels.json        the label table (class id = position)
+    model.safetensors  weights of the best epoch
+    metrics.jsonl      one line per epoch
+    results.json       the summary: best epoch, validation and test metrics, timings
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmcls import __version__
+from llmcls.config import Config, save_config, validate_config
+from llmcls.data.vocab import LabelMap, Vocab
+from llmcls.errors import ConfigError, RunError
+from llmcls.model import LstmClassifier, ModelArgs
+
+FORMAT_VERSION = 1
+RUN_FILES = ("config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as fh:  # created with the usual permissions (umask), unlike mkstemp's 0600
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelMap, model_args: ModelArgs) -> None:
+    """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    vocab.save(run_dir / "vocab.json")
+    labels.save(run_dir / "labels.json")
+    write_json(run_dir / "meta.json", {
+        "format_version": FORMAT_VERSION,
+        "llmcls_version": __version__,
+        "torch_version": torch.__version__,
+        "model_args": model_args.to_dict(),
+    })
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    from safetensors.torch import save
+
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    atomic_write_bytes(path, save(tensors, metadata={"format_version": str(FORMAT_VERSION)}))
+
+
+@dataclass
+class LoadedRun:
+    """A trained model and everything needed to feed it."""
+
+    run_dir: Path
+    config: Config
+    vocab: Vocab
+    labels: LabelMap
+    model: LstmClassifier
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedRun:
+    """Load a run directory written by `llmcls train`, model in eval mode on `device`.
+
+    Raises:
+        RunError: the directory is not a complete run, or was written by an incompatible version.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory (train one with: llmcls train --config CONFIG)")
+    missing = [name for name in RUN_FILES if not (run_dir / name).exists()]
+    if missing:
+        raise RunError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise RunError(f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
+                           f"version {FORMAT_VERSION}; retrain or use a matching llmcls")
+        import yaml
+
+        config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")),
+                                 str(run_dir / "config.yaml"))
+        vocab = Vocab.load(run_dir / "vocab.json")
+        labels = LabelMap.load(run_dir / "labels.json")
+        model = LstmClassifier(ModelArgs(**meta["model_args"]))
+        model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    except RunError:
+        raise
+    except ConfigError as exc:
+        raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
+    model.to(device).eval()
+    return LoadedRun(run_dir, config, vocab, labels, model)

@@ -1,0 +1,147 @@
+"""The `llmcls` command: parse arguments, call the library, render the result. Nothing else lives here.
+
+Heavy modules (torch, spaCy) are imported inside the commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from llmcls import __version__
+from llmcls.errors import LlmclsError
+
+app = typer.Typer(
+    name="llmcls",
+    help="Train, evaluate and use text classifiers: GloVe-initialised (bi)LSTMs over packed sequences.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N."
+
+
+@contextmanager
+def _user_errors(ctx: typer.Context) -> Iterator[None]:
+    """Show the project's errors as one line on stderr with exit code 1 (the traceback only with --debug)."""
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    try:
+        yield
+    except LlmclsError as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmcls {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Train, evaluate and use text classifiers: GloVe-initialised (bi)LSTMs over packed sequences."""
+    ctx.obj = {"debug": debug}
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., "--config", "-c", help="YAML config file (see configs/)."),
+    overrides: List[str] = typer.Option(
+        [], "--set", "-s", metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist)."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
+) -> None:
+    """Train a classifier as CONFIG says and write its run directory (config, vocabulary, labels, weights,
+    metrics). Prints the best epoch's validation metrics and, when the config has a test file, test metrics."""
+    with _user_errors(ctx):
+        from llmcls.config import load_config
+        from llmcls.render import TrainProgress, format_report
+        from llmcls.train import train as run_training
+
+        cfg = load_config(config, overrides)
+        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet))
+        typer.echo(f"best epoch {result.best_epoch}; run saved in {result.run_dir}")
+        typer.echo("\nvalidation\n" + format_report(result.valid))
+        if result.test is not None:
+            typer.echo("\ntest\n" + format_report(result.test))
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    data: Path = typer.Option(..., "--data", help="Labelled CSV/TSV/JSONL file (read with the run's column settings)."),
+    text_column: Optional[str] = typer.Option(None, help="Text column name or index, if not the run's."),
+    label_column: Optional[str] = typer.Option(None, help="Label column name or index, if not the run's."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv or jsonl, if not the run's / the suffix's."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
+    confusion matrix."""
+    with _user_errors(ctx):
+        from llmcls.evaluate import evaluate_file
+        from llmcls.render import format_report
+
+        report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size)
+        typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    texts: List[str] = typer.Argument(..., help="One or more texts to classify."),
+    top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Show the K most probable labels of each text."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per text."),
+) -> None:
+    """Classify texts with a trained run: the label and its probability per text (tab-separated)."""
+    with _user_errors(ctx):
+        from llmcls.predict import Predictor
+        from llmcls.render import format_predictions
+
+        predictions = Predictor.load(run, device).predict(texts, top_k)
+        if as_json:
+            for p in predictions:
+                typer.echo(json.dumps({"text": p.text, "label": p.label, "probability": p.probability,
+                                       "top_k": [{"label": label, "probability": prob} for label, prob in p.top]},
+                                      ensure_ascii=False))
+        else:
+            typer.echo(format_predictions(predictions, top_k))
+
+
+def _column(value: str | None) -> str | int | None:
+    """A column given on the command line: digits mean an index."""
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def main() -> None:
+    app(prog_name="llmcls")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

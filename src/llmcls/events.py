@@ -1,0 +1,47 @@
+"""Progress events that library code hands to a callback; only the CLI renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Info:
+    """A line worth showing the user (what was loaded, how much, how long)."""
+
+    message: str
+
+
+@dataclass
+class DownloadProgress:
+    url: str
+    done_bytes: int
+    total_bytes: int | None
+
+
+@dataclass
+class EpochStarted:
+    epoch: int
+    epochs: int
+    batches: int
+
+
+@dataclass
+class StepDone:
+    loss: float
+    examples: int
+    tokens: int
+
+
+@dataclass
+class EpochEnded:
+    record: dict[str, Any] = field(default_factory=dict)
+    improved: bool = False
+
+
+EventHandler = Callable[[object], None]
+
+
+def ignore(event: object) -> None:
+    """The default handler: drop every event."""

@@ -1,0 +1,97 @@
+"""The classifier: embedding -> dropout -> (bi)LSTM over packed sequences -> pooled states -> dropout -> linear."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+@dataclass
+class ModelArgs:
+    """Everything needed to rebuild the network; saved with the weights."""
+
+    vocab_size: int
+    embedding_dim: int
+    num_outputs: int  # 1 for two classes (one logit), else the number of classes
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.5
+    embedding_dropout: float = 0.5
+    lstm_dropout: float = 0.0
+    pooling: str = "last"
+    pad_index: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LstmClassifier(nn.Module):
+    """A (bi)LSTM text classifier.
+
+    `pooling` chooses the text representation: `last` (the final forward and backward states of the top layer,
+    as in the classic tutorial), `max` or `mean` over time of the top layer's outputs, or `last_max` (both).
+    """
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.embedding = nn.Embedding(args.vocab_size, args.embedding_dim, padding_idx=args.pad_index)
+        self.embedding_dropout = nn.Dropout(args.embedding_dropout)
+        self.lstm = nn.LSTM(args.embedding_dim, args.hidden_size, num_layers=args.num_layers,
+                            bidirectional=args.bidirectional, batch_first=True,
+                            dropout=args.lstm_dropout if args.num_layers > 1 else 0.0)
+        state_size = args.hidden_size * (2 if args.bidirectional else 1)
+        features = state_size * (2 if args.pooling == "last_max" else 1)
+        self.dropout = nn.Dropout(args.dropout)
+        self.head = nn.Linear(features, args.num_outputs)
+
+    def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch.
+
+        Args:
+            token_ids: [batch, seq_len] int64, padded with `pad_index`.
+            lengths: [batch] int64 on the CPU, each >= 1.
+
+        Returns:
+            [batch, num_outputs] float logits.
+        """
+        embedded = self.embedding_dropout(self.embedding(token_ids))  # [batch, seq_len, emb]
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        outputs, (hidden, _) = self.lstm(packed)  # hidden: [layers * dirs, batch, hidden], in input order
+        pieces = []
+        if self.args.pooling in ("last", "last_max"):
+            top = hidden[-2:] if self.args.bidirectional else hidden[-1:]
+            pieces.append(torch.cat(list(top), dim=1))  # [batch, dirs * hidden]
+        if self.args.pooling in ("max", "mean", "last_max"):
+            padded, _ = pad_packed_sequence(outputs, batch_first=True)  # [batch, max_len, dirs * hidden]
+            steps = torch.arange(padded.size(1), device=padded.device)
+            mask = (steps[None, :] < lengths.to(padded.device)[:, None]).unsqueeze(-1)  # [batch, max_len, 1]
+            if self.args.pooling == "mean":
+                pieces.append((padded * mask).sum(1) / mask.sum(1))
+            else:
+                pieces.append(padded.masked_fill(~mask, float("-inf")).amax(1))
+        return self.head(self.dropout(torch.cat(pieces, dim=1)))
+
+
+def loss_function(num_classes: int) -> nn.Module:
+    """BCE with logits for two classes (one logit), cross-entropy for more."""
+    return nn.BCEWithLogitsLoss() if num_classes == 2 else nn.CrossEntropyLoss()
+
+
+def compute_loss(criterion: nn.Module, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Loss of logits [batch, num_outputs] against class ids [batch]."""
+    if logits.size(1) == 1:
+        return criterion(logits.squeeze(1), targets.float())
+    return criterion(logits, targets)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [batch, num_classes] from logits [batch, num_outputs]; one logit means two classes."""
+    if logits.size(1) == 1:
+        positive = torch.sigmoid(logits)
+        return torch.cat([1.0 - positive, positive], dim=1)
+    return torch.softmax(logits, dim=1)

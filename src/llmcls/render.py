@@ -1,0 +1,102 @@
+"""Turning results and progress events into text for the terminal. Imports neither torch nor spaCy."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, StepDone
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A classification report as a readable table: summary, per-class scores, confusion matrix."""
+    labels = report["labels"]
+    width = max(12, *(len(label) for label in labels))
+    lines = []
+    if "path" in report:
+        lines.append(f"data: {report['path']} ({report['n']} examples)")
+    lines += [
+        f"accuracy   {report['accuracy']:.4f}",
+        f"macro-F1   {report['macro_f1']:.4f}   (precision {report['macro_precision']:.4f}, "
+        f"recall {report['macro_recall']:.4f})",
+    ]
+    if "loss" in report:
+        lines.append(f"loss       {report['loss']:.4f}")
+    lines += ["", f"{'class':<{width}}  precision  recall      f1  support"]
+    for label in labels:
+        c = report["per_class"][label]
+        lines.append(f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  {c['support']:7d}")
+    cell = max(7, *(len(label) for label in labels), *(len(str(v)) for row in report["confusion_matrix"] for v in row))
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              f"{'':<{width}}  " + "  ".join(f"{label:>{cell}}" for label in labels)]
+    for label, row in zip(labels, report["confusion_matrix"]):
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{v:>{cell}d}" for v in row))
+    return "\n".join(lines)
+
+
+def format_predictions(predictions: list, top_k: int) -> str:
+    """One line per text: the label and its probability (or the top-k), then the text."""
+    lines = []
+    for p in predictions:
+        if top_k > 1:
+            scores = ", ".join(f"{label} {prob:.3f}" for label, prob in p.top)
+            lines.append(f"{scores}\t{p.text}")
+        else:
+            lines.append(f"{p.label}\t{p.probability:.3f}\t{p.text}")
+    return "\n".join(lines)
+
+
+def format_epoch(record: dict[str, Any], improved: bool) -> str:
+    return (f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "
+            f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f} macro-F1 {record['valid_macro_f1']:.4f}"
+            f" | {record['seconds']:.0f}s, {record['train_tokens_per_s']:,.0f} tok/s, "
+            f"padding {record['padding_fraction']:.1%}{'  * best' if improved else ''}")
+
+
+class TrainProgress:
+    """Renders training events: a tqdm bar per epoch with loss and tokens/s, and a summary line per epoch."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        self.download: tqdm | None = None
+        self._loss = self._tokens = self._examples = 0.0
+        self._t0 = 0.0
+
+    def _write(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(text, file=self.stream)
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Info):
+            self._write(event.message)
+        elif isinstance(event, DownloadProgress):
+            if self.download is None:
+                self.download = tqdm(total=event.total_bytes, unit="B", unit_scale=True, desc="download",
+                                     file=self.stream, disable=None if self.enabled else True)
+            self.download.update(event.done_bytes - self.download.n)
+            if event.total_bytes is not None and event.done_bytes >= event.total_bytes:
+                self.download.close()
+        elif isinstance(event, EpochStarted):
+            self._loss = self._tokens = self._examples = 0.0
+            self._t0 = time.perf_counter()
+            self.bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{event.epochs}", unit="batch",
+                            file=self.stream, disable=None if self.enabled else True, leave=False,
+                            dynamic_ncols=True)
+        elif isinstance(event, StepDone) and self.bar is not None:
+            self._loss += event.loss * event.examples
+            self._examples += event.examples
+            self._tokens += event.tokens
+            self.bar.update(1)
+            if self.bar.n % 20 == 0:
+                rate = self._tokens / max(time.perf_counter() - self._t0, 1e-9)
+                self.bar.set_postfix(loss=f"{self._loss / self._examples:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
+        elif isinstance(event, EpochEnded):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            self._write(format_epoch(event.record, event.improved))

