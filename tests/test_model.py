@@ -66,3 +66,17 @@ def test_probabilities():
     q = probabilities(torch.tensor([[1.0, 2.0, 3.0]]))
     torch.testing.assert_close(q.sum(1), torch.ones(1))
     assert q.argmax().item() == 2
+
+
+def test_fixed_pretrained_rows_are_looked_up_but_never_trained():
+    model = make(fixed_vocab_size=5).train()
+    with torch.no_grad():
+        model.fixed_embedding.weight.copy_(torch.arange(40, dtype=torch.float).view(5, 8))
+    ids = torch.tensor([[3, 30 + 2, 0]])  # a learned row, the third fixed row, padding
+    vectors = model.embed(ids)
+    torch.testing.assert_close(vectors[0, 1], torch.arange(16, 24, dtype=torch.float))
+    torch.testing.assert_close(vectors[0, 0], model.embedding.weight[3])
+    model(ids, torch.tensor([2])).sum().backward()
+    assert model.fixed_embedding.weight.grad is None
+    assert not any(p is model.fixed_embedding.weight for p in model.parameters() if p.requires_grad)
+    assert model.embedding.weight.grad[3].abs().sum() > 0

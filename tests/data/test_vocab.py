@@ -31,3 +31,12 @@ def test_label_map():
     assert labels.labels == ["HUM", "LOC", "NUM"]
     assert labels.encode(["LOC", "HUM"]).tolist() == [1, 0]
     assert labels.unknown(["LOC", "ABBR", "XYZ"]) == ["ABBR", "XYZ"]
+
+
+def test_extend_appends_pretrained_words_after_training_tokens(tmp_path):
+    v = Vocab.build([["good", "film"]]).extend(["film", "superb", "dire", "superb"])
+    assert v.itos == [PAD, UNK, "film", "good", "superb", "dire"]
+    assert v.trainable == 4 and len(v) == 6
+    v.save(tmp_path / "v.json")
+    loaded = Vocab.load(tmp_path / "v.json")
+    assert (loaded.itos, loaded.trainable) == (v.itos, 4)

@@ -1,8 +1,9 @@
-"""From the data section of a config to encoded train/valid/test splits, with the tokenizer, vocabulary and
-label map built on the training split."""
+"""From a config to encoded train/valid/test splits, with the tokenizer, vocabulary, label map and pretrained
+vectors that go with them."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from llmcls.data.batching import EncodedTexts
 from llmcls.data.readers import Examples, read_examples, split_off
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
-from llmcls.errors import DataError
+from llmcls.embeddings import Vectors, load_vectors, wanted_words
+from llmcls.errors import DataError, EmbeddingsError
+from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
 
 @dataclass
@@ -32,6 +35,7 @@ class PreparedData:
     tokenizer: Tokenizer
     vocab: Vocab
     labels: LabelMap
+    vectors: Vectors | None  # None when embeddings.source is none
     train: Split
     valid: Split
     test: Split | None
@@ -57,12 +61,31 @@ def _check_labels(labels: LabelMap, examples: Examples, path: str) -> None:
                         f"(training labels: {', '.join(labels.labels)})")
 
 
-def prepare_data(config: Config) -> PreparedData:
-    """Read, split, tokenize and encode the data of a run.
+def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = ignore) -> Vectors | None:
+    """The pretrained vectors of the vocabulary's words (plus `vocab.add_from_vectors` others), or None."""
+    emb = config.embeddings
+    if emb.source == "none":
+        return None
+    cache = Path(emb.cache_dir) if emb.cache_dir else None
+    t0 = time.perf_counter()
+    vectors = load_vectors(emb.source, wanted_words(vocab.itos), emb.dim, cache,
+                           lambda done, total: on_event(DownloadProgress(emb.source, done, total)),
+                           extra=config.vocab.add_from_vectors)
+    if not vectors.words:
+        raise EmbeddingsError(f"{emb.source}: none of the {len(vocab)} vocabulary words has a vector; "
+                              "check tokenizer.lower and the vector file")
+    on_event(Info(f"vectors: {emb.source} ({vectors.dim}d, {len(vectors.words)} rows read) "
+                  f"in {time.perf_counter() - t0:.1f}s"))
+    return vectors
+
+
+def prepare_data(config: Config, on_event: EventHandler = ignore) -> PreparedData:
+    """Read, split, tokenize and encode the data of a run, and load its pretrained vectors.
 
     Raises:
         DataError: a file is unreadable, the training data has fewer than two classes, or valid/test have
             labels that train lacks.
+        EmbeddingsError: the vectors cannot be read.
     """
     data = config.data
     train = read_split(data, data.train)
@@ -83,12 +106,16 @@ def prepare_data(config: Config) -> PreparedData:
     tokenizer = Tokenizer(config.tokenizer)
     train_tokens = tokenizer.tokenize(train.texts)
     vocab = Vocab.build(train_tokens, config.vocab.max_size, config.vocab.min_freq)
+    vectors = load_config_vectors(config, vocab, on_event)
+    if vectors is not None and config.vocab.add_from_vectors:
+        vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
     ids, offsets = vocab.encode_all(train_tokens)
     del train_tokens
     return PreparedData(
         tokenizer=tokenizer,
         vocab=vocab,
         labels=labels,
+        vectors=vectors,
         train=Split(EncodedTexts(ids, offsets), labels.encode(train.labels)),
         valid=Split(encode_texts(tokenizer, vocab, valid.texts), labels.encode(valid.labels)),
         test=None if test is None else Split(encode_texts(tokenizer, vocab, test.texts), labels.encode(test.labels)),

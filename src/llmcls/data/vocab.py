@@ -14,16 +14,26 @@ UNK = "<unk>"
 
 
 class Vocab:
-    """Token <-> id table with `<pad>` at 0 and `<unk>` at 1."""
+    """Token <-> id table with `<pad>` at 0 and `<unk>` at 1.
+
+    The first `trainable` tokens come from the training data; any after them were added from pretrained vectors
+    (`Vocab.extend`), so that words never seen in training still map to their pretrained vector.
+    """
 
     pad_index = 0
     unk_index = 1
 
-    def __init__(self, tokens: list[str]):
+    def __init__(self, tokens: list[str], trainable: int | None = None):
         if tokens[:2] != [PAD, UNK]:
             raise ValueError(f"a vocabulary starts with {PAD} and {UNK}")
         self.itos = tokens
         self.stoi = {token: i for i, token in enumerate(tokens)}
+        self.trainable = len(tokens) if trainable is None else trainable
+
+    def extend(self, words: Iterable[str]) -> "Vocab":
+        """A vocabulary with `words` that are not already in it appended after the training tokens."""
+        added = [w for w in dict.fromkeys(words) if w not in self.stoi]
+        return Vocab(self.itos + added, self.trainable)
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]], max_size: int = 25_000, min_freq: int = 1) -> "Vocab":
@@ -58,11 +68,13 @@ class Vocab:
         return np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"tokens": self.itos}, ensure_ascii=False), encoding="utf-8")
+        path.write_text(json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False),
+                        encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
-        return cls(json.loads(path.read_text(encoding="utf-8"))["tokens"])
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return cls(saved["tokens"], saved.get("trainable"))
 
 
 class LabelMap:
