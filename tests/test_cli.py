@@ -111,8 +111,9 @@ def test_debug_shows_the_traceback():
 
 
 @pytest.mark.parametrize("command,options", [
-    ([], ["train", "eval", "predict", "--debug", "--version"]),
-    (["train"], ["--config", "--set", "--device", "--run-dir", "--quiet"]),
+    ([], ["train", "eval", "predict", "plot", "--debug", "--version"]),
+    (["train"], ["--config", "--set", "--resume", "--overwrite", "--device", "--run-dir", "--quiet"]),
+    (["plot"], ["RUN"]),
     (["eval"], ["--data", "--text-column", "--label-column", "--format", "--device", "--batch-size", "--json"]),
     (["predict"], ["--top-k", "--device", "--json"]),
 ])
@@ -121,3 +122,22 @@ def test_help_explains_every_option(command, options):
     assert result.exit_code == 0
     for option in options:
         assert option in result.output
+
+
+def test_train_refuses_an_existing_run_then_resumes_and_overwrites(tmp_path):
+    config = small_config(tmp_path, train={"epochs": 1})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    run_dir = tmp_path / "r"
+    assert invoke("train", "--config", path, "--run-dir", run_dir, "-q").exit_code == 0
+    result = invoke("train", "--config", path, "--run-dir", run_dir, "-q")
+    assert result.exit_code == 1 and "already exists" in result.output and "--resume" in result.output
+    result = invoke("train", "--resume", run_dir, "--set", "train.epochs=2", "-q")
+    assert result.exit_code == 0, result.output
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    result = invoke("train", "--resume", run_dir, "--set", "model.hidden_size=8")
+    assert result.exit_code == 1 and "model.hidden_size: cannot change when resuming" in result.output
+    assert invoke("train", "--config", path, "--run-dir", run_dir, "--overwrite", "-q").exit_code == 0
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    result = invoke("train")
+    assert result.exit_code != 0 and "--config" in result.output

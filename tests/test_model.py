@@ -80,3 +80,22 @@ def test_fixed_pretrained_rows_are_looked_up_but_never_trained():
     assert model.fixed_embedding.weight.grad is None
     assert not any(p is model.fixed_embedding.weight for p in model.parameters() if p.requires_grad)
     assert model.embedding.weight.grad[3].abs().sum() > 0
+
+
+def test_class_weights_change_the_loss_as_computed_by_hand():
+    logits = torch.tensor([[2.0], [-1.0], [0.5]])
+    targets = torch.tensor([1, 0, 0])
+    weights = torch.tensor([1.0, 3.0])  # class 1 counts three times
+    losses = [-torch.log(torch.sigmoid(torch.tensor(2.0))), -torch.log(1 - torch.sigmoid(torch.tensor(-1.0))),
+              -torch.log(1 - torch.sigmoid(torch.tensor(0.5)))]
+    by_hand = (3 * losses[0] + losses[1] + losses[2]) / (3 + 1 + 1)
+    torch.testing.assert_close(compute_loss(loss_function(2, weights), logits, targets), by_hand)
+    unweighted = compute_loss(loss_function(2), logits, targets)
+    torch.testing.assert_close(unweighted, sum(losses) / 3)
+
+    multi = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    y = torch.tensor([1, 2])
+    w = torch.tensor([1.0, 2.0, 0.5])
+    nll = -torch.log_softmax(multi, 1)
+    by_hand = (2.0 * nll[0, 1] + 0.5 * nll[1, 2]) / 2.5
+    torch.testing.assert_close(compute_loss(loss_function(3, w), multi, y), by_hand)

@@ -150,3 +150,30 @@ def test_words_unseen_in_training_keep_their_pretrained_vectors(tmp_path):
                                glove.matrix[glove.words.index("heinous")], rtol=1e-6)
     # the saved run predicts with the fixed rows too
     assert Predictor.load(result.run_dir, "cpu").predict(["heinous"])[0].label in {"negative", "positive"}
+
+
+def test_plateau_schedule_halves_the_lr_when_the_metric_stalls():
+    from llmcls.config import TrainConfig
+    from llmcls.train import make_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = make_scheduler(optimizer, TrainConfig(lr_schedule="plateau", plateau_patience=1), 100)
+    lrs = []
+    for accuracy in (0.5, 0.6, 0.6, 0.6, 0.7, 0.7):
+        scheduler.step(accuracy)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+
+
+def test_auto_class_weights_by_hand():
+    from llmcls.config import TrainConfig
+    from llmcls.data.vocab import LabelMap
+    from llmcls.train import class_weights
+
+    labels = LabelMap(["a", "b", "c"])
+    targets = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2])
+    w = class_weights(TrainConfig(class_weights="auto"), labels, targets)
+    torch.testing.assert_close(w, torch.tensor([12 / (3 * 4), 12 / (3 * 2), 12 / (3 * 6)]))
+    assert class_weights(TrainConfig(), labels, targets) is None
+    given = class_weights(TrainConfig(class_weights={"b": 5.0}), labels, targets)
+    assert given.tolist() == [1.0, 5.0, 1.0]

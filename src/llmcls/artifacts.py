@@ -6,12 +6,16 @@ Layout of `runs/<name>/`:
     vocab.json         the token table
     labels.json        the label table (class id = position)
     model.safetensors  weights of the best epoch
-    metrics.jsonl      one line per epoch
+    metrics.jsonl      one line per epoch (also as metrics.csv)
+    checkpoint-last.pt the training state after the last finished epoch (or step), to resume from
+    plots/             curves.png (loss and validation metrics per epoch), confusion_matrix.png
     results.json       the summary: best epoch, validation and test metrics, timings
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import uuid
@@ -49,6 +53,17 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """(Re)write `metrics.jsonl` and `metrics.csv` from the per-epoch records."""
+    atomic_write_bytes(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"))
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode("utf-8"))
+
+
 def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelMap, model_args: ModelArgs) -> None:
     """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +83,11 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     atomic_write_bytes(path, save(tensors, metadata={"format_version": str(FORMAT_VERSION)}))
+
+
+def read_model_args(run_dir: Path) -> ModelArgs:
+    """The network's constructor arguments saved in `meta.json`."""
+    return ModelArgs(**json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))["model_args"])
 
 
 @dataclass

@@ -64,28 +64,57 @@ def main_options(
 @app.command()
 def train(
     ctx: typer.Context,
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config file (see configs/)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config file (see configs/); optional with --resume."),
     overrides: List[str] = typer.Option(
         [], "--set", "-s", metavar="KEY=VALUE",
-        help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist)."),
+        help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist). With --resume, "
+             "only keys safe to change, such as train.epochs."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory first."),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     run_dir: Optional[Path] = typer.Option(
         None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
 ) -> None:
     """Train a classifier as CONFIG says and write its run directory (config, vocabulary, labels, weights,
-    metrics). Prints the best epoch's validation metrics and, when the config has a test file, test metrics."""
+    checkpoint, metrics, plots). Prints the best epoch's validation metrics and, when the config has a test
+    file, test metrics. An existing run directory is refused unless --resume or --overwrite is given."""
     with _user_errors(ctx):
-        from llmcls.config import load_config
+        from llmcls.config import load_config, resume_config
         from llmcls.render import TrainProgress, format_report
         from llmcls.train import train as run_training
 
-        cfg = load_config(config, overrides)
-        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet))
+        if resume is not None:
+            if run_dir is not None or overwrite:
+                raise typer.BadParameter("--resume takes the run directory itself; drop --run-dir/--overwrite")
+            cfg = resume_config(resume, overrides, config)
+            run_dir = resume
+        elif config is None:
+            raise typer.BadParameter("give --config (or --resume RUN_DIR)")
+        else:
+            cfg = load_config(config, overrides)
+        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
+                              resume=resume is not None, overwrite=overwrite)
         typer.echo(f"best epoch {result.best_epoch}; run saved in {result.run_dir}")
         typer.echo("\nvalidation\n" + format_report(result.valid))
         if result.test is not None:
             typer.echo("\ntest\n" + format_report(result.test))
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+) -> None:
+    """Write the plots of a run into RUN/plots: loss and validation metrics per epoch, and the best model's
+    confusion matrix on the validation set. Works on a run still in progress."""
+    with _user_errors(ctx):
+        from llmcls.plots import plot_run
+
+        for path in plot_run(run):
+            typer.echo(str(path))
 
 
 @app.command("eval")

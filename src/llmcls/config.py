@@ -88,14 +88,38 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    lr_schedule: Literal["constant", "linear"] = Field(
-        "constant", description="linear: warm up over warmup_fraction of the steps, then decay to 0")
+    lr_schedule: Literal["constant", "linear", "plateau"] = Field("constant", description=(
+        "linear: warm up over warmup_fraction of the steps, then decay to 0; "
+        "plateau: multiply by plateau_factor when the validation metric stalls for plateau_patience epochs"))
     warmup_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    plateau_patience: int = Field(1, ge=0)
     grad_clip: float | None = Field(5.0, gt=0.0)
     select_metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
     patience: int | None = Field(None, ge=1)
     bucket_pool: int = Field(100, ge=1, description="batches per bucketing pool")
     threads: int | None = Field(None, ge=1)
+    class_weights: Union[Literal["none", "auto"], dict[str, float]] = Field("none", description=(
+        "loss weight per class: none, auto (n / (classes * count)), or a mapping label -> weight"))
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint within epochs")
+    deterministic: bool = Field(False, description="torch's deterministic algorithms (see README)")
+    tensorboard: bool = Field(False, description="also log to RUN/tensorboard (pip install 'llmcls[tensorboard]')")
+    plots: bool = Field(True, description="write plots into RUN/plots at the end of training")
+
+    @model_validator(mode="after")
+    def _positive_class_weights(self) -> "TrainConfig":
+        if isinstance(self.class_weights, dict):
+            bad = [label for label, weight in self.class_weights.items() if not weight > 0]
+            if bad:
+                raise ValueError(f"train.class_weights: weights must be > 0 (labels {', '.join(bad)})")
+        return self
+
+
+# Keys that may change when a run is resumed: they do not alter what has been computed so far.
+SAFE_ON_RESUME = frozenset({
+    "train.epochs", "train.patience", "train.eval_batch_size", "train.threads", "train.checkpoint_every_steps",
+    "train.tensorboard", "train.plots",
+})
 
 
 class Config(_Section):
@@ -134,18 +158,30 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
-def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(p) for p in error["loc"])
+def _describe(key: str, errors: list[dict[str, Any]]) -> str:
+    error = errors[0]
     if error["type"] == "extra_forbidden":
         hint = difflib.get_close_matches(key, _known_keys(Config), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         return f"unknown key '{key}'{suggestion}"
     if error["type"] == "missing":
         return f"missing required key '{key}'"
-    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error":  # our own validators name their keys
-        return message
-    return f"{key}: {message} (got {error.get('input')!r})"
+        return error["msg"].removeprefix("Value error, ")
+    messages = " or ".join(dict.fromkeys(e["msg"] for e in errors))  # a union reports once per member
+    return f"{key}: {messages} (got {error.get('input')!r})"
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict"}
+
+
+def _problems(exc: ValidationError) -> str:
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for error in exc.errors():
+        # drop the union-member tags pydantic puts in the location, e.g. "int" or "literal['none','auto']"
+        key = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
+        by_key.setdefault(key, []).append(error)
+    return "; ".join(_describe(key, errors) for key, errors in by_key.items())
 
 
 def validate_config(raw: Any, source: str) -> Config:
@@ -159,8 +195,7 @@ def validate_config(raw: Any, source: str) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {_problems(exc)}") from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -238,6 +273,50 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: the config must be a YAML mapping of sections, but the file is {kind}")
     raw = apply_overrides(raw, overrides or [], str(path))
     return validate_config(raw, str(path))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (mappings of free keys, such as class weights, stay whole)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and prefix + key not in {"train.class_weights"}:
+            out.update(flatten(item, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = item
+    return out
+
+
+def config_drift(saved: Config, new: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    a, b = flatten(saved), flatten(new)
+    return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+
+
+def resume_config(run_dir: Path, overrides: list[str] | None = None, config_path: Path | None = None) -> Config:
+    """The config to resume a run with: the run's own, or `config_path` if given, plus `--set` overrides.
+
+    Only keys in SAFE_ON_RESUME may be overridden, and a given config may differ from the run's only in those
+    keys (and `name`/`output_dir`, since the run directory is given).
+
+    Raises:
+        ConfigError: naming the keys that would change what was already computed.
+    """
+    overrides = overrides or []
+    saved = load_config(Path(run_dir) / "config.yaml")
+    keys = [parse_override(item)[0] for item in overrides]
+    unsafe = [key for key in keys if key not in SAFE_ON_RESUME]
+    if unsafe:
+        raise ConfigError(f"--set {', '.join(unsafe)}: cannot change when resuming, it would change what was "
+                          f"already computed; keys that may change: {', '.join(sorted(SAFE_ON_RESUME))}")
+    new = load_config(config_path or Path(run_dir) / "config.yaml", overrides)
+    drift = [key for key in config_drift(saved, new) if key not in keys and key not in ("name", "output_dir")]
+    if drift:
+        raise ConfigError(f"{config_path}: differs from the config of {run_dir} in {', '.join(drift)}; resume "
+                          "without --config, or pass --set for keys that are safe to change "
+                          f"({', '.join(sorted(SAFE_ON_RESUME))})")
+    return new
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -23,3 +23,7 @@ class RunError(LlmclsError):
 
 class DeviceError(LlmclsError):
     """The requested device does not exist on this machine."""
+
+
+class TrainingError(LlmclsError):
+    """Training cannot go on (e.g. the loss became NaN); the last checkpoint is kept."""

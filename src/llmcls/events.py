@@ -25,6 +25,7 @@ class EpochStarted:
     epoch: int
     epochs: int
     batches: int
+    done: int = 0  # batches already done (a run resumed in the middle of an epoch)
 
 
 @dataclass

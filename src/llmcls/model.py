@@ -90,9 +90,25 @@ class LstmClassifier(nn.Module):
         return self.head(self.dropout(torch.cat(pieces, dim=1)))
 
 
-def loss_function(num_classes: int) -> nn.Module:
-    """BCE with logits for two classes (one logit), cross-entropy for more."""
-    return nn.BCEWithLogitsLoss() if num_classes == 2 else nn.CrossEntropyLoss()
+class WeightedBCEWithLogitsLoss(nn.Module):
+    """BCE with logits, each example weighted by the weight of its class; the weighted mean, as
+    `CrossEntropyLoss(weight=...)` computes it: sum(w[y_i] * loss_i) / sum(w[y_i])."""
+
+    def __init__(self, class_weights: torch.Tensor):
+        super().__init__()
+        self.register_buffer("class_weights", class_weights)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # [batch], [batch] float
+        per_example = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        weights = self.class_weights[targets.long()]
+        return (per_example * weights).sum() / weights.sum()
+
+
+def loss_function(num_classes: int, class_weights: torch.Tensor | None = None) -> nn.Module:
+    """BCE with logits for two classes (one logit), cross-entropy for more; optionally weighted per class."""
+    if num_classes == 2:
+        return nn.BCEWithLogitsLoss() if class_weights is None else WeightedBCEWithLogitsLoss(class_weights)
+    return nn.CrossEntropyLoss(weight=class_weights)
 
 
 def compute_loss(criterion: nn.Module, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ class TrainProgress:
             self._t0 = time.perf_counter()
             self.bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{event.epochs}", unit="batch",
                             file=self.stream, disable=None if self.enabled else True, leave=False,
-                            dynamic_ncols=True)
+                            dynamic_ncols=True, initial=event.done)
         elif isinstance(event, StepDone) and self.bar is not None:
             self._loss += event.loss * event.examples
             self._examples += event.examples

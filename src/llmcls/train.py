@@ -1,25 +1,30 @@
-"""Training: one explicit loop from a config to a run directory."""
+"""Training: one explicit loop from a config to a run directory, with checkpoints to resume from."""
 
 from __future__ import annotations
 
-import json
+import math
+import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from llmcls.artifacts import save_weights, write_json, write_run_header
-from llmcls.config import Config, TrainConfig
+from llmcls.artifacts import read_model_args, save_weights, write_json, write_metrics, write_run_header
+from llmcls.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.batching import BucketSampler, collate, padding_fraction
 from llmcls.data.prepare import PreparedData, Split, prepare_data
+from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.device import resolve_device
 from llmcls.embeddings import build_embedding_matrix
+from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.inference import predict_logits, report_from_logits
 from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
+from llmcls.rundir import clear_for_new_run, remove_stale_temporaries, run_lock
 
 
 @dataclass
@@ -48,9 +53,13 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step learning-rate factor: constant, or linear warm-up then linear decay to zero."""
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    """The learning-rate schedule: constant or linear warm-up/decay (stepped after every batch), or
+    reduce-on-plateau (stepped after every epoch with the validation metric)."""
+    if cfg.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min" if cfg.select_metric == "loss" else "max", factor=cfg.plateau_factor,
+            patience=cfg.plateau_patience)
     if cfg.lr_schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     warmup = int(cfg.warmup_fraction * total_steps)
@@ -61,6 +70,36 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def class_weights(cfg: TrainConfig, labels: LabelMap, targets: np.ndarray) -> torch.Tensor | None:
+    """Loss weight per class id: none, `auto` (n / (classes * count), as scikit-learn's "balanced"), or given.
+
+    Raises:
+        ConfigError: the mapping names labels the training data does not have.
+    """
+    spec = cfg.class_weights
+    if spec == "none":
+        return None
+    if spec == "auto":
+        counts = np.bincount(targets, minlength=len(labels))
+        return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+    unknown = labels.unknown(spec)
+    if unknown:
+        raise ConfigError(f"train.class_weights: labels not in the training data: {', '.join(unknown)} "
+                          f"(labels: {', '.join(labels.labels)})")
+    return torch.tensor([spec.get(label, 1.0) for label in labels.labels], dtype=torch.float32)
+
+
+def configure_torch(cfg: TrainConfig) -> None:
+    """Process-wide torch settings the config asks for: CPU threads and deterministic algorithms."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> LstmClassifier:
@@ -94,6 +133,26 @@ def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch
     return report_from_logits(predict_logits(model, split.texts, batch_size, device), split.targets, labels)
 
 
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 1  # the epoch in progress
+    step: int = 0  # batches of `epoch` already done
+    global_step: int = 0
+    best_value: float | None = None
+    best_epoch: int = 0
+    since_best: int = 0
+    loss_sum: float = 0.0  # sums over the batches of `epoch` done so far
+    examples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0  # training seconds of `epoch` so far
+    history: list[dict] = field(default_factory=list)
+
+    def finished(self, cfg: TrainConfig) -> bool:
+        return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
+
+
 def _is_better(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
@@ -101,100 +160,158 @@ def _is_better(metric: str, value: float, best: float | None) -> bool:
 
 
 def train(config: Config, device: str | torch.device = "auto", run_dir: Path | None = None,
-          on_event: EventHandler = ignore) -> TrainResult:
+          on_event: EventHandler = ignore, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train a classifier as `config` says and write its run directory.
 
     Args:
-        config: the validated config.
+        config: the validated config (when resuming, see `llmcls.config.resume_config`).
         device: auto, cpu, cuda, cuda:N, or a torch.device.
         run_dir: where to write; default `config.output_dir / config.name`.
         on_event: receives progress events (see llmcls.events).
+        resume: continue the run in `run_dir` from its last checkpoint.
+        overwrite: delete an existing run in `run_dir` first (otherwise an existing run is refused).
 
     Returns:
         The best epoch's validation report, the test report when there is a test split, and the history.
+
+    Raises:
+        RunError: the run directory is taken, locked, or has nothing to resume.
+        TrainingError: the loss or gradient became non-finite.
     """
     device = device if isinstance(device, torch.device) else resolve_device(device)
     run_dir = Path(run_dir) if run_dir is not None else config.run_dir()
-    cfg = config.train
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(config.seed)
+    with run_lock(run_dir):
+        if resume:
+            remove_stale_temporaries(run_dir)
+            checkpoint = load_checkpoint(run_dir)
+        else:
+            clear_for_new_run(run_dir, overwrite)
+            checkpoint = None
+        return _train(config, device, run_dir, on_event, checkpoint)
 
+
+def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
+           checkpoint: dict | None) -> TrainResult:
+    cfg = config.train
+    configure_torch(cfg)
+    tensorboard = _tensorboard_writer(run_dir) if cfg.tensorboard else None
+    seed_everything(config.seed)
     t0 = time.perf_counter()
-    data = prepare_data(config, on_event)
+    if checkpoint is None:
+        data = prepare_data(config, on_event)
+        model = build_model(config, data, on_event)
+        write_run_header(run_dir, config, data.vocab, data.labels, model.args)
+    else:
+        data = prepare_data(config, on_event, Vocab.load(run_dir / "vocab.json"),
+                            LabelMap.load(run_dir / "labels.json"))
+        model = LstmClassifier(read_model_args(run_dir))
+        model.load_state_dict(checkpoint["model"])
+        save_config(config, run_dir / "config.yaml")  # keys safe to change on resume may have changed
     on_event(Info(f"data: train {len(data.train)}, valid {len(data.valid)}"
                   f"{' (split from train)' if data.valid_from_train else ''}"
                   f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
                   f"prepared in {time.perf_counter() - t0:.1f}s"))
-    model = build_model(config, data, on_event).to(device)
-    write_run_header(run_dir, config, data.vocab, data.labels, model.args)
-    (run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
-
-    criterion = loss_function(len(data.labels))
+    model.to(device)
+    weights = class_weights(cfg, data.labels, data.train.targets)
+    criterion = loss_function(len(data.labels), weights).to(device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(sampler))
+    per_step_schedule = not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     targets = torch.from_numpy(data.train.targets)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    state = TrainState()
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        state = TrainState(**checkpoint["state"])
+        set_rng_state(checkpoint["rng"])
+        on_event(Info(f"resumed {run_dir} at epoch {state.epoch}, batch {state.step}"))
+    write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
     m = config.model
     on_event(Info(f"model: {'Bi' if m.bidirectional else ''}LSTM {m.num_layers}x{m.hidden_size}, pooling {m.pooling}, "
-                  f"{n_params:,} trainable parameters on {device}; {cfg.optimizer} lr {cfg.lr:g} "
-                  f"({cfg.lr_schedule}), batch {cfg.batch_size}, {cfg.epochs} epochs"))
-    on_event(Info(f"resolved config: {run_dir / 'config.yaml'}"))
+                  f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
+                  f"{device}; {cfg.optimizer} lr {cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}, "
+                  f"{cfg.epochs} epochs; resolved config: {run_dir / 'config.yaml'}"))
 
-    history: list[dict] = []
-    best_value, best_epoch, since_best = None, 0, 0
-    for epoch in range(1, cfg.epochs + 1):
+    def save_last() -> None:
+        save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                  "scheduler": scheduler.state_dict(), "state": asdict(state), "rng": rng_state()})
+
+    while not state.finished(cfg):
+        epoch = state.epoch
         sampler.set_epoch(epoch)
         batches = sampler.batches()
-        on_event(EpochStarted(epoch, cfg.epochs, len(batches)))
+        on_event(EpochStarted(epoch, cfg.epochs, len(batches), done=state.step))
         model.train()
-        t_epoch = time.perf_counter()
-        loss_sum, seen, tokens = 0.0, 0, 0
-        for batch in batches:
+        t_start = time.perf_counter()
+        for batch in batches[state.step:]:
             token_ids, lengths = collate(data.train.texts, batch, data.vocab.pad_index)
             logits = model(token_ids.to(device, non_blocking=True), lengths)
             loss = compute_loss(criterion, logits, targets[batch].to(device, non_blocking=True))
+            batch_loss = loss.item()
+            if not math.isfinite(batch_loss):
+                raise TrainingError(f"the training loss became {batch_loss} at epoch {epoch}, batch {state.step + 1}; "
+                                    "stopped with the last checkpoint kept. Try a lower train.lr or set train.grad_clip")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if not torch.isfinite(norm):
+                    raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {state.step + 1}; "
+                                        "stopped with the last checkpoint kept. Try a lower train.lr")
             optimizer.step()
-            scheduler.step()
-            batch_loss = loss.item()
-            loss_sum += batch_loss * len(batch)
-            seen += len(batch)
-            tokens += int(lengths.sum())
-            on_event(StepDone(batch_loss, len(batch), int(lengths.sum())))
-        train_seconds = time.perf_counter() - t_epoch
+            if per_step_schedule:
+                scheduler.step()
+            n_tokens = int(lengths.sum())
+            state.step += 1
+            state.global_step += 1
+            state.loss_sum += batch_loss * len(batch)
+            state.examples += len(batch)
+            state.tokens += n_tokens
+            on_event(StepDone(batch_loss, len(batch), n_tokens))
+            if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+                state.seconds += time.perf_counter() - t_start
+                t_start = time.perf_counter()
+                save_last()
+        state.seconds += time.perf_counter() - t_start
 
         report = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device)
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
-        improved = _is_better(cfg.select_metric, value, best_value)
+        improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved:
-            best_value, best_epoch, since_best = value, epoch, 0
+            state.best_value, state.best_epoch, state.since_best = value, epoch, 0
             save_weights(run_dir / "model.safetensors", model)
         else:
-            since_best += 1
+            state.since_best += 1
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum / seen,
+            "train_loss": state.loss_sum / state.examples,
             "valid_loss": report["loss"],
             "valid_accuracy": report["accuracy"],
             "valid_macro_f1": report["macro_f1"],
             "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - t_epoch,
-            "train_tokens_per_s": tokens / train_seconds,
+            "seconds": state.seconds,
+            "train_tokens_per_s": state.tokens / state.seconds,
             "padding_fraction": padding_fraction(batches, data.train.texts.lengths),
             "best": improved,
         }
-        history.append(record)
-        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        if not per_step_schedule:
+            scheduler.step(value)
+        state.history.append(record)
+        state.epoch, state.step = epoch + 1, 0
+        state.loss_sum, state.examples, state.tokens, state.seconds = 0.0, 0, 0, 0.0
+        save_last()
+        write_metrics(run_dir, state.history)
+        if tensorboard is not None:
+            for key, number in record.items():
+                if key not in ("epoch", "best"):
+                    tensorboard.add_scalar(key, number, epoch)
+            tensorboard.flush()
         on_event(EpochEnded(record, improved))
-        if cfg.patience and since_best >= cfg.patience:
+        if cfg.patience and state.since_best >= cfg.patience:
             on_event(Info(f"early stop: no better valid {cfg.select_metric} for {cfg.patience} epochs"))
-            break
+    if tensorboard is not None:
+        tensorboard.close()
 
     from safetensors.torch import load_file
 
@@ -204,12 +321,24 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     if data.test is not None:
         test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device)
     write_json(run_dir / "results.json", {
-        "best_epoch": best_epoch,
+        "best_epoch": state.best_epoch,
         "select_metric": cfg.select_metric,
-        "epochs_run": len(history),
-        "train_seconds": sum(r["seconds"] for r in history),
-        "wall_seconds": time.perf_counter() - t0,
+        "epochs_run": len(state.history),
+        "train_seconds": sum(r["seconds"] for r in state.history),
         "valid": valid,
         "test": test,
     })
-    return TrainResult(run_dir, best_epoch, valid, test, history)
+    if cfg.plots:
+        from llmcls.plots import plot_run
+
+        plot_run(run_dir)
+    return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
+
+
+def _tensorboard_writer(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("train.tensorboard is true, but TensorBoard is not installed: "
+                          "pip install 'llmcls[tensorboard]'") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))

@@ -35,7 +35,7 @@ class PreparedData:
     tokenizer: Tokenizer
     vocab: Vocab
     labels: LabelMap
-    vectors: Vectors | None  # None when embeddings.source is none
+    vectors: Vectors | None  # None when embeddings.source is none, or when resuming a run
     train: Split
     valid: Split
     test: Split | None
@@ -79,8 +79,12 @@ def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = i
     return vectors
 
 
-def prepare_data(config: Config, on_event: EventHandler = ignore) -> PreparedData:
+def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab | None = None,
+                 labels: LabelMap | None = None) -> PreparedData:
     """Read, split, tokenize and encode the data of a run, and load its pretrained vectors.
+
+    Given the `vocab` and `labels` of an existing run (to resume it), those are used as they are and no
+    vectors are loaded.
 
     Raises:
         DataError: a file is unreadable, the training data has fewer than two classes, or valid/test have
@@ -94,7 +98,8 @@ def prepare_data(config: Config, on_event: EventHandler = ignore) -> PreparedDat
         train, valid = split_off(train, data.valid_fraction, config.seed)
     else:
         valid = read_split(data, data.valid)
-    labels = LabelMap.build(train.labels)
+    labels = labels or LabelMap.build(train.labels)
+    _check_labels(labels, train, data.train)
     if len(labels) < 2:
         raise DataError(f"{data.train}: the training data has a single class ({labels.labels[0]!r}); "
                         "a classifier needs at least two")
@@ -105,10 +110,12 @@ def prepare_data(config: Config, on_event: EventHandler = ignore) -> PreparedDat
 
     tokenizer = Tokenizer(config.tokenizer)
     train_tokens = tokenizer.tokenize(train.texts)
-    vocab = Vocab.build(train_tokens, config.vocab.max_size, config.vocab.min_freq)
-    vectors = load_config_vectors(config, vocab, on_event)
-    if vectors is not None and config.vocab.add_from_vectors:
-        vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
+    vectors = None
+    if vocab is None:
+        vocab = Vocab.build(train_tokens, config.vocab.max_size, config.vocab.min_freq)
+        vectors = load_config_vectors(config, vocab, on_event)
+        if vectors is not None and config.vocab.add_from_vectors:
+            vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
     ids, offsets = vocab.encode_all(train_tokens)
     del train_tokens
     return PreparedData(

@@ -1,0 +1,81 @@
+"""Plots of a run: loss and validation metric per epoch, and the best model's confusion matrix (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmcls.errors import RunError
+
+
+def _history(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no metrics.jsonl, so nothing to plot (is it a run directory?)")
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not records:
+        raise RunError(f"{path}: no finished epoch yet, so nothing to plot")
+    return records
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Write `plots/curves.png` and, once training has finished, `plots/confusion_matrix.png`.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        RunError: the directory holds no per-epoch metrics.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    history = _history(run_dir)
+    out_dir = run_dir / "plots"
+    out_dir.mkdir(exist_ok=True)
+    written = []
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax_loss.plot(epochs, [r["valid_loss"] for r in history], "o-", label="validation")
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_loss.legend()
+    for key, label in (("valid_accuracy", "accuracy"), ("valid_macro_f1", "macro-F1")):
+        ax_metric.plot(epochs, [r[key] for r in history], "o-", label=label)
+    best = [r for r in history if r.get("best")]
+    if best:
+        ax_metric.axvline(best[-1]["epoch"], color="grey", linestyle=":", label=f"best (epoch {best[-1]['epoch']})")
+    ax_metric.set(title="validation", xlabel="epoch")
+    ax_metric.legend()
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(run_dir.name)
+    written.append(out_dir / "curves.png")
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+
+    results_path = run_dir / "results.json"
+    if results_path.is_file():
+        report = json.loads(results_path.read_text(encoding="utf-8"))["valid"]
+        labels, matrix = report["labels"], report["confusion_matrix"]
+        size = max(4.0, 0.6 * len(labels) + 2)
+        fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
+        image = ax.imshow(matrix, cmap="Blues")
+        top = max(max(row) for row in matrix) or 1
+        for i, row in enumerate(matrix):
+            for j, count in enumerate(row):
+                ax.text(j, i, str(count), ha="center", va="center", color="white" if count > top / 2 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set(xlabel="predicted", ylabel="true",
+               title=f"validation, best model: accuracy {report['accuracy']:.3f}")
+        fig.colorbar(image, ax=ax)
+        written.append(out_dir / "confusion_matrix.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    return written
