@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from llmcls.artifacts import FORMAT_VERSION, atomic_write_bytes, load_run
+from llmcls.artifacts import FORMAT_VERSION, load_run
+from llmcls.fileio import atomic_write_bytes
 from llmcls.errors import RunError
 
 

@@ -41,7 +41,6 @@ def run_until_killed(config, run_dir, kill_at_step=None, kill_at_checkpoint_writ
         from llmcls.config import validate_config
         from llmcls.events import StepDone
         from llmcls.train import train
-        import llmcls.artifacts as artifacts
 
         config = validate_config(json.loads(sys.argv[1]), "test")
         steps = 0
@@ -63,7 +62,7 @@ def run_until_killed(config, run_dir, kill_at_step=None, kill_at_checkpoint_writ
                     os.kill(os.getpid(), signal.SIGKILL)
             real_replace(src, dst)
 
-        artifacts.os.replace = replace
+        os.replace = replace
         train(config, device="cpu", run_dir=sys.argv[2], on_event=on_event)
     """)
     proc = subprocess.run([sys.executable, "-c", script, json.dumps(config.to_dict()), str(run_dir)],

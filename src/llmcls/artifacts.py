@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,24 +27,11 @@ from llmcls import __version__
 from llmcls.config import Config, save_config, validate_config
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.errors import ConfigError, RunError
+from llmcls.fileio import atomic_write_bytes
 from llmcls.model import LstmClassifier, ModelArgs
 
 FORMAT_VERSION = 1
 RUN_FILES = ("config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:  # created with the usual permissions (umask), unlike mkstemp's 0600
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmcls.artifacts import atomic_write_bytes
 from llmcls.errors import RunError
+from llmcls.fileio import atomic_write_bytes
 
 CHECKPOINT = "checkpoint-last.pt"
 

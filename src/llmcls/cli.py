@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
 
+import click
 import typer
 
 from llmcls import __version__
@@ -31,7 +32,7 @@ DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N."
 
 @contextmanager
 def _user_errors(ctx: typer.Context) -> Iterator[None]:
-    """Show the project's errors as one line on stderr with exit code 1 (the traceback only with --debug)."""
+    """Show errors as one line on stderr with exit code 1 (130 for Ctrl-C); the traceback only with --debug."""
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     try:
         yield
@@ -41,8 +42,19 @@ def _user_errors(ctx: typer.Context) -> Iterator[None]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        if debug:
+            traceback.print_exc()
+        typer.echo("interrupted; a training run keeps its last checkpoint (continue it with --resume RUN_DIR)",
+                   err=True)
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        raise
+    except Exception as exc:  # a bug or an unforeseen condition: still one line, the traceback on request
+        if debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        typer.echo(f"error: {type(exc).__name__}{where}: {exc}; run with --debug for the traceback", err=True)
+        raise typer.Exit(1) from None
 
 
 def _version(value: bool) -> None:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmcls.errors import ConfigError
+from llmcls.fileio import atomic_write_text
 
 
 class _Section(BaseModel):
@@ -32,6 +33,7 @@ class DataConfig(_Section):
     header: bool = True
     encoding: str = "utf-8"
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    empty_texts: Literal["skip", "error"] = Field("skip", description="rows whose text is empty or whitespace")
 
     @model_validator(mode="after")
     def _columns_match_header(self) -> "DataConfig":
@@ -321,4 +323,4 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, config_path
 
 def save_config(config: Config, path: Path) -> None:
     """Write the resolved config (every default filled in) as YAML."""
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

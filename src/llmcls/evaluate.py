@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from llmcls.data.prepare import drop_empty_texts
 from llmcls.data.readers import read_examples
 from llmcls.errors import DataError
 from llmcls.inference import report_from_logits
@@ -31,6 +32,7 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
     examples = read_examples(data_path, data.text_column if text_column is None else text_column,
                              data.label_column if label_column is None else label_column,
                              fmt or data.format, data.header, data.encoding)
+    examples = drop_empty_texts(examples, data_path, data.empty_texts)
     labels = predictor.run.labels
     unseen = labels.unknown(examples.labels)
     if unseen:

@@ -41,6 +41,12 @@ def clear_for_new_run(run_dir: Path, overwrite: bool) -> None:
             entry.unlink()
 
 
+def discard_unused(run_dir: Path) -> None:
+    """Remove a directory this process created for a run that failed before writing anything of the run."""
+    if run_dir.is_dir() and not is_run_dir(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Delete temporary files left by a write that was killed before its rename; returns them."""
     stale = [p for p in run_dir.glob(".*.tmp") if p.is_file()]

@@ -24,7 +24,7 @@ from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.inference import predict_logits, report_from_logits
 from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
-from llmcls.rundir import clear_for_new_run, remove_stale_temporaries, run_lock
+from llmcls.rundir import clear_for_new_run, discard_unused, remove_stale_temporaries, run_lock
 
 
 @dataclass
@@ -180,14 +180,20 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     """
     device = device if isinstance(device, torch.device) else resolve_device(device)
     run_dir = Path(run_dir) if run_dir is not None else config.run_dir()
-    with run_lock(run_dir):
-        if resume:
-            remove_stale_temporaries(run_dir)
-            checkpoint = load_checkpoint(run_dir)
-        else:
-            clear_for_new_run(run_dir, overwrite)
-            checkpoint = None
-        return _train(config, device, run_dir, on_event, checkpoint)
+    created = not run_dir.exists()
+    try:
+        with run_lock(run_dir):
+            if resume:
+                remove_stale_temporaries(run_dir)
+                checkpoint = load_checkpoint(run_dir)
+            else:
+                clear_for_new_run(run_dir, overwrite)
+                checkpoint = None
+            return _train(config, device, run_dir, on_event, checkpoint)
+    except BaseException:
+        if created:  # e.g. a data file was missing: leave no empty run directory behind
+            discard_unused(run_dir)
+        raise
 
 
 def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,

@@ -48,6 +48,27 @@ def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
                          data.format, data.header, data.encoding)
 
 
+def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
+                     on_event: EventHandler = ignore) -> Examples:
+    """Remove rows whose text is empty or whitespace only (policy `skip`, counted in an Info event), or refuse
+    them (policy `error`).
+
+    Raises:
+        DataError: `error` policy and an empty text, or no text left at all.
+    """
+    empty = [i for i, text in enumerate(examples.texts) if not text.strip()]
+    if not empty:
+        return examples
+    if policy == "error":
+        raise DataError(f"{path}: {len(empty)} empty or whitespace-only texts (the first is record {empty[0] + 1}); "
+                        "set data.empty_texts: skip to leave them out")
+    if len(empty) == len(examples):
+        raise DataError(f"{path}: every text is empty")
+    on_event(Info(f"{path}: skipped {len(empty)} empty or whitespace-only texts"))
+    dropped = set(empty)
+    return examples.subset([i for i in range(len(examples)) if i not in dropped])
+
+
 def encode_texts(tokenizer: Tokenizer, vocab: Vocab, texts: list[str]) -> EncodedTexts:
     ids, offsets = vocab.encode_all(tokenizer(texts))
     return EncodedTexts(ids, offsets)
@@ -92,19 +113,19 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         EmbeddingsError: the vectors cannot be read.
     """
     data = config.data
-    train = read_split(data, data.train)
+    train = drop_empty_texts(read_split(data, data.train), data.train, data.empty_texts, on_event)
     valid_from_train = data.valid is None
     if valid_from_train:
         train, valid = split_off(train, data.valid_fraction, config.seed)
     else:
-        valid = read_split(data, data.valid)
+        valid = drop_empty_texts(read_split(data, data.valid), data.valid, data.empty_texts, on_event)
     labels = labels or LabelMap.build(train.labels)
     _check_labels(labels, train, data.train)
     if len(labels) < 2:
         raise DataError(f"{data.train}: the training data has a single class ({labels.labels[0]!r}); "
                         "a classifier needs at least two")
     _check_labels(labels, valid, data.valid or data.train)
-    test = read_split(data, data.test) if data.test else None
+    test = drop_empty_texts(read_split(data, data.test), data.test, data.empty_texts, on_event) if data.test else None
     if test is not None:
         _check_labels(labels, test, data.test)
 

@@ -9,7 +9,7 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from llmcls.errors import DataError
 
@@ -66,34 +66,38 @@ def _column_index(columns: list[str], column: str | int, role: str, path: Path) 
 def _read_delimited(fh: IO[str], path: Path, delimiter: str, text_column: str | int,
                     label_column: str | int | None, header: bool) -> Examples:
     csv.field_size_limit(sys.maxsize)  # long documents are legitimate; the tokenizer truncates them
-    reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
-    rows: Iterator[list[str]] = iter(reader)
-    first = next(rows, None)
-    if first is None:
-        raise DataError(f"{path}: file is empty")
-    columns = first if header else [str(i) for i in range(len(first))]
-    t_idx = _column_index(columns, text_column, "text", path)
-    l_idx = None if label_column is None else _column_index(columns, label_column, "label", path)
+    # CSV is read strictly (a stray quote is an error, not a silently merged row); TSV has no quoting at all.
+    if delimiter == ",":
+        reader = csv.reader(fh, strict=True)
+    else:
+        reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE)
     texts: list[str] = []
-    labels: list[str] | None = None if l_idx is None else []
-    needed = max(t_idx, l_idx if l_idx is not None else 0)
-
-    def take(row: list[str]) -> None:
-        if not row:  # a blank line
-            return
-        if len(row) <= needed:
-            raise DataError(f"{path}, line {reader.line_num}: expected at least {needed + 1} fields, found {len(row)}")
-        texts.append(row[t_idx])
-        if labels is not None:
-            labels.append(row[l_idx].strip())
-
+    labels: list[str] | None = None
+    needed = t_idx = l_idx = 0
+    start = 1  # the line where the current record starts
     try:
-        if not header:
-            take(first)
-        for row in rows:
-            take(row)
+        for row in reader:
+            if start == 1:
+                columns = row if header else [str(i) for i in range(len(row))]
+                t_idx = _column_index(columns, text_column, "text", path)
+                l_idx = None if label_column is None else _column_index(columns, label_column, "label", path)
+                labels = None if l_idx is None else []
+                needed = max(t_idx, l_idx if l_idx is not None else 0)
+                if header:
+                    start = reader.line_num + 1
+                    continue
+            if row:  # not a blank line
+                if len(row) <= needed:
+                    raise DataError(f"{path}, line {start}: expected at least {needed + 1} fields, found {len(row)}")
+                texts.append(row[t_idx])
+                if labels is not None:
+                    labels.append(row[l_idx].strip())
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: malformed row: {exc}") from None
+        raise DataError(f"{path}, line {start}: malformed {'CSV' if delimiter == ',' else 'TSV'} record: {exc}"
+                        f"{' (a quote that is never closed?)' if 'end of data' in str(exc) else ''}") from None
+    if start == 1:
+        raise DataError(f"{path}: file is empty")
     if not texts:
         raise DataError(f"{path}: no rows after the header")
     return Examples(texts, labels)
@@ -154,13 +158,27 @@ def read_examples(path: str | Path, text_column: str | int = "text", label_colum
             if fmt == "jsonl":
                 return _read_jsonl(fh, path, text_column, label_column)
             return _read_delimited(fh, path, "," if fmt == "csv" else "\t", text_column, label_column, header)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: bytes that are not {encoding} near byte offset {exc.start} of a chunk; "
-                        "set data.encoding (e.g. latin-1)") from None
+    except UnicodeDecodeError:
+        raise DataError(_describe_decode_error(path, encoding)) from None
     except LookupError:
         raise DataError(f"{path}: unknown encoding '{encoding}'") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _describe_decode_error(path: Path, encoding: str) -> str:
+    """Where a file stops being valid `encoding`: the exact byte offset and line (decoding the whole file again,
+    since the text reader only knows the offset inside its current chunk)."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (f"{path}, line {line}: bytes that are not {encoding} at byte offset {exc.start} "
+                f"({data[exc.start:exc.start + 4]!r}); set data.encoding (for example latin-1 or cp1252)")
+    return f"{path}: not valid {encoding}; set data.encoding"
 
 
 def split_off(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:

@@ -32,6 +32,11 @@ class Tokenizer:
                                   f"(pip install spacy-lookups-data): {exc}") from None
 
     def _docs(self, texts: Iterable[str], batch_size: int):
+        if self.config.max_tokens is not None:
+            # Tokenize only a head of each text that surely holds max_tokens tokens (a token and its space
+            # rarely take 64 characters), so a 1 MB text costs no more than a short one.
+            limit = self.config.max_tokens * 64
+            texts = (text[:limit] for text in texts)
         if self.config.lemmatize:
             return self._nlp.pipe(texts, batch_size=batch_size)
         return self._nlp.tokenizer.pipe(texts, batch_size=batch_size)

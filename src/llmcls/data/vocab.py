@@ -9,6 +9,8 @@ from typing import Iterable
 
 import numpy as np
 
+from llmcls.fileio import atomic_write_text
+
 PAD = "<pad>"
 UNK = "<unk>"
 
@@ -68,8 +70,7 @@ class Vocab:
         return np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False),
-                        encoding="utf-8")
+        atomic_write_text(path, json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
@@ -99,7 +100,7 @@ class LabelMap:
         return sorted(set(labels) - set(self.index))
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"labels": self.labels}, ensure_ascii=False), encoding="utf-8")
+        atomic_write_text(path, json.dumps({"labels": self.labels}, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path) -> "LabelMap":

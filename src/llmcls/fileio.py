@@ -1,0 +1,35 @@
+"""Writing files so that a crash, a kill or a full disk never leaves a half-written one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from llmcls.errors import RunError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never a mix.
+
+    Raises:
+        RunError: the file cannot be written (no space left, no permission, ...); the old file is untouched.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as fh:  # created with the usual permissions (umask), unlike mkstemp's 0600
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        kept = " (the previous version is kept)" if path.exists() else ""
+        raise RunError(f"{path}: cannot write: {exc.strerror or exc}{kept}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,262 @@
+"""What users get wrong, and what a hostile file could do: each case through the real CLI, in-process.
+
+Every failing case must exit non-zero with one line that names the culprit, print no traceback, and leave every
+file that existed before untouched.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from llmcls.cli import app
+
+from conftest import FIXTURES, SHIPPED_GLOVE
+
+runner = CliRunner()
+
+
+def write_config(tmp: Path, files: dict | None = None, **sections) -> Path:
+    raw = {"name": "t", "output_dir": str(tmp / "runs"),
+           "data": files or {"train": str(FIXTURES / "sst2_train.csv"), "valid": str(FIXTURES / "sst2_valid.csv")},
+           "embeddings": {"source": str(SHIPPED_GLOVE)},
+           "model": {"hidden_size": 8}, "train": {"epochs": 1, "threads": 1}}
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def data_file(tmp: Path, name: str, content: str | bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def train_on(tmp: Path, name: str, content: str | bytes, **sections) -> list:
+    path = data_file(tmp, name, content)
+    return ["train", "--config", write_config(tmp, {"train": str(path)}, **sections), "--device", "cpu"]
+
+
+def run_copy(tmp: Path, run: Path) -> Path:
+    target = tmp / "run"
+    shutil.copytree(run, target)
+    return target
+
+
+def damage(tmp: Path, run: Path, name: str, change) -> Path:
+    target = run_copy(tmp, run)
+    path = target / name
+    path.write_bytes(change(path.read_bytes()))
+    return target
+
+
+def other_version(tmp: Path, run: Path) -> Path:
+    target = run_copy(tmp, run)
+    meta = json.loads((target / "meta.json").read_text())
+    meta["format_version"] = 99
+    (target / "meta.json").write_text(json.dumps(meta))
+    return target
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+# id -> (build the arguments in a temporary directory, the text the one-line error must contain)
+CASES = {
+    # config
+    "config missing": (lambda t, r: ["train", "--config", t / "nope.yaml"], "nope.yaml: config file not found"),
+    "config not yaml": (lambda t, r: ["train", "--config", data_file(t, "c.yaml", "data: [oops\n")],
+                        "c.yaml: not valid YAML at line 2"),
+    "config not a mapping": (lambda t, r: ["train", "--config", data_file(t, "c.yaml", "- a\n- b\n")],
+                             "must be a YAML mapping of sections, but the file is a list"),
+    "config unknown key": (lambda t, r: ["train", "--config", write_config(t, model={"hiden_size": 3})],
+                           "unknown key 'model.hiden_size' (did you mean 'model.hidden_size'?)"),
+    "config wrong type": (lambda t, r: ["train", "--config", write_config(t, train={"epochs": "many"})],
+                          "train.epochs: Input should be a valid integer"),
+    "config negative lr": (lambda t, r: ["train", "--config", write_config(t, train={"lr": -0.1})],
+                           "train.lr: Input should be greater than 0"),
+    "config dropout 1": (lambda t, r: ["train", "--config", write_config(t, model={"dropout": 1.0})],
+                         "model.dropout: Input should be less than 1"),
+    "config zero epochs": (lambda t, r: ["train", "--config", write_config(t, train={"epochs": 0})],
+                           "train.epochs: Input should be greater than or equal to 1"),
+    "config batch size 0": (lambda t, r: ["train", "--config", write_config(t, train={"batch_size": 0})],
+                            "train.batch_size"),
+    "set unknown key": (lambda t, r: ["train", "--config", write_config(t), "--set", "train.learning_rate=1"],
+                        "--set train.learning_rate: no such config key"),
+    "set wrong type": (lambda t, r: ["train", "--config", write_config(t), "--set", "train.batch_size=big"],
+                       "train.batch_size: Input should be a valid integer"),
+    # data
+    "data missing": (lambda t, r: ["train", "--config", write_config(t, {"train": str(t / "gone.csv")})],
+                     "gone.csv: file not found"),
+    "data is a directory": (lambda t, r: ["train", "--config", write_config(t, {"train": str(t)}, data={"format": "csv"})],
+                            "is a directory, expected a data file"),
+    "data empty": (lambda t, r: train_on(t, "e.csv", ""), "e.csv: file is empty"),
+    "data header only": (lambda t, r: train_on(t, "h.csv", "text,label\n"), "h.csv: no rows after the header"),
+    "data no text column": (lambda t, r: train_on(t, "c.csv", "sentence,label\nhi,pos\n"),
+                            "no text column 'text'; columns found: 'sentence', 'label'"),
+    "data malformed row": (lambda t, r: train_on(t, "m.csv", "text,label\nok,pos\n\"never closed,neg\nx,pos\n"),
+                           "m.csv, line 3: malformed CSV record"),
+    "data too few fields": (lambda t, r: train_on(t, "f.csv", "text,label\nok,pos\nlonely\n"),
+                            "f.csv, line 3: expected at least 2 fields, found 1"),
+    "data not utf-8": (lambda t, r: train_on(t, "l.csv", b"text,label\nok,pos\ncaf\xe9 au lait,neg\n"),
+                       "l.csv, line 3: bytes that are not utf-8 at byte offset 21 (b'\\xe9 au')"),
+    "data unknown encoding": (lambda t, r: train_on(t, "u.csv", "text,label\nok,pos\n", data={"encoding": "klingon"}),
+                              "unknown encoding 'klingon'"),
+    "data empty texts refused": (lambda t, r: train_on(t, "w.csv", "text,label\ngood,pos\n   ,neg\nbad,neg\n",
+                                                       data={"empty_texts": "error"}),
+                                 "w.csv: 1 empty or whitespace-only texts (the first is record 2)"),
+    "data single class": (lambda t, r: train_on(t, "s.csv", "text,label\ngood,pos\nfine,pos\nnice,pos\n"),
+                          "the training data has a single class ('pos')"),
+    "data unseen valid labels": (
+        lambda t, r: ["train", "--config", write_config(t, {
+            "train": str(FIXTURES / "sst2_train.csv"),
+            "valid": str(data_file(t, "v.csv", "text,label\nmeh,neutral\n"))})],
+        "v.csv: labels not seen in the training data: 'neutral'"),
+    "jsonl broken line": (lambda t, r: train_on(t, "b.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "lab\n'),
+                          "b.jsonl, line 2: not valid JSON"),
+    # embeddings
+    "glove missing": (lambda t, r: ["train", "--config", write_config(t, embeddings={"source": str(t / "g.txt")})],
+                      "g.txt: vector file not found"),
+    "glove ragged": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2\n"))})], "g.txt, line 2: 2 values, expected 3"),
+    "glove dim": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(SHIPPED_GLOVE), "dim": 100})], "vectors have dimension 50, but embeddings.dim is 100"),
+    # runs
+    "eval not a run": (lambda t, r: ["eval", t / "nothing", "--data", FIXTURES / "sst2_valid.csv"],
+                       "nothing: no such run directory"),
+    "predict not a run": (lambda t, r: ["predict", FIXTURES, "hi"], "not a complete run directory, missing"),
+    "weights corrupt": (lambda t, r: ["predict", damage(t, r, "model.safetensors", lambda b: b"\x00" * len(b)), "hi"],
+                        "damaged run directory"),
+    "weights truncated": (lambda t, r: ["predict", damage(t, r, "model.safetensors", lambda b: b[:len(b) // 3]), "hi"],
+                          "damaged run directory"),
+    "weights are a pickle": (
+        lambda t, r: ["predict", damage(t, r, "model.safetensors", lambda b: pickle.dumps(Exploit())), "hi"],
+        "damaged run directory"),
+    "run from another version": (lambda t, r: ["predict", other_version(t, r), "hi"],
+                                 "run format version 99, this llmcls"),
+    "eval unknown labels": (lambda t, r: ["eval", r, "--data", data_file(t, "odd.csv", "text,label\nhm,neutral\n")],
+                            "labels the model was not trained on: 'neutral'"),
+    "resume nothing": (lambda t, r: ["train", "--resume", t / "nothing"], "config.yaml: config file not found"),
+    "train into existing run": (lambda t, r: ["train", "--config", write_config(t), "--run-dir", run_copy(t, r)],
+                                "already exists and is not empty; continue it with --resume"),
+    # devices
+    "device cuda without cuda": (lambda t, r: ["predict", r, "hi", "--device", "cuda"], "CUDA is not available"),
+    "device nonsense": (lambda t, r: ["predict", r, "hi", "--device", "tpu"], "expected auto, cpu, cuda or cuda:N"),
+}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_error_case(case, tmp_path, trained_sst2, monkeypatch):
+    if case == "device cuda without cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.chdir(tmp_path)
+    build, culprit = CASES[case]
+    args = [str(a) for a in build(tmp_path, trained_sst2.run_dir)]
+    before = snapshot(tmp_path)
+    run_before = snapshot(trained_sst2.run_dir)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert culprit in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    after = snapshot(tmp_path)
+    assert {k: after.get(k) for k in before} == before
+    assert not (tmp_path / "runs" / "t").exists() or (tmp_path / "runs" / "t" / "meta.json").exists()
+    assert snapshot(trained_sst2.run_dir) == run_before
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_cuda_index_beyond_the_gpus_present(trained_sst2, monkeypatch):
+    """The one case that needs a GPU: pretend there is exactly one."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    result = runner.invoke(app, ["predict", str(trained_sst2.run_dir), "hi", "--device", "cuda:7"])
+    assert result.exit_code == 1
+    assert "--device cuda:7: this machine has 1 CUDA device(s), numbered 0 to 0" in result.output
+
+
+def test_no_space_left_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import os
+
+    from llmcls.checkpoint import load_checkpoint
+
+    config = write_config(tmp_path)
+    run_dir = tmp_path / "runs" / "t"
+    assert runner.invoke(app, ["train", "--config", str(config), "-q"]).exit_code == 0
+    before = (run_dir / "checkpoint-last.pt").read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(".checkpoint-last.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    result = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.epochs=2", "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "checkpoint-last.pt: cannot write: No space left on device (the previous version is kept)" in result.output
+    assert (run_dir / "checkpoint-last.pt").read_bytes() == before
+    assert load_checkpoint(run_dir)["state"]["epoch"] == 2
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_ctrl_c_exits_cleanly_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    import llmcls.train as training
+
+    calls = {"n": 0}
+    real = training.compute_loss
+
+    def interrupted(criterion, logits, targets):
+        if logits.requires_grad:
+            calls["n"] += 1
+            if calls["n"] == 50:  # in epoch 2 (38 batches an epoch)
+                raise KeyboardInterrupt
+        return real(criterion, logits, targets)
+
+    monkeypatch.setattr(training, "compute_loss", interrupted)
+    config = write_config(tmp_path, train={"epochs": 3, "batch_size": 16})
+    result = runner.invoke(app, ["train", "--config", str(config), "-q"])
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert "interrupted" in result.output and "--resume" in result.output
+    monkeypatch.setattr(training, "compute_loss", real)
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "runs" / "t"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "runs" / "t" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_inputs_that_are_odd_but_legal(tmp_path, trained_sst2):
+    """Huge CSV fields, a 1 MB text, TSV with stray quotes, and predictions on strange texts all work."""
+    huge = "word " * 60_000  # 300 kB in one field: beyond the csv module's default 128 kB limit
+    big = "this film is great . " * 50_000  # 1 MB
+    rows = "".join(f"{t}\t{l}\n" for t, l in [('he said "hi', "pos"), ("a 'quoted\" mess", "neg"),
+                                              (huge, "pos"), (big, "neg")] * 3)
+    path = data_file(tmp_path, "odd.tsv", "text\tlabel\n" + rows)
+    config = write_config(tmp_path, {"train": str(path), "valid": str(path)}, tokenizer={"max_tokens": 50})
+    result = runner.invoke(app, ["train", "--config", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    texts = ["", "?!...", "zxqv blorft quux", "🎬🍿 fantastique ! 素晴らしい映画", "great " * 20_000]
+    result = runner.invoke(app, ["predict", str(trained_sst2.run_dir), *texts, "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["text"] for line in lines] == texts
+    assert all(line["label"] in {"negative", "positive"} and 0.5 <= line["probability"] <= 1 for line in lines)
