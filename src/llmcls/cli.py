@@ -175,6 +175,26 @@ def predict(
             typer.echo(format_predictions(predictions, top_k))
 
 
+@app.command()
+def profile(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Texts to measure on (default: the run's validation file)."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Training batch size (default: the run's)."),
+    seconds: float = typer.Option(10.0, min=0.1, help="About how long to measure training, and prediction."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Cost per token of a run's model: FLOPs per token (forward and training step), measured training and
+    prediction tokens/s, achieved FLOP/s, and on the CPU the cycles per token and the share of the peak."""
+    with _user_errors(ctx):
+        from llmcls.profiling import profile_run
+        from llmcls.render import format_profile
+
+        figures = profile_run(run, data, device, batch_size, seconds)
+        typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
+
+
 def _column(value: str | None) -> str | int | None:
     """A column given on the command line: digits mean an index."""
     return int(value) if value is not None and value.isdigit() else value

@@ -49,6 +49,41 @@ def format_predictions(predictions: list, top_k: int) -> str:
     return "\n".join(lines)
 
 
+def format_profile(p: dict[str, Any]) -> str:
+    """The figures of `llmcls profile` as aligned lines."""
+    def si(x: float | None, unit: str) -> str:
+        if x is None:
+            return "unknown"
+        for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(x) >= factor:
+                return f"{x / factor:.2f} {prefix}{unit}"
+        return f"{x:.1f} {unit}"
+
+    m = p["model"]
+    lines = [
+        f"run          {p['run']}  ({'Bi' if m['bidirectional'] else ''}LSTM {m['num_layers']}x{m['hidden_size']}, "
+        f"{m['embedding_dim']}d embeddings, {p['parameters']:,} parameters)",
+        f"measured on  {p['data']}: {p['texts']} texts, {p['mean_tokens_per_text']:.1f} tokens each; {p['device']}"
+        + (f", {p['threads']} threads" if "threads" in p else f", {p.get('gpu', '')}"),
+        f"FLOPs/token  forward {si(p['flops_per_token_forward'], 'FLOP')}, "
+        f"training step {si(p['flops_per_token_train_step'], 'FLOP')}",
+        f"training     {p['train_tokens_per_s']:,.0f} tokens/s (batch {p['train_batch_size']}) = "
+        f"{si(p['train_flop_per_s'], 'FLOP/s')}",
+        f"prediction   {p['predict_tokens_per_s']:,.0f} tokens/s, {p['predict_texts_per_s']:,.0f} texts/s = "
+        f"{si(p['predict_flop_per_s'], 'FLOP/s')}",
+    ]
+    if "clock_hz" in p:
+        lines += [
+            f"CPU          {p['cpu']}, {p['threads']} of {p['cpu_cores']} cores at {si(p['clock_hz'], 'Hz')}; "
+            f"float32 peak {si(p['peak_flop_per_s'], 'FLOP/s')}",
+            f"cycles/token training {p['train_cycles_per_token']:,.0f}, prediction {p['predict_cycles_per_token']:,.0f}"
+            if p["train_cycles_per_token"] else "cycles/token unknown (no clock reading)",
+        ]
+        if p["train_share_of_peak"]:
+            lines.append(f"training runs at {p['train_share_of_peak']:.0%} of the CPU's float32 peak")
+    return "\n".join(lines)
+
+
 def format_epoch(record: dict[str, Any], improved: bool) -> str:
     return (f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "
             f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f} macro-F1 {record['valid_macro_f1']:.4f}"
