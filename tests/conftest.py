@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 SHIPPED_GLOVE = ROOT / "data" / "glove.6B.50d.sst2.txt.gz"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Caches (tokens, downloads) go to a directory of this test session, never to the user's ~/.cache.
+os.environ["LLMCLS_CACHE"] = tempfile.mkdtemp(prefix="llmcls-test-cache-")
 
 
 def small_config(tmp_path: Path, dataset: str = "sst2", **sections) -> Config:

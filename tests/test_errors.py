@@ -178,7 +178,9 @@ def test_error_case(case, tmp_path, trained_sst2, monkeypatch):
     assert result.exit_code == 1, result.output
     assert culprit in result.output
     assert "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
+    lines = result.output.strip().splitlines()  # progress lines may come first; the error is one line, last
+    assert lines[-1].startswith("error: ") and culprit in lines[-1]
+    assert sum(line.startswith("error: ") for line in lines) == 1, result.output
     after = snapshot(tmp_path)
     assert {k: after.get(k) for k in before} == before
     assert not (tmp_path / "runs" / "t").exists() or (tmp_path / "runs" / "t" / "meta.json").exists()

@@ -52,6 +52,8 @@ class TokenizerConfig(_Section):
     max_tokens: int | None = Field(None, ge=1)
     remove_stopwords: bool = False
     lemmatize: bool = False
+    cache: bool = Field(True, description="keep tokenized training data on disk, keyed by texts and settings")
+    cache_dir: str | None = Field(None, description="default: ~/.cache/llmcls/tokens, or $LLMCLS_CACHE/tokens")
 
 
 class VocabConfig(_Section):
@@ -120,7 +122,7 @@ class TrainConfig(_Section):
 # Keys that may change when a run is resumed: they do not alter what has been computed so far.
 SAFE_ON_RESUME = frozenset({
     "train.epochs", "train.patience", "train.eval_batch_size", "train.threads", "train.checkpoint_every_steps",
-    "train.tensorboard", "train.plots",
+    "train.tensorboard", "train.plots", "tokenizer.cache", "tokenizer.cache_dir",
 })
 
 

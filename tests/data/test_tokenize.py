@@ -35,3 +35,38 @@ def test_batches_keep_order():
     texts = [f"text number {i}" for i in range(2500)]
     out = Tokenizer(TokenizerConfig()).tokenize(texts)
     assert [o[-1] for o in out] == [str(i) for i in range(2500)]
+
+
+def test_compact_form_equals_token_lists():
+    from conftest import FIXTURES
+    from llmcls.data.readers import read_examples
+
+    texts = read_examples(FIXTURES / "sst2_train.csv").texts + ["", "   "]
+    t = Tokenizer(TokenizerConfig())
+    many = t.tokenize_many(texts)
+    assert [many.tokens(i) for i in range(len(many))] == t.tokenize(texts)
+    assert many.ids.dtype.name == "int32" and len(set(many.table)) == len(many.table)
+
+
+def test_cache_hit_skips_spacy_and_keys_on_texts_and_settings(tmp_path):
+    texts = ["A fine film.", "", "Dull, dull, dull!"]
+    first = Tokenizer(TokenizerConfig(), cache_dir=tmp_path).tokenize_many(texts)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    again = Tokenizer(TokenizerConfig(), cache_dir=tmp_path)
+    cached = again.tokenize_many(texts)
+    assert not again.spacy_loaded  # served from disk
+    assert [cached.tokens(i) for i in range(3)] == [first.tokens(i) for i in range(3)]
+    cased = Tokenizer(TokenizerConfig(lower=False), cache_dir=tmp_path)
+    assert cased.tokenize_many(texts).tokens(0) == ["A", "fine", "film", "."]
+    other = Tokenizer(TokenizerConfig(), cache_dir=tmp_path)
+    other.tokenize_many(texts + ["more"])
+    assert other.spacy_loaded and len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_damaged_cache_is_ignored(tmp_path):
+    texts = ["good", "bad"]
+    Tokenizer(TokenizerConfig(), cache_dir=tmp_path).tokenize_many(texts)
+    for path in tmp_path.glob("*.npz"):
+        path.write_bytes(b"garbage")
+    t = Tokenizer(TokenizerConfig(), cache_dir=tmp_path)
+    assert t.tokenize_many(texts).tokens(1) == ["bad"] and t.spacy_loaded

@@ -40,3 +40,21 @@ def test_extend_appends_pretrained_words_after_training_tokens(tmp_path):
     v.save(tmp_path / "v.json")
     loaded = Vocab.load(tmp_path / "v.json")
     assert (loaded.itos, loaded.trainable) == (v.itos, 4)
+
+
+def test_compact_build_and_encode_equal_the_plain_ones():
+    from conftest import FIXTURES
+    from llmcls.config import TokenizerConfig
+    from llmcls.data.readers import read_examples
+    from llmcls.data.tokenize import Tokenizer
+
+    texts = read_examples(FIXTURES / "sst2_train.csv").texts + ["", "zzzz unseen", ""]
+    t = Tokenizer(TokenizerConfig())
+    lists, many = t.tokenize(texts), t.tokenize_many(texts)
+    for max_size, min_freq in ((25_000, 1), (100, 1), (25_000, 3)):
+        plain = Vocab.build(lists[:-3], max_size, min_freq)
+        compact = Vocab.build_from(t.tokenize_many(texts[:-3]), max_size, min_freq)
+        assert compact.itos == plain.itos
+    ids, offsets = plain.encode_tokenized(many)
+    expected_ids, expected_offsets = plain.encode_all(lists)
+    assert ids.tolist() == expected_ids.tolist() and offsets.tolist() == expected_offsets.tolist()

@@ -14,7 +14,7 @@ from llmcls.data.batching import EncodedTexts
 from llmcls.data.readers import Examples, read_examples, split_off
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
-from llmcls.embeddings import Vectors, load_vectors, wanted_words
+from llmcls.embeddings import Vectors, default_cache_dir, load_vectors, wanted_words
 from llmcls.errors import DataError, EmbeddingsError
 from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
@@ -70,8 +70,15 @@ def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
 
 
 def encode_texts(tokenizer: Tokenizer, vocab: Vocab, texts: list[str]) -> EncodedTexts:
-    ids, offsets = vocab.encode_all(tokenizer(texts))
-    return EncodedTexts(ids, offsets)
+    return EncodedTexts(*vocab.encode_tokenized(tokenizer.tokenize_many(texts)))
+
+
+def make_tokenizer(config: Config) -> Tokenizer:
+    """The tokenizer of a config, with its on-disk cache unless `tokenizer.cache` is false."""
+    cache_dir = None
+    if config.tokenizer.cache:
+        cache_dir = Path(config.tokenizer.cache_dir) if config.tokenizer.cache_dir else default_cache_dir() / "tokens"
+    return Tokenizer(config.tokenizer, cache_dir)
 
 
 def _check_labels(labels: LabelMap, examples: Examples, path: str) -> None:
@@ -129,15 +136,18 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     if test is not None:
         _check_labels(labels, test, data.test)
 
-    tokenizer = Tokenizer(config.tokenizer)
-    train_tokens = tokenizer.tokenize(train.texts)
+    tokenizer = make_tokenizer(config)
+    t0 = time.perf_counter()
+    train_tokens = tokenizer.tokenize_many(train.texts)
+    on_event(Info(f"tokenized {len(train_tokens)} training texts in {time.perf_counter() - t0:.1f}s "
+                  f"({len(train_tokens.ids):,} tokens{'' if tokenizer.spacy_loaded else ', from the cache'})"))
     vectors = None
     if vocab is None:
-        vocab = Vocab.build(train_tokens, config.vocab.max_size, config.vocab.min_freq)
+        vocab = Vocab.build_from(train_tokens, config.vocab.max_size, config.vocab.min_freq)
         vectors = load_config_vectors(config, vocab, on_event)
         if vectors is not None and config.vocab.add_from_vectors:
             vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
-    ids, offsets = vocab.encode_all(train_tokens)
+    ids, offsets = vocab.encode_tokenized(train_tokens)
     del train_tokens
     return PreparedData(
         tokenizer=tokenizer,

@@ -1,35 +1,72 @@
-"""Tokenization with spaCy's rule-based tokenizer (no model download), and the optional preprocessing steps."""
+"""Tokenization with spaCy's rule-based tokenizer (no model download), the optional preprocessing steps, and
+a compact representation of many tokenized texts that can be cached on disk."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from llmcls.config import TokenizerConfig
+from llmcls.data import token_cache
 from llmcls.errors import ConfigError
 
 
+@dataclass
+class TokenizedTexts:
+    """Tokens of many texts without a Python object per token: text i is
+    `[table[j] for j in ids[offsets[i]:offsets[i + 1]]]`."""
+
+    table: list[str]  # each distinct token once
+    ids: np.ndarray  # [total_tokens] int32, indices into `table`
+    offsets: np.ndarray  # [n_texts + 1] int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def tokens(self, i: int) -> list[str]:
+        return [self.table[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
+
+
 class Tokenizer:
-    """Turns texts into lists of token strings, as the config says.
+    """Turns texts into tokens, as the config says.
 
     Steps, in order: spaCy tokenization, optional lemmatization (spaCy's lookup tables), optional stop-word
     removal (spaCy's list), optional lowercasing, optional truncation to `max_tokens`.
+    spaCy is loaded on first use, so a run whose tokens are all cached never imports it.
     """
 
-    def __init__(self, config: TokenizerConfig):
-        import spacy
-
+    def __init__(self, config: TokenizerConfig, cache_dir: Path | None = None):
+        """`cache_dir`: where `tokenize_many` keeps its results; None for no cache."""
         self.config = config
-        try:
-            self._nlp = spacy.blank(config.lang)
-        except (ImportError, KeyError, ValueError) as exc:
-            raise ConfigError(f"tokenizer.lang: spaCy has no language '{config.lang}' ({exc})") from None
-        if config.lemmatize:
-            self._nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+        self.cache_dir = cache_dir
+        self._nlp = None
+
+    @property
+    def spacy_loaded(self) -> bool:
+        return self._nlp is not None
+
+    @property
+    def nlp(self):
+        if self._nlp is None:
+            import spacy
+
+            config = self.config
             try:
-                self._nlp.initialize()
-            except (ValueError, OSError) as exc:
-                raise ConfigError(f"tokenizer.lemmatize: no lookup lemma tables for '{config.lang}' "
-                                  f"(pip install spacy-lookups-data): {exc}") from None
+                nlp = spacy.blank(config.lang)
+            except (ImportError, KeyError, ValueError) as exc:
+                raise ConfigError(f"tokenizer.lang: spaCy has no language '{config.lang}' ({exc})") from None
+            if config.lemmatize:
+                nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+                try:
+                    nlp.initialize()
+                except (ValueError, OSError) as exc:
+                    raise ConfigError(f"tokenizer.lemmatize: no lookup lemma tables for '{config.lang}' "
+                                      f"(pip install spacy-lookups-data): {exc}") from None
+            self._nlp = nlp
+        return self._nlp
 
     def _docs(self, texts: Iterable[str], batch_size: int):
         if self.config.max_tokens is not None:
@@ -38,8 +75,8 @@ class Tokenizer:
             limit = self.config.max_tokens * 64
             texts = (text[:limit] for text in texts)
         if self.config.lemmatize:
-            return self._nlp.pipe(texts, batch_size=batch_size)
-        return self._nlp.tokenizer.pipe(texts, batch_size=batch_size)
+            return self.nlp.pipe(texts, batch_size=batch_size)
+        return self.nlp.tokenizer.pipe(texts, batch_size=batch_size)
 
     def __call__(self, texts: Iterable[str], batch_size: int = 1000) -> Iterable[list[str]]:
         """Yield the tokens of each text, in order."""
@@ -57,3 +94,24 @@ class Tokenizer:
 
     def tokenize(self, texts: Iterable[str]) -> list[list[str]]:
         return list(self(texts))
+
+    def tokenize_many(self, texts: list[str]) -> TokenizedTexts:
+        """Tokenize a corpus into the compact form, from the cache when these texts were tokenized before with
+        the same settings."""
+        key = None
+        if self.cache_dir is not None:
+            key = token_cache.cache_key(texts, self.config.model_dump(mode="json", exclude={"cache", "cache_dir"}))
+            cached = token_cache.load(self.cache_dir, key)
+            if cached is not None:
+                return TokenizedTexts(*cached)
+        index: dict[str, int] = {}
+        ids: list[int] = []
+        offsets = [0]
+        for tokens in self(texts):
+            for token in tokens:
+                ids.append(index.setdefault(token, len(index)))
+            offsets.append(len(ids))
+        result = TokenizedTexts(list(index), np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64))
+        if key is not None:
+            token_cache.save(self.cache_dir, key, result.table, result.ids, result.offsets)
+        return result

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from llmcls.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from llmcls.data.tokenize import TokenizedTexts
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -48,8 +51,30 @@ class Vocab:
         ranked = sorted((item for item in counts.items() if item[1] >= min_freq), key=lambda tf: (-tf[1], tf[0]))
         return cls([PAD, UNK] + [token for token, _ in ranked[:max_size]])
 
+    @classmethod
+    def build_from(cls, tokenized: "TokenizedTexts", max_size: int = 25_000, min_freq: int = 1) -> "Vocab":
+        """As `build`, counting the compact form with one bincount instead of a Python loop over tokens."""
+        counts = np.bincount(tokenized.ids, minlength=len(tokenized.table))
+        ranked = sorted((i for i in range(len(tokenized.table))
+                         if counts[i] >= min_freq and tokenized.table[i] not in (PAD, UNK)),
+                        key=lambda i: (-counts[i], tokenized.table[i]))
+        return cls([PAD, UNK] + [tokenized.table[i] for i in ranked[:max_size]])
+
     def __len__(self) -> int:
         return len(self.itos)
+
+    def encode_tokenized(self, tokenized: "TokenizedTexts") -> tuple[np.ndarray, np.ndarray]:
+        """As `encode_all`, vectorised: one id lookup per distinct token; an empty text becomes one `<unk>`."""
+        unk = self.unk_index
+        lookup = np.asarray([self.stoi.get(token, unk) for token in tokenized.table] or [unk], dtype=np.int64)
+        ids = lookup[tokenized.ids]
+        lengths = np.diff(tokenized.offsets)
+        empty = np.flatnonzero(lengths == 0)
+        if len(empty):
+            ids = np.insert(ids, tokenized.offsets[empty], unk)
+            lengths = np.maximum(lengths, 1)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return ids, offsets
 
     def encode(self, tokens: list[str]) -> list[int]:
         """Ids of `tokens`; unknown tokens map to `<unk>`, and an empty list to a single `<unk>`."""
