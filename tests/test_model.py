@@ -39,6 +39,27 @@ def test_backward_direction_sees_the_true_end():
     torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("bidirectional,layers", [(True, 1), (False, 1), (False, 2), (True, 2)])
+def test_lstm_by_direction_equals_the_packed_lstm(bidirectional, layers):
+    """The CPU path (one unpacked call per layer and direction) must compute the packed LSTM: outputs at real
+    positions, final states and every parameter's gradient."""
+    model = make("last", bidirectional=bidirectional, num_layers=layers)
+    embedded = torch.randn(5, 7, 8)
+    lengths = torch.tensor([7, 3, 1, 7, 2])
+    real = (torch.arange(7)[None, :] < lengths[:, None]).unsqueeze(-1)
+    results = []
+    for path in (model._lstm_packed, model._lstm_by_direction):
+        model.zero_grad()
+        outputs, final = path(embedded, lengths)
+        ((outputs * real).pow(2).sum() + final.sum()).backward()
+        results.append((outputs * real, final, [p.grad.clone() for p in model.lstm.parameters()]))
+    (packed_out, packed_final, packed_grads), (split_out, split_final, split_grads) = results
+    torch.testing.assert_close(split_out, packed_out, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(split_final, packed_final, rtol=1e-5, atol=1e-6)
+    for split_grad, packed_grad in zip(split_grads, packed_grads):
+        torch.testing.assert_close(split_grad, packed_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_pad_row_gets_no_gradient():
     model = make().train()
     out = model(torch.tensor([[3, 4, 0]]), torch.tensor([2]))

@@ -177,3 +177,14 @@ def test_auto_class_weights_by_hand():
     assert class_weights(TrainConfig(), labels, targets) is None
     given = class_weights(TrainConfig(class_weights={"b": 5.0}), labels, targets)
     assert given.tolist() == [1.0, 5.0, 1.0]
+
+
+def test_bf16_precision_trains_close_to_float32(tmp_path):
+    """bfloat16 autocast runs the forward pass in bf16 (weights stay float32) and learns as float32 does."""
+    fp32 = train(small_config(tmp_path / "fp32", train={"epochs": 3}), device="cpu")
+    bf16 = train(small_config(tmp_path / "bf16", train={"epochs": 3, "precision": "bf16"}), device="cpu")
+    assert bf16.history[-1]["train_loss"] < 0.8 * bf16.history[0]["train_loss"]
+    assert bf16.history[-1]["train_loss"] == pytest.approx(fp32.history[-1]["train_loss"], rel=0.05)
+    assert abs(bf16.valid["accuracy"] - fp32.valid["accuracy"]) <= 0.05
+    assert all(t.dtype == torch.float32 for t in load_run(bf16.run_dir).model.state_dict().values()
+               if t.is_floating_point())

@@ -1,4 +1,4 @@
-"""The classifier: embedding -> dropout -> (bi)LSTM over packed sequences -> pooled states -> dropout -> linear."""
+"""The classifier: embedding -> dropout -> (bi)LSTM over variable-length texts -> pooled states -> dropout -> linear."""
 
 from __future__ import annotations
 
@@ -66,28 +66,80 @@ class LstmClassifier(nn.Module):
         """Logits of a batch.
 
         Args:
-            token_ids: [batch, seq_len] int64, padded with `pad_index`.
+            token_ids: [batch, seq_len] int64, padded with `pad_index` at the end.
             lengths: [batch] int64 on the CPU, each >= 1.
 
         Returns:
             [batch, num_outputs] float logits.
         """
         embedded = self.embedding_dropout(self.embed(token_ids))  # [batch, seq_len, emb]
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        outputs, (hidden, _) = self.lstm(packed)  # hidden: [layers * dirs, batch, hidden], in input order
+        if embedded.device.type == "cpu":
+            outputs, final = self._lstm_by_direction(embedded, lengths.to(embedded.device))
+        else:
+            outputs, final = self._lstm_packed(embedded, lengths)
         pieces = []
         if self.args.pooling in ("last", "last_max"):
-            top = hidden[-2:] if self.args.bidirectional else hidden[-1:]
-            pieces.append(torch.cat(list(top), dim=1))  # [batch, dirs * hidden]
+            pieces.append(final)  # [batch, dirs * hidden]
         if self.args.pooling in ("max", "mean", "last_max"):
-            padded, _ = pad_packed_sequence(outputs, batch_first=True)  # [batch, max_len, dirs * hidden]
-            steps = torch.arange(padded.size(1), device=padded.device)
-            mask = (steps[None, :] < lengths.to(padded.device)[:, None]).unsqueeze(-1)  # [batch, max_len, 1]
+            steps = torch.arange(outputs.size(1), device=outputs.device)
+            mask = (steps[None, :] < lengths.to(outputs.device)[:, None]).unsqueeze(-1)  # [batch, max_len, 1]
             if self.args.pooling == "mean":
-                pieces.append((padded * mask).sum(1) / mask.sum(1))
+                pieces.append((outputs * mask).sum(1) / mask.sum(1))
             else:
-                pieces.append(padded.masked_fill(~mask, float("-inf")).amax(1))
+                pieces.append(outputs.masked_fill(~mask, float("-inf")).amax(1))
         return self.head(self.dropout(torch.cat(pieces, dim=1)))
+
+    def _lstm_packed(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM over a packed batch (cuDNN's fast path on CUDA).
+
+        Returns:
+            outputs [batch, max_len, dirs * hidden] (zeros after each text's end), final states of the top layer
+            [batch, dirs * hidden] (forward: at the text's last token; backward: at its first).
+        """
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, (hidden, _) = self.lstm(packed)  # hidden: [layers * dirs, batch, hidden], in input order
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
+        top = hidden[-2:] if self.args.bidirectional else hidden[-1:]
+        return outputs, torch.cat(list(top), dim=1)
+
+    def _lstm_by_direction(self, embedded: torch.Tensor,
+                           lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same LSTM as `_lstm_packed`, computed one layer and direction at a time over the padded batch.
+
+        Why: on the CPU a packed batch takes PyTorch's slow per-step path, while an unpacked one takes oneDNN's
+        fused LSTM (which also runs in bfloat16 under autocast, on AMX where the CPU has it). Padding sits after
+        each text's end, so the forward direction never sees it before a real token; the backward direction runs
+        forward over each text reversed within its own length, which keeps the padding at the end there too.
+        The outputs at real positions equal the packed LSTM's (tested); those at padding are ignored.
+
+        Returns:
+            as `_lstm_packed` (outputs at padded positions are not zero here; callers mask them).
+        """
+        lstm, hidden_size = self.lstm, self.args.hidden_size
+        batch, max_len = embedded.shape[:2]
+        steps = torch.arange(max_len, device=embedded.device)
+        # [batch, max_len]: position t of the reversed text holds token (length - 1 - t); padding stays in place.
+        reverse = torch.where(steps[None, :] < lengths[:, None], lengths[:, None] - 1 - steps[None, :], steps[None, :])
+
+        def flip(x: torch.Tensor) -> torch.Tensor:  # [batch, max_len, features], its own inverse
+            return x.gather(1, reverse.unsqueeze(-1).expand(-1, -1, x.size(2)))
+
+        zeros = embedded.new_zeros(1, batch, hidden_size)
+        x = embedded
+        for layer in range(self.args.num_layers):
+            if layer > 0 and lstm.dropout and self.training:
+                x = nn.functional.dropout(x, lstm.dropout, training=True)
+            directions = []
+            for suffix in ("", "_reverse") if self.args.bidirectional else ("",):
+                weights = [getattr(lstm, f"{name}_l{layer}{suffix}")
+                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inputs = flip(x) if suffix else x
+                out, _, _ = torch.lstm(inputs, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)
+                directions.append(flip(out) if suffix else out)
+            x = torch.cat(directions, dim=2)  # [batch, max_len, dirs * hidden]
+        last = x[torch.arange(batch, device=x.device), lengths - 1, :hidden_size]
+        final = torch.cat([last, x[:, 0, hidden_size:]], dim=1) if self.args.bidirectional else last
+        return x, final
 
 
 class WeightedBCEWithLogitsLoss(nn.Module):

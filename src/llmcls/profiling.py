@@ -115,7 +115,9 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
             start, trained_tokens = time.perf_counter(), 0
         batch = batches[steps % len(batches)]
         token_ids, lengths = collate(texts, batch, run.vocab.pad_index)
-        loss = compute_loss(criterion, model(token_ids.to(device), lengths), targets[batch].to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+            logits = model(token_ids.to(device), lengths)
+        loss = compute_loss(criterion, logits.float(), targets[batch].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.train.grad_clip:
@@ -136,6 +138,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
         "texts": len(texts),
         "mean_tokens_per_text": n_tokens / len(texts),
         "device": str(device),
+        "precision": cfg.train.precision,
         "model": run.model.args.to_dict(),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "flops_per_token_forward": flops["forward"],

@@ -237,7 +237,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     on_event(Info(f"model: {'Bi' if m.bidirectional else ''}LSTM {m.num_layers}x{m.hidden_size}, pooling {m.pooling}, "
                   f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
                   f"{device}; {cfg.optimizer} lr {cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}, "
-                  f"{cfg.epochs} epochs; resolved config: {run_dir / 'config.yaml'}"))
+                  f"{cfg.epochs} epochs, {cfg.precision}; resolved config: {run_dir / 'config.yaml'}"))
 
     def save_last() -> None:
         save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -252,8 +252,9 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
         t_start = time.perf_counter()
         for batch in batches[state.step:]:
             token_ids, lengths = collate(data.train.texts, batch, data.vocab.pad_index)
-            logits = model(token_ids.to(device, non_blocking=True), lengths)
-            loss = compute_loss(criterion, logits, targets[batch].to(device, non_blocking=True))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                logits = model(token_ids.to(device, non_blocking=True), lengths)
+                loss = compute_loss(criterion, logits.float(), targets[batch].to(device, non_blocking=True))
             batch_loss = loss.item()
             if not math.isfinite(batch_loss):
                 raise TrainingError(f"the training loss became {batch_loss} at epoch {epoch}, batch {state.step + 1}; "
