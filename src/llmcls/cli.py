@@ -6,6 +6,7 @@ Heavy modules (torch, spaCy) are imported inside the commands so that `--help` s
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import click
 import typer
 
 from llmcls import __version__
-from llmcls.errors import LlmclsError
+from llmcls.errors import LlmclsError, RemoteError
 
 app = typer.Typer(
     name="llmcls",
@@ -32,20 +33,28 @@ DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N."
 
 @contextmanager
 def _user_errors(ctx: typer.Context) -> Iterator[None]:
-    """Show errors as one line on stderr with exit code 1 (130 for Ctrl-C); the traceback only with --debug."""
+    """Show errors as one line on stderr with exit code 1 (130 for Ctrl-C); the traceback only with --debug.
+
+    Of several training processes, process 0 reports an interruption or an error they share; the others name
+    themselves in errors of their own.
+    """
     debug = bool(ctx.obj and ctx.obj.get("debug"))
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun
     try:
         yield
+    except RemoteError:  # reported by the process where it happened
+        raise typer.Exit(1) from None
     except LlmclsError as exc:
         if debug:
             traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {f'process {rank}: ' if rank else ''}{exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
-        typer.echo("interrupted; a training run keeps its last checkpoint (continue it with --resume RUN_DIR)",
-                   err=True)
+        if not rank:
+            typer.echo("interrupted; a training run keeps its last checkpoint (continue it with --resume RUN_DIR)",
+                       err=True)
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, click.exceptions.ClickException):
         raise
@@ -89,15 +98,25 @@ def train(
     run_dir: Optional[Path] = typer.Option(
         None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, metavar="N",
+        help="Train data-parallel on N processes of this machine (one GPU each on CUDA), launched through "
+             "torch.distributed.run; train.batch_size stays the global batch size. For several machines, "
+             "start `torchrun ... -m llmcls train ...` on each (see README)."),
 ) -> None:
     """Train a classifier as CONFIG says and write its run directory (config, vocabulary, labels, weights,
     checkpoint, metrics, plots). Prints the best epoch's validation metrics and, when the config has a test
-    file, test metrics. An existing run directory is refused unless --resume or --overwrite is given."""
+    file, test metrics. An existing run directory is refused unless --resume or --overwrite is given.
+    Started by torchrun, each process trains its share of every batch."""
     with _user_errors(ctx):
         from llmcls.config import load_config, resume_config
+        from llmcls.distributed import World, launch
         from llmcls.render import TrainProgress, format_report
         from llmcls.train import train as run_training
 
+        world = World.from_env()
+        if nproc > 1 and world.size > 1:
+            raise typer.BadParameter("--nproc: this process was already started by torchrun")
         if resume is not None:
             if run_dir is not None or overwrite:
                 raise typer.BadParameter("--resume takes the run directory itself; drop --run-dir/--overwrite")
@@ -107,8 +126,18 @@ def train(
             raise typer.BadParameter("give --config (or --resume RUN_DIR)")
         else:
             cfg = load_config(config, overrides)
+        if nproc > 1:  # the config is valid: start the processes, which report for themselves
+            argv = [*(["--debug"] if ctx.obj["debug"] else []), "train", "--device", device,
+                    *(["--config", str(config)] if config is not None else []),
+                    *(item for override in overrides for item in ("--set", override)),
+                    *(["--resume", str(resume)] if resume is not None else []),
+                    *(["--run-dir", str(run_dir)] if run_dir is not None and resume is None else []),
+                    *(["--overwrite"] if overwrite else []), *(["--quiet"] if quiet else [])]
+            raise typer.Exit(launch(nproc, argv, verbose=ctx.obj["debug"]))
         result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
-                              resume=resume is not None, overwrite=overwrite)
+                              resume=resume is not None, overwrite=overwrite, world=world)
+        if not world.main:
+            return
         typer.echo(f"best epoch {result.best_epoch}; run saved in {result.run_dir}")
         typer.echo("\nvalidation\n" + format_report(result.valid))
         if result.test is not None:

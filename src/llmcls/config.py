@@ -86,7 +86,9 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: int = Field(5, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="texts per batch, over all processes when several train")
+    accumulate: int = Field(1, ge=1, description=(
+        "gradient accumulation: one optimizer step every this many batches (effective batch batch_size x accumulate)"))
     eval_batch_size: int = Field(256, ge=1)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0)
@@ -102,10 +104,11 @@ class TrainConfig(_Section):
     select_metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
     patience: int | None = Field(None, ge=1)
     bucket_pool: int = Field(100, ge=1, description="batches per bucketing pool")
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, description=(
+        "torch CPU threads per process; default: torch's choice, or with several processes their share of the cores"))
     class_weights: Union[Literal["none", "auto"], dict[str, float]] = Field("none", description=(
         "loss weight per class: none, auto (n / (classes * count)), or a mapping label -> weight"))
-    checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint within epochs")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
     deterministic: bool = Field(False, description="torch's deterministic algorithms (see README)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description=(
         "bf16: run the training forward pass under bfloat16 autocast (fast on CPUs with AMX or AVX-512 BF16 and "

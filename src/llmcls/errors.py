@@ -27,3 +27,7 @@ class DeviceError(LlmclsError):
 
 class TrainingError(LlmclsError):
     """Training cannot go on (e.g. the loss became NaN); the last checkpoint is kept."""
+
+
+class RemoteError(LlmclsError):
+    """Another training process failed and reports its error itself; this one stops without repeating it."""

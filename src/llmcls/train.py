@@ -6,7 +6,8 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack, nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.batching import BucketSampler, collate, padding_fraction
 from llmcls.data.prepare import PreparedData, Split, prepare_data
 from llmcls.data.vocab import LabelMap, Vocab
-from llmcls.device import resolve_device
+from llmcls.distributed import (SINGLE, World, all_gather, data_parallel, no_sync, on_main, process_device,
+                                process_group, process_seed, shard_batch, shard_range, shard_share, sum_over_processes,
+                                text_range, threads_per_process)
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
@@ -91,10 +94,12 @@ def class_weights(cfg: TrainConfig, labels: LabelMap, targets: np.ndarray) -> to
     return torch.tensor([spec.get(label, 1.0) for label in labels.labels], dtype=torch.float32)
 
 
-def configure_torch(cfg: TrainConfig) -> None:
-    """Process-wide torch settings the config asks for: CPU threads and deterministic algorithms."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def configure_torch(cfg: TrainConfig, world: World = SINGLE) -> None:
+    """Process-wide torch settings: CPU threads (the config's, or with several processes on a machine their
+    share of its cores) and deterministic algorithms."""
+    threads = cfg.threads or (threads_per_process(world) if world.local_size > 1 else None)
+    if threads:
+        torch.set_num_threads(threads)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
         torch.use_deterministic_algorithms(True)
@@ -128,9 +133,15 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
 
 
 def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
-                   device: torch.device) -> dict:
-    """Classification report of `model` on `split`, with the mean loss under "loss"."""
-    return report_from_logits(predict_logits(model, split.texts, batch_size, device), split.targets, labels)
+                   device: torch.device, world: World = SINGLE) -> dict:
+    """Classification report of `model` on `split`, with the mean loss under "loss".
+
+    With several processes, each computes the logits of its part of the split and every process gets the
+    report of the whole split: the figures one process computes.
+    """
+    start, stop = shard_range(len(split), world.rank, world.size)
+    logits = predict_logits(model, text_range(split.texts, start, stop), batch_size, device)  # [part, outputs]
+    return report_from_logits(torch.cat(all_gather(logits, world)), split.targets, labels)
 
 
 @dataclass
@@ -138,8 +149,8 @@ class TrainState:
     """Where training stands; saved in every checkpoint."""
 
     epoch: int = 1  # the epoch in progress
-    step: int = 0  # batches of `epoch` already done
-    global_step: int = 0
+    step: int = 0  # batches of `epoch` already done (global batches, whatever the number of processes)
+    global_step: int = 0  # optimizer steps (one per train.accumulate batches)
     best_value: float | None = None
     best_epoch: int = 0
     since_best: int = 0
@@ -160,7 +171,8 @@ def _is_better(metric: str, value: float, best: float | None) -> bool:
 
 
 def train(config: Config, device: str | torch.device = "auto", run_dir: Path | None = None,
-          on_event: EventHandler = ignore, resume: bool = False, overwrite: bool = False) -> TrainResult:
+          on_event: EventHandler = ignore, resume: bool = False, overwrite: bool = False,
+          world: World = SINGLE) -> TrainResult:
     """Train a classifier as `config` says and write its run directory.
 
     Args:
@@ -170,6 +182,9 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
         on_event: receives progress events (see llmcls.events).
         resume: continue the run in `run_dir` from its last checkpoint.
         overwrite: delete an existing run in `run_dir` first (otherwise an existing run is refused).
+        world: this process's place among the processes of a torchrun launch (`World.from_env()`); by default
+            the only one. With several, they train data-parallel (see llmcls.distributed): process 0 claims and
+            writes the run directory, hands the others its data and starting point, and alone emits events.
 
     Returns:
         The best epoch's validation report, the test report when there is a test split, and the history.
@@ -177,31 +192,34 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     Raises:
         RunError: the run directory is taken, locked, or has nothing to resume.
         TrainingError: the loss or gradient became non-finite.
+        RemoteError: another process failed (it reports why).
     """
-    device = device if isinstance(device, torch.device) else resolve_device(device)
+    device = process_device(device, world)
     run_dir = Path(run_dir) if run_dir is not None else config.run_dir()
-    created = not run_dir.exists()
-    try:
-        with run_lock(run_dir):
-            if resume:
-                remove_stale_temporaries(run_dir)
-                checkpoint = load_checkpoint(run_dir)
-            else:
-                clear_for_new_run(run_dir, overwrite)
-                checkpoint = None
-            return _train(config, device, run_dir, on_event, checkpoint)
-    except BaseException:
-        if created:  # e.g. a data file was missing: leave no empty run directory behind
-            discard_unused(run_dir)
-        raise
+    on_event = on_event if world.main else ignore
+    created = world.main and not run_dir.exists()
+    with process_group(world, device):
+        try:
+            with ExitStack() as lock:
+                def claim() -> dict | None:
+                    lock.enter_context(run_lock(run_dir))
+                    if resume:
+                        remove_stale_temporaries(run_dir)
+                        return load_checkpoint(run_dir)
+                    clear_for_new_run(run_dir, overwrite)
+                    return None
+
+                checkpoint = on_main(world, claim)
+                return _train(config, device, run_dir, on_event, checkpoint, world)
+        except BaseException:
+            if created:  # e.g. a data file was missing: leave no empty run directory behind
+                discard_unused(run_dir)
+            raise
 
 
-def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
-           checkpoint: dict | None) -> TrainResult:
-    cfg = config.train
-    configure_torch(cfg)
-    tensorboard = _tensorboard_writer(run_dir) if cfg.tensorboard else None
-    seed_everything(config.seed)
+def _setup(config: Config, run_dir: Path, checkpoint: dict | None,
+           on_event: EventHandler) -> tuple[PreparedData, LstmClassifier]:
+    """The encoded data and the starting model of a new or resumed run; writes the run's header files."""
     t0 = time.perf_counter()
     if checkpoint is None:
         data = prepare_data(config, on_event)
@@ -217,79 +235,122 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
                   f"{' (split from train)' if data.valid_from_train else ''}"
                   f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
                   f"prepared in {time.perf_counter() - t0:.1f}s"))
+    return replace(data, vectors=None), model  # the vectors are in the model now
+
+
+def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> None:
+    """Restore this process's random state; a process the saved run did not have starts a stream of its own."""
+    states = checkpoint.get("rng_ranks") or [checkpoint["rng"]]
+    set_rng_state(states[world.rank] if world.rank < len(states) else states[0])
+    if world.rank >= len(states):
+        torch.manual_seed(process_seed(seed, world.rank, global_step))
+
+
+def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
+           checkpoint: dict | None, world: World) -> TrainResult:
+    cfg = config.train
+    configure_torch(cfg, world)
+    tensorboard = _tensorboard_writer(run_dir) if cfg.tensorboard and world.main else None
+    seed_everything(config.seed)
+    # Process 0 reads and encodes the data, builds the vocabulary, label map and model, and writes the run's
+    # header; the others receive the encoded data and the model from it, so every process starts alike.
+    data, model = on_main(world, lambda: _setup(config, run_dir, checkpoint, on_event))
+    if world.rank:
+        torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
     model.to(device)
+    ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
     criterion = loss_function(len(data.labels), weights).to(device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed)
-    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(sampler))
+    steps_per_epoch = -(-len(sampler) // cfg.accumulate)  # optimizer steps; the last may accumulate fewer batches
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     per_step_schedule = not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     targets = torch.from_numpy(data.train.targets)
+    text_lengths = data.train.texts.lengths
+    # each example's weight in the loss of its batch: its class weight, or 1
+    loss_weights = (np.ones(len(targets)) if weights is None else weights.double().numpy()[data.train.targets])
     state = TrainState()
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         state = TrainState(**checkpoint["state"])
-        set_rng_state(checkpoint["rng"])
+        _set_rng(checkpoint, world, config.seed, state.global_step)
         on_event(Info(f"resumed {run_dir} at epoch {state.epoch}, batch {state.step}"))
-    write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
+    if world.main:
+        write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
     m = config.model
     on_event(Info(f"model: {'Bi' if m.bidirectional else ''}LSTM {m.num_layers}x{m.hidden_size}, pooling {m.pooling}, "
                   f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
-                  f"{device}; {cfg.optimizer} lr {cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}, "
+                  f"{device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr {cfg.lr:g} "
+                  f"({cfg.lr_schedule}), batch {cfg.batch_size}"
+                  f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
                   f"{cfg.epochs} epochs, {cfg.precision}; resolved config: {run_dir / 'config.yaml'}"))
 
     def save_last() -> None:
-        save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                  "scheduler": scheduler.state_dict(), "state": asdict(state), "rng": rng_state()})
+        rng = all_gather(rng_state(), world)  # every process's, so that as many processes resume identically
+        if world.main:
+            save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                      "scheduler": scheduler.state_dict(), "state": asdict(state), "rng": rng[0],
+                                      **({"rng_ranks": rng} if world.size > 1 else {})})
 
     while not state.finished(cfg):
         epoch = state.epoch
         sampler.set_epoch(epoch)
-        batches = sampler.batches()
+        batches = sampler.batches()  # the global batches, the same in every process
         on_event(EpochStarted(epoch, cfg.epochs, len(batches), done=state.step))
         model.train()
         t_start = time.perf_counter()
-        for batch in batches[state.step:]:
-            token_ids, lengths = collate(data.train.texts, batch, data.vocab.pad_index)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                logits = model(token_ids.to(device, non_blocking=True), lengths)
-                loss = compute_loss(criterion, logits.float(), targets[batch].to(device, non_blocking=True))
-            batch_loss = loss.item()
-            if not math.isfinite(batch_loss):
-                raise TrainingError(f"the training loss became {batch_loss} at epoch {epoch}, batch {state.step + 1}; "
-                                    "stopped with the last checkpoint kept. Try a lower train.lr or set train.grad_clip")
+        # checkpoints fall between optimizer steps, so a resumed epoch starts at the beginning of a step
+        for first in range(state.step, len(batches), cfg.accumulate):
+            group = batches[first:first + cfg.accumulate]  # the batches of one optimizer step
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for i, batch in enumerate(group):
+                part, share = shard_share(batch, loss_weights, world)  # this process's examples, their loss share
+                with nullcontext() if i == len(group) - 1 else no_sync(ddp_model):  # gradients sync once a step
+                    token_ids, lengths = collate(data.train.texts, part, data.vocab.pad_index)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                        logits = ddp_model(token_ids.to(device, non_blocking=True), lengths)
+                    loss = compute_loss(criterion, logits.float(), targets[part].to(device, non_blocking=True))
+                    batch_loss = sum_over_processes(loss.detach() * share, world)  # the loss of the global batch
+                    if not math.isfinite(batch_loss):
+                        raise TrainingError(f"the training loss became {batch_loss} at epoch {epoch}, batch "
+                                            f"{state.step + 1}; stopped with the last checkpoint kept. Try a lower "
+                                            "train.lr or set train.grad_clip")
+                    # DistributedDataParallel averages the processes' gradients, hence x world.size; and the step's
+                    # batches count alike
+                    (loss * (share * world.size / len(group))).backward()
+                n_tokens = int(text_lengths[batch].sum())
+                state.step += 1
+                state.loss_sum += batch_loss * len(batch)
+                state.examples += len(batch)
+                state.tokens += n_tokens
+                on_event(StepDone(batch_loss, len(batch), n_tokens))
             if cfg.grad_clip:
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 if not torch.isfinite(norm):
-                    raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {state.step + 1}; "
+                    raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {state.step}; "
                                         "stopped with the last checkpoint kept. Try a lower train.lr")
             optimizer.step()
             if per_step_schedule:
                 scheduler.step()
-            n_tokens = int(lengths.sum())
-            state.step += 1
             state.global_step += 1
-            state.loss_sum += batch_loss * len(batch)
-            state.examples += len(batch)
-            state.tokens += n_tokens
-            on_event(StepDone(batch_loss, len(batch), n_tokens))
             if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
                 state.seconds += time.perf_counter() - t_start
                 t_start = time.perf_counter()
                 save_last()
         state.seconds += time.perf_counter() - t_start
 
-        report = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device)
+        report = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device, world)
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved:
             state.best_value, state.best_epoch, state.since_best = value, epoch, 0
-            save_weights(run_dir / "model.safetensors", model)
+            if world.main:
+                save_weights(run_dir / "model.safetensors", model)
         else:
             state.since_best += 1
+        parts = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
         record = {
             "epoch": epoch,
             "train_loss": state.loss_sum / state.examples,
@@ -298,8 +359,8 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
             "valid_macro_f1": report["macro_f1"],
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": state.seconds,
-            "train_tokens_per_s": state.tokens / state.seconds,
-            "padding_fraction": padding_fraction(batches, data.train.texts.lengths),
+            "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
+            "padding_fraction": padding_fraction(parts, text_lengths),
             "best": improved,
         }
         if not per_step_schedule:
@@ -308,7 +369,8 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
         state.epoch, state.step = epoch + 1, 0
         state.loss_sum, state.examples, state.tokens, state.seconds = 0.0, 0, 0, 0.0
         save_last()
-        write_metrics(run_dir, state.history)
+        if world.main:
+            write_metrics(run_dir, state.history)
         if tensorboard is not None:
             for key, number in record.items():
                 if key not in ("epoch", "best"):
@@ -320,25 +382,30 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     if tensorboard is not None:
         tensorboard.close()
 
-    from safetensors.torch import load_file
+    def finish() -> tuple[dict, dict | None]:
+        """The best model's reports, results.json and the plots (by process 0 alone, which holds the weights)."""
+        from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(run_dir / "model.safetensors"))
-    valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device)
-    test = None
-    if data.test is not None:
-        test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device)
-    write_json(run_dir / "results.json", {
-        "best_epoch": state.best_epoch,
-        "select_metric": cfg.select_metric,
-        "epochs_run": len(state.history),
-        "train_seconds": sum(r["seconds"] for r in state.history),
-        "valid": valid,
-        "test": test,
-    })
-    if cfg.plots:
-        from llmcls.plots import plot_run
+        model.load_state_dict(load_file(run_dir / "model.safetensors"))
+        valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device)
+        test = None
+        if data.test is not None:
+            test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device)
+        write_json(run_dir / "results.json", {
+            "best_epoch": state.best_epoch,
+            "select_metric": cfg.select_metric,
+            "epochs_run": len(state.history),
+            "train_seconds": sum(r["seconds"] for r in state.history),
+            "valid": valid,
+            "test": test,
+        })
+        if cfg.plots:
+            from llmcls.plots import plot_run
 
-        plot_run(run_dir)
+            plot_run(run_dir)
+        return valid, test
+
+    valid, test = on_main(world, finish)
     return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
 
 

@@ -70,3 +70,15 @@ def test_damaged_cache_is_ignored(tmp_path):
         path.write_bytes(b"garbage")
     t = Tokenizer(TokenizerConfig(), cache_dir=tmp_path)
     assert t.tokenize_many(texts).tokens(1) == ["bad"] and t.spacy_loaded
+
+
+def test_a_pickled_tokenizer_leaves_spacy_behind():
+    """Sent to another training process, a tokenizer carries its settings, not the loaded spaCy pipeline."""
+    import pickle
+
+    t = Tokenizer(TokenizerConfig(lower=False))
+    before = t.tokenize(["Great Film!"])
+    assert t.spacy_loaded
+    copy = pickle.loads(pickle.dumps(t))
+    assert t.spacy_loaded and not copy.spacy_loaded
+    assert copy.tokenize(["Great Film!"]) == before == [["Great", "Film", "!"]]

@@ -44,6 +44,10 @@ class Tokenizer:
         self.cache_dir = cache_dir
         self._nlp = None
 
+    def __getstate__(self) -> dict:
+        # a tokenizer handed to another process carries its settings; that process loads spaCy when it needs it
+        return {**self.__dict__, "_nlp": None}
+
     @property
     def spacy_loaded(self) -> bool:
         return self._nlp is not None
