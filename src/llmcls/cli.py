@@ -234,7 +234,7 @@ def predict(
             data = predictor.run.config.data
             text_column = data.text_column if column is None else _column(column)
             if input_path == "-":
-                source = click.get_text_stream("stdin")
+                source = sys.stdin
                 input_format = "txt" if input_format == "auto" else input_format
             else:
                 source = Path(input_path)
