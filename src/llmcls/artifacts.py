@@ -10,6 +10,7 @@ Layout of `runs/<name>/`:
     checkpoint-last.pt the training state after the last finished epoch (or step), to resume from
     plots/             curves.png (loss and validation metrics per epoch), confusion_matrix.png
     results.json       the summary: best epoch, validation and test metrics, timings
+    thresholds.json    multi-label runs: the probability each class needs to be predicted
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from llmcls import __version__
@@ -70,6 +72,21 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     atomic_write_bytes(path, save(tensors, metadata={"format_version": str(FORMAT_VERSION)}))
 
 
+def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
+    """Save the per-class decision thresholds of a multi-label run, and how they were chosen."""
+    write_json(run_dir / "thresholds.json", {"method": method,
+                                             "thresholds": dict(zip(labels, map(float, thresholds)))})
+
+
+def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
+    """The saved per-class thresholds [classes], or None when the run has none (single-label, or unfinished)."""
+    path = run_dir / "thresholds.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))["thresholds"]
+    return np.asarray([float(saved[label]) for label in labels.labels])
+
+
 def read_model_args(run_dir: Path) -> ModelArgs:
     """The network's constructor arguments saved in `meta.json`."""
     return ModelArgs(**json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))["model_args"])
@@ -84,6 +101,7 @@ class LoadedRun:
     vocab: Vocab
     labels: LabelMap
     model: LstmClassifier
+    thresholds: np.ndarray | None = None  # multi-label: [classes] decision thresholds saved with the run
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedRun:
@@ -115,6 +133,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedR
         labels = LabelMap.load(run_dir / "labels.json")
         model = LstmClassifier(ModelArgs(**meta["model_args"]))
         model.load_state_dict(load_file(run_dir / "model.safetensors"))
+        thresholds = read_thresholds(run_dir, labels)
     except RunError:
         raise
     except ConfigError as exc:
@@ -122,4 +141,4 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedR
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
     model.to(device).eval()
-    return LoadedRun(run_dir, config, vocab, labels, model)
+    return LoadedRun(run_dir, config, vocab, labels, model, thresholds)

@@ -158,6 +158,36 @@ def plot(
             typer.echo(str(path))
 
 
+def _chunk_options():
+    """The chunking options that eval and predict share (see the README's "Long texts")."""
+    return (
+        typer.Option(None, "--chunk-tokens", min=0, metavar="N",
+                     help="Classify long texts window by window, N tokens a window (0: no chunking); "
+                          "default the run's chunking.max_tokens."),
+        typer.Option(None, "--chunk-stride", min=1, metavar="S",
+                     help="Tokens between window starts (default N // 2)."),
+        typer.Option(None, "--chunk-aggregate", metavar="mean|max",
+                     help="Combine the windows' class probabilities by their mean or their maximum."),
+    )
+
+
+def _chunking(tokens: int | None, stride: int | None, aggregate: str | None) -> dict:
+    """The chunking keys given on the command line, as changes to the run's chunking section."""
+    changes: dict = {}
+    if tokens is not None:
+        changes["max_tokens"] = tokens or None
+    if stride is not None:
+        changes["stride"] = stride
+    if aggregate is not None:
+        changes["aggregate"] = aggregate
+    return changes
+
+
+THRESHOLD_HELP = ("Multi-label runs: predict every label whose probability is at least T (default: the run's "
+                  "per-class thresholds).")
+CHUNK_TOKENS, CHUNK_STRIDE, CHUNK_AGGREGATE = _chunk_options()
+
+
 @app.command("eval")
 def evaluate(
     ctx: typer.Context,
@@ -168,15 +198,21 @@ def evaluate(
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv or jsonl, if not the run's / the suffix's."),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
+    chunk_tokens: Optional[int] = CHUNK_TOKENS,
+    chunk_stride: Optional[int] = CHUNK_STRIDE,
+    chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
-    confusion matrix."""
+    confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores)."""
     with _user_errors(ctx):
         from llmcls.evaluate import evaluate_file
-        from llmcls.render import format_report
+        from llmcls.render import PredictProgressBar, format_report
 
-        report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size)
+        report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size,
+                               _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold,
+                               on_event=PredictProgressBar())
         typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
@@ -184,24 +220,65 @@ def evaluate(
 def predict(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
-    texts: List[str] = typer.Argument(..., help="One or more texts to classify."),
-    top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Show the K most probable labels of each text."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify (or use --input)."),
+    input_path: Optional[str] = typer.Option(
+        None, "--input", "-i", metavar="FILE",
+        help="Read the texts from FILE, - for standard input: plain text (one text per line, empty lines "
+             "included) or a column of a CSV/TSV/JSONL file (.gz too)."),
+    input_format: str = typer.Option(
+        "auto", "--input-format", metavar="auto|txt|csv|tsv|jsonl",
+        help="Format of --input (auto: from the suffix; standard input: txt)."),
+    column: Optional[str] = typer.Option(
+        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL input (default: the run's)."),
+    fmt: str = typer.Option("table", "--format", "-f", metavar="table|csv|jsonl", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
+    top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Also list the K most probable labels of each text."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
+    chunk_tokens: Optional[int] = CHUNK_TOKENS,
+    chunk_stride: Optional[int] = CHUNK_STRIDE,
+    chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per text."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format jsonl."),
 ) -> None:
-    """Classify texts with a trained run: the label and its probability per text (tab-separated)."""
+    """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
+    every label whose probability reaches its threshold) as a table, CSV or JSONL."""
     with _user_errors(ctx):
+        from llmcls.data.readers import TEXT_FORMATS, read_texts
+        from llmcls.fileio import atomic_write_text
         from llmcls.predict import Predictor
-        from llmcls.render import format_predictions
+        from llmcls.render import OUTPUT_FORMATS, PredictProgressBar, format_predictions
 
-        predictions = Predictor.load(run, device).predict(texts, top_k)
-        if as_json:
-            for p in predictions:
-                typer.echo(json.dumps({"text": p.text, "label": p.label, "probability": p.probability,
-                                       "top_k": [{"label": label, "probability": prob} for label, prob in p.top]},
-                                      ensure_ascii=False))
+        fmt = "jsonl" if as_json else fmt
+        if fmt not in OUTPUT_FORMATS:
+            raise typer.BadParameter(f"--format {fmt}: expected one of {', '.join(OUTPUT_FORMATS)}")
+        if input_format not in ("auto",) + TEXT_FORMATS:
+            raise typer.BadParameter(f"--input-format {input_format}: expected auto or {', '.join(TEXT_FORMATS)}")
+        if (input_path is None) == (not texts):
+            raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), "
+                                     "not both")
+        predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
+                                   threshold)
+        if input_path is not None:
+            data = predictor.run.config.data
+            text_column = data.text_column if column is None else _column(column)
+            if input_path == "-":
+                source = sys.stdin
+                input_format = "txt" if input_format == "auto" else input_format
+            else:
+                source = Path(input_path)
+            texts = read_texts(source, text_column, input_format, data.header, data.encoding)
+            empty = [i for i, text in enumerate(texts) if not text.strip()]
+            if empty:
+                typer.echo(f"note: {len(empty)} empty texts (the first is text {empty[0] + 1}) keep their rows; "
+                           "they get the model's answer to an empty input", err=True)
+        predictions = predictor.predict(texts, top_k, on_event=PredictProgressBar())
+        text = format_predictions(predictions, top_k, fmt, predictor.run.config.data.label_separator,
+                                  predictor.multi_label)
+        if output is not None:
+            atomic_write_text(output, text)
         else:
-            typer.echo(format_predictions(predictions, top_k))
+            typer.echo(text, nl=False)
 
 
 @app.command()

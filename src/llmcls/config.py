@@ -34,6 +34,10 @@ class DataConfig(_Section):
     encoding: str = "utf-8"
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     empty_texts: Literal["skip", "error"] = Field("skip", description="rows whose text is empty or whitespace")
+    multi_label: bool = Field(False, description=(
+        "each text has a set of labels (any number, none included): one sigmoid output per class"))
+    label_separator: str = Field("|", min_length=1, description=(
+        "multi-label: separates the labels in a CSV/TSV cell or JSONL string; a JSONL list needs none"))
 
     @model_validator(mode="after")
     def _columns_match_header(self) -> "DataConfig":
@@ -101,7 +105,8 @@ class TrainConfig(_Section):
     plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
     plateau_patience: int = Field(1, ge=0)
     grad_clip: float | None = Field(5.0, gt=0.0)
-    select_metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
+    select_metric: Literal["accuracy", "macro_f1", "micro_f1", "loss"] = Field("accuracy", description=(
+        "multi-label runs default to micro_f1 (accuracy there is subset accuracy)"))
     patience: int | None = Field(None, ge=1)
     bucket_pool: int = Field(100, ge=1, description="batches per bucketing pool")
     threads: int | None = Field(None, ge=1, description=(
@@ -115,6 +120,15 @@ class TrainConfig(_Section):
         "on recent GPUs); weights, gradients and the optimizer stay float32, evaluation runs in float32"))
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard (pip install 'llmcls[tensorboard]')")
     plots: bool = Field(True, description="write plots into RUN/plots at the end of training")
+    threshold: Union[float, Literal["tune"]] = Field(0.5, description=(
+        "multi-label: a label is predicted when its probability is at least this; `tune`: per class, the value "
+        "of 0.05, 0.10, ..., 0.95 that maximises the class's F1 on the validation split"))
+
+    @model_validator(mode="after")
+    def _threshold_in_range(self) -> "TrainConfig":
+        if not isinstance(self.threshold, str) and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"train.threshold: must be between 0 and 1, or tune (got {self.threshold})")
+        return self
 
     @model_validator(mode="after")
     def _positive_class_weights(self) -> "TrainConfig":
@@ -125,10 +139,41 @@ class TrainConfig(_Section):
         return self
 
 
+class ChunkingConfig(_Section):
+    """Long texts at eval and prediction time: classify every window of `max_tokens` tokens, aggregate."""
+
+    max_tokens: int | None = Field(None, ge=1, description=(
+        "window length in tokens; null: no chunking (a text is cut at tokenizer.max_tokens, if that is set)"))
+    stride: int | None = Field(None, ge=1, description="tokens between window starts; default max_tokens // 2")
+    aggregate: Literal["mean", "max"] = Field("mean", description=(
+        "mean: the windows' average class probabilities; max: each class's largest probability"))
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> "ChunkingConfig":
+        if self.stride is not None:
+            if self.max_tokens is None:
+                raise ValueError("chunking.stride needs chunking.max_tokens (the window length)")
+            if self.stride > self.max_tokens:
+                raise ValueError(f"chunking.stride ({self.stride}) must not exceed chunking.max_tokens "
+                                 f"({self.max_tokens}), or tokens between windows would be skipped")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_tokens is not None
+
+    @property
+    def step(self) -> int:
+        """The stride in effect (windows overlap by half unless `stride` is set)."""
+        assert self.max_tokens is not None
+        return self.stride or max(1, self.max_tokens // 2)
+
+
 # Keys that may change when a run is resumed: they do not alter what has been computed so far.
 SAFE_ON_RESUME = frozenset({
     "train.epochs", "train.patience", "train.eval_batch_size", "train.threads", "train.checkpoint_every_steps",
     "train.tensorboard", "train.plots", "tokenizer.cache", "tokenizer.cache_dir",
+    "chunking.max_tokens", "chunking.stride", "chunking.aggregate",
 })
 
 
@@ -144,11 +189,25 @@ class Config(_Section):
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    chunking: ChunkingConfig = ChunkingConfig()
 
     @model_validator(mode="after")
     def _embedding_dim_known(self) -> "Config":
         if self.embeddings.source == "none" and self.embeddings.dim is None:
             raise ValueError("embeddings.dim is required when embeddings.source is none")
+        return self
+
+    @model_validator(mode="after")
+    def _multi_label_settings(self) -> "Config":
+        if self.data.multi_label:
+            if "select_metric" not in self.train.model_fields_set:
+                self.train.select_metric = "micro_f1"  # written into the resolved config
+        else:
+            if self.train.select_metric == "micro_f1":
+                raise ValueError("train.select_metric: micro_f1 is for multi-label runs (data.multi_label: true); "
+                                 "for a single-label run it equals accuracy")
+            if self.train.threshold != 0.5:
+                raise ValueError("train.threshold applies to multi-label runs only (data.multi_label: true)")
         return self
 
     def run_dir(self) -> Path:
@@ -327,6 +386,28 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, config_path
                           "without --config, or pass --set for keys that are safe to change "
                           f"({', '.join(sorted(SAFE_ON_RESUME))})")
     return new
+
+
+def merge_chunking(base: ChunkingConfig, changes: dict[str, Any]) -> ChunkingConfig:
+    """`base` with the keys of `changes` replaced (e.g. from the command line). A new `max_tokens` without a
+    `stride` drops the old stride (the default, max_tokens // 2, follows the new window); `max_tokens` None
+    turns chunking off.
+
+    Raises:
+        ConfigError: an unknown key or an invalid combination, naming the `chunking.` key.
+    """
+    unknown = sorted(set(changes) - set(ChunkingConfig.model_fields))
+    if unknown:
+        raise ConfigError(f"chunking.{unknown[0]}: no such key (keys: {', '.join(ChunkingConfig.model_fields)})")
+    values = base.model_dump()
+    if "max_tokens" in changes and "stride" not in changes:
+        values["stride"] = None
+    values.update(changes)
+    try:
+        return ChunkingConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        raise ConfigError(problems if problems.startswith("chunking.") else f"chunking.{problems}") from None
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -41,6 +41,14 @@ class EpochEnded:
     improved: bool = False
 
 
+@dataclass
+class PredictionProgress:
+    """Texts classified so far, of all the texts given."""
+
+    done: int
+    total: int
+
+
 EventHandler = Callable[[object], None]
 
 

@@ -15,7 +15,7 @@ class ModelArgs:
 
     vocab_size: int  # rows learned in training
     embedding_dim: int
-    num_outputs: int  # 1 for two classes (one logit), else the number of classes
+    num_outputs: int  # 1 for two classes (one logit), else the number of classes (always so for multi-label)
     hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = True
@@ -156,23 +156,52 @@ class WeightedBCEWithLogitsLoss(nn.Module):
         return (per_example * weights).sum() / weights.sum()
 
 
-def loss_function(num_classes: int, class_weights: torch.Tensor | None = None) -> nn.Module:
-    """BCE with logits for two classes (one logit), cross-entropy for more; optionally weighted per class."""
+def num_outputs(num_classes: int, multi_label: bool = False) -> int:
+    """Logits the head needs: one for two exclusive classes, else one per class."""
+    return num_classes if multi_label or num_classes > 2 else 1
+
+
+def loss_function(num_classes: int, class_weights: torch.Tensor | None = None,
+                  multi_label: bool = False) -> nn.Module:
+    """BCE with logits for two classes (one logit), cross-entropy for more; optionally weighted per class.
+
+    Multi-label: BCE with logits on each class's own logit; `class_weights` then weigh each class's positive
+    examples (`pos_weight`), which is how class imbalance is usually handled there.
+    """
+    if multi_label:
+        return nn.BCEWithLogitsLoss(pos_weight=class_weights)
     if num_classes == 2:
         return nn.BCEWithLogitsLoss() if class_weights is None else WeightedBCEWithLogitsLoss(class_weights)
     return nn.CrossEntropyLoss(weight=class_weights)
 
 
 def compute_loss(criterion: nn.Module, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Loss of logits [batch, num_outputs] against class ids [batch]."""
+    """Loss of logits [batch, num_outputs] against class ids [batch] (multi-label: 0/1 rows [batch, classes])."""
     if logits.size(1) == 1:
         return criterion(logits.squeeze(1), targets.float())
     return criterion(logits, targets)
 
 
-def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Class probabilities [batch, num_classes] from logits [batch, num_outputs]; one logit means two classes."""
+def probabilities(logits: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """Class probabilities [batch, num_classes] from logits [batch, num_outputs]; one logit means two classes.
+
+    Multi-label: each class's own probability (a sigmoid per logit); a row need not sum to 1.
+    """
+    if multi_label:
+        return torch.sigmoid(logits)
     if logits.size(1) == 1:
         positive = torch.sigmoid(logits)
         return torch.cat([1.0 - positive, positive], dim=1)
     return torch.softmax(logits, dim=1)
+
+
+def logits_from_probabilities(probs: torch.Tensor, num_outputs: int, multi_label: bool = False) -> torch.Tensor:
+    """Logits [batch, num_outputs] whose `probabilities` are `probs` [batch, num_classes] (the inverse of
+    `probabilities`, up to a constant per row for softmax): log-odds for sigmoid outputs, log-probabilities for
+    softmax. Probabilities are clipped to [1e-12, 1 - 1e-12] so that every logit is finite."""
+    p = probs.double().clamp(1e-12, 1.0 - 1e-12)
+    if multi_label:
+        return torch.logit(p).float()
+    if num_outputs == 1:
+        return torch.logit(p[:, 1:]).float()
+    return torch.log(p).float()

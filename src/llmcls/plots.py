@@ -19,7 +19,8 @@ def _history(run_dir: Path) -> list[dict]:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write `plots/curves.png` and, once training has finished, `plots/confusion_matrix.png`.
+    """Write `plots/curves.png` and, once training has finished, `plots/confusion_matrix.png` (not for a
+    multi-label run, which has no confusion matrix).
 
     Returns:
         The paths written.
@@ -44,8 +45,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     ax_loss.plot(epochs, [r["valid_loss"] for r in history], "o-", label="validation")
     ax_loss.set(title="loss", xlabel="epoch")
     ax_loss.legend()
-    for key, label in (("valid_accuracy", "accuracy"), ("valid_macro_f1", "macro-F1")):
-        ax_metric.plot(epochs, [r[key] for r in history], "o-", label=label)
+    multi_label = "valid_micro_f1" in history[0]
+    for key, label in (("valid_accuracy", "subset accuracy" if multi_label else "accuracy"),
+                       ("valid_micro_f1", "micro-F1"), ("valid_macro_f1", "macro-F1")):
+        if key in history[0]:
+            ax_metric.plot(epochs, [r[key] for r in history], "o-", label=label)
     best = [r for r in history if r.get("best")]
     if best:
         ax_metric.axvline(best[-1]["epoch"], color="grey", linestyle=":", label=f"best (epoch {best[-1]['epoch']})")
@@ -60,8 +64,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     plt.close(fig)
 
     results_path = run_dir / "results.json"
-    if results_path.is_file():
-        report = json.loads(results_path.read_text(encoding="utf-8"))["valid"]
+    report = json.loads(results_path.read_text(encoding="utf-8"))["valid"] if results_path.is_file() else {}
+    if "confusion_matrix" in report:
         labels, matrix = report["labels"], report["confusion_matrix"]
         size = max(4.0, 0.6 * len(labels) + 2)
         fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)

@@ -1,64 +1,190 @@
-"""Predicting labels of texts with a trained run."""
+"""Predicting labels of texts with a trained run.
+
+The texts are tokenized and encoded, cut into windows when chunking is on, sorted by length into batches, and
+passed through one call to the network (a `Forward`, llmcls.inference); probabilities, chunk aggregation, top-k
+and multi-label thresholds are computed around that call. Results come back in input order.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from llmcls.artifacts import LoadedRun, load_run
+from llmcls.chunking import aggregate, split_windows
+from llmcls.config import ChunkingConfig, merge_chunking
+from llmcls.data.batching import EncodedTexts
 from llmcls.data.prepare import encode_texts
 from llmcls.data.tokenize import Tokenizer
 from llmcls.device import resolve_device
-from llmcls.inference import predict_logits
-from llmcls.model import probabilities
+from llmcls.errors import ConfigError
+from llmcls.events import EventHandler, PredictionProgress, ignore
+from llmcls.inference import Forward, TorchForward, batched_logits
+from llmcls.model import logits_from_probabilities, probabilities
 
 
 @dataclass
 class Prediction:
+    """What the model says about one text.
+
+    Attributes:
+        text: the text, as given.
+        label: single-label: the most probable label; multi-label: None (see `labels`).
+        probability: the probability of `label`; multi-label: None.
+        labels: single-label: `[label]`; multi-label: every label whose probability reaches its threshold, most
+            probable first (possibly none).
+        probabilities: the probabilities of `labels`, in the same order.
+        top: the `top_k` most probable (label, probability) pairs, most probable first, whatever the thresholds.
+    """
+
     text: str
-    label: str
-    probability: float
-    top: list[tuple[str, float]]  # the top-k (label, probability) pairs, most probable first
+    label: str | None
+    probability: float | None
+    top: list[tuple[str, float]]
+    labels: list[str]
+    probabilities: list[float]
 
 
 class Predictor:
-    """A loaded run, ready to classify texts."""
+    """A trained run, ready to classify texts: `predict` (labels) and `predict_proba` (probabilities).
 
-    def __init__(self, run: LoadedRun, device: torch.device, batch_size: int | None = None):
+    Args:
+        run: the loaded run (config, vocabulary, labels, saved thresholds).
+        forward: the network: padded token ids -> logits (default: the run's PyTorch model on the CPU).
+        batch_size: texts (or windows) per batch; default the run's `train.eval_batch_size`.
+        chunking: how to treat long texts: a ChunkingConfig, or a dict that changes some keys of the run's
+            `chunking` section (e.g. `{"max_tokens": 200}`; `{"max_tokens": None}` turns it off); default the
+            run's section (off unless set there).
+        threshold: multi-label: one threshold for every class instead of the run's (saved) per-class ones.
+
+    Raises:
+        ConfigError: a threshold for a single-label run, or out of (0, 1); invalid chunking settings.
+    """
+
+    def __init__(self, run: LoadedRun, forward: Forward | None = None, batch_size: int | None = None,
+                 chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None):
         self.run = run
-        self.device = device
+        self.forward = forward or TorchForward(run.model, next(run.model.parameters()).device)
         self.batch_size = batch_size or run.config.train.eval_batch_size
-        self.tokenizer = Tokenizer(run.config.tokenizer)
+        if isinstance(chunking, dict):
+            chunking = merge_chunking(run.config.chunking, chunking)
+        self.chunking = chunking if chunking is not None else run.config.chunking
+        self.multi_label = run.config.data.multi_label
+        self.thresholds = self._thresholds(threshold)
+        tokenizer_config = run.config.tokenizer
+        if self.chunking.enabled:  # every token is needed: the windows cover the whole text
+            tokenizer_config = tokenizer_config.model_copy(update={"max_tokens": None})
+        self.tokenizer = Tokenizer(tokenizer_config)
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | torch.device = "auto",
-             batch_size: int | None = None) -> "Predictor":
+    def load(cls, run_dir: str | Path, device: str | torch.device = "auto", batch_size: int | None = None,
+             chunking: ChunkingConfig | dict[str, Any] | None = None,
+             threshold: float | None = None) -> "Predictor":
+        """Load a run directory for prediction on `device` (auto, cpu, cuda, cuda:N); see the class for the rest.
+
+        Raises:
+            RunError: `run_dir` is not a usable run.
+            DeviceError: the device does not exist here.
+        """
         device = device if isinstance(device, torch.device) else resolve_device(device)
-        return cls(load_run(run_dir, device), device, batch_size)
+        run = load_run(run_dir, device)
+        return cls(run, TorchForward(run.model, device), batch_size, chunking, threshold)
 
     @property
     def labels(self) -> list[str]:
+        """The class names; column j of `predict_proba` is `labels[j]`."""
         return self.run.labels.labels
 
-    def logits(self, texts: list[str]) -> torch.Tensor:
-        """[n_texts, num_outputs] logits on the CPU, in input order."""
-        encoded = encode_texts(self.tokenizer, self.run.vocab, texts)
-        return predict_logits(self.run.model, encoded, self.batch_size, self.device)
+    def _thresholds(self, threshold: float | None) -> np.ndarray | None:
+        if threshold is not None:
+            if not self.multi_label:
+                raise ConfigError("a threshold applies to multi-label runs only; this run has one label per text")
+            if not 0.0 < threshold < 1.0:
+                raise ConfigError(f"threshold: must be between 0 and 1 (got {threshold})")
+            return np.full(len(self.labels), float(threshold))
+        if not self.multi_label:
+            return None
+        if self.run.thresholds is not None:
+            return self.run.thresholds
+        fixed = self.run.config.train.threshold
+        return np.full(len(self.labels), 0.5 if isinstance(fixed, str) else float(fixed))
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """[n_texts, n_classes] class probabilities; column j is `labels[j]`."""
-        return probabilities(self.logits(texts)).numpy()
+    def encode(self, texts: list[str]) -> EncodedTexts:
+        """Token ids of whole texts (cut at `tokenizer.max_tokens` unless chunking is on). An empty text becomes
+        a single unknown token, so that it keeps its place (its prediction is the model's answer to no content)."""
+        return encode_texts(self.tokenizer, self.run.vocab, texts)
 
-    def predict(self, texts: list[str], top_k: int = 1) -> list[Prediction]:
-        """The most probable label of each text, with its probability and the `top_k` best labels."""
-        probs = self.predict_proba(texts)
+    def _blocks(self, texts: list[str], on_event: EventHandler) -> Iterator[tuple[int, list[str]]]:
+        """(start, texts) blocks of the input, so that memory stays bounded and progress can be reported."""
+        size = max(1024, 4 * self.batch_size)
+        for start in range(0, len(texts), size):
+            yield start, texts[start:start + size]
+            on_event(PredictionProgress(min(start + size, len(texts)), len(texts)))
+
+    def _class_probabilities(self, texts: list[str], on_event: EventHandler) -> np.ndarray:
+        """[n_texts, classes] float64 probabilities, in input order."""
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
+        for start, piece in self._blocks(texts, on_event):
+            encoded = self.encode(piece)
+            owner = None
+            if self.chunking.enabled:
+                encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
+            logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index)
+            probs = probabilities(torch.from_numpy(logits), self.multi_label).double().numpy()  # [n_seqs, classes]
+            if owner is not None:
+                probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
+            out[start:start + len(piece)] = probs
+        return out
+
+    def logits(self, texts: list[str], on_event: EventHandler = ignore) -> torch.Tensor:
+        """[n_texts, num_outputs] float32 logits on the CPU, in input order. With chunking, the logits whose
+        probabilities are the aggregated ones (so that a loss can be computed on them)."""
+        if self.chunking.enabled:
+            probs = torch.from_numpy(self._class_probabilities(texts, on_event))
+            return logits_from_probabilities(probs, self.forward.num_outputs, self.multi_label)
+        out = np.empty((len(texts), self.forward.num_outputs), dtype=np.float32)
+        for start, piece in self._blocks(texts, on_event):
+            out[start:start + len(piece)] = batched_logits(self.forward, self.encode(piece), self.batch_size,
+                                                           self.run.vocab.pad_index)
+        return torch.from_numpy(out)
+
+    def predict_proba(self, texts: list[str] | str, on_event: EventHandler = ignore) -> np.ndarray:
+        """Class probabilities: [n_texts, classes] float32, column j is `labels[j]`; for a single string, [classes].
+
+        Single-label rows sum to 1; multi-label columns are each class's own probability.
+        """
+        if isinstance(texts, str):
+            return self.predict_proba([texts], on_event)[0]
+        return self._class_probabilities(list(texts), on_event).astype(np.float32)
+
+    def predict(self, texts: list[str] | str, top_k: int = 1,
+                on_event: EventHandler = ignore) -> list[Prediction] | Prediction:
+        """The prediction of each text (see `Prediction`), in input order; for a single string, one Prediction.
+
+        Args:
+            texts: the texts (any iterable of strings), or one string.
+            top_k: how many of the most probable labels to list in `Prediction.top`.
+            on_event: receives `PredictionProgress` events.
+        """
+        if isinstance(texts, str):
+            return self.predict([texts], top_k, on_event)[0]
+        texts = list(texts)
+        probs = self._class_probabilities(texts, on_event)
         k = max(1, min(top_k, len(self.labels)))
         out = []
         for text, row in zip(texts, probs):
-            best = np.argsort(-row, kind="stable")[:k]
-            top = [(self.labels[j], float(row[j])) for j in best]
-            out.append(Prediction(text, top[0][0], top[0][1], top))
+            order = np.argsort(-row, kind="stable")
+            top = [(self.labels[j], float(row[j])) for j in order[:k]]
+            if self.multi_label:
+                chosen = [j for j in order if row[j] >= self.thresholds[j]]
+                out.append(Prediction(text, None, None, top, [self.labels[j] for j in chosen],
+                                      [float(row[j]) for j in chosen]))
+            else:
+                best = int(order[0])
+                out.append(Prediction(text, self.labels[best], float(row[best]), top, [self.labels[best]],
+                                      [float(row[best])]))
         return out

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import sys
 import time
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, StepDone
+from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone
+
+OUTPUT_FORMATS = ("table", "csv", "jsonl")
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A classification report as a readable table: summary, per-class scores, confusion matrix."""
+    """A classification report as a readable table: summary, per-class scores, confusion matrix (multi-label:
+    micro and macro scores, per-class scores and thresholds)."""
+    if report.get("multi_label"):
+        return format_multilabel_report(report)
     labels = report["labels"]
     width = max(12, *(len(label) for label in labels))
     lines = []
@@ -37,16 +45,83 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_predictions(predictions: list, top_k: int) -> str:
-    """One line per text: the label and its probability (or the top-k), then the text."""
+def format_multilabel_report(report: dict[str, Any]) -> str:
+    """A multi-label report: micro/macro scores, subset accuracy, and per class P/R/F1, support and threshold."""
+    labels = report["labels"]
+    width = max(12, *(len(label) for label in labels))
+    lines = []
+    if "path" in report:
+        lines.append(f"data: {report['path']} ({report['n']} examples, multi-label)")
+    lines += [
+        f"micro-F1   {report['micro_f1']:.4f}   (precision {report['micro_precision']:.4f}, "
+        f"recall {report['micro_recall']:.4f})",
+        f"macro-F1   {report['macro_f1']:.4f}   (precision {report['macro_precision']:.4f}, "
+        f"recall {report['macro_recall']:.4f})",
+        f"subset accuracy {report['accuracy']:.4f}   hamming loss {report['hamming_loss']:.4f}",
+    ]
+    if "loss" in report:
+        lines.append(f"loss       {report['loss']:.4f}")
+    thresholds = report.get("thresholds", {})
+    lines += ["", f"{'class':<{width}}  precision  recall      f1  support  predicted  threshold"]
+    for label in labels:
+        c = report["per_class"][label]
+        limit = f"{thresholds[label]:9.2f}" if label in thresholds else f"{'':9}"
+        lines.append(f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
+                     f"{c['support']:7d}  {c['predicted']:9d}  {limit}")
+    return "\n".join(lines)
+
+
+def _top_columns(top_k: int) -> list[str]:
+    return [f"top_{i}_{part}" for i in range(1, top_k + 1) for part in ("label", "probability")] if top_k > 1 else []
+
+
+def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", separator: str = "|",
+                       multi_label: bool = False) -> str:
+    """Predictions (llmcls.predict.Prediction) as text, one row per text in input order.
+
+    Formats:
+        table: tab-separated `label  probability  text` (top-k > 1: `label p, label p, ...  text`); multi-label:
+            `label p, label p  text` for the predicted labels, `-` for none.
+        csv: a header, then `text,label,probability` (multi-label: the predicted labels and their probabilities,
+            each joined with `separator`); top-k > 1 adds `top_1_label,top_1_probability,...`.
+        jsonl: one object per text: `text`, `label`, `probability`, `top_k` (a list of {label, probability});
+            multi-label: `labels` and `probabilities` (lists) instead of `label` and `probability`.
+    """
+    if fmt == "jsonl":
+        rows = []
+        for p in predictions:
+            row: dict[str, Any] = {"text": p.text}
+            if multi_label:
+                row.update(labels=p.labels, probabilities=p.probabilities)
+            else:
+                row.update(label=p.label, probability=p.probability)
+            row["top_k"] = [{"label": label, "probability": prob} for label, prob in p.top]
+            rows.append(json.dumps(row, ensure_ascii=False) + "\n")
+        return "".join(rows)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["text", "label", "probability"] + _top_columns(top_k))
+        for p in predictions:
+            if multi_label:
+                cells = [separator.join(p.labels), separator.join(f"{prob:.6g}" for prob in p.probabilities)]
+            else:
+                cells = [p.label, f"{p.probability:.6g}"]
+            top = [cell for label, prob in p.top for cell in (label, f"{prob:.6g}")] if top_k > 1 else []
+            writer.writerow([p.text] + cells + top)
+        return buffer.getvalue()
     lines = []
     for p in predictions:
-        if top_k > 1:
+        if multi_label:
+            chosen = ", ".join(f"{label} {prob:.3f}" for label, prob in zip(p.labels, p.probabilities)) or "-"
+            top = "\ttop: " + ", ".join(f"{label} {prob:.3f}" for label, prob in p.top) if top_k > 1 else ""
+            lines.append(f"{chosen}{top}\t{p.text}")
+        elif top_k > 1:
             scores = ", ".join(f"{label} {prob:.3f}" for label, prob in p.top)
             lines.append(f"{scores}\t{p.text}")
         else:
             lines.append(f"{p.label}\t{p.probability:.3f}\t{p.text}")
-    return "\n".join(lines)
+    return "".join(line + "\n" for line in lines)
 
 
 def format_profile(p: dict[str, Any]) -> str:
@@ -85,8 +160,9 @@ def format_profile(p: dict[str, Any]) -> str:
 
 
 def format_epoch(record: dict[str, Any], improved: bool) -> str:
+    micro = f" micro-F1 {record['valid_micro_f1']:.4f}" if "valid_micro_f1" in record else ""
     return (f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "
-            f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f} macro-F1 {record['valid_macro_f1']:.4f}"
+            f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f}{micro} macro-F1 {record['valid_macro_f1']:.4f}"
             f" | {record['seconds']:.0f}s, {record['train_tokens_per_s']:,.0f} tok/s, "
             f"padding {record['padding_fraction']:.1%}{'  * best' if improved else ''}")
 
@@ -135,3 +211,23 @@ class TrainProgress:
                 self.bar.close()
                 self.bar = None
             self._write(format_epoch(event.record, event.improved))
+
+
+class PredictProgressBar:
+    """Renders `PredictionProgress` events as a tqdm bar on stderr, for long inputs only (at least `minimum`
+    texts) and only on a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, minimum: int = 2000):
+        self.stream = stream or sys.stderr
+        self.minimum = minimum
+        self.bar: tqdm | None = None
+
+    def __call__(self, event: object) -> None:
+        if not isinstance(event, PredictionProgress) or event.total < self.minimum:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=event.total, desc="predict", unit="text", file=self.stream, disable=None,
+                            leave=False, dynamic_ncols=True)
+        self.bar.update(event.done - self.bar.n)
+        if event.done >= event.total:
+            self.bar.close()

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llmcls.artifacts import read_model_args, save_weights, write_json, write_metrics, write_run_header
+from llmcls.artifacts import (read_model_args, save_weights, write_json, write_metrics, write_run_header,
+                              write_thresholds)
 from llmcls.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.batching import BucketSampler, collate, padding_fraction
@@ -26,7 +27,8 @@ from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.inference import predict_logits, report_from_logits
-from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
+from llmcls.metrics import tune_thresholds
+from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function, num_outputs
 from llmcls.rundir import clear_for_new_run, discard_unused, remove_stale_temporaries, run_lock
 
 
@@ -78,12 +80,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_ste
 def class_weights(cfg: TrainConfig, labels: LabelMap, targets: np.ndarray) -> torch.Tensor | None:
     """Loss weight per class id: none, `auto` (n / (classes * count), as scikit-learn's "balanced"), or given.
 
+    Multi-label (`targets` [n, classes] 0/1): the weight of each class's positive examples, `auto` being
+    negatives / positives of the class.
+
     Raises:
         ConfigError: the mapping names labels the training data does not have.
     """
     spec = cfg.class_weights
     if spec == "none":
         return None
+    if spec == "auto" and targets.ndim == 2:
+        positives = targets.sum(0)
+        return torch.tensor((len(targets) - positives) / np.maximum(positives, 1), dtype=torch.float32)
     if spec == "auto":
         counts = np.bincount(targets, minlength=len(labels))
         return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
@@ -119,7 +127,7 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
                   f"{f' + {fixed} fixed pretrained words' if fixed else ''}, {found} with pretrained vectors"))
     m = config.model
     args = ModelArgs(vocab_size=vocab.trainable, embedding_dim=dim,
-                     num_outputs=1 if len(data.labels) == 2 else len(data.labels),
+                     num_outputs=num_outputs(len(data.labels), config.data.multi_label),
                      hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
                      dropout=m.dropout, embedding_dropout=m.embedding_dropout, lstm_dropout=m.lstm_dropout,
                      pooling=m.pooling, pad_index=vocab.pad_index, fixed_vocab_size=fixed)
@@ -133,15 +141,26 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
 
 
 def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
-                   device: torch.device, world: World = SINGLE) -> dict:
-    """Classification report of `model` on `split`, with the mean loss under "loss".
+                   device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None) -> dict:
+    """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
+    predicted at `thresholds`, default 0.5).
 
     With several processes, each computes the logits of its part of the split and every process gets the
     report of the whole split: the figures one process computes.
     """
     start, stop = shard_range(len(split), world.rank, world.size)
     logits = predict_logits(model, text_range(split.texts, start, stop), batch_size, device)  # [part, outputs]
-    return report_from_logits(torch.cat(all_gather(logits, world)), split.targets, labels)
+    return report_from_logits(torch.cat(all_gather(logits, world)), split.targets, labels, thresholds)
+
+
+def decision_thresholds(cfg: TrainConfig, model: LstmClassifier, valid: Split, batch_size: int,
+                        device: torch.device) -> tuple[np.ndarray, str]:
+    """Multi-label: the probability each class needs to be predicted, and how it was chosen: `train.threshold`
+    for every class, or per class the grid value with the best F1 on the validation split (`tune`)."""
+    if cfg.threshold == "tune":
+        probs = torch.sigmoid(predict_logits(model, valid.texts, batch_size, device)).numpy()
+        return tune_thresholds(probs, valid.targets), "tuned: the best F1 of each class on the validation split"
+    return np.full(valid.targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
 
 
 @dataclass
@@ -260,7 +279,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     model.to(device)
     ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
-    criterion = loss_function(len(data.labels), weights).to(device)
+    criterion = loss_function(len(data.labels), weights, config.data.multi_label).to(device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed)
     steps_per_epoch = -(-len(sampler) // cfg.accumulate)  # optimizer steps; the last may accumulate fewer batches
@@ -269,7 +288,9 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     targets = torch.from_numpy(data.train.targets)
     text_lengths = data.train.texts.lengths
     # each example's weight in the loss of its batch: its class weight, or 1
-    loss_weights = (np.ones(len(targets)) if weights is None else weights.double().numpy()[data.train.targets])
+    # (multi-label: class weights act inside each example's loss, as pos_weight, so examples count alike)
+    loss_weights = (np.ones(len(targets)) if weights is None or config.data.multi_label
+                    else weights.double().numpy()[data.train.targets])
     state = TrainState()
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -293,6 +314,10 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
             save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                       "scheduler": scheduler.state_dict(), "state": asdict(state), "rng": rng[0],
                                       **({"rng_ranks": rng} if world.size > 1 else {})})
+
+    epoch_thresholds = None  # multi-label, while training: train.threshold (0.5 when it is tuned at the end)
+    if config.data.multi_label:
+        epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
 
     while not state.finished(cfg):
         epoch = state.epoch
@@ -341,7 +366,8 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
                 save_last()
         state.seconds += time.perf_counter() - t_start
 
-        report = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device, world)
+        report = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device, world,
+                                epoch_thresholds)
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved:
@@ -357,6 +383,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
             "valid_loss": report["loss"],
             "valid_accuracy": report["accuracy"],
             "valid_macro_f1": report["macro_f1"],
+            **({"valid_micro_f1": report["micro_f1"]} if "micro_f1" in report else {}),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": state.seconds,
             "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
@@ -387,10 +414,16 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(run_dir / "model.safetensors"))
-        valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device)
+        thresholds = None
+        if config.data.multi_label:
+            thresholds, method = decision_thresholds(cfg, model, data.valid, cfg.eval_batch_size, device)
+            write_thresholds(run_dir, data.labels.labels, thresholds, method)
+        valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device,
+                               thresholds=thresholds)
         test = None
         if data.test is not None:
-            test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device)
+            test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device,
+                                  thresholds=thresholds)
         write_json(run_dir / "results.json", {
             "best_epoch": state.best_epoch,
             "select_metric": cfg.select_metric,

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from llmcls.data.readers import detect_format, read_examples, split_off
+from llmcls.data.readers import detect_format, read_examples, read_texts, split_off
 from llmcls.errors import DataError
 
 from conftest import FIXTURES
@@ -100,3 +100,41 @@ def test_split_off_is_seeded_disjoint_and_complete():
     again_rest, again_held = split_off(ex, 0.1, seed=13)
     assert again_held.texts == held.texts
     assert split_off(ex, 0.1, seed=14)[1].texts != held.texts
+
+
+def test_plain_text_keeps_every_line(tmp_path):
+    lines = ["first text", "", "  spaced  ", "naïve “quotes”, commas, \"double\"", "last"]
+    for name, data in (("lf.txt", "\n".join(lines) + "\n"), ("crlf.txt", "\r\n".join(lines) + "\r\n"),
+                       ("cr.txt", "\r".join(lines)), ("none.txt", "\n".join(lines))):
+        (tmp_path / name).write_bytes(data.encode("utf-8"))
+        assert read_texts(tmp_path / name) == lines, name
+    with gzip.open(tmp_path / "g.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    assert read_texts(tmp_path / "g.txt.gz") == lines
+    (tmp_path / "empty.txt").write_text("")
+    assert read_texts(tmp_path / "empty.txt") == []
+    (tmp_path / "latin.txt").write_bytes("café\n".encode("latin-1"))
+    with pytest.raises(DataError, match="latin.txt, line 1: bytes that are not utf-8"):
+        read_texts(tmp_path / "latin.txt")
+    assert read_texts(tmp_path / "latin.txt", encoding="latin-1") == ["café"]
+
+
+def test_texts_from_columns_and_streams(tmp_path):
+    import io
+
+    (tmp_path / "d.csv").write_text('id,body\n1,"a, b"\n2,\n3,c\n')
+    assert read_texts(tmp_path / "d.csv", "body") == ["a, b", "", "c"]  # an empty cell stays a text
+    assert read_texts(tmp_path / "d.csv", 1) == ["a, b", "", "c"]
+    assert read_texts(io.StringIO("x\n\ny\n"), fmt="txt") == ["x", "", "y"]
+    assert read_texts(io.StringIO('{"t": "x"}\n{"t": "y"}\n'), "t", fmt="jsonl") == ["x", "y"]
+    with pytest.raises(DataError, match="give the format of the input stream"):
+        read_texts(io.StringIO("x\n"))
+    with pytest.raises(DataError, match="d.docx: cannot tell the format from the name; give it"):
+        read_texts(tmp_path / "d.docx")
+    with pytest.raises(DataError, match="<stream>: no text column 'text'"):
+        read_texts(io.StringIO("a,b\n1,2\n"), fmt="csv")
+
+
+def test_jsonl_list_labels_are_kept_as_lists(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"text": "a", "labels": ["X", " Y"]}\n{"text": "b", "labels": "Z"}\n')
+    assert read_examples(tmp_path / "m.jsonl", label_column="labels").labels == [["X", "Y"], "Z"]

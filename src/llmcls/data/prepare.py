@@ -21,10 +21,10 @@ from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
 @dataclass
 class Split:
-    """One encoded split: token ids and class ids."""
+    """One encoded split: token ids and class ids (multi-label: multi-hot rows)."""
 
     texts: EncodedTexts
-    targets: np.ndarray  # [n] int64 class ids
+    targets: np.ndarray  # [n] int64 class ids; multi-label: [n, classes] float32 0/1
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -69,6 +69,55 @@ def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
     return examples.subset([i for i in range(len(examples)) if i not in dropped])
 
 
+def label_sets(examples: Examples, separator: str) -> list[list[str]]:
+    """The label set of each example: a JSONL list as it is, a string split at `separator` (an empty string
+    is the empty set). Each set is sorted and without repeats."""
+    return [sorted({part.strip() for part in (label if isinstance(label, list) else label.split(separator))
+                    if part.strip()}) for label in examples.labels]
+
+
+def single_labels(examples: Examples, path: str | Path) -> list[str]:
+    """The labels of single-label data.
+
+    Raises:
+        DataError: a label is a list (multi-label data read without data.multi_label).
+    """
+    lists = [i for i, label in enumerate(examples.labels) if isinstance(label, list)]
+    if lists:
+        raise DataError(f"{path}: {len(lists)} labels are lists (the first in record {lists[0] + 1}); for "
+                        "multi-label data set data.multi_label: true")
+    return examples.labels
+
+
+def encode_targets(examples: Examples, path: str | Path, labels: LabelMap, data: DataConfig,
+                   for_model: bool = False) -> np.ndarray:
+    """Class ids [n] int64, or for multi-label data multi-hot rows [n, classes] float32.
+
+    Raises:
+        DataError: a label the label map does not know (named, with the known ones; `for_model`: said of a
+            trained model's labels rather than of the training data's).
+    """
+    values = label_sets(examples, data.label_separator) if data.multi_label else single_labels(examples, path)
+    flat = [label for labels_ in values for label in labels_] if data.multi_label else values
+    unseen = labels.unknown(flat)
+    if unseen:
+        shown = ", ".join(map(repr, unseen[:10])) + (" ..." if len(unseen) > 10 else "")
+        if for_model:
+            raise DataError(f"{path}: labels the model was not trained on: {shown} "
+                            f"(model labels: {', '.join(labels.labels)})")
+        raise DataError(f"{path}: labels not seen in the training data: {shown} "
+                        f"(training labels: {', '.join(labels.labels)})")
+    return labels.encode_sets(values) if data.multi_label else labels.encode(values)
+
+
+def build_label_map(examples: Examples, path: str | Path, data: DataConfig) -> LabelMap:
+    """The label map of the training data: every label that occurs, sorted."""
+    if data.multi_label:
+        return LabelMap.build(label for labels in label_sets(examples, data.label_separator)
+                              for label in labels)
+    return LabelMap.build(single_labels(examples, path))
+
+
 def encode_texts(tokenizer: Tokenizer, vocab: Vocab, texts: list[str]) -> EncodedTexts:
     return EncodedTexts(*vocab.encode_tokenized(tokenizer.tokenize_many(texts)))
 
@@ -79,14 +128,6 @@ def make_tokenizer(config: Config) -> Tokenizer:
     if config.tokenizer.cache:
         cache_dir = Path(config.tokenizer.cache_dir) if config.tokenizer.cache_dir else default_cache_dir() / "tokens"
     return Tokenizer(config.tokenizer, cache_dir)
-
-
-def _check_labels(labels: LabelMap, examples: Examples, path: str) -> None:
-    unseen = labels.unknown(examples.labels or [])
-    if unseen:
-        shown = ", ".join(map(repr, unseen[:10])) + (" ..." if len(unseen) > 10 else "")
-        raise DataError(f"{path}: labels not seen in the training data: {shown} "
-                        f"(training labels: {', '.join(labels.labels)})")
 
 
 def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = ignore) -> Vectors | None:
@@ -126,15 +167,14 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         train, valid = split_off(train, data.valid_fraction, config.seed)
     else:
         valid = drop_empty_texts(read_split(data, data.valid), data.valid, data.empty_texts, on_event)
-    labels = labels or LabelMap.build(train.labels)
-    _check_labels(labels, train, data.train)
+    labels = labels or build_label_map(train, data.train, data)
+    train_targets = encode_targets(train, data.train, labels, data)
     if len(labels) < 2:
-        raise DataError(f"{data.train}: the training data has a single class ({labels.labels[0]!r}); "
-                        "a classifier needs at least two")
-    _check_labels(labels, valid, data.valid or data.train)
+        found = f"a single class ({labels.labels[0]!r})" if labels.labels else "no labels at all"
+        raise DataError(f"{data.train}: the training data has {found}; a classifier needs at least two")
+    valid_targets = encode_targets(valid, data.valid or data.train, labels, data)
     test = drop_empty_texts(read_split(data, data.test), data.test, data.empty_texts, on_event) if data.test else None
-    if test is not None:
-        _check_labels(labels, test, data.test)
+    test_targets = None if test is None else encode_targets(test, data.test, labels, data)
 
     tokenizer = make_tokenizer(config)
     t0 = time.perf_counter()
@@ -154,8 +194,8 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         vocab=vocab,
         labels=labels,
         vectors=vectors,
-        train=Split(EncodedTexts(ids, offsets), labels.encode(train.labels)),
-        valid=Split(encode_texts(tokenizer, vocab, valid.texts), labels.encode(valid.labels)),
-        test=None if test is None else Split(encode_texts(tokenizer, vocab, test.texts), labels.encode(test.labels)),
+        train=Split(EncodedTexts(ids, offsets), train_targets),
+        valid=Split(encode_texts(tokenizer, vocab, valid.texts), valid_targets),
+        test=None if test is None else Split(encode_texts(tokenizer, vocab, test.texts), test_targets),
         valid_from_train=valid_from_train,
     )

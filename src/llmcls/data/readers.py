@@ -1,4 +1,5 @@
-"""Reading labelled text from CSV, TSV and JSONL files (optionally gzipped)."""
+"""Reading labelled text from CSV, TSV and JSONL files (optionally gzipped), and texts to classify from those or
+from plain text, one text per line."""
 
 from __future__ import annotations
 
@@ -9,19 +10,23 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Union
 
 from llmcls.errors import DataError
 
 FORMATS = ("csv", "tsv", "jsonl")
+TEXT_FORMATS = FORMATS + ("txt",)  # inputs to classify may also be plain text, one text per line
+
+# A label is a string; a JSONL label field may also hold a list of strings (multi-label data).
+Label = Union[str, list[str]]
 
 
 @dataclass
 class Examples:
-    """Parallel lists of texts and their string labels (labels are None for unlabelled input)."""
+    """Parallel lists of texts and their labels (labels are None for unlabelled input)."""
 
     texts: list[str]
-    labels: list[str] | None
+    labels: list[Label] | None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -31,14 +36,19 @@ class Examples:
         return Examples([self.texts[i] for i in indices], labels)
 
 
-def detect_format(path: Path, fmt: str = "auto") -> str:
-    """Return csv, tsv or jsonl from `fmt`, or from the file name when `fmt` is auto."""
+def detect_format(path: Path, fmt: str = "auto", plain_text: bool = False) -> str:
+    """Return csv, tsv or jsonl from `fmt`, or from the file name when `fmt` is auto; with `plain_text`, also
+    txt (`.txt` files, one text per line)."""
     if fmt != "auto":
         return fmt
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     suffix = suffixes[-1] if suffixes else ""
     by_suffix = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+    if plain_text:
+        by_suffix[".txt"] = "txt"
     if suffix not in by_suffix:
+        if plain_text:
+            raise DataError(f"{path}: cannot tell the format from the name; give it ({', '.join(TEXT_FORMATS)})")
         raise DataError(f"{path}: cannot tell the format from the name; set data.format to one of {', '.join(FORMATS)}")
     return by_suffix[suffix]
 
@@ -127,10 +137,17 @@ def _read_jsonl(fh: IO[str], path: Path, text_column: str | int, label_column: s
             raise DataError(f"{path}, line {number}: the text field '{text_column}' is not a string")
         texts.append(text)
         if labels is not None:
-            labels.append(str(record[label_column]).strip())
+            value = record[label_column]
+            labels.append([str(v).strip() for v in value] if isinstance(value, list) else str(value).strip())
     if not texts:
         raise DataError(f"{path}: file has no records")
     return Examples(texts, labels)
+
+
+def _read_lines(fh: IO[str]) -> Examples:
+    """Every line is one text, empty lines included (so that output rows match input lines); a final line
+    break does not start another text. Lines may end in LF, CRLF or CR."""
+    return Examples([line.rstrip("\r\n") for line in fh], None)
 
 
 def read_examples(path: str | Path, text_column: str | int = "text", label_column: str | int | None = "label",
@@ -164,6 +181,49 @@ def read_examples(path: str | Path, text_column: str | int = "text", label_colum
         raise DataError(f"{path}: unknown encoding '{encoding}'") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def read_texts(source: str | Path | IO[str], column: str | int = "text", fmt: str = "auto", header: bool = True,
+               encoding: str = "utf-8") -> list[str]:
+    """Read texts to classify, in input order: one per line of plain text, or a column of a CSV/TSV/JSONL file.
+
+    Args:
+        source: a file (`.gz` is decompressed), or an open text stream such as standard input.
+        column: the text column of CSV/TSV/JSONL input (a name, or a 0-based index).
+        fmt: txt, csv, tsv, jsonl, or auto: from the file name; a stream must name its format.
+        header: whether the first CSV/TSV row names the columns.
+        encoding: text encoding of a file.
+
+    Returns:
+        The texts. Plain text keeps empty lines as empty texts, so that there is one text per line.
+
+    Raises:
+        DataError: naming the file (or `<stdin>`), and the line where one is to blame.
+    """
+    if not isinstance(source, (str, Path)):
+        name = Path(getattr(source, "name", "<stream>"))
+        if fmt == "auto":
+            raise DataError(f"{name}: give the format of the input stream ({', '.join(TEXT_FORMATS)})")
+        return _read_text_stream(source, name, column, fmt, header).texts
+    path = Path(source)
+    fmt = detect_format(path, fmt, plain_text=True)
+    try:
+        with _open_text(path, encoding) as fh:
+            return _read_text_stream(fh, path, column, fmt, header).texts
+    except UnicodeDecodeError:
+        raise DataError(_describe_decode_error(path, encoding)) from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_text_stream(fh: IO[str], name: Path, column: str | int, fmt: str, header: bool) -> Examples:
+    if fmt == "txt":
+        return _read_lines(fh)
+    if fmt == "jsonl":
+        return _read_jsonl(fh, name, column, None)
+    return _read_delimited(fh, name, "," if fmt == "csv" else "\t", column, None, header)
 
 
 def _describe_decode_error(path: Path, encoding: str) -> str:

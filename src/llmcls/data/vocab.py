@@ -121,6 +121,13 @@ class LabelMap:
         """Class ids of `labels` (all must be known). Returns [n] int64."""
         return np.asarray([self.index[label] for label in labels], dtype=np.int64)
 
+    def encode_sets(self, label_sets: list[list[str]]) -> np.ndarray:
+        """Multi-hot rows of label sets (all labels must be known). Returns [n, classes] float32."""
+        out = np.zeros((len(label_sets), len(self.labels)), dtype=np.float32)
+        for row, labels in enumerate(label_sets):
+            out[row, [self.index[label] for label in labels]] = 1.0
+        return out
+
     def unknown(self, labels: Iterable[str]) -> list[str]:
         return sorted(set(labels) - set(self.index))
 
