@@ -231,4 +231,5 @@ def test_progress_bar_only_for_long_inputs():
     assert short.bar is None
     for done in (50, 100, 150):
         long(PredictionProgress(done, 150))
-    assert long.bar is not None and long.bar.n == 150
+    assert long.bar is not None and long.bar.total == 150
+    assert long.bar.disable  # the stream is no terminal: tqdm draws nothing, so pipes and logs stay clean
