@@ -27,3 +27,7 @@ class DeviceError(LlmclsError):
 
 class TrainingError(LlmclsError):
     """Training cannot go on (e.g. the loss became NaN); the last checkpoint is kept."""
+
+
+class ExportError(LlmclsError):
+    """A model cannot be exported, or an exported model is missing, out of date, or cannot be run."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported by collate only: prediction with an exported model runs without torch
+    import torch
 
 
 @dataclass
@@ -73,15 +75,27 @@ def padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:
     return 1.0 - real / padded if padded else 0.0
 
 
-def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad the texts at `indices` into one tensor.
+def pad_batch(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad the texts at `indices` into one array.
 
     Returns:
-        token_ids [batch, max_len] int64, lengths [batch] int64 (on the CPU, as packing wants).
+        token_ids [batch, max_len] int64, lengths [batch] int64.
     """
     starts = texts.offsets[indices]
     lengths = texts.offsets[indices + 1] - starts
     out = np.full((len(indices), int(lengths.max())), pad_index, dtype=np.int64)
     for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
         out[row, :length] = texts.ids[start:start + length]
-    return torch.from_numpy(out), torch.from_numpy(lengths)
+    return out, lengths
+
+
+def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Pad the texts at `indices` into one tensor.
+
+    Returns:
+        token_ids [batch, max_len] int64, lengths [batch] int64 (on the CPU, as packing wants).
+    """
+    import torch
+
+    token_ids, lengths = pad_batch(texts, indices, pad_index)
+    return torch.from_numpy(token_ids), torch.from_numpy(lengths)
