@@ -56,7 +56,7 @@ def build_onnx_model(args: "ModelArgs", weights: dict[str, np.ndarray]) -> "onnx
 
     def node(op: str, inputs: list[str], output: str | list[str], **attrs) -> str:
         outputs = [output] if isinstance(output, str) else output
-        nodes.append(helper.make_node(op, inputs, outputs, name=outputs[0] if outputs[0] else op, **attrs))
+        nodes.append(helper.make_node(op, inputs, outputs, name=outputs[0], **attrs))
         return outputs[0]
 
     table = weights["embedding.weight"]
@@ -67,8 +67,6 @@ def build_onnx_model(args: "ModelArgs", weights: dict[str, np.ndarray]) -> "onnx
     x = node("Gather", ["embedding", ids_t], "embedded")  # [seq, batch, emb]
     seq_lens = node("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)  # [batch]
 
-    dirs = 2 if args.bidirectional else 1
-    hidden = args.hidden_size
     const("shape_seq_batch_features", np.array([0, 0, -1], dtype=np.int64))
     y_h = None
     for layer in range(args.num_layers):
@@ -79,7 +77,7 @@ def build_onnx_model(args: "ModelArgs", weights: dict[str, np.ndarray]) -> "onnx
                                       _onnx_gates(weights[f"lstm.bias_hh{s}"])]) for s in suffixes])  # [dirs, 8H]
         y_h = f"Y_h{layer}"  # [dirs, batch, H]: each direction's state at the text's end
         y = node("LSTM", [x, const(f"W{layer}", w), const(f"R{layer}", r), const(f"B{layer}", b), seq_lens],
-                 [f"Y{layer}", y_h], hidden_size=hidden,
+                 [f"Y{layer}", y_h], hidden_size=args.hidden_size,
                  direction="bidirectional" if args.bidirectional else "forward")
         # Y: [seq, dirs, batch, H] -> [seq, batch, dirs * H], forward then backward as PyTorch concatenates
         y = node("Transpose", [y], f"Y{layer}_t", perm=[0, 2, 1, 3])
