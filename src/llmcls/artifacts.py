@@ -20,17 +20,20 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from llmcls import __version__
 from llmcls.config import Config, save_config, validate_config
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_bytes
-from llmcls.model import LstmClassifier, ModelArgs
+
+if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
+    import torch
+
+    from llmcls.model import LstmClassifier, ModelArgs
 
 FORMAT_VERSION = 1
 RUN_FILES = ("config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors")
@@ -51,8 +54,10 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode("utf-8"))
 
 
-def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelMap, model_args: ModelArgs) -> None:
+def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelMap, model_args: "ModelArgs") -> None:
     """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs."""
+    import torch
+
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     vocab.save(run_dir / "vocab.json")
@@ -65,7 +70,7 @@ def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelM
     })
 
 
-def save_weights(path: Path, model: torch.nn.Module) -> None:
+def save_weights(path: Path, model: "torch.nn.Module") -> None:
     from safetensors.torch import save
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
@@ -87,32 +92,38 @@ def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
     return np.asarray([float(saved[label]) for label in labels.labels])
 
 
-def read_model_args(run_dir: Path) -> ModelArgs:
+def read_model_args(run_dir: Path) -> "ModelArgs":
     """The network's constructor arguments saved in `meta.json`."""
+    from llmcls.model import ModelArgs
+
     return ModelArgs(**json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))["model_args"])
 
 
 @dataclass
-class LoadedRun:
-    """A trained model and everything needed to feed it."""
+class RunInfo:
+    """What a run's model needs around it: the config, the token and label tables. Reading it needs no torch."""
 
     run_dir: Path
     config: Config
     vocab: Vocab
     labels: LabelMap
-    model: LstmClassifier
-    thresholds: np.ndarray | None = None  # multi-label: [classes] decision thresholds saved with the run
+    model_args: dict[str, Any]  # the network's constructor arguments (llmcls.model.ModelArgs fields)
+    thresholds: np.ndarray | None  # multi-label: [classes] decision thresholds saved with the run
 
 
-def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedRun:
-    """Load a run directory written by `llmcls train`, model in eval mode on `device`.
+@dataclass
+class LoadedRun(RunInfo):
+    """A trained model and everything needed to feed it."""
+
+    model: "LstmClassifier"
+
+
+def load_run_info(run_dir: str | Path) -> RunInfo:
+    """Read a run directory's config, vocabulary, labels and model arguments, without the weights or torch.
 
     Raises:
         RunError: the directory is not a complete run, or was written by an incompatible version.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory (train one with: llmcls train --config CONFIG)")
@@ -131,14 +142,33 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedR
                                  str(run_dir / "config.yaml"))
         vocab = Vocab.load(run_dir / "vocab.json")
         labels = LabelMap.load(run_dir / "labels.json")
-        model = LstmClassifier(ModelArgs(**meta["model_args"]))
-        model.load_state_dict(load_file(run_dir / "model.safetensors"))
+        model_args = dict(meta["model_args"])
         thresholds = read_thresholds(run_dir, labels)
     except RunError:
         raise
     except ConfigError as exc:
         raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
+    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds)
+
+
+def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu") -> LoadedRun:
+    """Load a run directory written by `llmcls train`, model in eval mode on `device`.
+
+    Raises:
+        RunError: the directory is not a complete run, or was written by an incompatible version.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from llmcls.model import LstmClassifier, ModelArgs
+
+    info = load_run_info(run_dir)
+    try:
+        model = LstmClassifier(ModelArgs(**info.model_args))
+        model.load_state_dict(load_file(info.run_dir / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise RunError(f"{info.run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
     model.to(device).eval()
-    return LoadedRun(run_dir, config, vocab, labels, model, thresholds)
+    return LoadedRun(**vars(info), model=model)

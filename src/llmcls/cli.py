@@ -240,6 +240,10 @@ def predict(
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format jsonl."),
+    backend: str = typer.Option(
+        "auto", "--backend", "-b",
+        help="torch (the run's weights), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
+             "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed."),
 ) -> None:
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
     every label whose probability reaches its threshold) as a table, CSV or JSONL."""
@@ -258,7 +262,10 @@ def predict(
             raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), "
                                      "not both")
         predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
-                                   threshold)
+                                   threshold, backend=backend)
+        if predictor.backend != "torch":
+            with _torch_hidden_from_thinc():
+                predictor.tokenizer.nlp  # loads spaCy now
         if input_path is not None:
             data = predictor.run.config.data
             text_column = data.text_column if column is None else _column(column)
@@ -282,6 +289,34 @@ def predict(
 
 
 @app.command()
+def export(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx (torchscript is refused: torch.jit is deprecated)."),
+    quantize: Optional[str] = typer.Option(
+        None, "--quantize", "-q", help="int8: also write an int8 model (dynamic quantization of LSTM and linear "
+                                       "weights)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Labelled texts to check and time on (default: the run's validation data)."),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="Check and time the exported models."),
+    seconds: float = typer.Option(2.0, min=0.1, help="About how long to time each backend."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch when timing (default: the run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Export a run's model to ONNX (RUN/export/model.onnx, and model.int8.onnx with --quantize int8) for
+    prediction without PyTorch; then `llmcls predict RUN` uses it. Prints the largest logit difference from
+    PyTorch, and the accuracy and texts/s of PyTorch and of each exported model."""
+    with _user_errors(ctx):
+        from dataclasses import asdict
+
+        from llmcls.export import export_run
+        from llmcls.render import format_export
+
+        result = export_run(run, fmt, quantize, data, measure, seconds, batch_size)
+        typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else format_export(result))
+
+
+@app.command()
 def profile(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
@@ -299,6 +334,24 @@ def profile(
 
         figures = profile_run(run, data, device, batch_size, seconds)
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
+
+
+@contextmanager
+def _torch_hidden_from_thinc() -> Iterator[None]:
+    """Load spaCy without torch, for the prediction paths that do not use it.
+
+    thinc (under spaCy) imports torch whenever it is installed, which takes seconds; spaCy's tokenizer never
+    uses it. Only the CLI does this, for the duration of the import: a library must not hide modules from
+    the program that imports it.
+    """
+    hidden = "torch" not in sys.modules
+    if hidden:
+        sys.modules["torch"] = None  # `import torch` now raises ImportError
+    try:
+        yield
+    finally:
+        if hidden and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
 
 
 def _column(value: str | None) -> str | int | None:

@@ -31,3 +31,7 @@ class TrainingError(LlmclsError):
 
 class RemoteError(LlmclsError):
     """Another training process failed and reports its error itself; this one stops without repeating it."""
+
+
+class ExportError(LlmclsError):
+    """A model cannot be exported, or an exported model is missing, out of date, or cannot be run."""

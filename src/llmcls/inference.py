@@ -6,60 +6,29 @@ PyTorch model; another backend (an exported model) only has to be such a callabl
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
-
 import numpy as np
 import torch
 
-from llmcls.data.batching import BucketSampler, EncodedTexts, pad_batch
+from llmcls.data.batching import EncodedTexts, Forward, batched_logits  # noqa: F401 (Forward: re-exported)
 from llmcls.metrics import classification_report, multilabel_report
 from llmcls.model import LstmClassifier, compute_loss, loss_function
-
-
-class Forward(Protocol):
-    """Logits of one padded batch."""
-
-    num_outputs: int
-
-    def __call__(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """token_ids [batch, max_len] int64 (padded), lengths [batch] int64 (each >= 1)
-        -> logits [batch, num_outputs] float32."""
 
 
 class TorchForward:
     """A PyTorch model as a `Forward`: no gradients; the model should be in eval mode."""
 
+    name = "torch"
+
     def __init__(self, model: LstmClassifier, device: torch.device):
         self.model = model
         self.device = device
         self.num_outputs = model.args.num_outputs
+        self.pad_index = model.args.pad_index
 
     @torch.inference_mode()
     def __call__(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         ids = torch.from_numpy(token_ids).to(self.device)
         return self.model(ids, torch.from_numpy(lengths)).float().cpu().numpy()
-
-
-def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_index: int,
-                   on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-    """Logits of every text, in input order.
-
-    Texts are sorted by length and cut into batches of `batch_size` (so batches hold texts of about the same
-    length and little is spent on padding); the results are put back in input order.
-
-    Args:
-        on_batch: called with the number of texts of each batch once it is done (for progress bars).
-
-    Returns:
-        [n_texts, num_outputs] float32.
-    """
-    out = np.empty((len(texts), forward.num_outputs), dtype=np.float32)
-    for batch in BucketSampler(texts.lengths, batch_size, shuffle=False):
-        token_ids, lengths = pad_batch(texts, batch, pad_index)
-        out[batch] = forward(token_ids, lengths)
-        if on_batch is not None:
-            on_batch(len(batch))
-    return out
 
 
 def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
@@ -83,7 +52,7 @@ def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, 0] > 0).long() if logits.size(1) == 1 else logits.argmax(1)
 
 
-def report_from_logits(logits: torch.Tensor, targets: np.ndarray, labels: list[str],
+def report_from_logits(logits: torch.Tensor | np.ndarray, targets: np.ndarray, labels: list[str],
                        thresholds: np.ndarray | None = None) -> dict:
     """The classification report (llmcls.metrics) of logits [n, num_outputs] against class ids [n], with the
     mean loss under "loss".
@@ -92,6 +61,7 @@ def report_from_logits(logits: torch.Tensor, targets: np.ndarray, labels: list[s
     threshold (`thresholds` [classes], default 0.5 each), and the report is `multilabel_report`'s, with the
     thresholds under "thresholds".
     """
+    logits = torch.as_tensor(logits)  # a tensor, or a numpy array from a Forward
     if targets.ndim == 2:
         limits = np.full(len(labels), 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         predicted = torch.sigmoid(logits).numpy() >= limits[None, :]

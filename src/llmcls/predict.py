@@ -1,30 +1,43 @@
 """Predicting labels of texts with a trained run.
 
 The texts are tokenized and encoded, cut into windows when chunking is on, sorted by length into batches, and
-passed through one call to the network (a `Forward`, llmcls.inference); probabilities, chunk aggregation, top-k
-and multi-label thresholds are computed around that call. Results come back in input order.
+passed through one call to the network (a `Forward`, llmcls.data.batching): the run's PyTorch model, or the
+ONNX model `llmcls export` wrote into the run (then torch is never imported). Probabilities, chunk aggregation,
+top-k and multi-label thresholds are computed around that call, in NumPy. Results come back in input order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import torch
 
-from llmcls.artifacts import LoadedRun, load_run
+from llmcls.artifacts import RunInfo, load_run, load_run_info
 from llmcls.chunking import aggregate, split_windows
 from llmcls.config import ChunkingConfig, merge_chunking
-from llmcls.data.batching import EncodedTexts
+from llmcls.data.batching import EncodedTexts, Forward, batched_logits
 from llmcls.data.prepare import encode_texts
 from llmcls.data.tokenize import Tokenizer
-from llmcls.device import resolve_device
-from llmcls.errors import ConfigError
+from llmcls.errors import ConfigError, ExportError
 from llmcls.events import EventHandler, PredictionProgress, ignore
-from llmcls.inference import Forward, TorchForward, batched_logits
-from llmcls.model import logits_from_probabilities, probabilities
+
+if TYPE_CHECKING:
+    import torch
+
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
+def probabilities(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """Class probabilities [n, classes] float64 from logits [n, num_outputs] (as llmcls.model.probabilities):
+    one logit means two classes; multi-label: a sigmoid per class."""
+    logits = logits.astype(np.float64)
+    if multi_label or logits.shape[1] == 1:
+        positive = 1.0 / (1.0 + np.exp(-logits))
+        return positive if multi_label else np.concatenate([1.0 - positive, positive], axis=1)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -65,10 +78,14 @@ class Predictor:
         ConfigError: a threshold for a single-label run, or out of (0, 1); invalid chunking settings.
     """
 
-    def __init__(self, run: LoadedRun, forward: Forward | None = None, batch_size: int | None = None,
+    def __init__(self, run: RunInfo, forward: Forward | None = None, batch_size: int | None = None,
                  chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None):
         self.run = run
-        self.forward = forward or TorchForward(run.model, next(run.model.parameters()).device)
+        if forward is None:
+            from llmcls.inference import TorchForward
+
+            forward = TorchForward(run.model, next(run.model.parameters()).device)
+        self.forward = forward
         self.batch_size = batch_size or run.config.train.eval_batch_size
         if isinstance(chunking, dict):
             chunking = merge_chunking(run.config.chunking, chunking)
@@ -81,18 +98,51 @@ class Predictor:
         self.tokenizer = Tokenizer(tokenizer_config)
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | torch.device = "auto", batch_size: int | None = None,
-             chunking: ChunkingConfig | dict[str, Any] | None = None,
-             threshold: float | None = None) -> "Predictor":
-        """Load a run directory for prediction on `device` (auto, cpu, cuda, cuda:N); see the class for the rest.
+    def load(cls, run_dir: str | Path, device: "str | torch.device" = "auto", batch_size: int | None = None,
+             chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None,
+             backend: str = "torch") -> "Predictor":
+        """Load a run directory for prediction; see the class for the rest.
+
+        Args:
+            device: auto, cpu, cuda or cuda:N (the PyTorch backend).
+            backend: `torch` (the run's weights, on `device`), `onnx` or `onnx-int8` (the models of
+                `llmcls export` in RUN/export, on the CPU, without torch), or `auto`: `onnx` when that export
+                exists for the run's current weights, onnxruntime is installed and `device` is auto or cpu,
+                else `torch`.
 
         Raises:
             RunError: `run_dir` is not a usable run.
             DeviceError: the device does not exist here.
+            ExportError: an ONNX backend was asked for and cannot be used (the message says why).
         """
+        if backend not in BACKENDS:
+            raise ExportError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        on_cpu = str(device).strip().lower() in ("auto", "cpu")
+        if backend in ("onnx", "onnx-int8") and not on_cpu:
+            raise ExportError(f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch")
+        if backend in ("onnx", "onnx-int8") or (backend == "auto" and on_cpu):
+            from llmcls.onnx_runtime import OnnxClassifier
+
+            info = load_run_info(run_dir)
+            try:
+                forward = OnnxClassifier.from_run(run_dir, "onnx" if backend == "auto" else backend)
+                return cls(info, forward, batch_size, chunking, threshold)
+            except ExportError:
+                if backend != "auto":
+                    raise  # auto falls back to the run's PyTorch model
+        import torch
+
+        from llmcls.device import resolve_device
+        from llmcls.inference import TorchForward
+
         device = device if isinstance(device, torch.device) else resolve_device(device)
         run = load_run(run_dir, device)
         return cls(run, TorchForward(run.model, device), batch_size, chunking, threshold)
+
+    @property
+    def backend(self) -> str:
+        """What computes the logits: torch, onnx or onnx-int8."""
+        return getattr(self.forward, "name", "torch")
 
     @property
     def labels(self) -> list[str]:
@@ -134,15 +184,19 @@ class Predictor:
             if self.chunking.enabled:
                 encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
             logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index)
-            probs = probabilities(torch.from_numpy(logits), self.multi_label).double().numpy()  # [n_seqs, classes]
+            probs = probabilities(logits, self.multi_label)  # [n_seqs, classes]
             if owner is not None:
                 probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
             out[start:start + len(piece)] = probs
         return out
 
-    def logits(self, texts: list[str], on_event: EventHandler = ignore) -> torch.Tensor:
+    def logits(self, texts: list[str], on_event: EventHandler = ignore) -> "torch.Tensor":
         """[n_texts, num_outputs] float32 logits on the CPU, in input order. With chunking, the logits whose
         probabilities are the aggregated ones (so that a loss can be computed on them)."""
+        import torch
+
+        from llmcls.model import logits_from_probabilities
+
         if self.chunking.enabled:
             probs = torch.from_numpy(self._class_probabilities(texts, on_event))
             return logits_from_probabilities(probs, self.forward.num_outputs, self.multi_label)

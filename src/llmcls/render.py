@@ -159,6 +159,33 @@ def format_profile(p: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_export(result: Any) -> str:
+    """The files and measurements of `llmcls export` (an llmcls.export.ExportResult)."""
+    def size(n: int) -> str:
+        return f"{n / 1e6:.2f} MB"
+
+    lines = [f"exported {result.run_dir} (weights {size(result.weights_bytes)}) to {result.manifest.parent}"]
+    for m in result.models:
+        kind = "float32"
+        if m.quantized_ops:
+            kind = "int8 weights: " + ", ".join(f"{n} {op}" for op, n in m.quantized_ops.items())
+            if m.float_ops_left:
+                kind += "; still float: " + ", ".join(f"{n} {op}" for op, n in m.float_ops_left.items())
+        lines.append(f"  {m.path.name:<17} {size(m.size_bytes):>9}  {kind}")
+    if not result.figures:
+        return "\n".join(lines)
+    lines += ["", f"measured on {result.data}: {result.n_texts:,} texts, {result.n_tokens:,} tokens, batches of "
+                  f"{result.batch_size} (torch threads: {result.torch_threads})",
+              f"  {'backend':<10} {'accuracy':>8} {'change':>8} {'max |logit diff|':>17} {'texts/s':>9} {'speed-up':>8}"]
+    base = result.figures[0]
+    for f in result.figures:
+        change = f"{100 * (f.accuracy - base.accuracy):+.2f} pt" if f is not base else ""
+        diff = f"{f.max_abs_diff:.1e}" if f is not base else ""
+        lines.append(f"  {f.name:<10} {f.accuracy:>8.4f} {change:>8} {diff:>17} {f.texts_per_s:>9,.0f} "
+                     f"{f.texts_per_s / base.texts_per_s:>7.2f}x")
+    return "\n".join(lines)
+
+
 def format_epoch(record: dict[str, Any], improved: bool) -> str:
     micro = f" micro-F1 {record['valid_micro_f1']:.4f}" if "valid_micro_f1" in record else ""
     return (f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "

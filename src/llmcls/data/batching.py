@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported by collate only: prediction with an exported model runs without torch
+    import torch
 
 
 @dataclass
@@ -87,11 +89,45 @@ def pad_batch(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple
     return out, lengths
 
 
-def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple["torch.Tensor", "torch.Tensor"]:
     """Pad the texts at `indices` into one tensor.
 
     Returns:
         token_ids [batch, max_len] int64, lengths [batch] int64 (on the CPU, as packing wants).
     """
+    import torch
+
     token_ids, lengths = pad_batch(texts, indices, pad_index)
     return torch.from_numpy(token_ids), torch.from_numpy(lengths)
+
+
+class Forward(Protocol):
+    """Logits of one padded batch."""
+
+    num_outputs: int
+
+    def __call__(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """token_ids [batch, max_len] int64 (padded), lengths [batch] int64 (each >= 1)
+        -> logits [batch, num_outputs] float32."""
+
+
+def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_index: int,
+                   on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Logits of every text, in input order.
+
+    Texts are sorted by length and cut into batches of `batch_size` (so batches hold texts of about the same
+    length and little is spent on padding); the results are put back in input order.
+
+    Args:
+        on_batch: called with the number of texts of each batch once it is done (for progress bars).
+
+    Returns:
+        [n_texts, num_outputs] float32.
+    """
+    out = np.empty((len(texts), forward.num_outputs), dtype=np.float32)
+    for batch in BucketSampler(texts.lengths, batch_size, shuffle=False):
+        token_ids, lengths = pad_batch(texts, batch, pad_index)
+        out[batch] = forward(token_ids, lengths)
+        if on_batch is not None:
+            on_batch(len(batch))
+    return out

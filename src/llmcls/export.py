@@ -1,0 +1,234 @@
+"""Exporting a trained run for prediction without PyTorch: an ONNX model, optionally an int8 one, written into
+`RUN/export/` (see llmcls.onnx_runtime), checked against the PyTorch model and measured.
+
+The measurements use labelled texts (the run's validation data unless a file is given): the largest difference
+between each exported model's logits and PyTorch's, in batches of mixed lengths as they come; the accuracy of
+each; and texts per second of each, tokenization excluded, in the length-sorted batches `llmcls predict` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from llmcls import __version__
+from llmcls.artifacts import load_run
+from llmcls.config import Config
+from llmcls.data.batching import EncodedTexts, pad_batch
+from llmcls.data.prepare import drop_empty_texts, encode_texts, make_tokenizer, read_split
+from llmcls.data.readers import Examples, split_off
+from llmcls.errors import DataError, ExportError
+from llmcls.fileio import atomic_write_bytes, atomic_write_text
+from llmcls.onnx_graph import INPUTS, OPSET, OUTPUT, build_onnx_model
+from llmcls.onnx_runtime import (EXPORT_DIR, INSTALL_HINT, MANIFEST, MANIFEST_VERSION, VARIANTS, OnnxClassifier,
+                                 import_onnxruntime, weights_digest)
+from llmcls.data.batching import Forward, batched_logits
+
+FORMATS = ("onnx", "torchscript")
+QUANTIZATIONS = ("int8",)
+# Ops whose weights int8 dynamic quantization stores as int8: the LSTMs and the linear head. The embedding table
+# stays float (one scale for the whole table would blur the GloVe rows for little gain in speed).
+QUANTIZED_OP_TYPES = ["LSTM", "MatMul", "Gemm"]
+FLOAT_TO_INT8 = {"DynamicQuantizeLSTM": "LSTM", "MatMulInteger": "MatMul/Gemm"}
+
+
+@dataclass
+class ExportedModel:
+    name: str  # the predict backend that runs it: onnx | onnx-int8
+    path: Path
+    size_bytes: int
+    quantized_ops: dict[str, int] = field(default_factory=dict)  # e.g. {"DynamicQuantizeLSTM": 2, "MatMulInteger": 1}
+    float_ops_left: dict[str, int] = field(default_factory=dict)  # LSTM/MatMul/Gemm ops left in float32
+
+
+@dataclass
+class BackendFigures:
+    """How one way of running the model did on the measurement texts."""
+
+    name: str  # torch | onnx | onnx-int8
+    accuracy: float
+    max_abs_diff: float  # largest |logit - PyTorch's logit| over all texts (0 for torch itself)
+    texts_per_s: float
+
+
+@dataclass
+class ExportResult:
+    run_dir: Path
+    manifest: Path
+    models: list[ExportedModel]
+    weights_bytes: int  # the run's model.safetensors, for comparison
+    data: str | None = None  # what was measured on; None when not measured
+    n_texts: int = 0
+    n_tokens: int = 0
+    batch_size: int = 0
+    torch_threads: int = 0
+    figures: list[BackendFigures] = field(default_factory=list)
+
+
+def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None = None,
+               data: str | Path | None = None, measure: bool = True, seconds: float = 2.0,
+               batch_size: int | None = None) -> ExportResult:
+    """Export a run's model into `RUN/export/` and, if `measure`, check and time it.
+
+    Args:
+        run_dir: a run directory written by `llmcls train`.
+        format: `onnx`; `torchscript` is refused (torch.jit is deprecated, see the README).
+        quantize: `int8` to also write an int8 dynamically quantized model, or None.
+        data: labelled texts to measure on (read with the run's data settings); default the run's validation data.
+        measure: check and time the exported models against PyTorch.
+        seconds: about how long to time each backend.
+        batch_size: texts per batch when measuring (default: the run's eval batch size).
+
+    Raises:
+        ExportError: an unknown format or quantization, or onnx/onnxruntime not installed.
+        RunError: `run_dir` is not a usable run.
+        DataError: the measurement data cannot be read.
+    """
+    if format == "torchscript":
+        raise ExportError("--format torchscript: torch.jit.script and torch.jit.trace are deprecated in this torch "
+                          "(and script cannot compile the model); use --format onnx")
+    if format not in FORMATS:
+        raise ExportError(f"--format {format!r}: expected onnx")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(f"--quantize {quantize!r}: expected int8")
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(f"onnx is not installed; {INSTALL_HINT}") from None
+    ort = import_onnxruntime()
+
+    run = load_run(run_dir, "cpu")
+    run_dir = run.run_dir
+    out_dir = run_dir / EXPORT_DIR
+    out_dir.mkdir(exist_ok=True)
+    weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
+    float_path = out_dir / VARIANTS["onnx"]
+    atomic_write_bytes(float_path, build_onnx_model(run.model.args, weights).SerializeToString())
+    models = [ExportedModel("onnx", float_path, float_path.stat().st_size)]
+    int8_path = out_dir / VARIANTS["onnx-int8"]
+    if quantize == "int8":
+        models.append(_quantize_int8(float_path, int8_path))
+    else:
+        int8_path.unlink(missing_ok=True)  # an int8 model of earlier weights must not outlive them
+
+    args = run.model.args
+    manifest = {
+        "format_version": MANIFEST_VERSION,
+        "llmcls_version": __version__,
+        "onnx_version": onnx.__version__,
+        "onnxruntime_version": ort.__version__,
+        "opset": OPSET,
+        "inputs": {INPUTS[0]: {"dtype": "int64", "shape": ["batch", "seq"]},
+                   INPUTS[1]: {"dtype": "int64", "shape": ["batch"]}},
+        "output": {"name": OUTPUT, "dtype": "float32", "shape": ["batch", args.num_outputs]},
+        "pad_index": args.pad_index,
+        "num_outputs": args.num_outputs,
+        "labels": run.labels.labels,
+        "weights_sha256": weights_digest(run_dir),
+        "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes,
+                            "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
+                            "quantized_ops": m.quantized_ops} for m in models},
+    }
+    manifest_path = out_dir / MANIFEST
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+    result = ExportResult(run_dir, manifest_path, models, (run_dir / "model.safetensors").stat().st_size)
+    if measure:
+        _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
+    return result
+
+
+def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
+    """Dynamic int8 quantization of the LSTM and linear weights (activations are quantized on the fly)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
+        try:
+            quant_pre_process(str(float_path), str(prepared))  # shape inference and graph clean-up first
+            quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=QUANTIZED_OP_TYPES)
+        finally:
+            root.handlers[:] = handlers  # the quantizer's logging.warning calls would install a root handler
+        ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
+        atomic_write_bytes(out_path, quantized.read_bytes())
+    return ExportedModel("onnx-int8", out_path, out_path.stat().st_size,
+                         quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
+                         float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]})
+
+
+def _measurement_examples(config: Config, data: str | Path | None) -> tuple[Examples, str]:
+    """The labelled texts to measure on: `data`, else the run's validation file, else the part of the training
+    file that training held out for validation."""
+    cfg = config.data
+    if data is not None:
+        path = str(data)
+        examples = read_split(cfg, path)
+    elif cfg.valid is not None:
+        path = cfg.valid
+        examples = read_split(cfg, path)
+    else:
+        path = f"{cfg.train} (the held-out validation part)"
+        train = drop_empty_texts(read_split(cfg, cfg.train), cfg.train, cfg.empty_texts)
+        _, examples = split_off(train, cfg.valid_fraction, config.seed)
+        return examples, path
+    return drop_empty_texts(examples, path, cfg.empty_texts), path
+
+
+def _measure(result: ExportResult, run, data: str | Path | None, seconds: float, batch_size: int) -> None:
+    import torch
+
+    from llmcls.inference import TorchForward
+
+    examples, result.data = _measurement_examples(run.config, data)
+    unseen = run.labels.unknown(examples.labels)
+    if unseen:
+        raise DataError(f"{result.data}: labels the model was not trained on: {', '.join(map(repr, unseen[:10]))}")
+    targets = run.labels.encode(examples.labels)
+    texts = encode_texts(make_tokenizer(run.config), run.vocab, examples.texts)
+    result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
+    result.torch_threads = torch.get_num_threads()
+
+    backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"))]
+    backends += [OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name)
+                 for m in result.models]
+    reference = None
+    for backend in backends:
+        mixed = _logits_in_input_order(backend, texts, batch_size)  # batches of mixed lengths
+        reference = mixed if reference is None else reference
+        texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
+        result.figures.append(BackendFigures(
+            backend.name, float(np.mean(_classes(mixed) == targets)),
+            float(np.abs(mixed - reference).max()), texts_per_s))
+
+
+def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: int) -> np.ndarray:
+    out = np.empty((len(texts), backend.num_outputs), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = np.arange(start, min(start + batch_size, len(texts)))
+        out[batch] = backend(*pad_batch(texts, batch, backend.pad_index))
+    return out
+
+
+def _texts_per_second(backend: Forward, texts: EncodedTexts, batch_size: int, seconds: float) -> float:
+    batched_logits(backend, texts, batch_size, backend.pad_index)  # warm-up
+    runs, start = 0, time.perf_counter()
+    while runs == 0 or time.perf_counter() - start < seconds:
+        batched_logits(backend, texts, batch_size, backend.pad_index)
+        runs += 1
+    return runs * len(texts) / (time.perf_counter() - start)
+
+
+def _classes(logits: np.ndarray) -> np.ndarray:
+    """Class ids [n] of logits [n, num_outputs]; one logit means class 1 when positive."""
+    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(1)
