@@ -8,9 +8,10 @@ import gzip
 import json
 import random
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Iterator, Union
 
 from llmcls.errors import DataError
 
@@ -170,17 +171,10 @@ def read_examples(path: str | Path, text_column: str | int = "text", label_colum
     """
     path = Path(path)
     fmt = detect_format(path, fmt)
-    try:
-        with _open_text(path, encoding) as fh:
-            if fmt == "jsonl":
-                return _read_jsonl(fh, path, text_column, label_column)
-            return _read_delimited(fh, path, "," if fmt == "csv" else "\t", text_column, label_column, header)
-    except UnicodeDecodeError:
-        raise DataError(_describe_decode_error(path, encoding)) from None
-    except LookupError:
-        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+    with _reading_errors(path, encoding), _open_text(path, encoding) as fh:
+        if fmt == "jsonl":
+            return _read_jsonl(fh, path, text_column, label_column)
+        return _read_delimited(fh, path, "," if fmt == "csv" else "\t", text_column, label_column, header)
 
 
 def read_texts(source: str | Path | IO[str], column: str | int = "text", fmt: str = "auto", header: bool = True,
@@ -207,15 +201,8 @@ def read_texts(source: str | Path | IO[str], column: str | int = "text", fmt: st
         return _read_text_stream(source, name, column, fmt, header).texts
     path = Path(source)
     fmt = detect_format(path, fmt, plain_text=True)
-    try:
-        with _open_text(path, encoding) as fh:
-            return _read_text_stream(fh, path, column, fmt, header).texts
-    except UnicodeDecodeError:
-        raise DataError(_describe_decode_error(path, encoding)) from None
-    except LookupError:
-        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+    with _reading_errors(path, encoding), _open_text(path, encoding) as fh:
+        return _read_text_stream(fh, path, column, fmt, header).texts
 
 
 def _read_text_stream(fh: IO[str], name: Path, column: str | int, fmt: str, header: bool) -> Examples:
@@ -224,6 +211,20 @@ def _read_text_stream(fh: IO[str], name: Path, column: str | int, fmt: str, head
     if fmt == "jsonl":
         return _read_jsonl(fh, name, column, None)
     return _read_delimited(fh, name, "," if fmt == "csv" else "\t", column, None, header)
+
+
+@contextmanager
+def _reading_errors(path: Path, encoding: str) -> Iterator[None]:
+    """Turn what can go wrong while reading `path` (bad bytes, an unknown encoding, I/O) into a DataError
+    naming it."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise DataError(_describe_decode_error(path, encoding)) from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
 
 
 def _describe_decode_error(path: Path, encoding: str) -> str:
