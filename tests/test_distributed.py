@@ -25,7 +25,7 @@ from llmcls.train import class_weights, train
 from conftest import FIXTURES, ROOT, small_config
 from test_resume import assert_same_run, comparable, run_until_killed
 
-WORKER = ROOT / "tests" / "distributed_worker.py"
+WORKER = ROOT / "tests" / "support" / "distributed_worker.py"  # launched by the tests, not a test
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_accumulation_resumes_mid_epoch_identically(tmp_path):
 
 def launch_worker(config, tmp_path, nproc=2):
     """Train `config` in `nproc` processes through torch's launcher (what torchrun runs); returns each process's
-    record (see distributed_worker.py)."""
+    record (see support/distributed_worker.py)."""
     trace = tmp_path / "trace"
     trace.mkdir()
     proc = subprocess.run(

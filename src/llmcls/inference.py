@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from llmcls.data.batching import EncodedTexts, Forward, batched_logits  # noqa: F401 (Forward: re-exported)
+from llmcls.data.batching import EncodedTexts, batched_logits
 from llmcls.metrics import classification_report, multilabel_report
 from llmcls.model import LstmClassifier, compute_loss, loss_function
 

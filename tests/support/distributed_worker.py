@@ -1,4 +1,4 @@
-"""One process of a test launch through torch's launcher (see test_distributed.py): trains as `llmcls train`
+"""Not a test: one process of a test launch through torch's launcher (see test_distributed.py): trains as `llmcls train`
 does under torchrun, and records what this process did in TRACE_DIR/rank<R>.json: the training examples of
 each step (the indices `collate` received) and the files it wrote (every file of a run is written by os.replace).
 
