@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmcls.cli import app
+from llmcls.data.readers import read_examples
 from llmcls.events import PredictionProgress
 from llmcls.inference import TorchForward
 from llmcls.predict import Predictor
@@ -62,6 +63,16 @@ def test_predictions_keep_input_order_whatever_the_batching(predictor, trained_s
     assert all(len(batch) <= 3 for batch in seen)
     alone = [predictor.predict_proba([t])[0] for t in texts]  # ... and each text's answer is its own
     np.testing.assert_allclose(predictor.predict_proba(texts), alone, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_backend_is_close_to_float32(predictor, trained_sst2):
+    texts = read_examples(FIXTURES / "sst2_valid.csv").texts[:200]
+    bf16 = Predictor.load(trained_sst2.run_dir, "cpu", backend="torch-bf16")
+    assert bf16.backend == "torch-bf16" and predictor.backend == "torch"
+    fast, exact = bf16.predict_proba(texts), predictor.predict_proba(texts)
+    assert not np.array_equal(fast, exact)  # it did compute in bfloat16 ...
+    np.testing.assert_allclose(fast, exact, atol=0.05)  # ... and stays close to float32
+    assert np.mean(fast.argmax(1) == exact.argmax(1)) >= 0.98
 
 
 def test_predict_results(predictor):

@@ -242,7 +242,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Same as --format jsonl."),
     backend: str = typer.Option(
         "auto", "--backend", "-b",
-        help="torch (the run's weights), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
+        help="torch (the run's weights), torch-bf16 (the same under bfloat16 autocast: faster on CPUs with bf16 "
+             "units), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
              "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed."),
 ) -> None:
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
@@ -263,7 +264,7 @@ def predict(
                                      "not both")
         predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
                                    threshold, backend=backend)
-        if predictor.backend != "torch":
+        if not predictor.backend.startswith("torch"):
             with _torch_hidden_from_thinc():
                 predictor.tokenizer.nlp  # loads spaCy now
         if input_path is not None:

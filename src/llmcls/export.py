@@ -199,7 +199,7 @@ def _measure(result: ExportResult, run, data: str | Path | None, seconds: float,
     result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
     result.torch_threads = torch.get_num_threads()
 
-    backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"))]
+    backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in ("fp32", "bf16")]
     backends += [OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name)
                  for m in result.models]
     reference = None

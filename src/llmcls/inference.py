@@ -15,20 +15,30 @@ from llmcls.model import LstmClassifier, compute_loss, loss_function
 
 
 class TorchForward:
-    """A PyTorch model as a `Forward`: no gradients; the model should be in eval mode."""
+    """A PyTorch model as a `Forward`: no gradients; the model should be in eval mode.
 
-    name = "torch"
+    Args:
+        precision: `fp32`, or `bf16`: the forward pass under bfloat16 autocast (the float32 weights are cast on
+            the fly; logits come back as float32). About twice the speed on CPUs with bf16 matrix units, with
+            probabilities that differ from float32 in the second or third decimal.
+    """
 
-    def __init__(self, model: LstmClassifier, device: torch.device):
+    def __init__(self, model: LstmClassifier, device: torch.device, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
         self.model = model
         self.device = device
+        self.precision = precision
+        self.name = "torch" if precision == "fp32" else "torch-bf16"
         self.num_outputs = model.args.num_outputs
         self.pad_index = model.args.pad_index
 
     @torch.inference_mode()
     def __call__(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         ids = torch.from_numpy(token_ids).to(self.device)
-        return self.model(ids, torch.from_numpy(lengths)).float().cpu().numpy()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(ids, torch.from_numpy(lengths))
+        return logits.float().cpu().numpy()
 
 
 def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
