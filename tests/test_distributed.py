@@ -20,7 +20,8 @@ from llmcls.errors import DeviceError
 from llmcls.evaluate import evaluate_file
 from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
 from llmcls.predict import Predictor
-from llmcls.train import class_weights, train
+from llmcls.build import class_weights
+from llmcls.train import train
 
 from conftest import FIXTURES, ROOT, small_config
 from test_resume import assert_same_run, comparable, run_until_killed

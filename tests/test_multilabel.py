@@ -20,7 +20,8 @@ from llmcls.errors import ConfigError, DataError
 from llmcls.evaluate import evaluate_file
 from llmcls.metrics import multilabel_report, tune_thresholds
 from llmcls.predict import Predictor
-from llmcls.train import class_weights, train
+from llmcls.build import class_weights
+from llmcls.train import train
 
 from conftest import FIXTURES, small_config
 

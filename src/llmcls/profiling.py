@@ -18,7 +18,7 @@ from llmcls.data.tokenize import Tokenizer
 from llmcls.device import resolve_device
 from llmcls.inference import predict_logits
 from llmcls.model import ModelArgs, compute_loss, loss_function
-from llmcls.train import make_optimizer
+from llmcls.optim import make_optimizer
 
 
 def flops_per_token(args: ModelArgs) -> dict[str, float]:

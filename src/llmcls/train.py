@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import random
 import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -15,6 +13,7 @@ import torch
 
 from llmcls.artifacts import (read_model_args, save_weights, write_json, write_metrics, write_run_header,
                               write_thresholds)
+from llmcls.build import build_model, class_weights, configure_torch, seed_everything
 from llmcls.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.batching import BucketSampler, collate, padding_fraction
@@ -22,13 +21,13 @@ from llmcls.data.prepare import PreparedData, Split, prepare_data
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.distributed import (SINGLE, World, all_gather, data_parallel, no_sync, on_main, process_device,
                                 process_group, process_seed, shard_batch, shard_range, shard_share, sum_over_processes,
-                                text_range, threads_per_process)
-from llmcls.embeddings import build_embedding_matrix
+                                text_range)
 from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.inference import predict_logits, report_from_logits
 from llmcls.metrics import tune_thresholds
-from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function, num_outputs
+from llmcls.model import LstmClassifier, compute_loss, loss_function
+from llmcls.optim import make_optimizer, make_scheduler
 from llmcls.rundir import clear_for_new_run, discard_unused, remove_stale_temporaries, run_lock
 
 
@@ -39,105 +38,6 @@ class TrainResult:
     valid: dict  # classification report of the best model on the validation split, plus "loss"
     test: dict | None  # likewise on the test split, when the config has one
     history: list[dict]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD with momentum; the fused kernels (one pass over all parameters, CPU and CUDA) where
-    torch has them, which cut the optimizer's share of a CPU step from about 13% to 4% here."""
-    fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {}
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    """The learning-rate schedule: constant or linear warm-up/decay (stepped after every batch), or
-    reduce-on-plateau (stepped after every epoch with the validation metric)."""
-    if cfg.lr_schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min" if cfg.select_metric == "loss" else "max", factor=cfg.plateau_factor,
-            patience=cfg.plateau_patience)
-    if cfg.lr_schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    warmup = int(cfg.warmup_fraction * total_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def class_weights(cfg: TrainConfig, labels: LabelMap, targets: np.ndarray) -> torch.Tensor | None:
-    """Loss weight per class id: none, `auto` (n / (classes * count), as scikit-learn's "balanced"), or given.
-
-    Multi-label (`targets` [n, classes] 0/1): the weight of each class's positive examples, `auto` being
-    negatives / positives of the class.
-
-    Raises:
-        ConfigError: the mapping names labels the training data does not have.
-    """
-    spec = cfg.class_weights
-    if spec == "none":
-        return None
-    if spec == "auto" and targets.ndim == 2:
-        positives = targets.sum(0)
-        return torch.tensor((len(targets) - positives) / np.maximum(positives, 1), dtype=torch.float32)
-    if spec == "auto":
-        counts = np.bincount(targets, minlength=len(labels))
-        return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
-    unknown = labels.unknown(spec)
-    if unknown:
-        raise ConfigError(f"train.class_weights: labels not in the training data: {', '.join(unknown)} "
-                          f"(labels: {', '.join(labels.labels)})")
-    return torch.tensor([spec.get(label, 1.0) for label in labels.labels], dtype=torch.float32)
-
-
-def configure_torch(cfg: TrainConfig, world: World = SINGLE) -> None:
-    """Process-wide torch settings: CPU threads (the config's, or with several processes on a machine their
-    share of its cores) and deterministic algorithms."""
-    threads = cfg.threads or (threads_per_process(world) if world.local_size > 1 else None)
-    if threads:
-        torch.set_num_threads(threads)
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-
-
-def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> LstmClassifier:
-    """The network with its embedding initialised from the prepared vectors."""
-    emb = config.embeddings
-    vocab = data.vocab
-    dim = data.vectors.dim if data.vectors is not None else emb.dim
-    matrix, found = build_embedding_matrix(vocab.itos, data.vectors, dim, emb.oov_std,
-                                           np.random.default_rng(config.seed), vocab.pad_index)
-    fixed = len(vocab) - vocab.trainable
-    on_event(Info(f"vocabulary: {vocab.trainable} training tokens"
-                  f"{f' + {fixed} fixed pretrained words' if fixed else ''}, {found} with pretrained vectors"))
-    m = config.model
-    args = ModelArgs(vocab_size=vocab.trainable, embedding_dim=dim,
-                     num_outputs=num_outputs(len(data.labels), config.data.multi_label),
-                     hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
-                     dropout=m.dropout, embedding_dropout=m.embedding_dropout, lstm_dropout=m.lstm_dropout,
-                     pooling=m.pooling, pad_index=vocab.pad_index, fixed_vocab_size=fixed)
-    model = LstmClassifier(args)
-    with torch.no_grad():
-        model.embedding.weight.copy_(torch.from_numpy(matrix[:vocab.trainable]))
-        if model.fixed_embedding is not None:
-            model.fixed_embedding.weight.copy_(torch.from_numpy(matrix[vocab.trainable:]))
-    model.embedding.weight.requires_grad_(not emb.freeze)
-    return model
 
 
 def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
