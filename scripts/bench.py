@@ -126,7 +126,7 @@ result = {"valid_acc": res.valid["accuracy"], "test_acc": res.test["accuracy"] i
 '''
 
 FASTTEXT_CODE = '''
-import fasttext, csv, tempfile, os
+import fasttext, csv, tempfile, os, random
 def rows(p):
     with open(p, newline="", encoding="utf-8") as fh:
         return [(r["text"], r["label"]) for r in csv.DictReader(fh)]
@@ -137,7 +137,9 @@ def as_ft(rs):
             fh.write(f"__label__{label.replace(' ', '_')} {' '.join(text.split())}\\n")
     return p
 data = sys.argv[1]; tuned = sys.argv[2] == "tuned"; seconds = int(sys.argv[3]); seed = int(sys.argv[4])
-train_p, valid = as_ft(rows(f"{data}/train.csv")), rows(f"{data}/valid.csv")
+train = rows(f"{data}/train.csv")
+random.Random(seed).shuffle(train)  # fastText reads its file in order: a file sorted by label (IMDB) teaches nothing
+train_p, valid = as_ft(train), rows(f"{data}/valid.csv")
 test = rows(f"{data}/test.csv") if os.path.exists(f"{data}/test.csv") else None
 t = time.perf_counter()
 if tuned:
