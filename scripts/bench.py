@@ -112,7 +112,7 @@ res = train(config, device="cpu", run_dir=sys.argv[3], overwrite=True)
 texts = read_examples(sys.argv[4]).texts
 predictor = Predictor.load(sys.argv[3], "cpu", backend=sys.argv[5])
 predictor.predict_proba(texts[:256])
-t = time.perf_counter(); predictor.predict_proba(texts); predict_s = time.perf_counter() - t  # text in, probabilities out
+t = time.perf_counter(); predictor.predict_proba(texts); predict_s = time.perf_counter() - t  # from raw text
 encoded = predictor.encode(texts)
 t = time.perf_counter()  # the network alone over tokenized texts: what the reference's figure measures
 batched_logits(predictor.forward, encoded, predictor.batch_size, predictor.run.vocab.pad_index)

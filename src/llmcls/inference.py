@@ -11,7 +11,7 @@ import torch
 
 from llmcls.data.batching import EncodedTexts, batched_logits
 from llmcls.metrics import classification_report, multilabel_report
-from llmcls.model import LstmClassifier, compute_loss, loss_function
+from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 
 
 class TorchForward:
@@ -36,7 +36,7 @@ class TorchForward:
     @torch.inference_mode()
     def __call__(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         ids = torch.from_numpy(token_ids).to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with autocast(self.precision, self.device):
             logits = self.model(ids, torch.from_numpy(lengths))
         return logits.float().cpu().numpy()
 

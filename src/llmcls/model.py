@@ -9,6 +9,11 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
+def autocast(precision: str, device: torch.device):
+    """The context a forward pass runs in: bfloat16 autocast for `bf16` (weights stay float32), none for `fp32`."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @dataclass
 class ModelArgs:
     """Everything needed to rebuild the network; saved with the weights."""

@@ -106,8 +106,8 @@ class Predictor:
         Args:
             device: auto, cpu, cuda or cuda:N (the PyTorch backend).
             backend: `torch` (the run's weights, on `device`), `torch-bf16` (the same under bfloat16 autocast:
-                faster on CPUs with bf16 units, probabilities within about 1e-2 of float32), `onnx` or `onnx-int8` (the models of
-                `llmcls export` in RUN/export, on the CPU, without torch), or `auto`: `onnx` when that export
+                faster on CPUs with bf16 units, probabilities within about 1e-2 of float32), `onnx` or
+                `onnx-int8` (the models of `llmcls export` in RUN/export, on the CPU, without torch), or `auto`: `onnx` when that export
                 exists for the run's current weights, onnxruntime is installed and `device` is auto or cpu,
                 else `torch`.
 

@@ -17,7 +17,7 @@ from llmcls.data.prepare import drop_empty_texts, encode_texts, read_split
 from llmcls.data.tokenize import Tokenizer
 from llmcls.device import resolve_device
 from llmcls.inference import predict_logits
-from llmcls.model import ModelArgs, compute_loss, loss_function
+from llmcls.model import ModelArgs, autocast, compute_loss, loss_function
 from llmcls.optim import make_optimizer
 
 
@@ -115,7 +115,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
             start, trained_tokens = time.perf_counter(), 0
         batch = batches[steps % len(batches)]
         token_ids, lengths = collate(texts, batch, run.vocab.pad_index)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+        with autocast(cfg.train.precision, device):
             logits = model(token_ids.to(device), lengths)
         loss = compute_loss(criterion, logits.float(), targets[batch].to(device))
         optimizer.zero_grad(set_to_none=True)

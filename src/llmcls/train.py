@@ -26,7 +26,7 @@ from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.inference import predict_logits, report_from_logits
 from llmcls.metrics import tune_thresholds
-from llmcls.model import LstmClassifier, compute_loss, loss_function
+from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.optim import make_optimizer, make_scheduler
 from llmcls.rundir import clear_for_new_run, discard_unused, remove_stale_temporaries, run_lock
 
@@ -234,7 +234,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
                 part, share = shard_share(batch, loss_weights, world)  # this process's examples, their loss share
                 with nullcontext() if i == len(group) - 1 else no_sync(ddp_model):  # gradients sync once a step
                     token_ids, lengths = collate(data.train.texts, part, data.vocab.pad_index)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    with autocast(cfg.precision, device):
                         logits = ddp_model(token_ids.to(device, non_blocking=True), lengths)
                     loss = compute_loss(criterion, logits.float(), targets[part].to(device, non_blocking=True))
                     batch_loss = sum_over_processes(loss.detach() * share, world)  # the loss of the global batch
