@@ -15,6 +15,18 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SHIPPED_GLOVE = ROOT / "data" / "glove.6B.50d.sst2.txt.gz"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether oneDNN runs the LSTM in bfloat16 on this CPU (not on AVX2-only CPUs, or under
+    ONEDNN_MAX_CPU_ISA=AVX2): the bf16 tests check the bf16 path there, and its refusal elsewhere."""
+    import torch
+
+    from llmcls.precision import bf16_problem
+
+    return bf16_problem(torch.device("cpu")) is None
+
+
 # Caches (tokens, downloads) go to a directory of this test session, never to the user's ~/.cache.
 os.environ["LLMCLS_CACHE"] = tempfile.mkdtemp(prefix="llmcls-test-cache-")
 

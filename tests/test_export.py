@@ -26,7 +26,7 @@ from llmcls.onnx_graph import build_onnx_model
 from llmcls.onnx_runtime import MANIFEST, OnnxClassifier
 from llmcls.predict import Predictor
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, cpu_runs_bf16
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -94,13 +94,15 @@ def test_export_writes_models_and_measures_them(exported, trained_sst2):
 
     assert result.n_texts == 200 and result.data.endswith("sst2_valid.csv")
     figures = {f.name: f for f in result.figures}
-    assert set(figures) == {"torch", "torch-bf16", "onnx", "onnx-int8"}
+    # torch-bf16 is measured only where this CPU runs the LSTM in bfloat16
+    assert set(figures) == {"torch", "onnx", "onnx-int8"} | ({"torch-bf16"} if cpu_runs_bf16() else set())
     assert figures["torch"].accuracy == pytest.approx(trained_sst2.valid["accuracy"])
     assert figures["onnx"].max_abs_diff < 1e-4
     assert figures["onnx"].accuracy == figures["torch"].accuracy
     assert abs(figures["onnx-int8"].accuracy - figures["torch"].accuracy) <= 0.01  # within 1 point
-    assert 0 < figures["torch-bf16"].max_abs_diff < 0.1  # bf16 has 8 bits of mantissa
-    assert abs(figures["torch-bf16"].accuracy - figures["torch"].accuracy) <= 0.01
+    if cpu_runs_bf16():
+        assert 0 < figures["torch-bf16"].max_abs_diff < 0.1  # bf16 has 8 bits of mantissa
+        assert abs(figures["torch-bf16"].accuracy - figures["torch"].accuracy) <= 0.01
     assert all(f.texts_per_s > 0 for f in result.figures)
 
 

@@ -18,7 +18,7 @@ from llmcls.events import PredictionProgress
 from llmcls.inference import TorchForward
 from llmcls.predict import Predictor
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, cpu_runs_bf16
 
 runner = CliRunner()
 
@@ -65,6 +65,7 @@ def test_predictions_keep_input_order_whatever_the_batching(predictor, trained_s
     np.testing.assert_allclose(predictor.predict_proba(texts), alone, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(not cpu_runs_bf16(), reason="this CPU has no bf16 LSTM (test_precision checks the refusal)")
 def test_bf16_backend_is_close_to_float32(predictor, trained_sst2):
     texts = read_examples(FIXTURES / "sst2_valid.csv").texts[:200]
     bf16 = Predictor.load(trained_sst2.run_dir, "cpu", backend="torch-bf16")

@@ -115,9 +115,10 @@ class TrainConfig(_Section):
         "loss weight per class: none, auto (n / (classes * count)), or a mapping label -> weight"))
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
     deterministic: bool = Field(False, description="torch's deterministic algorithms (see README)")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description=(
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description=(
         "bf16: run the training forward pass under bfloat16 autocast (fast on CPUs with AMX or AVX-512 BF16 and "
-        "on recent GPUs); weights, gradients and the optimizer stay float32, evaluation runs in float32"))
+        "on recent GPUs; refused where the device cannot run it); weights, gradients and the optimizer stay "
+        "float32, evaluation runs in float32. auto: bf16 where the device has fast bfloat16, else fp32"))
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard (pip install 'llmcls[tensorboard]')")
     plots: bool = Field(True, description="write plots into RUN/plots at the end of training")
     threshold: Union[float, Literal["tune"]] = Field(0.5, description=(

@@ -189,6 +189,7 @@ def _measure(result: ExportResult, run, data: str | Path | None, seconds: float,
     import torch
 
     from llmcls.inference import TorchForward
+    from llmcls.precision import bf16_problem
 
     examples, result.data = _measurement_examples(run.config, data)
     unseen = run.labels.unknown(examples.labels)
@@ -199,7 +200,9 @@ def _measure(result: ExportResult, run, data: str | Path | None, seconds: float,
     result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
     result.torch_threads = torch.get_num_threads()
 
-    backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in ("fp32", "bf16")]
+    # torch-bf16 only where this CPU runs the LSTM in bfloat16 (oneDNN has no bf16 LSTM on AVX2-only CPUs)
+    precisions = ("fp32", "bf16") if bf16_problem(torch.device("cpu")) is None else ("fp32",)
+    backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in precisions]
     backends += [OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name)
                  for m in result.models]
     reference = None

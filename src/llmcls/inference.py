@@ -10,8 +10,10 @@ import numpy as np
 import torch
 
 from llmcls.data.batching import EncodedTexts, batched_logits
+from llmcls.errors import DeviceError
 from llmcls.metrics import classification_report, multilabel_report
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
+from llmcls.precision import bf16_problem
 
 
 class TorchForward:
@@ -21,11 +23,16 @@ class TorchForward:
         precision: `fp32`, or `bf16`: the forward pass under bfloat16 autocast (the float32 weights are cast on
             the fly; logits come back as float32). About twice the speed on CPUs with bf16 matrix units, with
             probabilities that differ from float32 in the second or third decimal.
+
+    Raises:
+        DeviceError: bf16 on a device that cannot run the LSTM in bfloat16 (e.g. an AVX2-only CPU).
     """
 
     def __init__(self, model: LstmClassifier, device: torch.device, precision: str = "fp32"):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
+        if precision == "bf16" and (problem := bf16_problem(device)) is not None:
+            raise DeviceError(f"--backend torch-bf16 is not available: {problem}; use --backend torch")
         self.model = model
         self.device = device
         self.precision = precision

@@ -19,6 +19,7 @@ from llmcls.device import resolve_device
 from llmcls.inference import predict_logits
 from llmcls.model import ModelArgs, autocast, compute_loss, loss_function
 from llmcls.optim import make_optimizer
+from llmcls.precision import choose_precision
 
 
 def flops_per_token(args: ModelArgs) -> dict[str, float]:
@@ -103,6 +104,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
     predict_s = (time.perf_counter() - start) / passes
 
     # training: full steps (forward, backward, clip, optimizer) on a copy, on bucketed batches
+    precision = choose_precision(cfg.train.precision, device).precision
     model = copy.deepcopy(run.model).train()
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train)
     criterion = loss_function(len(run.labels)).to(device)
@@ -115,7 +117,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
             start, trained_tokens = time.perf_counter(), 0
         batch = batches[steps % len(batches)]
         token_ids, lengths = collate(texts, batch, run.vocab.pad_index)
-        with autocast(cfg.train.precision, device):
+        with autocast(precision, device):
             logits = model(token_ids.to(device), lengths)
         loss = compute_loss(criterion, logits.float(), targets[batch].to(device))
         optimizer.zero_grad(set_to_none=True)
@@ -138,7 +140,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
         "texts": len(texts),
         "mean_tokens_per_text": n_tokens / len(texts),
         "device": str(device),
-        "precision": cfg.train.precision,
+        "precision": precision,
         "model": run.model.args.to_dict(),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "flops_per_token_forward": flops["forward"],

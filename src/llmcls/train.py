@@ -28,6 +28,7 @@ from llmcls.inference import predict_logits, report_from_logits
 from llmcls.metrics import tune_thresholds
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.optim import make_optimizer, make_scheduler
+from llmcls.precision import choose_precision
 from llmcls.rundir import clear_for_new_run, discard_unused, remove_stale_temporaries, run_lock
 
 
@@ -116,6 +117,8 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     device = process_device(device, world)
     run_dir = Path(run_dir) if run_dir is not None else config.run_dir()
     on_event = on_event if world.main else ignore
+    precision = choose_precision(config.train.precision, device)  # refuses bf16 before any work
+    on_event(Info(f"precision: {precision.precision} ({precision.reason})"))
     created = world.main and not run_dir.exists()
     with process_group(world, device):
         try:
@@ -129,7 +132,7 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
                     return None
 
                 checkpoint = on_main(world, claim)
-                return _train(config, device, run_dir, on_event, checkpoint, world)
+                return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
         except BaseException:
             if created:  # e.g. a data file was missing: leave no empty run directory behind
                 discard_unused(run_dir)
@@ -166,7 +169,7 @@ def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> Non
 
 
 def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
-           checkpoint: dict | None, world: World) -> TrainResult:
+           checkpoint: dict | None, world: World, precision: str) -> TrainResult:
     cfg = config.train
     configure_torch(cfg, world)
     tensorboard = _tensorboard_writer(run_dir) if cfg.tensorboard and world.main else None
@@ -206,7 +209,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
                   f"{device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr {cfg.lr:g} "
                   f"({cfg.lr_schedule}), batch {cfg.batch_size}"
                   f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
-                  f"{cfg.epochs} epochs, {cfg.precision}; resolved config: {run_dir / 'config.yaml'}"))
+                  f"{cfg.epochs} epochs, {precision}; resolved config: {run_dir / 'config.yaml'}"))
 
     def save_last() -> None:
         rng = all_gather(rng_state(), world)  # every process's, so that as many processes resume identically
@@ -234,7 +237,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
                 part, share = shard_share(batch, loss_weights, world)  # this process's examples, their loss share
                 with nullcontext() if i == len(group) - 1 else no_sync(ddp_model):  # gradients sync once a step
                     token_ids, lengths = collate(data.train.texts, part, data.vocab.pad_index)
-                    with autocast(cfg.precision, device):
+                    with autocast(precision, device):
                         logits = ddp_model(token_ids.to(device, non_blocking=True), lengths)
                     loss = compute_loss(criterion, logits.float(), targets[part].to(device, non_blocking=True))
                     batch_loss = sum_over_processes(loss.detach() * share, world)  # the loss of the global batch
@@ -329,6 +332,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
             "select_metric": cfg.select_metric,
             "epochs_run": len(state.history),
             "train_seconds": sum(r["seconds"] for r in state.history),
+            "precision": precision,
             "valid": valid,
             "test": test,
         })
