@@ -142,7 +142,7 @@ def test_an_existing_run_directory_is_never_reused_by_accident(tmp_path):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "thesis.tex").write_text("precious")
-    with pytest.raises(RunError, match="holds files but no llmcls run"):
+    with pytest.raises(RunError, match=r"--overwrite refused, nothing deleted: .* did not write \(1\): thesis.tex"):
         train(config, device="cpu", run_dir=other, overwrite=True)
     assert (other / "thesis.tex").read_text() == "precious"
     with pytest.raises(RunError, match="no checkpoint-last.pt to resume from"):
