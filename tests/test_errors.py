@@ -197,8 +197,8 @@ CASES = {
     "overwrite a run beside a foreign file": (lambda t, r: overwrite(t, with_file(t, r, "thesis.tex")),
                                               "run: --overwrite refused, nothing deleted: it holds what llmcls did "
                                               "not write (1): thesis.tex"),
-    "overwrite with a missing data file": (lambda t, r: overwrite(t, run_copy(t, r), {"train": str(t / "gone.csv")}),
-                                           "gone.csv: file not found"),
+    "overwrite with a missing data file": (
+        lambda t, r: overwrite(t, run_copy(t, r), {"train": str(t / "gone.csv")}), "gone.csv: file not found"),
     "lock is a symbolic link": (lambda t, r: ["train", "--config", write_config(t), "--run-dir", linked_lock(t)],
                                 "fresh/.lock: is a symbolic link"),
     "plots folder is a symbolic link": (lambda t, r: ["plot", linked_plots(t, r)],
