@@ -69,6 +69,43 @@ def other_version(tmp: Path, run: Path) -> Path:
     return target
 
 
+def user_folder(tmp: Path) -> Path:
+    """A folder of the user's that merely holds a config.yaml, beside notes and a git repository."""
+    folder = tmp / "project"
+    (folder / ".git").mkdir(parents=True)
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (folder / "config.yaml").write_text("name: mine\n")
+    (folder / "notes.txt").write_text("precious")
+    return folder
+
+
+def with_file(tmp: Path, run: Path, name: str) -> Path:
+    target = run_copy(tmp, run)
+    (target / name).write_text("precious")
+    return target
+
+
+def linked_lock(tmp: Path) -> Path:
+    """A run directory whose .lock is a symbolic link to a file elsewhere."""
+    target = tmp / "fresh"
+    target.mkdir()
+    (target / ".lock").symlink_to(data_file(tmp, "elsewhere.txt", "precious"))
+    return target
+
+
+def linked_plots(tmp: Path, run: Path) -> Path:
+    """A run whose plots/ is a symbolic link to a folder elsewhere."""
+    target = run_copy(tmp, run)
+    shutil.rmtree(target / "plots")
+    (tmp / "elsewhere").mkdir()
+    (target / "plots").symlink_to(tmp / "elsewhere")
+    return target
+
+
+def overwrite(tmp: Path, run_dir: Path, files: dict | None = None) -> list:
+    return ["train", "--config", write_config(tmp, files), "--run-dir", run_dir, "--overwrite"]
+
+
 class Exploit:
     def __reduce__(self):
         import os
@@ -154,6 +191,18 @@ CASES = {
     "resume nothing": (lambda t, r: ["train", "--resume", t / "nothing"], "config.yaml: config file not found"),
     "train into existing run": (lambda t, r: ["train", "--config", write_config(t), "--run-dir", run_copy(t, r)],
                                 "already exists and is not empty; continue it with --resume"),
+    "overwrite a folder that is not a run": (lambda t, r: overwrite(t, user_folder(t)),
+                                              "--overwrite refused, nothing deleted: it holds what llmcls did not "
+                                              "write (2): .git, notes.txt"),
+    "overwrite a run beside a foreign file": (lambda t, r: overwrite(t, with_file(t, r, "thesis.tex")),
+                                              "run: --overwrite refused, nothing deleted: it holds what llmcls did "
+                                              "not write (1): thesis.tex"),
+    "overwrite with a missing data file": (
+        lambda t, r: overwrite(t, run_copy(t, r), {"train": str(t / "gone.csv")}), "gone.csv: file not found"),
+    "lock is a symbolic link": (lambda t, r: ["train", "--config", write_config(t), "--run-dir", linked_lock(t)],
+                                "fresh/.lock: is a symbolic link"),
+    "plots folder is a symbolic link": (lambda t, r: ["plot", linked_plots(t, r)],
+                                        "run/plots: is a symbolic link or not a folder"),
     # devices
     "device cuda without cuda": (lambda t, r: ["predict", r, "hi", "--device", "cuda"], "CUDA is not available"),
     "device nonsense": (lambda t, r: ["predict", r, "hi", "--device", "tpu"], "expected auto, cpu, cuda or cuda:N"),
@@ -186,6 +235,19 @@ def test_error_case(case, tmp_path, trained_sst2, monkeypatch):
     assert not (tmp_path / "runs" / "t").exists() or (tmp_path / "runs" / "t" / "meta.json").exists()
     assert snapshot(trained_sst2.run_dir) == run_before
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_linked_plot_file_is_replaced_not_written_through(tmp_path, trained_sst2):
+    run = run_copy(tmp_path, trained_sst2.run_dir)
+    outside = data_file(tmp_path, "outside.png", b"precious")
+    (run / "plots" / "curves.png").unlink()
+    (run / "plots" / "curves.png").symlink_to(outside)
+    result = runner.invoke(app, ["plot", str(run)])
+    assert result.exit_code == 0, result.output
+    assert outside.read_bytes() == b"precious"
+    assert not (run / "plots" / "curves.png").is_symlink()
+    assert (run / "plots" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((run / "plots").glob(".*.tmp"))
 
 
 def test_cuda_index_beyond_the_gpus_present(trained_sst2, monkeypatch):

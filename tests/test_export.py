@@ -179,6 +179,40 @@ def test_stale_export_is_refused_and_auto_falls_back(exported, tmp_path):
     assert result.exit_code == 1 and "export again with: llmcls export" in result.output
 
 
+def test_export_hashes_exactly_the_weights_it_exports(trained_sst2, tmp_path, monkeypatch):
+    """Training may rewrite model.safetensors while an export runs: the manifest's digest and the ONNX model must
+    both come from the one reading of it."""
+    import hashlib
+
+    import llmcls.export as exporting
+    from safetensors.torch import load, save
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_sst2.run_dir, run_dir)
+    read = exporting.read_weights
+    exported_bytes = (run_dir / "model.safetensors").read_bytes()
+
+    def then_training_writes(path):
+        data = read(path)
+        newer = {name: t * 2 for name, t in load(data).items()}
+        (run_dir / "model.safetensors").write_bytes(save(newer))
+        return data
+
+    monkeypatch.setattr(exporting, "read_weights", then_training_writes)
+    export_run(run_dir, "onnx", measure=False)
+    manifest = json.loads((run_dir / "export" / MANIFEST).read_text())
+    assert manifest["weights_sha256"] == hashlib.sha256(exported_bytes).hexdigest()
+    model = LstmClassifier(ModelArgs(**json.loads((run_dir / "meta.json").read_text())["model_args"])).eval()
+    model.load_state_dict(load(exported_bytes))
+    token_ids, lengths = np.array([[5, 9, 13, 2]]), np.array([4])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(token_ids), torch.from_numpy(lengths)).numpy()
+    onnx_model = OnnxClassifier(run_dir / "export" / "model.onnx", 0, expected.shape[1])
+    np.testing.assert_allclose(onnx_model(token_ids, lengths), expected, atol=1e-5, rtol=0)
+    with pytest.raises(ExportError, match="exported from other weights"):  # the file now holds newer ones
+        Predictor.load(run_dir, backend="onnx")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--format", "torchscript"], "torch.jit.script and torch.jit.trace are deprecated"),
     (["--format", "tflite"], "expected onnx"),

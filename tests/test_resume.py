@@ -113,6 +113,32 @@ def test_resume_with_more_epochs_equals_the_longer_run(tmp_path):
     assert "epochs: 3" in (first.run_dir / "config.yaml").read_text()
 
 
+def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
+    first = train(small_config(tmp_path, train={"epochs": 1}), device="cpu")
+    run = first.run_dir
+    (run / "export").mkdir()
+    for name in ("export/manifest.json", "export/model.onnx", "thresholds.json", "export/mine.txt"):
+        (run / name).write_text("of the old weights")
+    seen = {}
+
+    def note_at_start(config, on_event, *tables):  # what the run directory holds once the resumed run has begun
+        seen.update({name: (run / name).exists() for name in ("results.json", "thresholds.json", "export/model.onnx",
+                                                              "plots/confusion_matrix.png")})
+        return prepare(config, on_event, *tables)
+
+    import llmcls.train as training
+
+    prepare = training.prepare_data
+    monkeypatch.setattr(training, "prepare_data", note_at_start)
+    resumed = train(resume_config(run, ["train.epochs=2"]), device="cpu", run_dir=run, resume=True)
+    assert seen == {"results.json": True, "thresholds.json": True, "export/model.onnx": True,
+                    "plots/confusion_matrix.png": True}  # kept until the data is read: a failed start loses nothing
+    assert not (run / "thresholds.json").exists() and not (run / "export" / "model.onnx").exists()
+    assert not (run / "export" / "manifest.json").exists()
+    assert (run / "export" / "mine.txt").read_text() == "of the old weights"
+    assert json.loads((run / "results.json").read_text())["epochs_run"] == 2 == len(resumed.history)
+
+
 def test_resuming_a_finished_run_changes_nothing(trained_sst2):
     before = (trained_sst2.run_dir / "model.safetensors").read_bytes()
     again = train(resume_config(trained_sst2.run_dir), device="cpu", run_dir=trained_sst2.run_dir, resume=True)
@@ -142,7 +168,7 @@ def test_an_existing_run_directory_is_never_reused_by_accident(tmp_path):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "thesis.tex").write_text("precious")
-    with pytest.raises(RunError, match="holds files but no llmcls run"):
+    with pytest.raises(RunError, match=r"--overwrite refused, nothing deleted: .* did not write \(1\): thesis.tex"):
         train(config, device="cpu", run_dir=other, overwrite=True)
     assert (other / "thesis.tex").read_text() == "precious"
     with pytest.raises(RunError, match="no checkpoint-last.pt to resume from"):

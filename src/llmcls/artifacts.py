@@ -11,6 +11,10 @@ Layout of `runs/<name>/`:
     plots/             curves.png (loss and validation metrics per epoch), confusion_matrix.png
     results.json       the summary: best epoch, validation and test metrics, timings
     thresholds.json    multi-label runs: the probability each class needs to be predicted
+    export/            `llmcls export`'s ONNX models and their manifest (llmcls.onnx_runtime)
+    tensorboard/       with train.tensorboard: TensorBoard's event files
+
+Every name llmcls writes there is in one table, llmcls.rundir.RUN_LAYOUT: `--overwrite` removes nothing else.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from llmcls.config import Config, save_config, validate_config
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_bytes
+from llmcls.rundir import RUN_FILES
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
@@ -36,7 +41,6 @@ if TYPE_CHECKING:  # torch is imported where weights are handled, so that readin
     from llmcls.model import LstmClassifier, ModelArgs
 
 FORMAT_VERSION = 1
-RUN_FILES = ("config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors")
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -153,21 +157,25 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
     return RunInfo(run_dir, config, vocab, labels, model_args, thresholds)
 
 
-def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights: bytes | None = None) -> LoadedRun:
     """Load a run directory written by `llmcls train`, model in eval mode on `device`.
+
+    Args:
+        weights: the bytes of the run's model.safetensors when the caller has read them already (so that what it
+            does with them, such as hashing, concerns exactly the weights loaded); default: read the file.
 
     Raises:
         RunError: the directory is not a complete run, or was written by an incompatible version.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load, load_file
 
     from llmcls.model import LstmClassifier, ModelArgs
 
     info = load_run_info(run_dir)
     try:
         model = LstmClassifier(ModelArgs(**info.model_args))
-        model.load_state_dict(load_file(info.run_dir / "model.safetensors"))
+        model.load_state_dict(load_file(info.run_dir / "model.safetensors") if weights is None else load(weights))
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise RunError(f"{info.run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
     model.to(device).eval()

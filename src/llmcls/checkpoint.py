@@ -17,8 +17,7 @@ import torch
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
-
-CHECKPOINT = "checkpoint-last.pt"
+from llmcls.rundir import CHECKPOINT
 
 
 def rng_state() -> dict[str, Any]:

@@ -93,7 +93,8 @@ def train(
              "only keys safe to change, such as train.epochs."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory first."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     run_dir: Optional[Path] = typer.Option(
         None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."),

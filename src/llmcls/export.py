@@ -8,6 +8,7 @@ each; and texts per second of each, tokenization excluded, in the length-sorted 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -19,16 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from llmcls import __version__
-from llmcls.artifacts import load_run
+from llmcls.artifacts import load_run, load_run_info
 from llmcls.config import Config
 from llmcls.data.batching import EncodedTexts, pad_batch
 from llmcls.data.prepare import drop_empty_texts, encode_texts, make_tokenizer, read_split
 from llmcls.data.readers import Examples, split_off
-from llmcls.errors import DataError, ExportError
+from llmcls.errors import DataError, ExportError, RunError
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
 from llmcls.onnx_graph import INPUTS, OPSET, OUTPUT, build_onnx_model
 from llmcls.onnx_runtime import (EXPORT_DIR, INSTALL_HINT, MANIFEST, MANIFEST_VERSION, VARIANTS, OnnxClassifier,
-                                 import_onnxruntime, weights_digest)
+                                 import_onnxruntime)
+from llmcls.rundir import run_subdir
 from llmcls.data.batching import Forward, batched_logits
 
 FORMATS = ("onnx", "torchscript")
@@ -104,10 +106,10 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         raise ExportError(f"onnx is not installed; {INSTALL_HINT}") from None
     ort = import_onnxruntime()
 
-    run = load_run(run_dir, "cpu")
+    weights_file = read_weights(Path(run_dir))
+    run = load_run(run_dir, "cpu", weights_file)  # exactly the bytes hashed below, even if training rewrites them
     run_dir = run.run_dir
-    out_dir = run_dir / EXPORT_DIR
-    out_dir.mkdir(exist_ok=True)
+    out_dir = run_subdir(run_dir, EXPORT_DIR)
     weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
     float_path = out_dir / VARIANTS["onnx"]
     atomic_write_bytes(float_path, build_onnx_model(run.model.args, weights).SerializeToString())
@@ -131,17 +133,31 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         "pad_index": args.pad_index,
         "num_outputs": args.num_outputs,
         "labels": run.labels.labels,
-        "weights_sha256": weights_digest(run_dir),
+        "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_runtime.weights_digest
         "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes,
                             "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
                             "quantized_ops": m.quantized_ops} for m in models},
     }
     manifest_path = out_dir / MANIFEST
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
-    result = ExportResult(run_dir, manifest_path, models, (run_dir / "model.safetensors").stat().st_size)
+    result = ExportResult(run_dir, manifest_path, models, len(weights_file))
     if measure:
         _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
     return result
+
+
+def read_weights(run_dir: Path) -> bytes:
+    """The bytes of a run's model.safetensors, read once.
+
+    Raises:
+        RunError: `run_dir` is not a complete run, or the file cannot be read.
+    """
+    info = load_run_info(run_dir)
+    path = info.run_dir / "model.safetensors"
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from llmcls.errors import ExportError
+from llmcls.rundir import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS
 
-EXPORT_DIR = "export"
-MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-# Backend name -> file name, for each kind of exported model.
-VARIANTS = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+# The file names (llmcls.rundir): RUN/export/, its manifest, and per backend name the file of each kind of model.
+MANIFEST, VARIANTS = EXPORT_MANIFEST, EXPORT_MODELS
 INSTALL_HINT = "pip install 'llmcls[onnx]'"
 
 

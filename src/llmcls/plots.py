@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from llmcls.errors import RunError
+from llmcls.fileio import atomic_write_bytes
+from llmcls.rundir import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, run_subdir
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -18,6 +21,17 @@ def _history(run_dir: Path) -> list[dict]:
     return records
 
 
+def _save(fig, path: Path) -> Path:
+    """Write `fig` as a PNG to `path` atomically: a link at `path` is replaced, never written through."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Write `plots/curves.png` and, once training has finished, `plots/confusion_matrix.png` (not for a
     multi-label run, which has no confusion matrix).
@@ -26,7 +40,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         The paths written.
 
     Raises:
-        RunError: the directory holds no per-epoch metrics.
+        RunError: the directory holds no per-epoch metrics, or its plots/ is a link.
     """
     import matplotlib
 
@@ -35,8 +49,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
     run_dir = Path(run_dir)
     history = _history(run_dir)
-    out_dir = run_dir / "plots"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = run_subdir(run_dir, PLOTS_DIR)
     written = []
 
     epochs = [r["epoch"] for r in history]
@@ -59,9 +72,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(run_dir.name)
-    written.append(out_dir / "curves.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    written.append(_save(fig, out_dir / CURVES_PLOT))
 
     results_path = run_dir / "results.json"
     report = json.loads(results_path.read_text(encoding="utf-8"))["valid"] if results_path.is_file() else {}
@@ -79,7 +90,5 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         ax.set(xlabel="predicted", ylabel="true",
                title=f"validation, best model: accuracy {report['accuracy']:.3f}")
         fig.colorbar(image, ax=ax)
-        written.append(out_dir / "confusion_matrix.png")
-        fig.savefig(written[-1], dpi=100)
-        plt.close(fig)
+        written.append(_save(fig, out_dir / CONFUSION_PLOT))
     return written

@@ -29,7 +29,8 @@ from llmcls.metrics import tune_thresholds
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.optim import make_optimizer, make_scheduler
 from llmcls.precision import choose_precision
-from llmcls.rundir import clear_for_new_run, discard_unused, remove_stale_temporaries, run_lock
+from llmcls.rundir import (FROM_WEIGHTS, TENSORBOARD_DIR, check_new_run, clear_for_new_run, discard_unused,
+                           remove_from_run, remove_stale_temporaries, run_lock)
 
 
 @dataclass
@@ -101,7 +102,9 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
         run_dir: where to write; default `config.output_dir / config.name`.
         on_event: receives progress events (see llmcls.events).
         resume: continue the run in `run_dir` from its last checkpoint.
-        overwrite: delete an existing run in `run_dir` first (otherwise an existing run is refused).
+        overwrite: replace an existing run in `run_dir` (otherwise an existing run is refused); refused when the
+            directory holds anything llmcls did not write, and the old run is deleted only once the new one has
+            read its data.
         world: this process's place among the processes of a torchrun launch (`World.from_env()`); by default
             the only one. With several, they train data-parallel (see llmcls.distributed): process 0 claims and
             writes the run directory, hands the others its data and starting point, and alone emits events.
@@ -110,7 +113,7 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
         The best epoch's validation report, the test report when there is a test split, and the history.
 
     Raises:
-        RunError: the run directory is taken, locked, or has nothing to resume.
+        RunError: the run directory is taken, locked, holds files llmcls did not write, or has nothing to resume.
         TrainingError: the loss or gradient became non-finite.
         RemoteError: another process failed (it reports why).
     """
@@ -128,7 +131,7 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
                     if resume:
                         remove_stale_temporaries(run_dir)
                         return load_checkpoint(run_dir)
-                    clear_for_new_run(run_dir, overwrite)
+                    check_new_run(run_dir, overwrite)  # deletes nothing: _setup does, once the data is read
                     return None
 
                 checkpoint = on_main(world, claim)
@@ -141,17 +144,22 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
 
 def _setup(config: Config, run_dir: Path, checkpoint: dict | None,
            on_event: EventHandler) -> tuple[PreparedData, LstmClassifier]:
-    """The encoded data and the starting model of a new or resumed run; writes the run's header files."""
+    """The encoded data and the starting model of a new or resumed run; writes the run's header files.
+
+    Only once the data is read is anything of an old run deleted: a start that fails leaves the directory as it was.
+    """
     t0 = time.perf_counter()
     if checkpoint is None:
         data = prepare_data(config, on_event)
         model = build_model(config, data, on_event)
+        clear_for_new_run(run_dir)  # --overwrite: the old run (checked by claim; the directory is locked)
         write_run_header(run_dir, config, data.vocab, data.labels, model.args)
     else:
         data = prepare_data(config, on_event, Vocab.load(run_dir / "vocab.json"),
                             LabelMap.load(run_dir / "labels.json"))
         model = LstmClassifier(read_model_args(run_dir))
         model.load_state_dict(checkpoint["model"])
+        remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
         save_config(config, run_dir / "config.yaml")  # keys safe to change on resume may have changed
     on_event(Info(f"data: train {len(data.train)}, valid {len(data.valid)}"
                   f"{' (split from train)' if data.valid_from_train else ''}"
@@ -172,11 +180,12 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
            checkpoint: dict | None, world: World, precision: str) -> TrainResult:
     cfg = config.train
     configure_torch(cfg, world)
-    tensorboard = _tensorboard_writer(run_dir) if cfg.tensorboard and world.main else None
+    summary_writer = _tensorboard_writer_class() if cfg.tensorboard and world.main else None  # fails early
     seed_everything(config.seed)
     # Process 0 reads and encodes the data, builds the vocabulary, label map and model, and writes the run's
     # header; the others receive the encoded data and the model from it, so every process starts alike.
     data, model = on_main(world, lambda: _setup(config, run_dir, checkpoint, on_event))
+    tensorboard = summary_writer(str(run_dir / TENSORBOARD_DIR)) if summary_writer else None  # after any clearing
     if world.rank:
         torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
     model.to(device)
@@ -346,10 +355,11 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
 
 
-def _tensorboard_writer(run_dir: Path):
+def _tensorboard_writer_class():
+    """TensorBoard's SummaryWriter class."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ConfigError("train.tensorboard is true, but TensorBoard is not installed: "
                           "pip install 'llmcls[tensorboard]'") from None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter
