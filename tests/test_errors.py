@@ -7,6 +7,7 @@ file that existed before untouched.
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import json
 import pickle
@@ -67,6 +68,14 @@ def other_version(tmp: Path, run: Path) -> Path:
     meta["format_version"] = 99
     (target / "meta.json").write_text(json.dumps(meta))
     return target
+
+
+def corrupt_gzip(data: bytes) -> bytes:
+    """A gzip stream whose compressed body is damaged in the middle (the header stays valid)."""
+    packed = bytearray(gzip.compress(data))
+    middle = len(packed) // 2
+    packed[middle:middle + 16] = bytes(16)
+    return bytes(packed)
 
 
 class Exploit:
@@ -136,6 +145,33 @@ CASES = {
         "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2\n"))})], "g.txt, line 2: 2 values, expected 3"),
     "glove dim": (lambda t, r: ["train", "--config", write_config(t, embeddings={
         "source": str(SHIPPED_GLOVE), "dim": 100})], "vectors have dimension 50, but embeddings.dim is 100"),
+    "glove nan": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 nan 3\n"))})],
+        "g.txt, line 2: a value is not a finite number (nan)"),
+    "glove inf": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2 -inf\n"))})],
+        "g.txt, line 2: a value is not a finite number (-inf)"),
+    "glove extra values": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2 3 4\n"))})], "g.txt, line 2: 4 values, expected 3"),
+    "glove corrupt gz": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt.gz", corrupt_gzip(b"the 1 2 3\n" * 2000)))})],
+        "g.txt.gz: corrupt archive"),
+    # limits
+    "seed beyond 2**32": (lambda t, r: ["train", "--config", write_config(t), "--set", f"seed={2**32}"],
+                          "seed: Input should be less than or equal to 4294967295"),
+    "hidden size 1e12": (lambda t, r: ["train", "--config", write_config(t, model={"hidden_size": 1e12})],
+                         "model.hidden_size: Input should be less than or equal to 65536"),
+    "jsonl nested too deeply": (
+        lambda t, r: train_on(t, "n.jsonl", '{"text": "a", "label": "x"}\n' + "[" * 100_000 + "\n"),
+        "n.jsonl, line 2: JSON nested too deeply"),
+    "data corrupt gz": (lambda t, r: train_on(t, "c.csv.gz", corrupt_gzip(b"text,label\ngood,pos\n" * 2000)),
+                        "c.csv.gz: corrupt or truncated gzip data"),
+    "data truncated gz": (
+        lambda t, r: train_on(t, "c.csv.gz", gzip.compress(b"text,label\ngood,pos\n" * 2000)[:-30]),
+        "c.csv.gz: corrupt or truncated gzip data"),
+    "too many classes": (lambda t, r: ["train", "--config", write_config(t), "--set", "data.label_column=text",
+                                       "--set", "data.max_classes=100"],
+                         "sst2_train.csv: label column 'text' holds 600 distinct labels, more than data.max_classes (100)"),
     # runs
     "eval not a run": (lambda t, r: ["eval", t / "nothing", "--data", FIXTURES / "sst2_valid.csv"],
                        "nothing: no such run directory"),
