@@ -295,6 +295,9 @@ def test_inputs_that_are_odd_but_legal(tmp_path, trained_sst2):
     texts = ["", "?!...", "zxqv blorft quux", "🎬🍿 fantastique ! 素晴らしい映画", "great " * 20_000]
     result = runner.invoke(app, ["predict", str(trained_sst2.run_dir), *texts, "--json"])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: 1 texts longer than 10000 tokens were cut to their first 10000 "
+                     "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"]
+    lines = [json.loads(line) for line in result.output.splitlines() if not line.startswith("note: ")]
     assert [line["text"] for line in lines] == texts
     assert all(line["label"] in {"negative", "positive"} and 0.5 <= line["probability"] <= 1 for line in lines)
