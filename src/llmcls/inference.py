@@ -49,8 +49,9 @@ class TorchForward:
 
 
 def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
-                   device: torch.device) -> torch.Tensor:
-    """Logits of every text by a PyTorch model (in eval mode meanwhile), in input order.
+                   device: torch.device, batch_tokens: int | None = None) -> torch.Tensor:
+    """Logits of every text by a PyTorch model (in eval mode meanwhile), in input order, in batches of at most
+    `batch_size` texts and `batch_tokens` padded tokens.
 
     Returns:
         [n_texts, num_outputs] float32 on the CPU.
@@ -58,7 +59,8 @@ def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
     was_training = model.training
     model.eval()
     try:
-        logits = batched_logits(TorchForward(model, device), texts, batch_size, model.args.pad_index)
+        logits = batched_logits(TorchForward(model, device), texts, batch_size, model.args.pad_index,
+                                max_tokens=batch_tokens)
     finally:
         model.train(was_training)
     return torch.from_numpy(logits)

@@ -17,11 +17,11 @@ import numpy as np
 from llmcls.artifacts import RunInfo, load_run, load_run_info
 from llmcls.chunking import aggregate, split_windows
 from llmcls.config import ChunkingConfig, merge_chunking
-from llmcls.data.batching import EncodedTexts, Forward, batched_logits
+from llmcls.data.batching import EncodedTexts, Forward, batched_logits, truncate
 from llmcls.data.prepare import encode_texts
 from llmcls.data.tokenize import Tokenizer
 from llmcls.errors import ConfigError, ExportError
-from llmcls.events import EventHandler, PredictionProgress, ignore
+from llmcls.events import EventHandler, Info, PredictionProgress, ignore
 
 if TYPE_CHECKING:
     import torch
@@ -68,7 +68,8 @@ class Predictor:
     Args:
         run: the loaded run (config, vocabulary, labels, saved thresholds).
         forward: the network: padded token ids -> logits (default: the run's PyTorch model on the CPU).
-        batch_size: texts (or windows) per batch; default the run's `train.eval_batch_size`.
+        batch_size: texts (or windows) per batch; default the run's `train.eval_batch_size`. A batch also holds
+            at most the run's `train.eval_batch_tokens` padded tokens.
         chunking: how to treat long texts: a ChunkingConfig, or a dict that changes some keys of the run's
             `chunking` section (e.g. `{"max_tokens": 200}`; `{"max_tokens": None}` turns it off); default the
             run's section (off unless set there).
@@ -87,14 +88,20 @@ class Predictor:
             forward = TorchForward(run.model, next(run.model.parameters()).device)
         self.forward = forward
         self.batch_size = batch_size or run.config.train.eval_batch_size
+        self.batch_tokens = run.config.train.eval_batch_tokens
         if isinstance(chunking, dict):
             chunking = merge_chunking(run.config.chunking, chunking)
         self.chunking = chunking if chunking is not None else run.config.chunking
         self.multi_label = run.config.data.multi_label
         self.thresholds = self._thresholds(threshold)
         tokenizer_config = run.config.tokenizer
+        # texts are cut at `cut` tokens by the Predictor itself (counted): the run has no length limit of its own
+        self.cut = (None if self.chunking.enabled or tokenizer_config.max_tokens is not None
+                    else tokenizer_config.predict_max_tokens)
         if self.chunking.enabled:  # every token is needed: the windows cover the whole text
             tokenizer_config = tokenizer_config.model_copy(update={"max_tokens": None})
+        elif self.cut is not None:  # one token more than kept, so that a text that was cut can be told apart
+            tokenizer_config = tokenizer_config.model_copy(update={"max_tokens": self.cut + 1})
         self.tokenizer = Tokenizer(tokenizer_config)
 
     @classmethod
@@ -166,9 +173,25 @@ class Predictor:
         return np.full(len(self.labels), 0.5 if isinstance(fixed, str) else float(fixed))
 
     def encode(self, texts: list[str]) -> EncodedTexts:
-        """Token ids of whole texts (cut at `tokenizer.max_tokens` unless chunking is on). An empty text becomes
-        a single unknown token, so that it keeps its place (its prediction is the model's answer to no content)."""
-        return encode_texts(self.tokenizer, self.run.vocab, texts)
+        """Token ids of whole texts (cut at `tokenizer.max_tokens`, or else at `tokenizer.predict_max_tokens`,
+        unless chunking is on). An empty text becomes a single unknown token, so that it keeps its place (its
+        prediction is the model's answer to no content)."""
+        return self._encode(texts)[0]
+
+    def _encode(self, texts: list[str]) -> tuple[EncodedTexts, int]:
+        """`encode`'s texts, and how many of them were cut at `tokenizer.predict_max_tokens`."""
+        encoded = encode_texts(self.tokenizer, self.run.vocab, texts)
+        return (encoded, 0) if self.cut is None else truncate(encoded, self.cut)
+
+    def _note_cut(self, cut: int, on_event: EventHandler) -> None:
+        if cut:
+            on_event(Info(f"{cut} texts longer than {self.cut} tokens were cut to their first {self.cut} "
+                          "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"))
+
+    def _logits(self, encoded: EncodedTexts) -> np.ndarray:
+        """[n_seqs, num_outputs] float32 logits, in batches bounded in texts and padded tokens."""
+        return batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index,
+                              max_tokens=self.batch_tokens)
 
     def _blocks(self, texts: list[str], on_event: EventHandler) -> Iterator[tuple[int, list[str]]]:
         """(start, texts) blocks of the input, so that memory stays bounded and progress can be reported."""
@@ -180,16 +203,19 @@ class Predictor:
     def _class_probabilities(self, texts: list[str], on_event: EventHandler) -> np.ndarray:
         """[n_texts, classes] float64 probabilities, in input order."""
         out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
+        cut = 0
         for start, piece in self._blocks(texts, on_event):
-            encoded = self.encode(piece)
+            encoded, n_cut = self._encode(piece)
+            cut += n_cut
             owner = None
             if self.chunking.enabled:
                 encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
-            logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index)
+            logits = self._logits(encoded)
             probs = probabilities(logits, self.multi_label)  # [n_seqs, classes]
             if owner is not None:
                 probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
             out[start:start + len(piece)] = probs
+        self._note_cut(cut, on_event)
         return out
 
     def logits(self, texts: list[str], on_event: EventHandler = ignore) -> "torch.Tensor":
@@ -203,9 +229,12 @@ class Predictor:
             probs = torch.from_numpy(self._class_probabilities(texts, on_event))
             return logits_from_probabilities(probs, self.forward.num_outputs, self.multi_label)
         out = np.empty((len(texts), self.forward.num_outputs), dtype=np.float32)
+        cut = 0
         for start, piece in self._blocks(texts, on_event):
-            out[start:start + len(piece)] = batched_logits(self.forward, self.encode(piece), self.batch_size,
-                                                           self.run.vocab.pad_index)
+            encoded, n_cut = self._encode(piece)
+            cut += n_cut
+            out[start:start + len(piece)] = self._logits(encoded)
+        self._note_cut(cut, on_event)
         return torch.from_numpy(out)
 
     def predict_proba(self, texts: list[str] | str, on_event: EventHandler = ignore) -> np.ndarray:

@@ -242,7 +242,7 @@ class TrainProgress:
 
 class PredictProgressBar:
     """Renders `PredictionProgress` events as a tqdm bar on stderr, for long inputs only (at least `minimum`
-    texts) and only on a terminal."""
+    texts) and only on a terminal, and `Info` events as `note: ...` lines on stderr."""
 
     def __init__(self, stream: TextIO | None = None, minimum: int = 2000):
         self.stream = stream or sys.stderr
@@ -250,6 +250,9 @@ class PredictProgressBar:
         self.bar: tqdm | None = None
 
     def __call__(self, event: object) -> None:
+        if isinstance(event, Info):
+            tqdm.write(f"note: {event.message}", file=self.stream)
+            return
         if not isinstance(event, PredictionProgress) or event.total < self.minimum:
             return
         if self.bar is None:

@@ -43,7 +43,8 @@ class TrainResult:
 
 
 def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
-                   device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None) -> dict:
+                   device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None,
+                   batch_tokens: int | None = None) -> dict:
     """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
     predicted at `thresholds`, default 0.5).
 
@@ -51,7 +52,8 @@ def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch
     report of the whole split: the figures one process computes.
     """
     start, stop = shard_range(len(split), world.rank, world.size)
-    logits = predict_logits(model, text_range(split.texts, start, stop), batch_size, device)  # [part, outputs]
+    part = text_range(split.texts, start, stop)
+    logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
     return report_from_logits(torch.cat(all_gather(logits, world)), split.targets, labels, thresholds)
 
 
@@ -60,7 +62,7 @@ def decision_thresholds(cfg: TrainConfig, model: LstmClassifier, valid: Split, b
     """Multi-label: the probability each class needs to be predicted, and how it was chosen: `train.threshold`
     for every class, or per class the grid value with the best F1 on the validation split (`tune`)."""
     if cfg.threshold == "tune":
-        probs = torch.sigmoid(predict_logits(model, valid.texts, batch_size, device)).numpy()
+        probs = torch.sigmoid(predict_logits(model, valid.texts, batch_size, device, cfg.eval_batch_tokens)).numpy()
         return tune_thresholds(probs, valid.targets), "tuned: the best F1 of each class on the validation split"
     return np.full(valid.targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
 
@@ -193,9 +195,12 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     weights = class_weights(cfg, data.labels, data.train.targets)
     criterion = loss_function(len(data.labels), weights, config.data.multi_label).to(device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
-    sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed)
-    steps_per_epoch = -(-len(sampler) // cfg.accumulate)  # optimizer steps; the last may accumulate fewer batches
-    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
+    sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed,
+                            max_tokens=cfg.batch_tokens)
+    # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that
+    # binds, the number of batches may differ a little between epochs)
+    total_steps = sum(-(-n // cfg.accumulate) for n in sampler.batch_counts(range(1, cfg.epochs + 1)))
+    scheduler = make_scheduler(optimizer, cfg, total_steps)
     per_step_schedule = not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     targets = torch.from_numpy(data.train.targets)
     text_lengths = data.train.texts.lengths
@@ -279,7 +284,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
         state.seconds += time.perf_counter() - t_start
 
         report = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device, world,
-                                epoch_thresholds)
+                                epoch_thresholds, cfg.eval_batch_tokens)
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved:
@@ -331,11 +336,11 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
             thresholds, method = decision_thresholds(cfg, model, data.valid, cfg.eval_batch_size, device)
             write_thresholds(run_dir, data.labels.labels, thresholds, method)
         valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device,
-                               thresholds=thresholds)
+                               thresholds=thresholds, batch_tokens=cfg.eval_batch_tokens)
         test = None
         if data.test is not None:
             test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device,
-                                  thresholds=thresholds)
+                                  thresholds=thresholds, batch_tokens=cfg.eval_batch_tokens)
         write_json(run_dir / "results.json", {
             "best_epoch": state.best_epoch,
             "select_metric": cfg.select_metric,

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from llmcls.config import TokenizerConfig
-from llmcls.data.batching import BucketSampler, EncodedTexts, collate, padding_fraction
+from llmcls.data.batching import (BucketSampler, EncodedTexts, batched_logits, collate, padding_fraction,
+                                  truncate)
 from llmcls.data.readers import read_examples
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import Vocab
@@ -62,3 +63,71 @@ def test_collate_pads_and_keeps_lengths():
     a, b, c = (vocab.stoi[x] for x in "abc")
     assert token_ids.tolist() == [[a, b, c], [a, 0, 0], [c, b, 0]]
     assert lengths.tolist() == [3, 1, 2] and lengths.dtype == torch.int64
+
+
+def test_a_huge_text_is_alone_in_its_batch(sst2_lengths):
+    lengths = sst2_lengths.copy()
+    lengths[7] = 100_000
+    for shuffle in (True, False):
+        sampler = BucketSampler(lengths, 64, seed=1, shuffle=shuffle, max_tokens=32_768)
+        batches = sampler.batches()
+        assert [b.tolist() for b in batches if 7 in b] == [[7]]
+        assert max(len(b) * int(lengths[b].max()) for b in batches if 7 not in b) <= 32_768
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+        assert len(sampler) == len(batches)
+
+
+def test_a_binding_budget_cuts_batches_by_padded_tokens():
+    lengths = np.array([1, 2, 3, 4, 10, 10, 30])
+    batches = BucketSampler(lengths, 4, shuffle=False, max_tokens=20).batches()
+    assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5], [6]]  # 4 x 4, 2 x 10, 1 x 30 (alone, over)
+
+
+def test_sst2_lengths_give_the_same_batches_as_without_a_budget(sst2_lengths):
+    for epoch in (1, 2, 3):
+        plain = BucketSampler(sst2_lengths, 64, seed=13)
+        budget = BucketSampler(sst2_lengths, 64, seed=13, max_tokens=32_768)
+        plain.set_epoch(epoch)
+        budget.set_epoch(epoch)
+        assert [b.tolist() for b in plain.batches()] == [b.tolist() for b in budget.batches()]
+        assert len(plain) == len(budget)
+    plain_eval = BucketSampler(sst2_lengths, 256, shuffle=False).batches()
+    budget_eval = BucketSampler(sst2_lengths, 256, shuffle=False, max_tokens=131_072).batches()
+    assert [b.tolist() for b in plain_eval] == [b.tolist() for b in budget_eval]
+
+
+def test_batch_counts_per_epoch_leave_the_epoch_alone(sst2_lengths):
+    lengths = sst2_lengths.copy()
+    lengths[::50] = 500  # a budget that binds: counts may differ between epochs
+    sampler = BucketSampler(lengths, 64, pool_batches=2, seed=5, max_tokens=4_000)
+    sampler.set_epoch(9)
+    counts = sampler.batch_counts(range(1, 4))
+    assert sampler.epoch == 9
+    for epoch, count in zip(range(1, 4), counts):
+        sampler.set_epoch(epoch)
+        assert len(sampler.batches()) == count
+
+
+def test_batched_logits_respects_the_token_budget():
+    ids, offsets = np.arange(1, 1 + 3 + 50 + 2, dtype=np.int64), np.array([0, 3, 53, 55])
+    seen = []
+
+    class Recorder:
+        num_outputs = 1
+
+        def __call__(self, token_ids, lengths):
+            seen.append(token_ids.shape)
+            return lengths[:, None].astype(np.float32)
+
+    out = batched_logits(Recorder(), EncodedTexts(ids, offsets), 256, 0, max_tokens=40)
+    assert out[:, 0].tolist() == [3, 50, 2]  # input order
+    assert sorted(seen) == [(1, 50), (2, 3)]
+
+
+def test_truncate_keeps_heads_and_counts():
+    texts = EncodedTexts(np.arange(10, dtype=np.int64), np.array([0, 2, 8, 10]))
+    cut, n = truncate(texts, 3)
+    assert n == 1
+    assert cut.offsets.tolist() == [0, 2, 5, 7] and cut.ids.tolist() == [0, 1, 2, 3, 4, 8, 9]
+    same, none = truncate(texts, 6)
+    assert same is texts and none == 0

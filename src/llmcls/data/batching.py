@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -26,18 +26,37 @@ class EncodedTexts:
         return np.diff(self.offsets)
 
 
+def truncate(texts: EncodedTexts, max_len: int) -> tuple[EncodedTexts, int]:
+    """Texts cut to their first `max_len` tokens, and how many were cut (the same object when none is longer)."""
+    lengths = texts.lengths
+    cut = int((lengths > max_len).sum())
+    if not cut:
+        return texts, 0
+    kept = np.minimum(lengths, max_len)  # [n_texts]
+    offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+    # position j of the new ids comes from old position j + (old start - new start) of its text
+    ids = texts.ids[np.repeat(texts.offsets[:-1] - offsets[:-1], kept) + np.arange(offsets[-1])]
+    return EncodedTexts(ids, offsets), cut
+
+
 class BucketSampler:
     """Yields batches of indices whose texts have similar lengths.
 
     Each epoch: shuffle all indices, cut them into pools of `pool_batches * batch_size`, sort each pool by length
     (stable, so equal lengths stay shuffled), cut pools into batches, and shuffle the order of all batches.
     The order depends only on (seed, epoch), so an epoch can be replayed.
+
+    A batch holds at most `batch_size` texts and, with `max_tokens`, at most `max_tokens` padded tokens (texts x
+    the longest text's length), so memory is bounded by the settings rather than by the longest input: a text
+    longer than `max_tokens` makes a batch of its own. When the budget never binds, the batches are exactly
+    those of `batch_size` alone.
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, pool_batches: int = 100, seed: int = 0,
-                 shuffle: bool = True):
+                 shuffle: bool = True, max_tokens: int | None = None):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
         self.pool_size = batch_size * pool_batches
         self.seed = seed
         self.shuffle = shuffle
@@ -49,23 +68,60 @@ class BucketSampler:
     def batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
         if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            return [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+            return cut_batches(np.argsort(self.lengths, kind="stable"), self.lengths, self.batch_size, self.max_tokens)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n)
         batches = []
         for start in range(0, n, self.pool_size):
             pool = order[start:start + self.pool_size]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            batches += cut_batches(pool, self.lengths, self.batch_size, self.max_tokens)
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.batches())
 
+    def batch_counts(self, epochs: Iterable[int]) -> list[int]:
+        """The number of batches of each of `epochs` (the sampler's own epoch is left as it is)."""
+        current = self.epoch
+        try:
+            counts = []
+            for epoch in epochs:
+                self.epoch = epoch
+                counts.append(len(self))
+            return counts
+        finally:
+            self.epoch = current
+
     def __len__(self) -> int:
+        """Batches in the current epoch (with a token budget, the count may differ a little between epochs)."""
+        if self.max_tokens is not None:
+            return len(self.batches())
         pools, rest = divmod(len(self.lengths), self.pool_size)
         return pools * -(-self.pool_size // self.batch_size) + -(-rest // self.batch_size)
+
+
+def cut_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int,
+                max_tokens: int | None = None) -> list[np.ndarray]:
+    """Cut `order` (indices sorted by ascending length) into consecutive batches of at most `batch_size` texts
+    and, with `max_tokens`, at most `max_tokens` padded tokens (texts x the batch's longest length). A text longer
+    than `max_tokens` is a batch of its own.
+
+    Returns:
+        The batches, each an array of indices, in the order of `order`.
+    """
+    if max_tokens is None or len(order) == 0 or int(lengths[order].max()) * batch_size <= max_tokens:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = []
+    start = 0
+    sorted_lengths = lengths[order].tolist()
+    for i, length in enumerate(sorted_lengths):
+        # sorted ascending, so adding text i makes it the longest: the batch would pad to (size + 1) x length
+        if i > start and (i - start == batch_size or (i - start + 1) * max(length, 1) > max_tokens):
+            batches.append(order[start:i])
+            start = i
+    batches.append(order[start:])
+    return batches
 
 
 def padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:
@@ -112,7 +168,7 @@ class Forward(Protocol):
 
 
 def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_index: int,
-                   on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+                   on_batch: Callable[[int], None] | None = None, max_tokens: int | None = None) -> np.ndarray:
     """Logits of every text, in input order.
 
     Texts are sorted by length and cut into batches of `batch_size` (so batches hold texts of about the same
@@ -120,12 +176,14 @@ def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_i
 
     Args:
         on_batch: called with the number of texts of each batch once it is done (for progress bars).
+        max_tokens: also at most this many padded tokens (texts x longest length) per batch; a longer text is
+            run alone.
 
     Returns:
         [n_texts, num_outputs] float32.
     """
     out = np.empty((len(texts), forward.num_outputs), dtype=np.float32)
-    for batch in BucketSampler(texts.lengths, batch_size, shuffle=False):
+    for batch in BucketSampler(texts.lengths, batch_size, shuffle=False, max_tokens=max_tokens):
         token_ids, lengths = pad_batch(texts, batch, pad_index)
         out[batch] = forward(token_ids, lengths)
         if on_batch is not None:

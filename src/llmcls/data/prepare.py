@@ -14,7 +14,7 @@ from llmcls.data.batching import EncodedTexts
 from llmcls.data.readers import Examples, read_examples, split_off
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
-from llmcls.embeddings import Vectors, default_cache_dir, load_vectors, wanted_words
+from llmcls.embeddings import DownloadLimits, Vectors, default_cache_dir, load_vectors, wanted_words
 from llmcls.errors import DataError, EmbeddingsError
 from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
@@ -111,11 +111,20 @@ def encode_targets(examples: Examples, path: str | Path, labels: LabelMap, data:
 
 
 def build_label_map(examples: Examples, path: str | Path, data: DataConfig) -> LabelMap:
-    """The label map of the training data: every label that occurs, sorted."""
+    """The label map of the training data: every label that occurs, sorted.
+
+    Raises:
+        DataError: more distinct labels than `data.max_classes` (naming the label column).
+    """
     if data.multi_label:
-        return LabelMap.build(label for labels in label_sets(examples, data.label_separator)
-                              for label in labels)
-    return LabelMap.build(single_labels(examples, path))
+        labels = LabelMap.build(label for labels in label_sets(examples, data.label_separator)
+                                for label in labels)
+    else:
+        labels = LabelMap.build(single_labels(examples, path))
+    if len(labels) > data.max_classes:
+        raise DataError(f"{path}: label column {data.label_column!r} holds {len(labels)} distinct labels, more than "
+                        f"data.max_classes ({data.max_classes}); is it the right column?")
+    return labels
 
 
 def encode_texts(tokenizer: Tokenizer, vocab: Vocab, texts: list[str]) -> EncodedTexts:
@@ -139,7 +148,8 @@ def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = i
     t0 = time.perf_counter()
     vectors = load_vectors(emb.source, wanted_words(vocab.itos), emb.dim, cache,
                            lambda done, total: on_event(DownloadProgress(emb.source, done, total)),
-                           extra=config.vocab.add_from_vectors)
+                           extra=config.vocab.add_from_vectors,
+                           limits=DownloadLimits(emb.sha256, emb.download_max_mb << 20, emb.download_timeout))
     if not vectors.words:
         raise EmbeddingsError(f"{emb.source}: none of the {len(vocab)} vocabulary words has a vector; "
                               "check tokenizer.lower and the vector file")

@@ -8,6 +8,7 @@ import gzip
 import json
 import random
 import sys
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,8 @@ def _read_jsonl(fh: IO[str], path: Path, text_column: str | int, label_column: s
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}, line {number}: not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(f"{path}, line {number}: JSON nested too deeply") from None
         if not isinstance(record, (dict, list)):
             raise DataError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
         for column, role in ((text_column, "text"), (label_column, "label")):
@@ -223,7 +226,9 @@ def _reading_errors(path: Path, encoding: str) -> Iterator[None]:
         raise DataError(_describe_decode_error(path, encoding)) from None
     except LookupError:
         raise DataError(f"{path}: unknown encoding '{encoding}'") from None
-    except (OSError, EOFError) as exc:
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip data: {exc}") from None
+    except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
 
 

@@ -104,7 +104,8 @@ class Tokenizer:
         the same settings."""
         key = None
         if self.cache_dir is not None:
-            key = token_cache.cache_key(texts, self.config.model_dump(mode="json", exclude={"cache", "cache_dir"}))
+            settings = self.config.model_dump(mode="json", exclude={"cache", "cache_dir", "predict_max_tokens"})
+            key = token_cache.cache_key(texts, settings)
             cached = token_cache.load(self.cache_dir, key)
             if cached is not None:
                 return TokenizedTexts(*cached)
