@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from llmcls.artifacts import FORMAT_VERSION, load_run
+from llmcls.run.files import FORMAT_VERSION, load_run
 from llmcls.fileio import atomic_write_bytes
 from llmcls.errors import RunError
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
-from llmcls.chunking import aggregate, split_windows, window_starts
+from llmcls.inference.chunking import aggregate, split_windows, window_starts
 from llmcls.config import ChunkingConfig, merge_chunking
 from llmcls.data.batching import EncodedTexts
 from llmcls.errors import ConfigError
-from llmcls.evaluate import evaluate_file
-from llmcls.predict import Predictor
-from llmcls.train import train
+from llmcls.inference.evaluate import evaluate_file
+from llmcls.inference.predict import Predictor
+from llmcls.training.loop import train
 
 from conftest import small_config
 

@@ -20,11 +20,11 @@ from llmcls.data.readers import read_examples
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import Vocab
 from llmcls.errors import ExportError
-from llmcls.export import export_run
+from llmcls.export.write import export_run
 from llmcls.model import LstmClassifier, ModelArgs
-from llmcls.onnx_graph import build_onnx_model
-from llmcls.onnx_runtime import MANIFEST, OnnxClassifier
-from llmcls.predict import Predictor
+from llmcls.export.graph import build_onnx_model
+from llmcls.inference.onnx_forward import MANIFEST, OnnxClassifier
+from llmcls.inference.predict import Predictor
 
 from conftest import FIXTURES, ROOT, cpu_runs_bf16
 
@@ -184,7 +184,7 @@ def test_export_hashes_exactly_the_weights_it_exports(trained_sst2, tmp_path, mo
     both come from the one reading of it."""
     import hashlib
 
-    import llmcls.export as exporting
+    import llmcls.export.write as exporting
     from safetensors.torch import load, save
 
     run_dir = tmp_path / "run"

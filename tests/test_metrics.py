@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from llmcls.metrics import classification_report, confusion_matrix
+from llmcls.inference.metrics import classification_report, confusion_matrix
 
 
 def test_confusion_matrix_rows_are_true_classes():

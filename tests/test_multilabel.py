@@ -10,18 +10,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from llmcls.artifacts import load_run
+from llmcls.run.files import load_run
 from llmcls.cli import app
 from llmcls.config import TrainConfig, validate_config
 from llmcls.data.prepare import label_sets, prepare_data
 from llmcls.data.readers import Examples, read_examples
 from llmcls.data.vocab import LabelMap
 from llmcls.errors import ConfigError, DataError
-from llmcls.evaluate import evaluate_file
-from llmcls.metrics import multilabel_report, tune_thresholds
-from llmcls.predict import Predictor
-from llmcls.build import class_weights
-from llmcls.train import train
+from llmcls.inference.evaluate import evaluate_file
+from llmcls.inference.metrics import multilabel_report, tune_thresholds
+from llmcls.inference.predict import Predictor
+from llmcls.training.setup import class_weights
+from llmcls.training.loop import train
 
 from conftest import FIXTURES, small_config
 

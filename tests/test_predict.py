@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from llmcls.cli import app
 from llmcls.data.readers import read_examples
 from llmcls.events import Info, PredictionProgress
-from llmcls.inference import TorchForward
-from llmcls.predict import Predictor
+from llmcls.inference.torch_forward import TorchForward
+from llmcls.inference.predict import Predictor
 
 from conftest import FIXTURES, ROOT, cpu_runs_bf16
 
@@ -236,7 +236,7 @@ def test_help_lists_the_prediction_options(command, options):
 
 
 def test_progress_bar_only_for_long_inputs():
-    from llmcls.render import PredictProgressBar
+    from llmcls.cli.render import PredictProgressBar
 
     short, long = PredictProgressBar(io.StringIO(), minimum=100), PredictProgressBar(io.StringIO(), minimum=100)
     short(PredictionProgress(10, 10))

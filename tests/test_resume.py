@@ -9,12 +9,12 @@ import textwrap
 import pytest
 import torch
 
-from llmcls.artifacts import load_run
-from llmcls.checkpoint import CHECKPOINT, load_checkpoint
+from llmcls.run.files import load_run
+from llmcls.run.checkpoint import CHECKPOINT, load_checkpoint
 from llmcls.config import resume_config, save_config, validate_config
 from llmcls.errors import ConfigError, RunError, TrainingError
-from llmcls.rundir import run_lock
-from llmcls.train import train
+from llmcls.run.layout import run_lock
+from llmcls.training.loop import train
 
 from conftest import small_config
 
@@ -40,7 +40,7 @@ def run_until_killed(config, run_dir, kill_at_step=None, kill_at_checkpoint_writ
         import json, os, signal, sys
         from llmcls.config import validate_config
         from llmcls.events import StepDone
-        from llmcls.train import train
+        from llmcls.training.loop import train
 
         config = validate_config(json.loads(sys.argv[1]), "test")
         steps = 0
@@ -126,7 +126,7 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
                                                               "plots/confusion_matrix.png")})
         return prepare(config, on_event, *tables)
 
-    import llmcls.train as training
+    import llmcls.training.loop as training
 
     prepare = training.prepare_data
     monkeypatch.setattr(training, "prepare_data", note_at_start)
@@ -181,7 +181,7 @@ def test_two_processes_cannot_write_one_run(tmp_path):
     with run_lock(run_dir):
         proc = subprocess.run(
             [sys.executable, "-c", "import sys, json; from llmcls.config import validate_config; "
-             "from llmcls.train import train; "
+             "from llmcls.training.loop import train; "
              "train(validate_config(json.loads(sys.argv[1]), 't'), device='cpu', run_dir=sys.argv[2])",
              json.dumps(config.to_dict()), str(run_dir)], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "another llmcls process is writing this run" in proc.stderr
@@ -189,7 +189,7 @@ def test_two_processes_cannot_write_one_run(tmp_path):
 
 
 def test_non_finite_loss_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    import llmcls.train as training
+    import llmcls.training.loop as training
 
     calls = {"n": 0}
     real = training.compute_loss

@@ -7,13 +7,13 @@ import pytest
 import torch
 import yaml
 
-from llmcls.artifacts import RUN_FILES, load_run
+from llmcls.run.files import RUN_FILES, load_run
 from llmcls.config import load_config
 from llmcls.data.prepare import prepare_data
 from llmcls.embeddings import read_text_vectors
-from llmcls.evaluate import evaluate_file
-from llmcls.predict import Predictor
-from llmcls.train import train
+from llmcls.inference.evaluate import evaluate_file
+from llmcls.inference.predict import Predictor
+from llmcls.training.loop import train
 
 from conftest import FIXTURES, ROOT, SHIPPED_GLOVE, cpu_runs_bf16, small_config
 
@@ -109,7 +109,7 @@ def test_early_stopping(tmp_path):
 
 def test_linear_schedule_warms_up_then_decays_to_zero():
     from llmcls.config import TrainConfig
-    from llmcls.optim import make_scheduler
+    from llmcls.training.optim import make_scheduler
 
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=1.0)
@@ -154,7 +154,7 @@ def test_words_unseen_in_training_keep_their_pretrained_vectors(tmp_path):
 
 def test_plateau_schedule_halves_the_lr_when_the_metric_stalls():
     from llmcls.config import TrainConfig
-    from llmcls.optim import make_scheduler
+    from llmcls.training.optim import make_scheduler
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = make_scheduler(optimizer, TrainConfig(lr_schedule="plateau", plateau_patience=1), 100)
@@ -168,7 +168,7 @@ def test_plateau_schedule_halves_the_lr_when_the_metric_stalls():
 def test_auto_class_weights_by_hand():
     from llmcls.config import TrainConfig
     from llmcls.data.vocab import LabelMap
-    from llmcls.build import class_weights
+    from llmcls.training.setup import class_weights
 
     labels = LabelMap(["a", "b", "c"])
     targets = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
-from llmcls.rundir import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, run_subdir
+from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, run_subdir
 
 
 def _history(run_dir: Path) -> list[dict]:

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llmcls.artifacts import load_run
+from llmcls.run.files import load_run
 from llmcls.data.batching import BucketSampler, collate
 from llmcls.data.prepare import drop_empty_texts, encode_texts, read_split
 from llmcls.data.tokenize import Tokenizer
 from llmcls.device import resolve_device
-from llmcls.inference import predict_logits
+from llmcls.inference.torch_forward import predict_logits
 from llmcls.model import ModelArgs, autocast, compute_loss, loss_function
-from llmcls.optim import make_optimizer
+from llmcls.training.optim import make_optimizer
 from llmcls.precision import choose_precision
 
 

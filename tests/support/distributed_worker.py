@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-import llmcls.train as training
+import llmcls.training.loop as training
 from llmcls.config import validate_config
-from llmcls.distributed import World
+from llmcls.training.distributed import World
 
 config = validate_config(json.loads(sys.argv[1]), "test")
 run_dir, trace_dir = Path(sys.argv[2]), Path(sys.argv[3])

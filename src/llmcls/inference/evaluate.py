@@ -11,8 +11,8 @@ from llmcls.config import ChunkingConfig
 from llmcls.data.prepare import drop_empty_texts, encode_targets
 from llmcls.data.readers import read_examples
 from llmcls.events import EventHandler, ignore
-from llmcls.inference import report_from_logits
-from llmcls.predict import Predictor
+from llmcls.inference.torch_forward import report_from_logits
+from llmcls.inference.predict import Predictor
 
 
 def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torch.device = "auto",
@@ -26,12 +26,12 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
     unless overridden.
 
     Args:
-        chunking: how to treat long texts; default the run's `chunking` section (see llmcls.predict.Predictor).
+        chunking: how to treat long texts; default the run's `chunking` section (see llmcls.inference.predict.Predictor).
         threshold: multi-label: one decision threshold for every class instead of the run's.
         on_event: receives `PredictionProgress` events.
 
     Returns:
-        The classification report (see llmcls.metrics; `multilabel_report` for a multi-label run) with "loss"
+        The classification report (see llmcls.inference.metrics; `multilabel_report` for a multi-label run) with "loss"
         and "path" added, and "chunking" when chunking was on.
 
     Raises:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from llmcls.errors import RunError
 
-# Every name llmcls writes in a run directory, in this one table (see llmcls.artifacts for what each holds).
+# Every name llmcls writes in a run directory, in this one table (see llmcls.run.files for what each holds).
 RUN_FILES = ("config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors")  # a complete run
 CHECKPOINT = "checkpoint-last.pt"
 LOCK = ".lock"
@@ -32,7 +32,7 @@ RUN_LAYOUT: Layout = {
                                  LOCK, TEMPORARY)),
     PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT, TEMPORARY)),
     EXPORT_DIR: {**dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values(), TEMPORARY)),
-                 ".quantize-*": WHOLE},  # llmcls.export's scratch folder
+                 ".quantize-*": WHOLE},  # llmcls.export.write's scratch folder
     TENSORBOARD_DIR: {"events.out.tfevents.*": None},
 }
 # What was computed from the best weights, and would be stale beside weights trained further.

@@ -12,7 +12,7 @@ import torch
 from llmcls.config import Config, TrainConfig
 from llmcls.data.prepare import PreparedData
 from llmcls.data.vocab import LabelMap
-from llmcls.distributed import SINGLE, World, threads_per_process
+from llmcls.training.distributed import SINGLE, World, threads_per_process
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from llmcls.data.batching import EncodedTexts, batched_logits
+from llmcls.data.batching import EncodedTexts
+from llmcls.inference.forward import batched_logits
 from llmcls.errors import DeviceError
-from llmcls.metrics import classification_report, multilabel_report
+from llmcls.inference.metrics import classification_report, multilabel_report
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.precision import bf16_problem
 
@@ -73,7 +74,7 @@ def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
 
 def report_from_logits(logits: torch.Tensor | np.ndarray, targets: np.ndarray, labels: list[str],
                        thresholds: np.ndarray | None = None) -> dict:
-    """The classification report (llmcls.metrics) of logits [n, num_outputs] against class ids [n], with the
+    """The classification report (llmcls.inference.metrics) of logits [n, num_outputs] against class ids [n], with the
     mean loss under "loss".
 
     Multi-label (targets are 0/1 rows [n, classes]): a label is predicted when its probability is at least its

@@ -77,7 +77,7 @@ def _top_columns(top_k: int) -> list[str]:
 
 def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", separator: str = "|",
                        multi_label: bool = False) -> str:
-    """Predictions (llmcls.predict.Prediction) as text, one row per text in input order.
+    """Predictions (llmcls.inference.predict.Prediction) as text, one row per text in input order.
 
     Formats:
         table: tab-separated `label  probability  text` (top-k > 1: `label p, label p, ...  text`); multi-label:
@@ -160,7 +160,7 @@ def format_profile(p: dict[str, Any]) -> str:
 
 
 def format_export(result: Any) -> str:
-    """The files and measurements of `llmcls export` (an llmcls.export.ExportResult)."""
+    """The files and measurements of `llmcls export` (an llmcls.export.write.ExportResult)."""
     def size(n: int) -> str:
         return f"{n / 1e6:.2f} MB"
 

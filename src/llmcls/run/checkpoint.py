@@ -17,7 +17,7 @@ import torch
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
-from llmcls.rundir import CHECKPOINT
+from llmcls.run.layout import CHECKPOINT
 
 
 def rng_state() -> dict[str, Any]:

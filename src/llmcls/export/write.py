@@ -1,5 +1,5 @@
 """Exporting a trained run for prediction without PyTorch: an ONNX model, optionally an int8 one, written into
-`RUN/export/` (see llmcls.onnx_runtime), checked against the PyTorch model and measured.
+`RUN/export/` (see llmcls.inference.onnx_forward), checked against the PyTorch model and measured.
 
 The measurements use labelled texts (the run's validation data unless a file is given): the largest difference
 between each exported model's logits and PyTorch's, in batches of mixed lengths as they come; the accuracy of
@@ -20,18 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from llmcls import __version__
-from llmcls.artifacts import load_run, load_run_info
+from llmcls.run.files import load_run, load_run_info
 from llmcls.config import Config
 from llmcls.data.batching import EncodedTexts, pad_batch
 from llmcls.data.prepare import drop_empty_texts, encode_texts, make_tokenizer, read_split
 from llmcls.data.readers import Examples, split_off
 from llmcls.errors import DataError, ExportError, RunError
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
-from llmcls.onnx_graph import INPUTS, OPSET, OUTPUT, build_onnx_model
-from llmcls.onnx_runtime import (EXPORT_DIR, INSTALL_HINT, MANIFEST, MANIFEST_VERSION, VARIANTS, OnnxClassifier,
+from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
+from llmcls.inference.onnx_forward import (EXPORT_DIR, INSTALL_HINT, MANIFEST, MANIFEST_VERSION, VARIANTS, OnnxClassifier,
                                  import_onnxruntime)
-from llmcls.rundir import run_subdir
-from llmcls.data.batching import Forward, batched_logits
+from llmcls.run.layout import run_subdir
+from llmcls.inference.forward import Forward, batched_logits
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -204,7 +204,7 @@ def _measurement_examples(config: Config, data: str | Path | None) -> tuple[Exam
 def _measure(result: ExportResult, run, data: str | Path | None, seconds: float, batch_size: int) -> None:
     import torch
 
-    from llmcls.inference import TorchForward
+    from llmcls.inference.torch_forward import TorchForward
     from llmcls.precision import bf16_problem
 
     examples, result.data = _measurement_examples(run.config, data)

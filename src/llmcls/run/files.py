@@ -11,10 +11,10 @@ Layout of `runs/<name>/`:
     plots/             curves.png (loss and validation metrics per epoch), confusion_matrix.png
     results.json       the summary: best epoch, validation and test metrics, timings
     thresholds.json    multi-label runs: the probability each class needs to be predicted
-    export/            `llmcls export`'s ONNX models and their manifest (llmcls.onnx_runtime)
+    export/            `llmcls export`'s ONNX models and their manifest (llmcls.inference.onnx_forward)
     tensorboard/       with train.tensorboard: TensorBoard's event files
 
-Every name llmcls writes there is in one table, llmcls.rundir.RUN_LAYOUT: `--overwrite` removes nothing else.
+Every name llmcls writes there is in one table, llmcls.run.layout.RUN_LAYOUT: `--overwrite` removes nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from llmcls.config import Config, save_config, validate_config
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_bytes
-from llmcls.rundir import RUN_FILES
+from llmcls.run.layout import RUN_FILES
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch

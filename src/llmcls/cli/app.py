@@ -111,9 +111,9 @@ def train(
     Started by torchrun, each process trains its share of every batch."""
     with _user_errors(ctx):
         from llmcls.config import load_config, resume_config
-        from llmcls.distributed import World, launch
-        from llmcls.render import TrainProgress, format_report
-        from llmcls.train import train as run_training
+        from llmcls.training.distributed import World, launch
+        from llmcls.cli.render import TrainProgress, format_report
+        from llmcls.training.loop import train as run_training
 
         world = World.from_env()
         if nproc > 1 and world.size > 1:
@@ -208,8 +208,8 @@ def evaluate(
     """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
     confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores)."""
     with _user_errors(ctx):
-        from llmcls.evaluate import evaluate_file
-        from llmcls.render import PredictProgressBar, format_report
+        from llmcls.inference.evaluate import evaluate_file
+        from llmcls.cli.render import PredictProgressBar, format_report
 
         report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size,
                                _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold,
@@ -252,8 +252,8 @@ def predict(
     with _user_errors(ctx):
         from llmcls.data.readers import TEXT_FORMATS, read_texts
         from llmcls.fileio import atomic_write_text
-        from llmcls.predict import Predictor
-        from llmcls.render import OUTPUT_FORMATS, PredictProgressBar, format_predictions
+        from llmcls.inference.predict import Predictor
+        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar, format_predictions
 
         fmt = "jsonl" if as_json else fmt
         if fmt not in OUTPUT_FORMATS:
@@ -311,8 +311,8 @@ def export(
     with _user_errors(ctx):
         from dataclasses import asdict
 
-        from llmcls.export import export_run
-        from llmcls.render import format_export
+        from llmcls.export.write import export_run
+        from llmcls.cli.render import format_export
 
         result = export_run(run, fmt, quantize, data, measure, seconds, batch_size)
         typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else format_export(result))
@@ -332,7 +332,7 @@ def profile(
     prediction tokens/s, achieved FLOP/s, and on the CPU the cycles per token and the share of the peak."""
     with _user_errors(ctx):
         from llmcls.profiling import profile_run
-        from llmcls.render import format_profile
+        from llmcls.cli.render import format_profile
 
         figures = profile_run(run, data, device, batch_size, seconds)
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))

@@ -1,6 +1,6 @@
 """Running the ONNX models that `llmcls export` writes into a run directory, with onnxruntime and numpy only.
 
-Layout of `RUN/export/` (see llmcls.export):
+Layout of `RUN/export/` (see llmcls.export.write):
     manifest.json     format version, opset, inputs and output, the digest of the weights exported, the models
     model.onnx        float32
     model.int8.onnx   with `--quantize int8`: LSTM and linear weights as int8 (dynamic quantization)
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from llmcls.errors import ExportError
-from llmcls.rundir import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS
+from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS
 
 MANIFEST_VERSION = 1
-# The file names (llmcls.rundir): RUN/export/, its manifest, and per backend name the file of each kind of model.
+# The file names (llmcls.run.layout): RUN/export/, its manifest, and per backend name the file of each kind of model.
 MANIFEST, VARIANTS = EXPORT_MANIFEST, EXPORT_MODELS
 INSTALL_HINT = "pip install 'llmcls[onnx]'"
 

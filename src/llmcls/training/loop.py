@@ -11,25 +11,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llmcls.artifacts import (read_model_args, save_weights, write_json, write_metrics, write_run_header,
+from llmcls.run.files import (read_model_args, save_weights, write_json, write_metrics, write_run_header,
                               write_thresholds)
-from llmcls.build import build_model, class_weights, configure_torch, seed_everything
-from llmcls.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from llmcls.training.setup import build_model, class_weights, configure_torch, seed_everything
+from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.batching import BucketSampler, collate, padding_fraction
 from llmcls.data.prepare import PreparedData, Split, prepare_data
 from llmcls.data.vocab import LabelMap, Vocab
-from llmcls.distributed import (SINGLE, World, all_gather, data_parallel, no_sync, on_main, process_device,
+from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, no_sync, on_main, process_device,
                                 process_group, process_seed, shard_batch, shard_range, shard_share, sum_over_processes,
                                 text_range)
 from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
-from llmcls.inference import predict_logits, report_from_logits
-from llmcls.metrics import tune_thresholds
+from llmcls.inference.torch_forward import predict_logits, report_from_logits
+from llmcls.inference.metrics import tune_thresholds
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
-from llmcls.optim import make_optimizer, make_scheduler
+from llmcls.training.optim import make_optimizer, make_scheduler
 from llmcls.precision import choose_precision
-from llmcls.rundir import (FROM_WEIGHTS, TENSORBOARD_DIR, check_new_run, clear_for_new_run, discard_unused,
+from llmcls.run.layout import (FROM_WEIGHTS, TENSORBOARD_DIR, check_new_run, clear_for_new_run, discard_unused,
                            remove_from_run, remove_stale_temporaries, run_lock)
 
 
@@ -108,7 +108,7 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
             directory holds anything llmcls did not write, and the old run is deleted only once the new one has
             read its data.
         world: this process's place among the processes of a torchrun launch (`World.from_env()`); by default
-            the only one. With several, they train data-parallel (see llmcls.distributed): process 0 claims and
+            the only one. With several, they train data-parallel (see llmcls.training.distributed): process 0 claims and
             writes the run directory, hands the others its data and starting point, and alone emits events.
 
     Returns:

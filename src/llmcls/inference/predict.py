@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from llmcls.artifacts import RunInfo, load_run, load_run_info
-from llmcls.chunking import aggregate, split_windows
+from llmcls.run.files import RunInfo, load_run, load_run_info
+from llmcls.inference.chunking import aggregate, split_windows
 from llmcls.config import ChunkingConfig, merge_chunking
-from llmcls.data.batching import EncodedTexts, Forward, batched_logits, truncate
+from llmcls.data.batching import EncodedTexts, truncate
+from llmcls.inference.forward import Forward, batched_logits
 from llmcls.data.prepare import encode_texts
 from llmcls.data.tokenize import Tokenizer
 from llmcls.errors import ConfigError, ExportError
@@ -83,7 +84,7 @@ class Predictor:
                  chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None):
         self.run = run
         if forward is None:
-            from llmcls.inference import TorchForward
+            from llmcls.inference.torch_forward import TorchForward
 
             forward = TorchForward(run.model, next(run.model.parameters()).device)
         self.forward = forward
@@ -129,7 +130,7 @@ class Predictor:
         if backend in ("onnx", "onnx-int8") and not on_cpu:
             raise ExportError(f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch")
         if backend in ("onnx", "onnx-int8") or (backend == "auto" and on_cpu):
-            from llmcls.onnx_runtime import OnnxClassifier
+            from llmcls.inference.onnx_forward import OnnxClassifier
 
             info = load_run_info(run_dir)
             try:
@@ -141,7 +142,7 @@ class Predictor:
         import torch
 
         from llmcls.device import resolve_device
-        from llmcls.inference import TorchForward
+        from llmcls.inference.torch_forward import TorchForward
 
         device = device if isinstance(device, torch.device) else resolve_device(device)
         run = load_run(run_dir, device)
