@@ -13,7 +13,7 @@ from llmcls.run.files import load_run
 from llmcls.run.checkpoint import CHECKPOINT, load_checkpoint
 from llmcls.config import resume_config, save_config, validate_config
 from llmcls.errors import ConfigError, RunError, TrainingError
-from llmcls.run.layout import run_lock
+from llmcls.run.claim import run_lock
 from llmcls.training.loop import train
 
 from conftest import small_config
@@ -126,10 +126,10 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
                                                               "plots/confusion_matrix.png")})
         return prepare(config, on_event, *tables)
 
-    import llmcls.training.loop as training
+    import llmcls.training.setup as setup
 
-    prepare = training.prepare_data
-    monkeypatch.setattr(training, "prepare_data", note_at_start)
+    prepare = setup.prepare_data
+    monkeypatch.setattr(setup, "prepare_data", note_at_start)
     resumed = train(resume_config(run, ["train.epochs=2"]), device="cpu", run_dir=run, resume=True)
     assert seen == {"results.json": True, "thresholds.json": True, "export/model.onnx": True,
                     "plots/confusion_matrix.png": True}  # kept until the data is read: a failed start loses nothing
@@ -189,7 +189,7 @@ def test_two_processes_cannot_write_one_run(tmp_path):
 
 
 def test_non_finite_loss_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    import llmcls.training.loop as training
+    import llmcls.training.step as training  # the step computes the loss
 
     calls = {"n": 0}
     real = training.compute_loss

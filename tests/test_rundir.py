@@ -6,7 +6,8 @@ import os
 import pytest
 
 from llmcls.errors import RunError
-from llmcls.run.layout import FROM_WEIGHTS, check_new_run, clear_for_new_run, remove_from_run, run_lock
+from llmcls.run.claim import check_new_run, clear_for_new_run, remove_from_run, run_lock
+from llmcls.run.layout import FROM_WEIGHTS
 
 
 def make_files(root, names):

@@ -20,18 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from llmcls import __version__
-from llmcls.run.files import load_run, load_run_info
-from llmcls.config import Config
 from llmcls.data.batching import EncodedTexts, pad_batch
-from llmcls.data.prepare import drop_empty_texts, encode_texts, make_tokenizer, read_split
-from llmcls.data.readers import Examples, split_off
-from llmcls.errors import DataError, ExportError, RunError
-from llmcls.fileio import atomic_write_bytes, atomic_write_text
+from llmcls.data.prepare import encode_labelled, make_tokenizer, read_labelled
+from llmcls.errors import ExportError, RunError
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
-from llmcls.inference.onnx_forward import (EXPORT_DIR, INSTALL_HINT, MANIFEST, MANIFEST_VERSION, VARIANTS, OnnxClassifier,
-                                 import_onnxruntime)
-from llmcls.run.layout import run_subdir
+from llmcls.fileio import atomic_write_bytes, atomic_write_text
 from llmcls.inference.forward import Forward, batched_logits
+from llmcls.inference.onnx_forward import INSTALL_HINT, OnnxClassifier, import_onnxruntime
+from llmcls.inference.predict import Predictor
+from llmcls.inference.scoring import probabilities, report
+from llmcls.run.claim import run_subdir
+from llmcls.run.files import LoadedRun, load_run, load_run_info
+from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -111,21 +111,33 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     run_dir = run.run_dir
     out_dir = run_subdir(run_dir, EXPORT_DIR)
     weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
-    float_path = out_dir / VARIANTS["onnx"]
-    atomic_write_bytes(float_path, build_onnx_model(run.model.args, weights).SerializeToString())
+    float_path = out_dir / EXPORT_MODELS["onnx"]
+    atomic_write_bytes(float_path, build_onnx_model(run.model.args, weights).SerializeToString(), RunError)
     models = [ExportedModel("onnx", float_path, float_path.stat().st_size)]
-    int8_path = out_dir / VARIANTS["onnx-int8"]
+    int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
     if quantize == "int8":
         models.append(_quantize_int8(float_path, int8_path))
     else:
         int8_path.unlink(missing_ok=True)  # an int8 model of earlier weights must not outlive them
 
+    manifest = _manifest(run, models, weights_file, onnx.__version__, ort.__version__)
+    manifest_path = out_dir / EXPORT_MANIFEST
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False), RunError)
+    result = ExportResult(run_dir, manifest_path, models, len(weights_file))
+    if measure:
+        _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
+    return result
+
+
+def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str,
+              ort_version: str) -> dict:
+    """What RUN/export/manifest.json says: versions, inputs and output, the digest of the weights, the models."""
     args = run.model.args
-    manifest = {
+    return {
         "format_version": MANIFEST_VERSION,
         "llmcls_version": __version__,
-        "onnx_version": onnx.__version__,
-        "onnxruntime_version": ort.__version__,
+        "onnx_version": onnx_version,
+        "onnxruntime_version": ort_version,
         "opset": OPSET,
         "inputs": {INPUTS[0]: {"dtype": "int64", "shape": ["batch", "seq"]},
                    INPUTS[1]: {"dtype": "int64", "shape": ["batch"]}},
@@ -133,17 +145,11 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         "pad_index": args.pad_index,
         "num_outputs": args.num_outputs,
         "labels": run.labels.labels,
-        "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_runtime.weights_digest
+        "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_forward.weights_digest
         "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes,
                             "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
                             "quantized_ops": m.quantized_ops} for m in models},
     }
-    manifest_path = out_dir / MANIFEST
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
-    result = ExportResult(run_dir, manifest_path, models, len(weights_file))
-    if measure:
-        _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
-    return result
 
 
 def read_weights(run_dir: Path) -> bytes:
@@ -153,7 +159,7 @@ def read_weights(run_dir: Path) -> bytes:
         RunError: `run_dir` is not a complete run, or the file cannot be read.
     """
     info = load_run_info(run_dir)
-    path = info.run_dir / "model.safetensors"
+    path = info.run_dir / WEIGHTS
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -177,58 +183,39 @@ def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
         finally:
             root.handlers[:] = handlers  # the quantizer's logging.warning calls would install a root handler
         ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
-        atomic_write_bytes(out_path, quantized.read_bytes())
+        atomic_write_bytes(out_path, quantized.read_bytes(), RunError)
     return ExportedModel("onnx-int8", out_path, out_path.stat().st_size,
                          quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
                          float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]})
 
 
-def _measurement_examples(config: Config, data: str | Path | None) -> tuple[Examples, str]:
-    """The labelled texts to measure on: `data`, else the run's validation file, else the part of the training
-    file that training held out for validation."""
-    cfg = config.data
-    if data is not None:
-        path = str(data)
-        examples = read_split(cfg, path)
-    elif cfg.valid is not None:
-        path = cfg.valid
-        examples = read_split(cfg, path)
-    else:
-        path = f"{cfg.train} (the held-out validation part)"
-        train = drop_empty_texts(read_split(cfg, cfg.train), cfg.train, cfg.empty_texts)
-        _, examples = split_off(train, cfg.valid_fraction, config.seed)
-        return examples, path
-    return drop_empty_texts(examples, path, cfg.empty_texts), path
-
-
-def _measure(result: ExportResult, run, data: str | Path | None, seconds: float, batch_size: int) -> None:
+def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seconds: float, batch_size: int) -> None:
+    """Fill in the figures of each backend (see the module) on `data`, else the run's validation data."""
     import torch
 
     from llmcls.inference.torch_forward import TorchForward
     from llmcls.precision import bf16_problem
 
-    examples, result.data = _measurement_examples(run.config, data)
-    unseen = run.labels.unknown(examples.labels)
-    if unseen:
-        raise DataError(f"{result.data}: labels the model was not trained on: {', '.join(map(repr, unseen[:10]))}")
-    targets = run.labels.encode(examples.labels)
-    texts = encode_texts(make_tokenizer(run.config), run.vocab, examples.texts)
+    examples, result.data = read_labelled(run.config, data)
+    split = encode_labelled(examples, result.data, run.config, make_tokenizer(run.config), run.vocab, run.labels)
+    texts = split.texts
     result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
     result.torch_threads = torch.get_num_threads()
-
     # torch-bf16 only where this CPU runs the LSTM in bfloat16 (oneDNN has no bf16 LSTM on AVX2-only CPUs)
     precisions = ("fp32", "bf16") if bf16_problem(torch.device("cpu")) is None else ("fp32",)
     backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in precisions]
     backends += [OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name)
                  for m in result.models]
+    thresholds = Predictor(run, backends[0]).thresholds  # multi-label: as predict and eval decide
     reference = None
     for backend in backends:
         mixed = _logits_in_input_order(backend, texts, batch_size)  # batches of mixed lengths
         reference = mixed if reference is None else reference
+        probs = probabilities(mixed, run.config.data.multi_label)
+        accuracy = report(probs, split.targets, run.labels.labels, thresholds)["accuracy"]
         texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
-        result.figures.append(BackendFigures(
-            backend.name, float(np.mean(_classes(mixed) == targets)),
-            float(np.abs(mixed - reference).max()), texts_per_s))
+        result.figures.append(BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()),
+                                             texts_per_s))
 
 
 def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: int) -> np.ndarray:
@@ -246,8 +233,3 @@ def _texts_per_second(backend: Forward, texts: EncodedTexts, batch_size: int, se
         batched_logits(backend, texts, batch_size, backend.pad_index)
         runs += 1
     return runs * len(texts) / (time.perf_counter() - start)
-
-
-def _classes(logits: np.ndarray) -> np.ndarray:
-    """Class ids [n] of logits [n, num_outputs]; one logit means class 1 when positive."""
-    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(1)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from llmcls.config import ChunkingConfig
-from llmcls.data.prepare import drop_empty_texts, encode_targets
-from llmcls.data.readers import read_examples
+from llmcls.data.prepare import encode_targets, read_labelled
 from llmcls.events import EventHandler, ignore
-from llmcls.inference.torch_forward import report_from_logits
 from llmcls.inference.predict import Predictor
+from llmcls.inference.scoring import report as score
+
+if TYPE_CHECKING:
+    import torch
 
 
-def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torch.device = "auto",
+def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | torch.device" = "auto",
                   text_column: str | int | None = None, label_column: str | int | None = None,
                   fmt: str | None = None, batch_size: int | None = None,
                   chunking: ChunkingConfig | dict[str, Any] | None = None,
@@ -26,13 +26,14 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
     unless overridden.
 
     Args:
-        chunking: how to treat long texts; default the run's `chunking` section (see llmcls.inference.predict.Predictor).
+        chunking: how to treat long texts; default the run's `chunking` section (see
+            llmcls.inference.predict.Predictor).
         threshold: multi-label: one decision threshold for every class instead of the run's.
         on_event: receives `PredictionProgress` events.
 
     Returns:
-        The classification report (see llmcls.inference.metrics; `multilabel_report` for a multi-label run) with "loss"
-        and "path" added, and "chunking" when chunking was on.
+        The classification report of the class probabilities (llmcls.inference.scoring; the loss is their
+        cross-entropy) with "path" added, and "chunking" when chunking was on.
 
     Raises:
         RunError: `run_dir` is not a usable run.
@@ -40,14 +41,14 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
         ConfigError: a threshold for a single-label run.
     """
     predictor = Predictor.load(run_dir, device, batch_size, chunking, threshold)
-    data = predictor.run.config.data
-    examples = read_examples(data_path, data.text_column if text_column is None else text_column,
-                             data.label_column if label_column is None else label_column,
-                             fmt or data.format, data.header, data.encoding)
-    examples = drop_empty_texts(examples, data_path, data.empty_texts)
-    targets = encode_targets(examples, data_path, predictor.run.labels, data, for_model=True)
-    report = report_from_logits(predictor.logits(examples.texts, on_event), targets, predictor.labels,
-                                predictor.thresholds)
+    config, data = predictor.run.config, predictor.run.config.data
+    changes = {"text_column": text_column, "label_column": label_column, "format": fmt}
+    data = data.model_copy(update={key: value for key, value in changes.items() if value is not None})
+    config = config.model_copy(update={"data": data})
+    examples, path = read_labelled(config, data_path)
+    targets = encode_targets(examples, path, predictor.run.labels, data, for_model=True)
+    report = score(predictor.class_probabilities(examples.texts, on_event), targets, predictor.labels,
+                   predictor.thresholds)
     report["path"] = str(data_path)
     if predictor.chunking.enabled:
         c = predictor.chunking

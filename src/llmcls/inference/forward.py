@@ -42,3 +42,4 @@ def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_i
         if on_batch is not None:
             on_batch(len(batch))
     return out
+

@@ -1,6 +1,7 @@
-"""Running the ONNX models that `llmcls export` writes into a run directory, with onnxruntime and numpy only.
+"""The ONNX backend: running the models that `llmcls export` writes into a run directory, with onnxruntime and
+numpy only.
 
-Layout of `RUN/export/` (see llmcls.export.write):
+Layout of `RUN/export/` (names in llmcls.run.layout; written by llmcls.export.write):
     manifest.json     format version, opset, inputs and output, the digest of the weights exported, the models
     model.onnx        float32
     model.int8.onnx   with `--quantize int8`: LSTM and linear weights as int8 (dynamic quantization)
@@ -17,11 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from llmcls.errors import ExportError
-from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS
+from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
 
-MANIFEST_VERSION = 1
-# The file names (llmcls.run.layout): RUN/export/, its manifest, and per backend name the file of each kind of model.
-MANIFEST, VARIANTS = EXPORT_MANIFEST, EXPORT_MODELS
 INSTALL_HINT = "pip install 'llmcls[onnx]'"
 
 
@@ -41,7 +39,7 @@ def import_onnxruntime():
 def weights_digest(run_dir: Path) -> str:
     """sha256 of the run's `model.safetensors`: ties an export to the weights it was made from."""
     digest = hashlib.sha256()
-    with open(run_dir / "model.safetensors", "rb") as fh:
+    with open(run_dir / WEIGHTS, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -54,7 +52,7 @@ def find_export(run_dir: str | Path, variant: str = "onnx") -> tuple[Path | None
         (path of the .onnx file, the manifest, "") when usable, else (None, manifest or None, why not).
     """
     run_dir = Path(run_dir)
-    manifest_path = run_dir / EXPORT_DIR / MANIFEST
+    manifest_path = run_dir / EXPORT_DIR / EXPORT_MANIFEST
     if not manifest_path.exists():
         return None, None, f"{run_dir} has no exported model (make one with: llmcls export {run_dir})"
     try:
@@ -110,8 +108,8 @@ class OnnxClassifier:
         Raises:
             ExportError: there is no such export, it is out of date, or onnxruntime is missing.
         """
-        if variant not in VARIANTS:
-            raise ExportError(f"unknown exported model {variant!r}; expected one of {', '.join(VARIANTS)}")
+        if variant not in EXPORT_MODELS:
+            raise ExportError(f"unknown exported model {variant!r}; expected one of {', '.join(EXPORT_MODELS)}")
         path, manifest, why = find_export(run_dir, variant)
         if path is None:
             raise ExportError(why)

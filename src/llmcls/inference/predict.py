@@ -1,9 +1,10 @@
 """Predicting labels of texts with a trained run.
 
 The texts are tokenized and encoded, cut into windows when chunking is on, sorted by length into batches, and
-passed through one call to the network (a `Forward`, llmcls.data.batching): the run's PyTorch model, or the
-ONNX model `llmcls export` wrote into the run (then torch is never imported). Probabilities, chunk aggregation,
-top-k and multi-label thresholds are computed around that call, in NumPy. Results come back in input order.
+passed through one call to the network (a `Forward`, opened by llmcls.inference.backends.open_forward): the
+run's PyTorch model, or the ONNX model `llmcls export` wrote into the run (then torch is never imported).
+Probabilities, chunk aggregation, top-k and multi-label thresholds are computed around that call, in NumPy.
+Results come back in input order.
 """
 
 from __future__ import annotations
@@ -14,31 +15,22 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from llmcls.run.files import RunInfo, load_run, load_run_info
-from llmcls.inference.chunking import aggregate, split_windows
-from llmcls.config import ChunkingConfig, merge_chunking
+from llmcls.config import ChunkingConfig, TokenizerConfig, merge_chunking
 from llmcls.data.batching import EncodedTexts, truncate
-from llmcls.inference.forward import Forward, batched_logits
 from llmcls.data.prepare import encode_texts
 from llmcls.data.tokenize import Tokenizer
-from llmcls.errors import ConfigError, ExportError
+from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, PredictionProgress, ignore
+from llmcls.inference.chunking import aggregate, split_windows
+from llmcls.inference.backends import BACKENDS, open_forward
+from llmcls.inference.forward import Forward, batched_logits
+from llmcls.inference.scoring import probabilities
+from llmcls.run.files import RunInfo
 
 if TYPE_CHECKING:
     import torch
 
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
-
-
-def probabilities(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
-    """Class probabilities [n, classes] float64 from logits [n, num_outputs] (as llmcls.model.probabilities):
-    one logit means two classes; multi-label: a sigmoid per class."""
-    logits = logits.astype(np.float64)
-    if multi_label or logits.shape[1] == 1:
-        positive = 1.0 / (1.0 + np.exp(-logits))
-        return positive if multi_label else np.concatenate([1.0 - positive, positive], axis=1)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+__all__ = ["BACKENDS", "Prediction", "Predictor", "probabilities"]
 
 
 @dataclass
@@ -68,7 +60,7 @@ class Predictor:
 
     Args:
         run: the loaded run (config, vocabulary, labels, saved thresholds).
-        forward: the network: padded token ids -> logits (default: the run's PyTorch model on the CPU).
+        forward: the network: padded token ids -> logits (`llmcls.inference.backends.open_forward` opens one).
         batch_size: texts (or windows) per batch; default the run's `train.eval_batch_size`. A batch also holds
             at most the run's `train.eval_batch_tokens` padded tokens.
         chunking: how to treat long texts: a ChunkingConfig, or a dict that changes some keys of the run's
@@ -80,13 +72,9 @@ class Predictor:
         ConfigError: a threshold for a single-label run, or out of (0, 1); invalid chunking settings.
     """
 
-    def __init__(self, run: RunInfo, forward: Forward | None = None, batch_size: int | None = None,
+    def __init__(self, run: RunInfo, forward: Forward, batch_size: int | None = None,
                  chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None):
         self.run = run
-        if forward is None:
-            from llmcls.inference.torch_forward import TorchForward
-
-            forward = TorchForward(run.model, next(run.model.parameters()).device)
         self.forward = forward
         self.batch_size = batch_size or run.config.train.eval_batch_size
         self.batch_tokens = run.config.train.eval_batch_tokens
@@ -95,14 +83,7 @@ class Predictor:
         self.chunking = chunking if chunking is not None else run.config.chunking
         self.multi_label = run.config.data.multi_label
         self.thresholds = self._thresholds(threshold)
-        tokenizer_config = run.config.tokenizer
-        # texts are cut at `cut` tokens by the Predictor itself (counted): the run has no length limit of its own
-        self.cut = (None if self.chunking.enabled or tokenizer_config.max_tokens is not None
-                    else tokenizer_config.predict_max_tokens)
-        if self.chunking.enabled:  # every token is needed: the windows cover the whole text
-            tokenizer_config = tokenizer_config.model_copy(update={"max_tokens": None})
-        elif self.cut is not None:  # one token more than kept, so that a text that was cut can be told apart
-            tokenizer_config = tokenizer_config.model_copy(update={"max_tokens": self.cut + 1})
+        tokenizer_config, self.cut = _prediction_tokenizer(run.config.tokenizer, self.chunking)
         self.tokenizer = Tokenizer(tokenizer_config)
 
     @classmethod
@@ -115,8 +96,8 @@ class Predictor:
             device: auto, cpu, cuda or cuda:N (the PyTorch backend).
             backend: `torch` (the run's weights, on `device`), `torch-bf16` (the same under bfloat16 autocast:
                 faster on CPUs with bf16 units, probabilities within about 1e-2 of float32), `onnx` or
-                `onnx-int8` (the models of `llmcls export` in RUN/export, on the CPU, without torch), or `auto`: `onnx` when that export
-                exists for the run's current weights, onnxruntime is installed and `device` is auto or cpu,
+                `onnx-int8` (the models of `llmcls export` in RUN/export, on the CPU, without torch), or `auto`:
+                `onnx` when that export exists for the run's current weights, onnxruntime is installed and `device` is auto or cpu,
                 else `torch`.
 
         Raises:
@@ -124,30 +105,8 @@ class Predictor:
             DeviceError: the device does not exist here.
             ExportError: an ONNX backend was asked for and cannot be used (the message says why).
         """
-        if backend not in BACKENDS:
-            raise ExportError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-        on_cpu = str(device).strip().lower() in ("auto", "cpu")
-        if backend in ("onnx", "onnx-int8") and not on_cpu:
-            raise ExportError(f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch")
-        if backend in ("onnx", "onnx-int8") or (backend == "auto" and on_cpu):
-            from llmcls.inference.onnx_forward import OnnxClassifier
-
-            info = load_run_info(run_dir)
-            try:
-                forward = OnnxClassifier.from_run(run_dir, "onnx" if backend == "auto" else backend)
-                return cls(info, forward, batch_size, chunking, threshold)
-            except ExportError:
-                if backend != "auto":
-                    raise  # auto falls back to the run's PyTorch model
-        import torch
-
-        from llmcls.device import resolve_device
-        from llmcls.inference.torch_forward import TorchForward
-
-        device = device if isinstance(device, torch.device) else resolve_device(device)
-        run = load_run(run_dir, device)
-        precision = "bf16" if backend == "torch-bf16" else "fp32"
-        return cls(run, TorchForward(run.model, device, precision), batch_size, chunking, threshold)
+        info, forward = open_forward(run_dir, device, backend)
+        return cls(info, forward, batch_size, chunking, threshold)
 
     @property
     def backend(self) -> str:
@@ -189,11 +148,6 @@ class Predictor:
             on_event(Info(f"{cut} texts longer than {self.cut} tokens were cut to their first {self.cut} "
                           "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"))
 
-    def _logits(self, encoded: EncodedTexts) -> np.ndarray:
-        """[n_seqs, num_outputs] float32 logits, in batches bounded in texts and padded tokens."""
-        return batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index,
-                              max_tokens=self.batch_tokens)
-
     def _blocks(self, texts: list[str], on_event: EventHandler) -> Iterator[tuple[int, list[str]]]:
         """(start, texts) blocks of the input, so that memory stays bounded and progress can be reported."""
         size = max(1024, 4 * self.batch_size)
@@ -201,8 +155,8 @@ class Predictor:
             yield start, texts[start:start + size]
             on_event(PredictionProgress(min(start + size, len(texts)), len(texts)))
 
-    def _class_probabilities(self, texts: list[str], on_event: EventHandler) -> np.ndarray:
-        """[n_texts, classes] float64 probabilities, in input order."""
+    def class_probabilities(self, texts: list[str], on_event: EventHandler = ignore) -> np.ndarray:
+        """[n_texts, classes] float64 probabilities, in input order (what `predict_proba` rounds to float32)."""
         out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
         cut = 0
         for start, piece in self._blocks(texts, on_event):
@@ -211,32 +165,14 @@ class Predictor:
             owner = None
             if self.chunking.enabled:
                 encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
-            logits = self._logits(encoded)
+            logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index,
+                                    max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
             probs = probabilities(logits, self.multi_label)  # [n_seqs, classes]
             if owner is not None:
                 probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
             out[start:start + len(piece)] = probs
         self._note_cut(cut, on_event)
         return out
-
-    def logits(self, texts: list[str], on_event: EventHandler = ignore) -> "torch.Tensor":
-        """[n_texts, num_outputs] float32 logits on the CPU, in input order. With chunking, the logits whose
-        probabilities are the aggregated ones (so that a loss can be computed on them)."""
-        import torch
-
-        from llmcls.model import logits_from_probabilities
-
-        if self.chunking.enabled:
-            probs = torch.from_numpy(self._class_probabilities(texts, on_event))
-            return logits_from_probabilities(probs, self.forward.num_outputs, self.multi_label)
-        out = np.empty((len(texts), self.forward.num_outputs), dtype=np.float32)
-        cut = 0
-        for start, piece in self._blocks(texts, on_event):
-            encoded, n_cut = self._encode(piece)
-            cut += n_cut
-            out[start:start + len(piece)] = self._logits(encoded)
-        self._note_cut(cut, on_event)
-        return torch.from_numpy(out)
 
     def predict_proba(self, texts: list[str] | str, on_event: EventHandler = ignore) -> np.ndarray:
         """Class probabilities: [n_texts, classes] float32, column j is `labels[j]`; for a single string, [classes].
@@ -245,7 +181,7 @@ class Predictor:
         """
         if isinstance(texts, str):
             return self.predict_proba([texts], on_event)[0]
-        return self._class_probabilities(list(texts), on_event).astype(np.float32)
+        return self.class_probabilities(list(texts), on_event).astype(np.float32)
 
     def predict(self, texts: list[str] | str, top_k: int = 1,
                 on_event: EventHandler = ignore) -> list[Prediction] | Prediction:
@@ -259,7 +195,7 @@ class Predictor:
         if isinstance(texts, str):
             return self.predict([texts], top_k, on_event)[0]
         texts = list(texts)
-        probs = self._class_probabilities(texts, on_event)
+        probs = self.class_probabilities(texts, on_event)
         k = max(1, min(top_k, len(self.labels)))
         out = []
         for text, row in zip(texts, probs):
@@ -274,3 +210,14 @@ class Predictor:
                 out.append(Prediction(text, self.labels[best], float(row[best]), top, [self.labels[best]],
                                       [float(row[best])]))
         return out
+
+
+def _prediction_tokenizer(config: TokenizerConfig, chunking: ChunkingConfig) -> tuple[TokenizerConfig, int | None]:
+    """The run's tokenizer settings for prediction, and where the Predictor cuts texts itself (counted; None: it
+    does not, because the run has a length limit of its own, or chunking reads every token in windows)."""
+    cut = None if chunking.enabled or config.max_tokens is not None else config.predict_max_tokens
+    if chunking.enabled:  # every token is needed: the windows cover the whole text
+        config = config.model_copy(update={"max_tokens": None})
+    elif cut is not None:  # one token more than kept, so that a text that was cut can be told apart
+        config = config.model_copy(update={"max_tokens": cut + 1})
+    return config, cut

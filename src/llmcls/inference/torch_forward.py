@@ -1,8 +1,5 @@
-"""Running a network over many encoded texts in length-sorted batches, and scoring its logits.
-
-The network is reached through one call, a `Forward`: padded token ids -> logits. `TorchForward` is the run's
-PyTorch model; another backend (an exported model) only has to be such a callable.
-"""
+"""The PyTorch backend: a model as a `Forward` (llmcls.inference.forward), the logits of many texts, and their
+loss as training computes it."""
 
 from __future__ import annotations
 
@@ -12,7 +9,6 @@ import torch
 from llmcls.data.batching import EncodedTexts
 from llmcls.inference.forward import batched_logits
 from llmcls.errors import DeviceError
-from llmcls.inference.metrics import classification_report, multilabel_report
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.precision import bf16_problem
 
@@ -67,29 +63,8 @@ def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
     return torch.from_numpy(logits)
 
 
-def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
-    """Class ids [batch] from logits [batch, num_outputs]; one logit means class 1 when positive."""
-    return (logits[:, 0] > 0).long() if logits.size(1) == 1 else logits.argmax(1)
-
-
-def report_from_logits(logits: torch.Tensor | np.ndarray, targets: np.ndarray, labels: list[str],
-                       thresholds: np.ndarray | None = None) -> dict:
-    """The classification report (llmcls.inference.metrics) of logits [n, num_outputs] against class ids [n], with the
-    mean loss under "loss".
-
-    Multi-label (targets are 0/1 rows [n, classes]): a label is predicted when its probability is at least its
-    threshold (`thresholds` [classes], default 0.5 each), and the report is `multilabel_report`'s, with the
-    thresholds under "thresholds".
-    """
-    logits = torch.as_tensor(logits)  # a tensor, or a numpy array from a Forward
-    if targets.ndim == 2:
-        limits = np.full(len(labels), 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-        predicted = torch.sigmoid(logits).numpy() >= limits[None, :]
-        report = multilabel_report(targets, predicted, labels)
-        report["thresholds"] = dict(zip(labels, map(float, limits)))
-        criterion = loss_function(len(labels), multi_label=True)
-    else:
-        report = classification_report(targets, predicted_classes(logits).numpy(), labels)
-        criterion = loss_function(len(labels))
-    report["loss"] = float(compute_loss(criterion, logits, torch.from_numpy(targets)))
-    return report
+def logits_loss(logits: torch.Tensor, targets: np.ndarray, num_classes: int) -> float:
+    """The mean unweighted loss of logits [n, num_outputs] against class ids [n] (multi-label: 0/1 rows), as
+    training computes it: exact where probabilities would round to 0 or 1."""
+    criterion = loss_function(num_classes, multi_label=targets.ndim == 2)
+    return float(compute_loss(criterion, logits, torch.from_numpy(targets)))

@@ -45,7 +45,7 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Write the training state atomically to `run_dir/checkpoint-last.pt`."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(run_dir / CHECKPOINT, buffer.getvalue())
+    atomic_write_bytes(run_dir / CHECKPOINT, buffer.getvalue(), RunError)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:

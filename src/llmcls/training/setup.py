@@ -1,22 +1,28 @@
-"""What a training run is built from before its loop starts: seeds, process-wide torch settings, the network
-with its pretrained embedding, and the loss weights of the classes."""
+"""What a training run starts from before its loop: seeds, process-wide torch settings, the data and the network
+(new, with its pretrained embedding, or resumed from a run directory), and the loss weights of the classes."""
 
 from __future__ import annotations
 
 import os
 import random
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from llmcls.config import Config, TrainConfig
-from llmcls.data.prepare import PreparedData
+from llmcls.config import Config, TrainConfig, save_config
+from llmcls.data.prepare import PreparedData, prepare_data
 from llmcls.data.vocab import LabelMap
-from llmcls.training.distributed import SINGLE, World, threads_per_process
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.model import LstmClassifier, ModelArgs, num_outputs
+from llmcls.run.files import load_run_info, write_run_header
+from llmcls.run.claim import clear_for_new_run, remove_from_run
+from llmcls.run.layout import CONFIG, FROM_WEIGHTS
+from llmcls.training.distributed import SINGLE, World, threads_per_process
 
 
 def seed_everything(seed: int) -> None:
@@ -86,3 +92,31 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
             model.fixed_embedding.weight.copy_(torch.from_numpy(matrix[vocab.trainable:]))
     model.embedding.weight.requires_grad_(not emb.freeze)
     return model
+
+
+def setup_run(config: Config, run_dir: Path, checkpoint: dict | None,
+              on_event: EventHandler = ignore) -> tuple[PreparedData, LstmClassifier]:
+    """The encoded data and the starting model of a new or resumed run; writes the run's header files.
+
+    A resumed run is read through the same validated loader as every other use of a run directory
+    (`llmcls.run.files.load_run_info`: complete, and of this format version). Only once the data is read is
+    anything of an old run deleted: a start that fails leaves the directory as it was.
+    """
+    t0 = time.perf_counter()
+    if checkpoint is None:
+        data = prepare_data(config, on_event)
+        model = build_model(config, data, on_event)
+        clear_for_new_run(run_dir)  # --overwrite: the old run (checked by claim; the directory is locked)
+        write_run_header(run_dir, config, data.vocab, data.labels, model.args)
+    else:
+        run = load_run_info(run_dir, trained=False)
+        data = prepare_data(config, on_event, run.vocab, run.labels)
+        model = LstmClassifier(ModelArgs(**run.model_args))
+        model.load_state_dict(checkpoint["model"])
+        remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
+        save_config(config, run_dir / CONFIG)  # keys safe to change on resume may have changed
+    on_event(Info(f"data: train {len(data.train)}, valid {len(data.valid)}"
+                  f"{' (split from train)' if data.valid_from_train else ''}"
+                  f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
+                  f"prepared in {time.perf_counter() - t0:.1f}s"))
+    return replace(data, vectors=None), model  # the vectors are in the model now
