@@ -141,3 +141,16 @@ def test_train_refuses_an_existing_run_then_resumes_and_overwrites(tmp_path):
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
     result = invoke("train")
     assert result.exit_code != 0 and "--config" in result.output
+
+
+def test_nproc_starts_the_processes_with_every_option_given():
+    """--nproc repeats the command line for each process: every option of `train` but --nproc, as given."""
+    import typer
+
+    from llmcls.cli.app import _command_line
+
+    command = typer.main.get_command(app).commands["train"]
+    ctx = command.make_context("train", ["--nproc", "2", "-q", "--resume", "r", "-s", "a=1", "-s", "b=2",
+                                         "--device", "cpu"])
+    assert _command_line(ctx, without=("nproc",)) == ["--set", "a=1", "--set", "b=2", "--resume", "r",
+                                                      "--device", "cpu", "--quiet"]

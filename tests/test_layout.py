@@ -107,7 +107,6 @@ def test_at_most_a_dozen_modules_at_the_top():
     assert all((p / "__init__.py").is_file() for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
 
 
-@pytest.mark.xfail(strict=True, reason="until _train, profile_run, export_run, build_onnx_model and cli predict are split")
 def test_no_function_over_60_lines():
     long = []
     for path in PACKAGE.rglob("*.py"):

@@ -128,12 +128,7 @@ def train(
         else:
             cfg = load_config(config, overrides)
         if nproc > 1:  # the config is valid: start the processes, which report for themselves
-            argv = [*(["--debug"] if ctx.obj["debug"] else []), "train", "--device", device,
-                    *(["--config", str(config)] if config is not None else []),
-                    *(item for override in overrides for item in ("--set", override)),
-                    *(["--resume", str(resume)] if resume is not None else []),
-                    *(["--run-dir", str(run_dir)] if run_dir is not None and resume is None else []),
-                    *(["--overwrite"] if overwrite else []), *(["--quiet"] if quiet else [])]
+            argv = [*(["--debug"] if ctx.obj["debug"] else []), "train", *_command_line(ctx, without=("nproc",))]
             raise typer.Exit(launch(nproc, argv, verbose=ctx.obj["debug"]))
         result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
                               resume=resume is not None, overwrite=overwrite, world=world)
@@ -250,7 +245,8 @@ def predict(
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
     every label whose probability reaches its threshold) as a table, CSV or JSONL."""
     with _user_errors(ctx):
-        from llmcls.data.readers import TEXT_FORMATS, read_texts
+        from llmcls.data.prepare import read_input
+        from llmcls.data.readers import TEXT_FORMATS
         from llmcls.fileio import atomic_write_text
         from llmcls.inference.predict import Predictor
         from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar, format_predictions
@@ -266,21 +262,10 @@ def predict(
         predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
                                    threshold, backend=backend)
         if not predictor.backend.startswith("torch"):
-            with _torch_hidden_from_thinc():
-                predictor.tokenizer.nlp  # loads spaCy now
+            _load_spacy_without_torch(predictor.tokenizer)
         if input_path is not None:
-            data = predictor.run.config.data
-            text_column = data.text_column if column is None else _column(column)
-            if input_path == "-":
-                source = sys.stdin
-                input_format = "txt" if input_format == "auto" else input_format
-            else:
-                source = Path(input_path)
-            texts = read_texts(source, text_column, input_format, data.header, data.encoding)
-            empty = [i for i, text in enumerate(texts) if not text.strip()]
-            if empty:
-                typer.echo(f"note: {len(empty)} empty texts (the first is text {empty[0] + 1}) keep their rows; "
-                           "they get the model's answer to an empty input", err=True)
+            texts = read_input(input_path, predictor.run.config.data, _column(column), input_format)
+            _note_empty(texts)
         predictions = predictor.predict(texts, top_k, on_event=PredictProgressBar())
         text = format_predictions(predictions, top_k, fmt, predictor.run.config.data.label_separator,
                                   predictor.multi_label)
@@ -338,6 +323,11 @@ def profile(
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
 
 
+def _load_spacy_without_torch(tokenizer) -> None:
+    with _torch_hidden_from_thinc():
+        tokenizer.nlp  # loads spaCy now
+
+
 @contextmanager
 def _torch_hidden_from_thinc() -> Iterator[None]:
     """Load spaCy without torch, for the prediction paths that do not use it.
@@ -354,6 +344,29 @@ def _torch_hidden_from_thinc() -> Iterator[None]:
     finally:
         if hidden and sys.modules.get("torch", 0) is None:
             del sys.modules["torch"]
+
+
+def _command_line(ctx: typer.Context, without: tuple[str, ...] = ()) -> list[str]:
+    """The options of the running command as given (those left at their defaults omitted), for starting it again:
+    every option of the command is repeated, whatever options it gains."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in without or param.param_type_name != "option" or value in (None, (), [], param.default):
+            continue
+        flag = param.opts[0]
+        if param.is_flag:
+            argv += [flag] if value else param.secondary_opts[:1]
+        else:
+            argv += [item for v in (value if param.multiple else [value]) for item in (flag, str(v))]
+    return argv
+
+
+def _note_empty(texts: list[str]) -> None:
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        typer.echo(f"note: {len(empty)} empty texts (the first is text {empty[0] + 1}) keep their rows; "
+                   "they get the model's answer to an empty input", err=True)
 
 
 def _column(value: str | None) -> str | int | None:

@@ -16,16 +16,19 @@ from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, Pred
 OUTPUT_FORMATS = ("table", "csv", "jsonl")
 
 
+def _report_head(report: dict[str, Any], kind: str) -> tuple[list[str], int, list[str]]:
+    """A report's labels, the width of its label column, and its first line (the data it is on, if a file)."""
+    labels = report["labels"]
+    lines = [f"data: {report['path']} ({report['n']} examples{kind})"] if "path" in report else []
+    return labels, max(12, *(len(label) for label in labels)), lines
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A classification report as a readable table: summary, per-class scores, confusion matrix (multi-label:
     micro and macro scores, per-class scores and thresholds)."""
     if report.get("multi_label"):
         return format_multilabel_report(report)
-    labels = report["labels"]
-    width = max(12, *(len(label) for label in labels))
-    lines = []
-    if "path" in report:
-        lines.append(f"data: {report['path']} ({report['n']} examples)")
+    labels, width, lines = _report_head(report, "")
     lines += [
         f"accuracy   {report['accuracy']:.4f}",
         f"macro-F1   {report['macro_f1']:.4f}   (precision {report['macro_precision']:.4f}, "
@@ -47,11 +50,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def format_multilabel_report(report: dict[str, Any]) -> str:
     """A multi-label report: micro/macro scores, subset accuracy, and per class P/R/F1, support and threshold."""
-    labels = report["labels"]
-    width = max(12, *(len(label) for label in labels))
-    lines = []
-    if "path" in report:
-        lines.append(f"data: {report['path']} ({report['n']} examples, multi-label)")
+    labels, width, lines = _report_head(report, ", multi-label")
     lines += [
         f"micro-F1   {report['micro_f1']:.4f}   (precision {report['micro_precision']:.4f}, "
         f"recall {report['micro_recall']:.4f})",

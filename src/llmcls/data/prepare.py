@@ -3,6 +3,7 @@ vectors that go with them."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 
 from llmcls.config import Config, DataConfig
 from llmcls.data.batching import EncodedTexts
-from llmcls.data.readers import Examples, read_examples, split_off
+from llmcls.data.readers import Examples, read_examples, read_texts, split_off
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.embeddings import DownloadLimits, Vectors, default_cache_dir, load_vectors, wanted_words
@@ -46,6 +47,19 @@ def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
     """Read one file with the column and format settings of the data config."""
     return read_examples(Path(path), data.text_column, data.label_column if labelled else None,
                          data.format, data.header, data.encoding)
+
+
+def read_input(source: str, data: DataConfig, column: str | int | None = None, fmt: str = "auto") -> list[str]:
+    """The texts to predict: a file (`-`: standard input, plain text unless `fmt` says otherwise) read with the
+    run's data settings, its text column unless `column` is given. Empty texts keep their rows.
+
+    Raises:
+        DataError: the file is unreadable, or has no such column.
+    """
+    column = data.text_column if column is None else column
+    if source == "-":
+        return read_texts(sys.stdin, column, "txt" if fmt == "auto" else fmt, data.header, data.encoding)
+    return read_texts(Path(source), column, fmt, data.header, data.encoding)
 
 
 def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
