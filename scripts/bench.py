@@ -100,11 +100,11 @@ def run_python(code: str, *args: str, timeout: float = 6 * 3600) -> dict:
 LLMCLS_CODE = '''
 import statistics
 from llmcls.config import load_config
-from llmcls.predict import Predictor
+from llmcls.inference.predict import Predictor
 from llmcls.data.readers import read_examples
-from llmcls.data.batching import batched_logits
+from llmcls.inference.forward import batched_logits
 from llmcls.data.prepare import prepare_data
-from llmcls.train import train
+from llmcls.training.loop import train
 config = load_config(sys.argv[1], json.loads(sys.argv[2]) + [f"tokenizer.cache_dir={sys.argv[3]}-tokens"])
 t = time.perf_counter(); prepare_data(config); prepare_cold_s = time.perf_counter() - t  # empty token cache
 t = time.perf_counter(); prepare_data(config); prepare_warm_s = time.perf_counter() - t

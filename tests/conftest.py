@@ -57,7 +57,7 @@ def small_config(tmp_path: Path, dataset: str = "sst2", **sections) -> Config:
 @pytest.fixture(scope="session")
 def trained_sst2(tmp_path_factory):
     """One tiny SST-2 run shared by the tests that only read a run directory."""
-    from llmcls.train import train
+    from llmcls.training.loop import train
 
     tmp = tmp_path_factory.mktemp("sst2run")
     return train(small_config(tmp), device="cpu")

@@ -298,7 +298,7 @@ def test_cuda_index_beyond_the_gpus_present(trained_sst2, monkeypatch):
 def test_no_space_left_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     import os
 
-    from llmcls.checkpoint import load_checkpoint
+    from llmcls.run.checkpoint import load_checkpoint
 
     config = write_config(tmp_path)
     run_dir = tmp_path / "runs" / "t"
@@ -321,7 +321,7 @@ def test_no_space_left_while_checkpointing_keeps_the_previous_checkpoint(tmp_pat
 
 
 def test_ctrl_c_exits_cleanly_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import llmcls.train as training
+    import llmcls.training.step as training  # the step computes the loss
 
     calls = {"n": 0}
     real = training.compute_loss

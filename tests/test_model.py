@@ -1,7 +1,9 @@
 import pytest
+import numpy as np
 import torch
 
-from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function, probabilities
+from llmcls.inference.scoring import probabilities
+from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
 
 
 def make(pooling="last", num_outputs=1, **kw):
@@ -81,12 +83,14 @@ def test_loss_choice():
 
 
 def test_probabilities():
-    p = probabilities(torch.tensor([[0.0], [2.0]]))
-    torch.testing.assert_close(p[:, 1], torch.sigmoid(torch.tensor([0.0, 2.0])))
-    torch.testing.assert_close(p.sum(1), torch.ones(2))
-    q = probabilities(torch.tensor([[1.0, 2.0, 3.0]]))
-    torch.testing.assert_close(q.sum(1), torch.ones(1))
-    assert q.argmax().item() == 2
+    p = probabilities(np.array([[0.0], [2.0]], dtype=np.float32))
+    np.testing.assert_allclose(p[:, 1], torch.sigmoid(torch.tensor([0.0, 2.0])).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(p.sum(1), np.ones(2))
+    q = probabilities(np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(q.sum(1), np.ones(1))
+    assert q.argmax() == 2
+    np.testing.assert_allclose(probabilities(np.array([[0.0, 2.0]]), multi_label=True)[0],
+                               torch.sigmoid(torch.tensor([0.0, 2.0])).numpy(), rtol=1e-6)
 
 
 def test_fixed_pretrained_rows_are_looked_up_but_never_trained():

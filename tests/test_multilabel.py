@@ -10,18 +10,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from llmcls.artifacts import load_run
+from llmcls.run.files import load_run
 from llmcls.cli import app
 from llmcls.config import TrainConfig, validate_config
 from llmcls.data.prepare import label_sets, prepare_data
 from llmcls.data.readers import Examples, read_examples
 from llmcls.data.vocab import LabelMap
 from llmcls.errors import ConfigError, DataError
-from llmcls.evaluate import evaluate_file
-from llmcls.metrics import multilabel_report, tune_thresholds
-from llmcls.predict import Predictor
-from llmcls.build import class_weights
-from llmcls.train import train
+from llmcls.inference.evaluate import evaluate_file
+from llmcls.inference.metrics import multilabel_report, tune_thresholds
+from llmcls.inference.predict import Predictor
+from llmcls.training.setup import class_weights
+from llmcls.training.loop import train
 
 from conftest import FIXTURES, small_config
 
@@ -178,3 +178,21 @@ def test_multi_label_resume_keeps_the_settings(tmp_path):
     resumed = train(config, device="cpu", run_dir=result.run_dir, resume=True)
     assert len(resumed.history) == 2 and "micro_f1" in resumed.valid
     assert torch.load(result.run_dir / "checkpoint-last.pt", weights_only=True)["state"]["epoch"] == 3
+
+
+def test_profiling_a_multi_label_run(multi_run):
+    from llmcls.profiling import profile_run
+
+    figures = profile_run(multi_run.run_dir, device="cpu", seconds=0.2)
+    assert figures["texts"] > 0 and figures["train_tokens_per_s"] > 0 and figures["predict_tokens_per_s"] > 0
+
+
+def test_exporting_a_multi_label_run(multi_run):
+    pytest.importorskip("onnxruntime")
+    from llmcls.export.write import export_run
+
+    result = export_run(multi_run.run_dir, seconds=0.1)
+    by_name = {f.name: f for f in result.figures}
+    assert by_name["onnx"].max_abs_diff < 1e-4
+    assert by_name["onnx"].accuracy == pytest.approx(by_name["torch"].accuracy)  # subset accuracy, as eval's
+    assert by_name["torch"].accuracy == pytest.approx(multi_run.valid["accuracy"])

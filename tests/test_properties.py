@@ -13,7 +13,7 @@ from llmcls.data.prepare import single_labels
 from llmcls.data.readers import Examples, read_examples
 from llmcls.data.tokenize import Tokenizer
 from llmcls.errors import DataError, LlmclsError
-from llmcls.predict import Predictor
+from llmcls.inference.predict import Predictor
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llmcls.predict import Predictor
+    from llmcls.inference.predict import Predictor
 
 __version__ = "0.1.0"
 __all__ = ["load", "__version__"]
@@ -32,7 +32,7 @@ def load(run_dir: str | Path, device: str = "auto", batch_size: int | None = Non
         threshold: multi-label runs: one decision threshold for every class instead of the run's.
 
     Returns:
-        A `llmcls.predict.Predictor`: `predict(texts, top_k=1)` gives a `Prediction` per text (`label`,
+        A `llmcls.inference.predict.Predictor`: `predict(texts, top_k=1)` gives a `Prediction` per text (`label`,
         `probability`, `labels` and `probabilities` for multi-label, `top`), `predict_proba(texts)` a numpy array
         [n_texts, classes] whose columns are `labels`. A single string instead of a list gives a single
         Prediction (and a [classes] array).
@@ -40,6 +40,6 @@ def load(run_dir: str | Path, device: str = "auto", batch_size: int | None = Non
     Raises:
         llmcls.errors.RunError: not a usable run directory.
     """
-    from llmcls.predict import Predictor
+    from llmcls.inference.predict import Predictor
 
     return Predictor.load(run_dir, device, batch_size, chunking, threshold)

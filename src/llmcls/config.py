@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmcls.errors import ConfigError
+from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_text
 
 
@@ -443,4 +443,4 @@ def merge_chunking(base: ChunkingConfig, changes: dict[str, Any]) -> ChunkingCon
 
 def save_config(config: Config, path: Path) -> None:
     """Write the resolved config (every default filled in) as YAML."""
-    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False), RunError)  # a run's config.yaml

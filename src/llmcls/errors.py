@@ -21,6 +21,10 @@ class RunError(LlmclsError):
     """A run directory is missing, incomplete, or incompatible."""
 
 
+class WriteError(LlmclsError):
+    """A file outside a run directory (the token cache, `predict --output`) cannot be written."""
+
+
 class DeviceError(LlmclsError):
     """The requested device does not exist on this machine."""
 

@@ -1,4 +1,5 @@
-"""Writing files so that a crash, a kill or a full disk never leaves a half-written one."""
+"""Writing files so that a crash, a kill or a full disk never leaves a half-written one. Every layer writes through
+here: the data layer (token cache, vocabulary), the run directory, and the CLI (`predict --output`)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import os
 import uuid
 from pathlib import Path
 
-from llmcls.errors import RunError
+from llmcls.errors import LlmclsError, WriteError
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = WriteError) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one, never a mix.
 
+    Args:
+        error: the error type raised when the file cannot be written: RunError for a file of a run directory.
+
     Raises:
-        RunError: the file cannot be written (no space left, no permission, ...); the old file is untouched.
+        WriteError (or `error`): the file cannot be written (no space left, no permission, ...); the old file is
+            untouched.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -25,11 +30,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         kept = " (the previous version is kept)" if path.exists() else ""
-        raise RunError(f"{path}: cannot write: {exc.strerror or exc}{kept}") from None
+        raise error(f"{path}: cannot write: {exc.strerror or exc}{kept}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, error: type[LlmclsError] = WriteError) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), error)

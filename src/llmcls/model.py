@@ -185,28 +185,3 @@ def compute_loss(criterion: nn.Module, logits: torch.Tensor, targets: torch.Tens
     if logits.size(1) == 1:
         return criterion(logits.squeeze(1), targets.float())
     return criterion(logits, targets)
-
-
-def probabilities(logits: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
-    """Class probabilities [batch, num_classes] from logits [batch, num_outputs]; one logit means two classes.
-
-    Multi-label: each class's own probability (a sigmoid per logit); a row need not sum to 1.
-    """
-    if multi_label:
-        return torch.sigmoid(logits)
-    if logits.size(1) == 1:
-        positive = torch.sigmoid(logits)
-        return torch.cat([1.0 - positive, positive], dim=1)
-    return torch.softmax(logits, dim=1)
-
-
-def logits_from_probabilities(probs: torch.Tensor, num_outputs: int, multi_label: bool = False) -> torch.Tensor:
-    """Logits [batch, num_outputs] whose `probabilities` are `probs` [batch, num_classes] (the inverse of
-    `probabilities`, up to a constant per row for softmax): log-odds for sigmoid outputs, log-probabilities for
-    softmax. Probabilities are clipped to [1e-12, 1 - 1e-12] so that every logit is finite."""
-    p = probs.double().clamp(1e-12, 1.0 - 1e-12)
-    if multi_label:
-        return torch.logit(p).float()
-    if num_outputs == 1:
-        return torch.logit(p[:, 1:]).float()
-    return torch.log(p).float()

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
-from llmcls.rundir import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, run_subdir
+from llmcls.run.claim import run_subdir
+from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, METRICS_JSONL, PLOTS_DIR, RESULTS
 
 
 def _history(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_JSONL
     if not path.is_file():
         raise RunError(f"{run_dir}: no metrics.jsonl, so nothing to plot (is it a run directory?)")
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -28,7 +29,7 @@ def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), RunError)
     return path
 
 
@@ -74,7 +75,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     fig.suptitle(run_dir.name)
     written.append(_save(fig, out_dir / CURVES_PLOT))
 
-    results_path = run_dir / "results.json"
+    results_path = run_dir / RESULTS
     report = json.loads(results_path.read_text(encoding="utf-8"))["valid"] if results_path.is_file() else {}
     if "confusion_matrix" in report:
         labels, matrix = report["labels"], report["confusion_matrix"]

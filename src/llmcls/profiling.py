@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llmcls.artifacts import load_run
-from llmcls.data.batching import BucketSampler, collate
-from llmcls.data.prepare import drop_empty_texts, encode_texts, read_split
-from llmcls.data.tokenize import Tokenizer
+from llmcls.data.batching import BucketSampler, EncodedTexts
+from llmcls.data.prepare import drop_empty_texts, encode_texts, make_tokenizer, read_split
 from llmcls.device import resolve_device
-from llmcls.inference import predict_logits
-from llmcls.model import ModelArgs, autocast, compute_loss, loss_function
-from llmcls.optim import make_optimizer
+from llmcls.inference.torch_forward import predict_logits
+from llmcls.model import ModelArgs, loss_function
 from llmcls.precision import choose_precision
+from llmcls.run.files import LoadedRun, load_run
+from llmcls.training.optim import make_optimizer
+from llmcls.training.step import Stepper, train_step
 
 
 def flops_per_token(args: ModelArgs) -> dict[str, float]:
@@ -72,7 +72,8 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
                 batch_size: int | None = None, seconds: float = 10.0) -> dict:
     """Measure a run's training and prediction throughput on real texts, and relate it to its FLOPs.
 
-    Training steps run on a copy of the model, so the run is not changed.
+    Training steps (`llmcls.training.step.train_step`, as training runs them) run on a copy of the model, so the
+    run is not changed.
 
     Args:
         run_dir: the run.
@@ -89,56 +90,18 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
     cfg = run.config
     path = data_path or cfg.data.valid or cfg.data.train
     examples = drop_empty_texts(read_split(cfg.data, str(path), labelled=False), path, "skip")
-    texts = encode_texts(Tokenizer(cfg.tokenizer), run.vocab, examples.texts)
+    texts = encode_texts(make_tokenizer(cfg), run.vocab, examples.texts)
     batch_size = batch_size or cfg.train.batch_size
-    n_tokens = int(texts.lengths.sum())
-
-    # prediction: whole passes over the texts until `seconds` have passed
-    predict_logits(run.model, texts, cfg.train.eval_batch_size, device)  # warm-up
-    passes, start = 0, time.perf_counter()
-    while passes == 0 or time.perf_counter() - start < seconds:
-        predict_logits(run.model, texts, cfg.train.eval_batch_size, device)
-        passes += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    predict_s = (time.perf_counter() - start) / passes
-
-    # training: full steps (forward, backward, clip, optimizer) on a copy, on bucketed batches
+    predict_s = _predict_seconds(run, texts, device, seconds)
     precision = choose_precision(cfg.train.precision, device).precision
-    model = copy.deepcopy(run.model).train()
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train)
-    criterion = loss_function(len(run.labels)).to(device)
-    batches = BucketSampler(texts.lengths, batch_size, cfg.train.bucket_pool, seed=0).batches()
-    targets = torch.from_numpy(np.random.default_rng(0).integers(0, len(run.labels), len(texts)))
-    steps = trained_tokens = 0
-    start = time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
-        if steps == 3:  # the first steps warm up allocators and kernels
-            start, trained_tokens = time.perf_counter(), 0
-        batch = batches[steps % len(batches)]
-        token_ids, lengths = collate(texts, batch, run.vocab.pad_index)
-        with autocast(precision, device):
-            logits = model(token_ids.to(device), lengths)
-        loss = compute_loss(criterion, logits.float(), targets[batch].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        optimizer.step()
-        steps += 1
-        trained_tokens += int(lengths.sum())
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_s = time.perf_counter() - start
-
+    train_tps = _train_tokens_per_second(run, texts, device, precision, batch_size, seconds)
     flops = flops_per_token(run.model.args)
-    train_tps = trained_tokens / train_s
-    predict_tps = n_tokens / predict_s
+    predict_tps = int(texts.lengths.sum()) / predict_s
     result = {
         "run": str(run_dir),
         "data": str(path),
         "texts": len(texts),
-        "mean_tokens_per_text": n_tokens / len(texts),
+        "mean_tokens_per_text": int(texts.lengths.sum()) / len(texts),
         "device": str(device),
         "precision": precision,
         "model": run.model.args.to_dict(),
@@ -152,21 +115,68 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
         "train_flop_per_s": flops["train_step"] * train_tps,
         "predict_flop_per_s": flops["forward"] * predict_tps,
     }
-    if device.type == "cpu":
-        threads = torch.get_num_threads()
-        info = cpu_info()
-        clock = info["clock_hz"]
-        peak = cpu_peak_flops(threads, info)
-        result.update({
-            "cpu": info["name"],
-            "cpu_cores": os.cpu_count(),
-            "threads": threads,
-            "clock_hz": clock,
-            "peak_flop_per_s": peak,
-            "train_cycles_per_token": clock * threads / train_tps if clock else None,
-            "predict_cycles_per_token": clock * threads / predict_tps if clock else None,
-            "train_share_of_peak": result["train_flop_per_s"] / peak if peak else None,
-        })
-    else:
-        result["gpu"] = torch.cuda.get_device_name(device)
+    result.update(_hardware_figures(device, result))
     return result
+
+
+def _predict_seconds(run: LoadedRun, texts: EncodedTexts, device: torch.device, seconds: float) -> float:
+    """Seconds per whole pass of prediction over the texts (passes repeated until `seconds` have passed)."""
+    batch_size = run.config.train.eval_batch_size
+    predict_logits(run.model, texts, batch_size, device)  # warm-up
+    passes, start = 0, time.perf_counter()
+    while passes == 0 or time.perf_counter() - start < seconds:
+        predict_logits(run.model, texts, batch_size, device)
+        passes += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / passes
+
+
+def _train_tokens_per_second(run: LoadedRun, texts: EncodedTexts, device: torch.device, precision: str,
+                             batch_size: int, seconds: float) -> float:
+    """Tokens per second of full training steps (forward, backward, clip, optimizer) on a copy of the model, on
+    bucketed batches of the texts with random targets of the run's kind (class ids, or multi-label 0/1 rows)."""
+    cfg = run.config
+    model = copy.deepcopy(run.model).train()
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train)
+    multi_label = cfg.data.multi_label
+    criterion = loss_function(len(run.labels), multi_label=multi_label).to(device)
+    rng = np.random.default_rng(0)
+    targets = (rng.integers(0, 2, (len(texts), len(run.labels))).astype(np.float32) if multi_label
+               else rng.integers(0, len(run.labels), len(texts)))
+    stepper = Stepper(model, model, criterion, optimizer, texts, torch.from_numpy(targets), np.ones(len(texts)),
+                      device, precision, cfg.train.grad_clip)
+    batches = BucketSampler(texts.lengths, batch_size, cfg.train.bucket_pool, seed=0).batches()
+    steps = trained_tokens = 0
+    start = time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        if steps == 3:  # the first steps warm up allocators and kernels
+            start, trained_tokens = time.perf_counter(), 0
+        batch = batches[steps % len(batches)]
+        train_step(stepper, [batch], lambda *_: None)
+        steps += 1
+        trained_tokens += int(texts.lengths[batch].sum())
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return trained_tokens / (time.perf_counter() - start)
+
+
+def _hardware_figures(device: torch.device, result: dict) -> dict:
+    """On the CPU: its name, cores, threads, clock and peak, and the cycles per token and share of the peak; on a
+    GPU, its name."""
+    if device.type != "cpu":
+        return {"gpu": torch.cuda.get_device_name(device)}
+    threads = torch.get_num_threads()
+    info = cpu_info()
+    clock = info["clock_hz"]
+    peak = cpu_peak_flops(threads, info)
+    return {
+        "cpu": info["name"],
+        "cpu_cores": os.cpu_count(),
+        "threads": threads,
+        "clock_hz": clock,
+        "peak_flop_per_s": peak,
+        "train_cycles_per_token": clock * threads / result["train_tokens_per_s"] if clock else None,
+        "predict_cycles_per_token": clock * threads / result["predict_tokens_per_s"] if clock else None,
+        "train_share_of_peak": result["train_flop_per_s"] / peak if peak else None,
+    }

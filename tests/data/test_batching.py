@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from llmcls.config import TokenizerConfig
-from llmcls.data.batching import (BucketSampler, EncodedTexts, batched_logits, collate, padding_fraction,
-                                  truncate)
+from llmcls.data.batching import BucketSampler, EncodedTexts, collate, padding_fraction, truncate
 from llmcls.data.readers import read_examples
+from llmcls.inference.forward import batched_logits
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import Vocab
 

@@ -11,16 +11,17 @@ import os
 import sys
 from pathlib import Path
 
-import llmcls.train as training
+import llmcls.training.step as step
 from llmcls.config import validate_config
-from llmcls.distributed import World
+from llmcls.training.distributed import World
+from llmcls.training.loop import train
 
 config = validate_config(json.loads(sys.argv[1]), "test")
 run_dir, trace_dir = Path(sys.argv[2]), Path(sys.argv[3])
 world = World.from_env()
 batches, writes = [], []
 
-real_collate, real_replace = training.collate, os.replace
+real_collate, real_replace = step.collate, os.replace
 
 
 def recording_collate(texts, indices, pad_index):
@@ -33,9 +34,9 @@ def recording_replace(src, dst):
     real_replace(src, dst)
 
 
-training.collate = recording_collate
+step.collate = recording_collate
 os.replace = recording_replace
-result = training.train(config, device="cpu", run_dir=run_dir, world=world)
+result = train(config, device="cpu", run_dir=run_dir, world=world)
 (trace_dir / f"rank{world.rank}.json").write_text(json.dumps({
     "batches": batches, "writes": writes, "valid_accuracy": result.valid["accuracy"], "history": result.history,
 }))

@@ -3,6 +3,7 @@ vectors that go with them."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 
 from llmcls.config import Config, DataConfig
 from llmcls.data.batching import EncodedTexts
-from llmcls.data.readers import Examples, read_examples, split_off
+from llmcls.data.readers import Examples, read_examples, read_texts, split_off
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.embeddings import DownloadLimits, Vectors, default_cache_dir, load_vectors, wanted_words
@@ -48,6 +49,19 @@ def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
                          data.format, data.header, data.encoding)
 
 
+def read_input(source: str, data: DataConfig, column: str | int | None = None, fmt: str = "auto") -> list[str]:
+    """The texts to predict: a file (`-`: standard input, plain text unless `fmt` says otherwise) read with the
+    run's data settings, its text column unless `column` is given. Empty texts keep their rows.
+
+    Raises:
+        DataError: the file is unreadable, or has no such column.
+    """
+    column = data.text_column if column is None else column
+    if source == "-":
+        return read_texts(sys.stdin, column, "txt" if fmt == "auto" else fmt, data.header, data.encoding)
+    return read_texts(Path(source), column, fmt, data.header, data.encoding)
+
+
 def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
                      on_event: EventHandler = ignore) -> Examples:
     """Remove rows whose text is empty or whitespace only (policy `skip`, counted in an Info event), or refuse
@@ -67,6 +81,37 @@ def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
     on_event(Info(f"{path}: skipped {len(empty)} empty or whitespace-only texts"))
     dropped = set(empty)
     return examples.subset([i for i in range(len(examples)) if i not in dropped])
+
+
+def read_labelled(config: Config, path: str | Path | None = None,
+                  on_event: EventHandler = ignore) -> tuple[Examples, str]:
+    """A labelled file of a run, read with its data settings, empty texts handled as `data.empty_texts` says: the
+    one way train, eval, export and profile read one. Without `path`, the run's validation data: its file, or
+    the part of the training file that training holds out.
+
+    Returns:
+        The examples, and what they are (the path, or which part of which file).
+
+    Raises:
+        DataError: the file is unreadable, or has empty texts that `data.empty_texts: error` refuses.
+    """
+    data = config.data
+    if path is None and data.valid is None:
+        train, _ = read_labelled(config, data.train, on_event)
+        return split_off(train, data.valid_fraction, config.seed)[1], f"{data.train} (the held-out validation part)"
+    path = str(data.valid if path is None else path)
+    return drop_empty_texts(read_split(data, path), path, data.empty_texts, on_event), path
+
+
+def encode_labelled(examples: Examples, path: str | Path, config: Config, tokenizer: Tokenizer, vocab: Vocab,
+                    labels: LabelMap) -> Split:
+    """The examples of a labelled file as a trained run's model reads them: token ids and targets.
+
+    Raises:
+        DataError: a label the model was not trained on (single- or multi-label).
+    """
+    return Split(encode_texts(tokenizer, vocab, examples.texts),
+                 encode_targets(examples, path, labels, config.data, for_model=True))
 
 
 def label_sets(examples: Examples, separator: str) -> list[list[str]]:
@@ -171,19 +216,19 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         EmbeddingsError: the vectors cannot be read.
     """
     data = config.data
-    train = drop_empty_texts(read_split(data, data.train), data.train, data.empty_texts, on_event)
+    train, _ = read_labelled(config, data.train, on_event)
     valid_from_train = data.valid is None
     if valid_from_train:
         train, valid = split_off(train, data.valid_fraction, config.seed)
     else:
-        valid = drop_empty_texts(read_split(data, data.valid), data.valid, data.empty_texts, on_event)
+        valid, _ = read_labelled(config, data.valid, on_event)
     labels = labels or build_label_map(train, data.train, data)
     train_targets = encode_targets(train, data.train, labels, data)
     if len(labels) < 2:
         found = f"a single class ({labels.labels[0]!r})" if labels.labels else "no labels at all"
         raise DataError(f"{data.train}: the training data has {found}; a classifier needs at least two")
     valid_targets = encode_targets(valid, data.valid or data.train, labels, data)
-    test = drop_empty_texts(read_split(data, data.test), data.test, data.empty_texts, on_event) if data.test else None
+    test = read_labelled(config, data.test, on_event)[0] if data.test else None
     test_targets = None if test is None else encode_targets(test, data.test, labels, data)
 
     tokenizer = make_tokenizer(config)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmcls.errors import RunError
+from llmcls.errors import WriteError
 from llmcls.fileio import atomic_write_bytes
 
 CACHE_VERSION = 1
@@ -52,5 +52,5 @@ def save(cache_dir: Path, key: str, table: list[str], ids: np.ndarray, offsets: 
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache_dir / f"{key}.npz", buffer.getvalue())
-    except (OSError, RunError):  # a read-only or full cache directory only costs speed
+    except (OSError, WriteError):  # a read-only or full cache directory only costs speed
         pass

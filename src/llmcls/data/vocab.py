@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ class Vocab:
         return np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
 
     def save(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False))
+        atomic_write_text(path, json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False),
+                          RunError)  # a run's vocab.json
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
@@ -132,7 +134,7 @@ class LabelMap:
         return sorted(set(labels) - set(self.index))
 
     def save(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps({"labels": self.labels}, ensure_ascii=False))
+        atomic_write_text(path, json.dumps({"labels": self.labels}, ensure_ascii=False), RunError)
 
     @classmethod
     def load(cls, path: Path) -> "LabelMap":

@@ -1,0 +1,382 @@
+"""The `llmcls` command: parse arguments, call the library, render the result. Nothing else lives here.
+
+Heavy modules (torch, spaCy) are imported inside the commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import click
+import typer
+
+from llmcls import __version__
+from llmcls.errors import LlmclsError, RemoteError
+
+app = typer.Typer(
+    name="llmcls",
+    help="Train, evaluate and use text classifiers: GloVe-initialised (bi)LSTMs over packed sequences.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N."
+
+
+@contextmanager
+def _user_errors(ctx: typer.Context) -> Iterator[None]:
+    """Show errors as one line on stderr with exit code 1 (130 for Ctrl-C); the traceback only with --debug.
+
+    Of several training processes, process 0 reports an interruption or an error they share; the others name
+    themselves in errors of their own.
+    """
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun
+    try:
+        yield
+    except RemoteError:  # reported by the process where it happened
+        raise typer.Exit(1) from None
+    except LlmclsError as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {f'process {rank}: ' if rank else ''}{exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        if not rank:
+            typer.echo("interrupted; a training run keeps its last checkpoint (continue it with --resume RUN_DIR)",
+                       err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        raise
+    except Exception as exc:  # a bug or an unforeseen condition: still one line, the traceback on request
+        if debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        typer.echo(f"error: {type(exc).__name__}{where}: {exc}; run with --debug for the traceback", err=True)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmcls {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Train, evaluate and use text classifiers: GloVe-initialised (bi)LSTMs over packed sequences."""
+    ctx.obj = {"debug": debug}
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config file (see configs/); optional with --resume."),
+    overrides: List[str] = typer.Option(
+        [], "--set", "-s", metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist). With --resume, "
+             "only keys safe to change, such as train.epochs."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, metavar="N",
+        help="Train data-parallel on N processes of this machine (one GPU each on CUDA), launched through "
+             "torch.distributed.run; train.batch_size stays the global batch size. For several machines, "
+             "start `torchrun ... -m llmcls train ...` on each (see README)."),
+) -> None:
+    """Train a classifier as CONFIG says and write its run directory (config, vocabulary, labels, weights,
+    checkpoint, metrics, plots). Prints the best epoch's validation metrics and, when the config has a test
+    file, test metrics. An existing run directory is refused unless --resume or --overwrite is given.
+    Started by torchrun, each process trains its share of every batch."""
+    with _user_errors(ctx):
+        from llmcls.config import load_config, resume_config
+        from llmcls.training.distributed import World, launch
+        from llmcls.cli.render import TrainProgress, format_report
+        from llmcls.training.loop import train as run_training
+
+        world = World.from_env()
+        if nproc > 1 and world.size > 1:
+            raise typer.BadParameter("--nproc: this process was already started by torchrun")
+        if resume is not None:
+            if run_dir is not None or overwrite:
+                raise typer.BadParameter("--resume takes the run directory itself; drop --run-dir/--overwrite")
+            cfg = resume_config(resume, overrides, config)
+            run_dir = resume
+        elif config is None:
+            raise typer.BadParameter("give --config (or --resume RUN_DIR)")
+        else:
+            cfg = load_config(config, overrides)
+        if nproc > 1:  # the config is valid: start the processes, which report for themselves
+            argv = [*(["--debug"] if ctx.obj["debug"] else []), "train", *_command_line(ctx, without=("nproc",))]
+            raise typer.Exit(launch(nproc, argv, verbose=ctx.obj["debug"]))
+        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
+                              resume=resume is not None, overwrite=overwrite, world=world)
+        if not world.main:
+            return
+        typer.echo(f"best epoch {result.best_epoch}; run saved in {result.run_dir}")
+        typer.echo("\nvalidation\n" + format_report(result.valid))
+        if result.test is not None:
+            typer.echo("\ntest\n" + format_report(result.test))
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+) -> None:
+    """Write the plots of a run into RUN/plots: loss and validation metrics per epoch, and the best model's
+    confusion matrix on the validation set. Works on a run still in progress."""
+    with _user_errors(ctx):
+        from llmcls.plots import plot_run
+
+        for path in plot_run(run):
+            typer.echo(str(path))
+
+
+def _chunk_options():
+    """The chunking options that eval and predict share (see the README's "Long texts")."""
+    return (
+        typer.Option(None, "--chunk-tokens", min=0, metavar="N",
+                     help="Classify long texts window by window, N tokens a window (0: no chunking); "
+                          "default the run's chunking.max_tokens."),
+        typer.Option(None, "--chunk-stride", min=1, metavar="S",
+                     help="Tokens between window starts (default N // 2)."),
+        typer.Option(None, "--chunk-aggregate", metavar="mean|max",
+                     help="Combine the windows' class probabilities by their mean or their maximum."),
+    )
+
+
+def _chunking(tokens: int | None, stride: int | None, aggregate: str | None) -> dict:
+    """The chunking keys given on the command line, as changes to the run's chunking section."""
+    changes: dict = {}
+    if tokens is not None:
+        changes["max_tokens"] = tokens or None
+    if stride is not None:
+        changes["stride"] = stride
+    if aggregate is not None:
+        changes["aggregate"] = aggregate
+    return changes
+
+
+THRESHOLD_HELP = ("Multi-label runs: predict every label whose probability is at least T (default: the run's "
+                  "per-class thresholds).")
+CHUNK_TOKENS, CHUNK_STRIDE, CHUNK_AGGREGATE = _chunk_options()
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    data: Path = typer.Option(..., "--data", help="Labelled CSV/TSV/JSONL file (read with the run's column settings)."),
+    text_column: Optional[str] = typer.Option(None, help="Text column name or index, if not the run's."),
+    label_column: Optional[str] = typer.Option(None, help="Label column name or index, if not the run's."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv or jsonl, if not the run's / the suffix's."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
+    chunk_tokens: Optional[int] = CHUNK_TOKENS,
+    chunk_stride: Optional[int] = CHUNK_STRIDE,
+    chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
+    confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores)."""
+    with _user_errors(ctx):
+        from llmcls.inference.evaluate import evaluate_file
+        from llmcls.cli.render import PredictProgressBar, format_report
+
+        report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size,
+                               _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold,
+                               on_event=PredictProgressBar())
+        typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify (or use --input)."),
+    input_path: Optional[str] = typer.Option(
+        None, "--input", "-i", metavar="FILE",
+        help="Read the texts from FILE, - for standard input: plain text (one text per line, empty lines "
+             "included) or a column of a CSV/TSV/JSONL file (.gz too)."),
+    input_format: str = typer.Option(
+        "auto", "--input-format", metavar="auto|txt|csv|tsv|jsonl",
+        help="Format of --input (auto: from the suffix; standard input: txt)."),
+    column: Optional[str] = typer.Option(
+        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL input (default: the run's)."),
+    fmt: str = typer.Option("table", "--format", "-f", metavar="table|csv|jsonl", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
+    top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Also list the K most probable labels of each text."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
+    chunk_tokens: Optional[int] = CHUNK_TOKENS,
+    chunk_stride: Optional[int] = CHUNK_STRIDE,
+    chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format jsonl."),
+    backend: str = typer.Option(
+        "auto", "--backend", "-b",
+        help="torch (the run's weights), torch-bf16 (the same under bfloat16 autocast: faster on CPUs with bf16 "
+             "units), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
+             "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed."),
+) -> None:
+    """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
+    every label whose probability reaches its threshold) as a table, CSV or JSONL."""
+    with _user_errors(ctx):
+        from llmcls.data.prepare import read_input
+        from llmcls.data.readers import TEXT_FORMATS
+        from llmcls.fileio import atomic_write_text
+        from llmcls.inference.predict import Predictor
+        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar, format_predictions
+
+        fmt = "jsonl" if as_json else fmt
+        if fmt not in OUTPUT_FORMATS:
+            raise typer.BadParameter(f"--format {fmt}: expected one of {', '.join(OUTPUT_FORMATS)}")
+        if input_format not in ("auto",) + TEXT_FORMATS:
+            raise typer.BadParameter(f"--input-format {input_format}: expected auto or {', '.join(TEXT_FORMATS)}")
+        if (input_path is None) == (not texts):
+            raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), "
+                                     "not both")
+        predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
+                                   threshold, backend=backend)
+        if not predictor.backend.startswith("torch"):
+            _load_spacy_without_torch(predictor.tokenizer)
+        if input_path is not None:
+            texts = read_input(input_path, predictor.run.config.data, _column(column), input_format)
+            _note_empty(texts)
+        predictions = predictor.predict(texts, top_k, on_event=PredictProgressBar())
+        text = format_predictions(predictions, top_k, fmt, predictor.run.config.data.label_separator,
+                                  predictor.multi_label)
+        if output is not None:
+            atomic_write_text(output, text)
+        else:
+            typer.echo(text, nl=False)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx (torchscript is refused: torch.jit is deprecated)."),
+    quantize: Optional[str] = typer.Option(
+        None, "--quantize", "-q", help="int8: also write an int8 model (dynamic quantization of LSTM and linear "
+                                       "weights)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Labelled texts to check and time on (default: the run's validation data)."),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="Check and time the exported models."),
+    seconds: float = typer.Option(2.0, min=0.1, help="About how long to time each backend."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch when timing (default: the run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Export a run's model to ONNX (RUN/export/model.onnx, and model.int8.onnx with --quantize int8) for
+    prediction without PyTorch; then `llmcls predict RUN` uses it. Prints the largest logit difference from
+    PyTorch, and the accuracy and texts/s of PyTorch and of each exported model."""
+    with _user_errors(ctx):
+        from dataclasses import asdict
+
+        from llmcls.export.write import export_run
+        from llmcls.cli.render import format_export
+
+        result = export_run(run, fmt, quantize, data, measure, seconds, batch_size)
+        typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else format_export(result))
+
+
+@app.command()
+def profile(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Texts to measure on (default: the run's validation file)."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Training batch size (default: the run's)."),
+    seconds: float = typer.Option(10.0, min=0.1, help="About how long to measure training, and prediction."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Cost per token of a run's model: FLOPs per token (forward and training step), measured training and
+    prediction tokens/s, achieved FLOP/s, and on the CPU the cycles per token and the share of the peak."""
+    with _user_errors(ctx):
+        from llmcls.profiling import profile_run
+        from llmcls.cli.render import format_profile
+
+        figures = profile_run(run, data, device, batch_size, seconds)
+        typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
+
+
+def _load_spacy_without_torch(tokenizer) -> None:
+    with _torch_hidden_from_thinc():
+        tokenizer.nlp  # loads spaCy now
+
+
+@contextmanager
+def _torch_hidden_from_thinc() -> Iterator[None]:
+    """Load spaCy without torch, for the prediction paths that do not use it.
+
+    thinc (under spaCy) imports torch whenever it is installed, which takes seconds; spaCy's tokenizer never
+    uses it. Only the CLI does this, for the duration of the import: a library must not hide modules from
+    the program that imports it.
+    """
+    hidden = "torch" not in sys.modules
+    if hidden:
+        sys.modules["torch"] = None  # `import torch` now raises ImportError
+    try:
+        yield
+    finally:
+        if hidden and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
+def _command_line(ctx: typer.Context, without: tuple[str, ...] = ()) -> list[str]:
+    """The options of the running command as given (those left at their defaults omitted), for starting it again:
+    every option of the command is repeated, whatever options it gains."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in without or param.param_type_name != "option" or value in (None, (), [], param.default):
+            continue
+        flag = param.opts[0]
+        if param.is_flag:
+            argv += [flag] if value else param.secondary_opts[:1]
+        else:
+            argv += [item for v in (value if param.multiple else [value]) for item in (flag, str(v))]
+    return argv
+
+
+def _note_empty(texts: list[str]) -> None:
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        typer.echo(f"note: {len(empty)} empty texts (the first is text {empty[0] + 1}) keep their rows; "
+                   "they get the model's answer to an empty input", err=True)
+
+
+def _column(value: str | None) -> str | int | None:
+    """A column given on the command line: digits mean an index."""
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def main() -> None:
+    app(prog_name="llmcls")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Turning results and progress events into text for the terminal. Imports neither torch nor spaCy."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone
+
+OUTPUT_FORMATS = ("table", "csv", "jsonl")
+
+
+def _report_head(report: dict[str, Any], kind: str) -> tuple[list[str], int, list[str]]:
+    """A report's labels, the width of its label column, and its first line (the data it is on, if a file)."""
+    labels = report["labels"]
+    lines = [f"data: {report['path']} ({report['n']} examples{kind})"] if "path" in report else []
+    return labels, max(12, *(len(label) for label in labels)), lines
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A classification report as a readable table: summary, per-class scores, confusion matrix (multi-label:
+    micro and macro scores, per-class scores and thresholds)."""
+    if report.get("multi_label"):
+        return format_multilabel_report(report)
+    labels, width, lines = _report_head(report, "")
+    lines += [
+        f"accuracy   {report['accuracy']:.4f}",
+        f"macro-F1   {report['macro_f1']:.4f}   (precision {report['macro_precision']:.4f}, "
+        f"recall {report['macro_recall']:.4f})",
+    ]
+    if "loss" in report:
+        lines.append(f"loss       {report['loss']:.4f}")
+    lines += ["", f"{'class':<{width}}  precision  recall      f1  support"]
+    for label in labels:
+        c = report["per_class"][label]
+        lines.append(f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  {c['support']:7d}")
+    cell = max(7, *(len(label) for label in labels), *(len(str(v)) for row in report["confusion_matrix"] for v in row))
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              f"{'':<{width}}  " + "  ".join(f"{label:>{cell}}" for label in labels)]
+    for label, row in zip(labels, report["confusion_matrix"]):
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{v:>{cell}d}" for v in row))
+    return "\n".join(lines)
+
+
+def format_multilabel_report(report: dict[str, Any]) -> str:
+    """A multi-label report: micro/macro scores, subset accuracy, and per class P/R/F1, support and threshold."""
+    labels, width, lines = _report_head(report, ", multi-label")
+    lines += [
+        f"micro-F1   {report['micro_f1']:.4f}   (precision {report['micro_precision']:.4f}, "
+        f"recall {report['micro_recall']:.4f})",
+        f"macro-F1   {report['macro_f1']:.4f}   (precision {report['macro_precision']:.4f}, "
+        f"recall {report['macro_recall']:.4f})",
+        f"subset accuracy {report['accuracy']:.4f}   hamming loss {report['hamming_loss']:.4f}",
+    ]
+    if "loss" in report:
+        lines.append(f"loss       {report['loss']:.4f}")
+    thresholds = report.get("thresholds", {})
+    lines += ["", f"{'class':<{width}}  precision  recall      f1  support  predicted  threshold"]
+    for label in labels:
+        c = report["per_class"][label]
+        limit = f"{thresholds[label]:9.2f}" if label in thresholds else f"{'':9}"
+        lines.append(f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
+                     f"{c['support']:7d}  {c['predicted']:9d}  {limit}")
+    return "\n".join(lines)
+
+
+def _top_columns(top_k: int) -> list[str]:
+    return [f"top_{i}_{part}" for i in range(1, top_k + 1) for part in ("label", "probability")] if top_k > 1 else []
+
+
+def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", separator: str = "|",
+                       multi_label: bool = False) -> str:
+    """Predictions (llmcls.inference.predict.Prediction) as text, one row per text in input order.
+
+    Formats:
+        table: tab-separated `label  probability  text` (top-k > 1: `label p, label p, ...  text`); multi-label:
+            `label p, label p  text` for the predicted labels, `-` for none.
+        csv: a header, then `text,label,probability` (multi-label: the predicted labels and their probabilities,
+            each joined with `separator`); top-k > 1 adds `top_1_label,top_1_probability,...`.
+        jsonl: one object per text: `text`, `label`, `probability`, `top_k` (a list of {label, probability});
+            multi-label: `labels` and `probabilities` (lists) instead of `label` and `probability`.
+    """
+    if fmt == "jsonl":
+        rows = []
+        for p in predictions:
+            row: dict[str, Any] = {"text": p.text}
+            if multi_label:
+                row.update(labels=p.labels, probabilities=p.probabilities)
+            else:
+                row.update(label=p.label, probability=p.probability)
+            row["top_k"] = [{"label": label, "probability": prob} for label, prob in p.top]
+            rows.append(json.dumps(row, ensure_ascii=False) + "\n")
+        return "".join(rows)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["text", "label", "probability"] + _top_columns(top_k))
+        for p in predictions:
+            if multi_label:
+                cells = [separator.join(p.labels), separator.join(f"{prob:.6g}" for prob in p.probabilities)]
+            else:
+                cells = [p.label, f"{p.probability:.6g}"]
+            top = [cell for label, prob in p.top for cell in (label, f"{prob:.6g}")] if top_k > 1 else []
+            writer.writerow([p.text] + cells + top)
+        return buffer.getvalue()
+    lines = []
+    for p in predictions:
+        if multi_label:
+            chosen = ", ".join(f"{label} {prob:.3f}" for label, prob in zip(p.labels, p.probabilities)) or "-"
+            top = "\ttop: " + ", ".join(f"{label} {prob:.3f}" for label, prob in p.top) if top_k > 1 else ""
+            lines.append(f"{chosen}{top}\t{p.text}")
+        elif top_k > 1:
+            scores = ", ".join(f"{label} {prob:.3f}" for label, prob in p.top)
+            lines.append(f"{scores}\t{p.text}")
+        else:
+            lines.append(f"{p.label}\t{p.probability:.3f}\t{p.text}")
+    return "".join(line + "\n" for line in lines)
+
+
+def format_profile(p: dict[str, Any]) -> str:
+    """The figures of `llmcls profile` as aligned lines."""
+    def si(x: float | None, unit: str) -> str:
+        if x is None:
+            return "unknown"
+        for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(x) >= factor:
+                return f"{x / factor:.2f} {prefix}{unit}"
+        return f"{x:.1f} {unit}"
+
+    m = p["model"]
+    lines = [
+        f"run          {p['run']}  ({'Bi' if m['bidirectional'] else ''}LSTM {m['num_layers']}x{m['hidden_size']}, "
+        f"{m['embedding_dim']}d embeddings, {p['parameters']:,} parameters)",
+        f"measured on  {p['data']}: {p['texts']} texts, {p['mean_tokens_per_text']:.1f} tokens each; {p['device']}"
+        + (f", {p['threads']} threads" if "threads" in p else f", {p.get('gpu', '')}"),
+        f"FLOPs/token  forward {si(p['flops_per_token_forward'], 'FLOP')}, "
+        f"training step {si(p['flops_per_token_train_step'], 'FLOP')}",
+        f"training     {p['train_tokens_per_s']:,.0f} tokens/s (batch {p['train_batch_size']}) = "
+        f"{si(p['train_flop_per_s'], 'FLOP/s')}",
+        f"prediction   {p['predict_tokens_per_s']:,.0f} tokens/s, {p['predict_texts_per_s']:,.0f} texts/s = "
+        f"{si(p['predict_flop_per_s'], 'FLOP/s')}",
+    ]
+    if "clock_hz" in p:
+        lines += [
+            f"CPU          {p['cpu']}, {p['threads']} of {p['cpu_cores']} cores at {si(p['clock_hz'], 'Hz')}; "
+            f"float32 peak {si(p['peak_flop_per_s'], 'FLOP/s')}",
+            f"cycles/token training {p['train_cycles_per_token']:,.0f}, prediction {p['predict_cycles_per_token']:,.0f}"
+            if p["train_cycles_per_token"] else "cycles/token unknown (no clock reading)",
+        ]
+        if p["train_share_of_peak"]:
+            lines.append(f"training runs at {p['train_share_of_peak']:.0%} of the CPU's float32 peak")
+    return "\n".join(lines)
+
+
+def format_export(result: Any) -> str:
+    """The files and measurements of `llmcls export` (an llmcls.export.write.ExportResult)."""
+    def size(n: int) -> str:
+        return f"{n / 1e6:.2f} MB"
+
+    lines = [f"exported {result.run_dir} (weights {size(result.weights_bytes)}) to {result.manifest.parent}"]
+    for m in result.models:
+        kind = "float32"
+        if m.quantized_ops:
+            kind = "int8 weights: " + ", ".join(f"{n} {op}" for op, n in m.quantized_ops.items())
+            if m.float_ops_left:
+                kind += "; still float: " + ", ".join(f"{n} {op}" for op, n in m.float_ops_left.items())
+        lines.append(f"  {m.path.name:<17} {size(m.size_bytes):>9}  {kind}")
+    if not result.figures:
+        return "\n".join(lines)
+    lines += ["", f"measured on {result.data}: {result.n_texts:,} texts, {result.n_tokens:,} tokens, batches of "
+                  f"{result.batch_size} (torch threads: {result.torch_threads})",
+              f"  {'backend':<10} {'accuracy':>8} {'change':>8} {'max |logit diff|':>17} {'texts/s':>9} {'speed-up':>8}"]
+    base = result.figures[0]
+    for f in result.figures:
+        change = f"{100 * (f.accuracy - base.accuracy):+.2f} pt" if f is not base else ""
+        diff = f"{f.max_abs_diff:.1e}" if f is not base else ""
+        lines.append(f"  {f.name:<10} {f.accuracy:>8.4f} {change:>8} {diff:>17} {f.texts_per_s:>9,.0f} "
+                     f"{f.texts_per_s / base.texts_per_s:>7.2f}x")
+    return "\n".join(lines)
+
+
+def format_epoch(record: dict[str, Any], improved: bool) -> str:
+    micro = f" micro-F1 {record['valid_micro_f1']:.4f}" if "valid_micro_f1" in record else ""
+    return (f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "
+            f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f}{micro} macro-F1 {record['valid_macro_f1']:.4f}"
+            f" | {record['seconds']:.0f}s, {record['train_tokens_per_s']:,.0f} tok/s, "
+            f"padding {record['padding_fraction']:.1%}{'  * best' if improved else ''}")
+
+
+class TrainProgress:
+    """Renders training events: a tqdm bar per epoch with loss and tokens/s, and a summary line per epoch."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        self.download: tqdm | None = None
+        self._loss = self._tokens = self._examples = 0.0
+        self._t0 = 0.0
+
+    def _write(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(text, file=self.stream)
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Info):
+            self._write(event.message)
+        elif isinstance(event, DownloadProgress):
+            if self.download is None:
+                self.download = tqdm(total=event.total_bytes, unit="B", unit_scale=True, desc="download",
+                                     file=self.stream, disable=None if self.enabled else True)
+            self.download.update(event.done_bytes - self.download.n)
+            if event.total_bytes is not None and event.done_bytes >= event.total_bytes:
+                self.download.close()
+        elif isinstance(event, EpochStarted):
+            self._loss = self._tokens = self._examples = 0.0
+            self._t0 = time.perf_counter()
+            self.bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{event.epochs}", unit="batch",
+                            file=self.stream, disable=None if self.enabled else True, leave=False,
+                            dynamic_ncols=True, initial=event.done)
+        elif isinstance(event, StepDone) and self.bar is not None:
+            self._loss += event.loss * event.examples
+            self._examples += event.examples
+            self._tokens += event.tokens
+            self.bar.update(1)
+            if self.bar.n % 20 == 0:
+                rate = self._tokens / max(time.perf_counter() - self._t0, 1e-9)
+                self.bar.set_postfix(loss=f"{self._loss / self._examples:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
+        elif isinstance(event, EpochEnded):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            self._write(format_epoch(event.record, event.improved))
+
+
+class PredictProgressBar:
+    """Renders `PredictionProgress` events as a tqdm bar on stderr, for long inputs only (at least `minimum`
+    texts) and only on a terminal, and `Info` events as `note: ...` lines on stderr."""
+
+    def __init__(self, stream: TextIO | None = None, minimum: int = 2000):
+        self.stream = stream or sys.stderr
+        self.minimum = minimum
+        self.bar: tqdm | None = None
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Info):
+            tqdm.write(f"note: {event.message}", file=self.stream)
+            return
+        if not isinstance(event, PredictionProgress) or event.total < self.minimum:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=event.total, desc="predict", unit="text", file=self.stream, disable=None,
+                            leave=False, dynamic_ncols=True)
+        self.bar.update(event.done - self.bar.n)
+        if event.done >= event.total:
+            self.bar.close()

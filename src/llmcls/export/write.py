@@ -1,0 +1,235 @@
+"""Exporting a trained run for prediction without PyTorch: an ONNX model, optionally an int8 one, written into
+`RUN/export/` (see llmcls.inference.onnx_forward), checked against the PyTorch model and measured.
+
+The measurements use labelled texts (the run's validation data unless a file is given): the largest difference
+between each exported model's logits and PyTorch's, in batches of mixed lengths as they come; the accuracy of
+each; and texts per second of each, tokenization excluded, in the length-sorted batches `llmcls predict` uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from llmcls import __version__
+from llmcls.data.batching import EncodedTexts, pad_batch
+from llmcls.data.prepare import encode_labelled, make_tokenizer, read_labelled
+from llmcls.errors import ExportError, RunError
+from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
+from llmcls.fileio import atomic_write_bytes, atomic_write_text
+from llmcls.inference.forward import Forward, batched_logits
+from llmcls.inference.onnx_forward import INSTALL_HINT, OnnxClassifier, import_onnxruntime
+from llmcls.inference.predict import Predictor
+from llmcls.inference.scoring import probabilities, report
+from llmcls.run.claim import run_subdir
+from llmcls.run.files import LoadedRun, load_run, load_run_info
+from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
+
+FORMATS = ("onnx", "torchscript")
+QUANTIZATIONS = ("int8",)
+# Ops whose weights int8 dynamic quantization stores as int8: the LSTMs and the linear head. The embedding table
+# stays float (one scale for the whole table would blur the GloVe rows for little gain in speed).
+QUANTIZED_OP_TYPES = ["LSTM", "MatMul", "Gemm"]
+FLOAT_TO_INT8 = {"DynamicQuantizeLSTM": "LSTM", "MatMulInteger": "MatMul/Gemm"}
+
+
+@dataclass
+class ExportedModel:
+    name: str  # the predict backend that runs it: onnx | onnx-int8
+    path: Path
+    size_bytes: int
+    quantized_ops: dict[str, int] = field(default_factory=dict)  # e.g. {"DynamicQuantizeLSTM": 2, "MatMulInteger": 1}
+    float_ops_left: dict[str, int] = field(default_factory=dict)  # LSTM/MatMul/Gemm ops left in float32
+
+
+@dataclass
+class BackendFigures:
+    """How one way of running the model did on the measurement texts."""
+
+    name: str  # torch | onnx | onnx-int8
+    accuracy: float
+    max_abs_diff: float  # largest |logit - PyTorch's logit| over all texts (0 for torch itself)
+    texts_per_s: float
+
+
+@dataclass
+class ExportResult:
+    run_dir: Path
+    manifest: Path
+    models: list[ExportedModel]
+    weights_bytes: int  # the run's model.safetensors, for comparison
+    data: str | None = None  # what was measured on; None when not measured
+    n_texts: int = 0
+    n_tokens: int = 0
+    batch_size: int = 0
+    torch_threads: int = 0
+    figures: list[BackendFigures] = field(default_factory=list)
+
+
+def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None = None,
+               data: str | Path | None = None, measure: bool = True, seconds: float = 2.0,
+               batch_size: int | None = None) -> ExportResult:
+    """Export a run's model into `RUN/export/` and, if `measure`, check and time it.
+
+    Args:
+        run_dir: a run directory written by `llmcls train`.
+        format: `onnx`; `torchscript` is refused (torch.jit is deprecated, see the README).
+        quantize: `int8` to also write an int8 dynamically quantized model, or None.
+        data: labelled texts to measure on (read with the run's data settings); default the run's validation data.
+        measure: check and time the exported models against PyTorch.
+        seconds: about how long to time each backend.
+        batch_size: texts per batch when measuring (default: the run's eval batch size).
+
+    Raises:
+        ExportError: an unknown format or quantization, or onnx/onnxruntime not installed.
+        RunError: `run_dir` is not a usable run.
+        DataError: the measurement data cannot be read.
+    """
+    if format == "torchscript":
+        raise ExportError("--format torchscript: torch.jit.script and torch.jit.trace are deprecated in this torch "
+                          "(and script cannot compile the model); use --format onnx")
+    if format not in FORMATS:
+        raise ExportError(f"--format {format!r}: expected onnx")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(f"--quantize {quantize!r}: expected int8")
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(f"onnx is not installed; {INSTALL_HINT}") from None
+    ort = import_onnxruntime()
+
+    weights_file = read_weights(Path(run_dir))
+    run = load_run(run_dir, "cpu", weights_file)  # exactly the bytes hashed below, even if training rewrites them
+    run_dir = run.run_dir
+    out_dir = run_subdir(run_dir, EXPORT_DIR)
+    weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
+    float_path = out_dir / EXPORT_MODELS["onnx"]
+    atomic_write_bytes(float_path, build_onnx_model(run.model.args, weights).SerializeToString(), RunError)
+    models = [ExportedModel("onnx", float_path, float_path.stat().st_size)]
+    int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
+    if quantize == "int8":
+        models.append(_quantize_int8(float_path, int8_path))
+    else:
+        int8_path.unlink(missing_ok=True)  # an int8 model of earlier weights must not outlive them
+
+    manifest = _manifest(run, models, weights_file, onnx.__version__, ort.__version__)
+    manifest_path = out_dir / EXPORT_MANIFEST
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False), RunError)
+    result = ExportResult(run_dir, manifest_path, models, len(weights_file))
+    if measure:
+        _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
+    return result
+
+
+def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str,
+              ort_version: str) -> dict:
+    """What RUN/export/manifest.json says: versions, inputs and output, the digest of the weights, the models."""
+    args = run.model.args
+    return {
+        "format_version": MANIFEST_VERSION,
+        "llmcls_version": __version__,
+        "onnx_version": onnx_version,
+        "onnxruntime_version": ort_version,
+        "opset": OPSET,
+        "inputs": {INPUTS[0]: {"dtype": "int64", "shape": ["batch", "seq"]},
+                   INPUTS[1]: {"dtype": "int64", "shape": ["batch"]}},
+        "output": {"name": OUTPUT, "dtype": "float32", "shape": ["batch", args.num_outputs]},
+        "pad_index": args.pad_index,
+        "num_outputs": args.num_outputs,
+        "labels": run.labels.labels,
+        "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_forward.weights_digest
+        "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes,
+                            "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
+                            "quantized_ops": m.quantized_ops} for m in models},
+    }
+
+
+def read_weights(run_dir: Path) -> bytes:
+    """The bytes of a run's model.safetensors, read once.
+
+    Raises:
+        RunError: `run_dir` is not a complete run, or the file cannot be read.
+    """
+    info = load_run_info(run_dir)
+    path = info.run_dir / WEIGHTS
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
+    """Dynamic int8 quantization of the LSTM and linear weights (activations are quantized on the fly)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
+        try:
+            quant_pre_process(str(float_path), str(prepared))  # shape inference and graph clean-up first
+            quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=QUANTIZED_OP_TYPES)
+        finally:
+            root.handlers[:] = handlers  # the quantizer's logging.warning calls would install a root handler
+        ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
+        atomic_write_bytes(out_path, quantized.read_bytes(), RunError)
+    return ExportedModel("onnx-int8", out_path, out_path.stat().st_size,
+                         quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
+                         float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]})
+
+
+def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seconds: float, batch_size: int) -> None:
+    """Fill in the figures of each backend (see the module) on `data`, else the run's validation data."""
+    import torch
+
+    from llmcls.inference.torch_forward import TorchForward
+    from llmcls.precision import bf16_problem
+
+    examples, result.data = read_labelled(run.config, data)
+    split = encode_labelled(examples, result.data, run.config, make_tokenizer(run.config), run.vocab, run.labels)
+    texts = split.texts
+    result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
+    result.torch_threads = torch.get_num_threads()
+    # torch-bf16 only where this CPU runs the LSTM in bfloat16 (oneDNN has no bf16 LSTM on AVX2-only CPUs)
+    precisions = ("fp32", "bf16") if bf16_problem(torch.device("cpu")) is None else ("fp32",)
+    backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in precisions]
+    backends += [OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name)
+                 for m in result.models]
+    thresholds = Predictor(run, backends[0]).thresholds  # multi-label: as predict and eval decide
+    reference = None
+    for backend in backends:
+        mixed = _logits_in_input_order(backend, texts, batch_size)  # batches of mixed lengths
+        reference = mixed if reference is None else reference
+        probs = probabilities(mixed, run.config.data.multi_label)
+        accuracy = report(probs, split.targets, run.labels.labels, thresholds)["accuracy"]
+        texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
+        result.figures.append(BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()),
+                                             texts_per_s))
+
+
+def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: int) -> np.ndarray:
+    out = np.empty((len(texts), backend.num_outputs), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = np.arange(start, min(start + batch_size, len(texts)))
+        out[batch] = backend(*pad_batch(texts, batch, backend.pad_index))
+    return out
+
+
+def _texts_per_second(backend: Forward, texts: EncodedTexts, batch_size: int, seconds: float) -> float:
+    batched_logits(backend, texts, batch_size, backend.pad_index)  # warm-up
+    runs, start = 0, time.perf_counter()
+    while runs == 0 or time.perf_counter() - start < seconds:
+        batched_logits(backend, texts, batch_size, backend.pad_index)
+        runs += 1
+    return runs * len(texts) / (time.perf_counter() - start)

@@ -1,0 +1,223 @@
+"""Predicting labels of texts with a trained run.
+
+The texts are tokenized and encoded, cut into windows when chunking is on, sorted by length into batches, and
+passed through one call to the network (a `Forward`, opened by llmcls.inference.backends.open_forward): the
+run's PyTorch model, or the ONNX model `llmcls export` wrote into the run (then torch is never imported).
+Probabilities, chunk aggregation, top-k and multi-label thresholds are computed around that call, in NumPy.
+Results come back in input order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from llmcls.config import ChunkingConfig, TokenizerConfig, merge_chunking
+from llmcls.data.batching import EncodedTexts, truncate
+from llmcls.data.prepare import encode_texts
+from llmcls.data.tokenize import Tokenizer
+from llmcls.errors import ConfigError
+from llmcls.events import EventHandler, Info, PredictionProgress, ignore
+from llmcls.inference.chunking import aggregate, split_windows
+from llmcls.inference.backends import BACKENDS, open_forward
+from llmcls.inference.forward import Forward, batched_logits
+from llmcls.inference.scoring import probabilities
+from llmcls.run.files import RunInfo
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BACKENDS", "Prediction", "Predictor", "probabilities"]
+
+
+@dataclass
+class Prediction:
+    """What the model says about one text.
+
+    Attributes:
+        text: the text, as given.
+        label: single-label: the most probable label; multi-label: None (see `labels`).
+        probability: the probability of `label`; multi-label: None.
+        labels: single-label: `[label]`; multi-label: every label whose probability reaches its threshold, most
+            probable first (possibly none).
+        probabilities: the probabilities of `labels`, in the same order.
+        top: the `top_k` most probable (label, probability) pairs, most probable first, whatever the thresholds.
+    """
+
+    text: str
+    label: str | None
+    probability: float | None
+    top: list[tuple[str, float]]
+    labels: list[str]
+    probabilities: list[float]
+
+
+class Predictor:
+    """A trained run, ready to classify texts: `predict` (labels) and `predict_proba` (probabilities).
+
+    Args:
+        run: the loaded run (config, vocabulary, labels, saved thresholds).
+        forward: the network: padded token ids -> logits (`llmcls.inference.backends.open_forward` opens one).
+        batch_size: texts (or windows) per batch; default the run's `train.eval_batch_size`. A batch also holds
+            at most the run's `train.eval_batch_tokens` padded tokens.
+        chunking: how to treat long texts: a ChunkingConfig, or a dict that changes some keys of the run's
+            `chunking` section (e.g. `{"max_tokens": 200}`; `{"max_tokens": None}` turns it off); default the
+            run's section (off unless set there).
+        threshold: multi-label: one threshold for every class instead of the run's (saved) per-class ones.
+
+    Raises:
+        ConfigError: a threshold for a single-label run, or out of (0, 1); invalid chunking settings.
+    """
+
+    def __init__(self, run: RunInfo, forward: Forward, batch_size: int | None = None,
+                 chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None):
+        self.run = run
+        self.forward = forward
+        self.batch_size = batch_size or run.config.train.eval_batch_size
+        self.batch_tokens = run.config.train.eval_batch_tokens
+        if isinstance(chunking, dict):
+            chunking = merge_chunking(run.config.chunking, chunking)
+        self.chunking = chunking if chunking is not None else run.config.chunking
+        self.multi_label = run.config.data.multi_label
+        self.thresholds = self._thresholds(threshold)
+        tokenizer_config, self.cut = _prediction_tokenizer(run.config.tokenizer, self.chunking)
+        self.tokenizer = Tokenizer(tokenizer_config)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: "str | torch.device" = "auto", batch_size: int | None = None,
+             chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None,
+             backend: str = "torch") -> "Predictor":
+        """Load a run directory for prediction; see the class for the rest.
+
+        Args:
+            device: auto, cpu, cuda or cuda:N (the PyTorch backend).
+            backend: `torch` (the run's weights, on `device`), `torch-bf16` (the same under bfloat16 autocast:
+                faster on CPUs with bf16 units, probabilities within about 1e-2 of float32), `onnx` or
+                `onnx-int8` (the models of `llmcls export` in RUN/export, on the CPU, without torch), or `auto`:
+                `onnx` when that export exists for the run's current weights, onnxruntime is installed and `device` is auto or cpu,
+                else `torch`.
+
+        Raises:
+            RunError: `run_dir` is not a usable run.
+            DeviceError: the device does not exist here.
+            ExportError: an ONNX backend was asked for and cannot be used (the message says why).
+        """
+        info, forward = open_forward(run_dir, device, backend)
+        return cls(info, forward, batch_size, chunking, threshold)
+
+    @property
+    def backend(self) -> str:
+        """What computes the logits: torch, torch-bf16, onnx or onnx-int8."""
+        return getattr(self.forward, "name", "torch")
+
+    @property
+    def labels(self) -> list[str]:
+        """The class names; column j of `predict_proba` is `labels[j]`."""
+        return self.run.labels.labels
+
+    def _thresholds(self, threshold: float | None) -> np.ndarray | None:
+        if threshold is not None:
+            if not self.multi_label:
+                raise ConfigError("a threshold applies to multi-label runs only; this run has one label per text")
+            if not 0.0 < threshold < 1.0:
+                raise ConfigError(f"threshold: must be between 0 and 1 (got {threshold})")
+            return np.full(len(self.labels), float(threshold))
+        if not self.multi_label:
+            return None
+        if self.run.thresholds is not None:
+            return self.run.thresholds
+        fixed = self.run.config.train.threshold
+        return np.full(len(self.labels), 0.5 if isinstance(fixed, str) else float(fixed))
+
+    def encode(self, texts: list[str]) -> EncodedTexts:
+        """Token ids of whole texts (cut at `tokenizer.max_tokens`, or else at `tokenizer.predict_max_tokens`,
+        unless chunking is on). An empty text becomes a single unknown token, so that it keeps its place (its
+        prediction is the model's answer to no content)."""
+        return self._encode(texts)[0]
+
+    def _encode(self, texts: list[str]) -> tuple[EncodedTexts, int]:
+        """`encode`'s texts, and how many of them were cut at `tokenizer.predict_max_tokens`."""
+        encoded = encode_texts(self.tokenizer, self.run.vocab, texts)
+        return (encoded, 0) if self.cut is None else truncate(encoded, self.cut)
+
+    def _note_cut(self, cut: int, on_event: EventHandler) -> None:
+        if cut:
+            on_event(Info(f"{cut} texts longer than {self.cut} tokens were cut to their first {self.cut} "
+                          "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"))
+
+    def _blocks(self, texts: list[str], on_event: EventHandler) -> Iterator[tuple[int, list[str]]]:
+        """(start, texts) blocks of the input, so that memory stays bounded and progress can be reported."""
+        size = max(1024, 4 * self.batch_size)
+        for start in range(0, len(texts), size):
+            yield start, texts[start:start + size]
+            on_event(PredictionProgress(min(start + size, len(texts)), len(texts)))
+
+    def class_probabilities(self, texts: list[str], on_event: EventHandler = ignore) -> np.ndarray:
+        """[n_texts, classes] float64 probabilities, in input order (what `predict_proba` rounds to float32)."""
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
+        cut = 0
+        for start, piece in self._blocks(texts, on_event):
+            encoded, n_cut = self._encode(piece)
+            cut += n_cut
+            owner = None
+            if self.chunking.enabled:
+                encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
+            logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index,
+                                    max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
+            probs = probabilities(logits, self.multi_label)  # [n_seqs, classes]
+            if owner is not None:
+                probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
+            out[start:start + len(piece)] = probs
+        self._note_cut(cut, on_event)
+        return out
+
+    def predict_proba(self, texts: list[str] | str, on_event: EventHandler = ignore) -> np.ndarray:
+        """Class probabilities: [n_texts, classes] float32, column j is `labels[j]`; for a single string, [classes].
+
+        Single-label rows sum to 1; multi-label columns are each class's own probability.
+        """
+        if isinstance(texts, str):
+            return self.predict_proba([texts], on_event)[0]
+        return self.class_probabilities(list(texts), on_event).astype(np.float32)
+
+    def predict(self, texts: list[str] | str, top_k: int = 1,
+                on_event: EventHandler = ignore) -> list[Prediction] | Prediction:
+        """The prediction of each text (see `Prediction`), in input order; for a single string, one Prediction.
+
+        Args:
+            texts: the texts (any iterable of strings), or one string.
+            top_k: how many of the most probable labels to list in `Prediction.top`.
+            on_event: receives `PredictionProgress` events.
+        """
+        if isinstance(texts, str):
+            return self.predict([texts], top_k, on_event)[0]
+        texts = list(texts)
+        probs = self.class_probabilities(texts, on_event)
+        k = max(1, min(top_k, len(self.labels)))
+        out = []
+        for text, row in zip(texts, probs):
+            order = np.argsort(-row, kind="stable")
+            top = [(self.labels[j], float(row[j])) for j in order[:k]]
+            if self.multi_label:
+                chosen = [j for j in order if row[j] >= self.thresholds[j]]
+                out.append(Prediction(text, None, None, top, [self.labels[j] for j in chosen],
+                                      [float(row[j]) for j in chosen]))
+            else:
+                best = int(order[0])
+                out.append(Prediction(text, self.labels[best], float(row[best]), top, [self.labels[best]],
+                                      [float(row[best])]))
+        return out
+
+
+def _prediction_tokenizer(config: TokenizerConfig, chunking: ChunkingConfig) -> tuple[TokenizerConfig, int | None]:
+    """The run's tokenizer settings for prediction, and where the Predictor cuts texts itself (counted; None: it
+    does not, because the run has a length limit of its own, or chunking reads every token in windows)."""
+    cut = None if chunking.enabled or config.max_tokens is not None else config.predict_max_tokens
+    if chunking.enabled:  # every token is needed: the windows cover the whole text
+        config = config.model_copy(update={"max_tokens": None})
+    elif cut is not None:  # one token more than kept, so that a text that was cut can be told apart
+        config = config.model_copy(update={"max_tokens": cut + 1})
+    return config, cut

@@ -1,0 +1,168 @@
+"""Reading and writing the files of a run directory (llmcls.run.layout names them): JSON, YAML and safetensors,
+never anything unpickled. Every write is atomic; reading a run checks that it is complete and of this format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llmcls import __version__
+from llmcls.config import Config, save_config, validate_config
+from llmcls.data.vocab import LabelMap, Vocab
+from llmcls.errors import ConfigError, RunError
+from llmcls.fileio import atomic_write_bytes
+from llmcls.run.layout import (CONFIG, FORMAT_VERSION, LABELS, META, METRICS_CSV, METRICS_JSONL, RESULTS,
+                               RUN_FILES, THRESHOLDS, VOCAB, WEIGHTS)
+
+if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
+    import torch
+
+    from llmcls.model import LstmClassifier, ModelArgs
+
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8"), RunError)
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+    """The summary of a finished run: best epoch, validation and test reports, timings."""
+    write_json(run_dir / RESULTS, results)
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """(Re)write `metrics.jsonl` and `metrics.csv` from the per-epoch records."""
+    atomic_write_bytes(run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"), RunError)
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"), RunError)
+
+
+def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelMap, model_args: "ModelArgs") -> None:
+    """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs."""
+    import torch
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / CONFIG)
+    vocab.save(run_dir / VOCAB)
+    labels.save(run_dir / LABELS)
+    write_json(run_dir / META, {
+        "format_version": FORMAT_VERSION,
+        "llmcls_version": __version__,
+        "torch_version": torch.__version__,
+        "model_args": model_args.to_dict(),
+    })
+
+
+def save_weights(path: Path, model: "torch.nn.Module") -> None:
+    from safetensors.torch import save
+
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    atomic_write_bytes(path, save(tensors, metadata={"format_version": str(FORMAT_VERSION)}), RunError)
+
+
+def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
+    """Save the per-class decision thresholds of a multi-label run, and how they were chosen."""
+    write_json(run_dir / THRESHOLDS, {"method": method,
+                                             "thresholds": dict(zip(labels, map(float, thresholds)))})
+
+
+def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
+    """The saved per-class thresholds [classes], or None when the run has none (single-label, or unfinished)."""
+    path = run_dir / THRESHOLDS
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))["thresholds"]
+    return np.asarray([float(saved[label]) for label in labels.labels])
+
+
+@dataclass
+class RunInfo:
+    """What a run's model needs around it: the config, the token and label tables. Reading it needs no torch."""
+
+    run_dir: Path
+    config: Config
+    vocab: Vocab
+    labels: LabelMap
+    model_args: dict[str, Any]  # the network's constructor arguments (llmcls.model.ModelArgs fields)
+    thresholds: np.ndarray | None  # multi-label: [classes] decision thresholds saved with the run
+
+
+@dataclass
+class LoadedRun(RunInfo):
+    """A trained model and everything needed to feed it."""
+
+    model: "LstmClassifier"
+
+
+def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
+    """Read a run directory's config, vocabulary, labels and model arguments, without the weights or torch.
+
+    Args:
+        trained: a run with weights (required) and thresholds (read); false: only the header of a run that
+            training resumes (its weights may not exist yet, its thresholds are stale).
+
+    Raises:
+        RunError: the directory is not a complete run, or was written by an incompatible version.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory (train one with: llmcls train --config CONFIG)")
+    missing = [name for name in RUN_FILES if not (run_dir / name).exists() and (trained or name != WEIGHTS)]
+    if missing:
+        raise RunError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
+    try:
+        meta = json.loads((run_dir / META).read_text(encoding="utf-8"))
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise RunError(f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
+                           f"version {FORMAT_VERSION}; retrain or use a matching llmcls")
+        import yaml
+
+        config = validate_config(yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")),
+                                 str(run_dir / CONFIG))
+        vocab = Vocab.load(run_dir / VOCAB)
+        labels = LabelMap.load(run_dir / LABELS)
+        model_args = dict(meta["model_args"])
+        thresholds = read_thresholds(run_dir, labels) if trained else None
+    except RunError:
+        raise
+    except ConfigError as exc:
+        raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
+    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds)
+
+
+def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights: bytes | None = None) -> LoadedRun:
+    """Load a run directory written by `llmcls train`, model in eval mode on `device`.
+
+    Args:
+        weights: the bytes of the run's model.safetensors when the caller has read them already (so that what it
+            does with them, such as hashing, concerns exactly the weights loaded); default: read the file.
+
+    Raises:
+        RunError: the directory is not a complete run, or was written by an incompatible version.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load, load_file
+
+    from llmcls.model import LstmClassifier, ModelArgs
+
+    info = load_run_info(run_dir)
+    try:
+        model = LstmClassifier(ModelArgs(**info.model_args))
+        model.load_state_dict(load_file(info.run_dir / WEIGHTS) if weights is None else load(weights))
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise RunError(f"{info.run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
+    model.to(device).eval()
+    return LoadedRun(**vars(info), model=model)

@@ -1,0 +1,49 @@
+"""Every name llmcls writes in a run directory, and the format versions: the one table of the run's layout.
+
+Layout of `runs/<name>/`:
+    config.yaml        the resolved config (every default filled in)
+    meta.json          format version, versions of llmcls/torch, the network's constructor arguments
+    vocab.json         the token table
+    labels.json        the label table (class id = position)
+    model.safetensors  weights of the best epoch
+    metrics.jsonl      one line per epoch (also as metrics.csv)
+    checkpoint-last.pt the training state after the last finished epoch (or step), to resume from
+    plots/             curves.png (loss and validation metrics per epoch), confusion_matrix.png
+    results.json       the summary: best epoch, validation and test metrics, timings
+    thresholds.json    multi-label runs: the probability each class needs to be predicted
+    export/            `llmcls export`'s ONNX models and their manifest (llmcls.inference.onnx_forward)
+    tensorboard/       with train.tensorboard: TensorBoard's event files
+
+`--overwrite` removes nothing that is not in RUN_LAYOUT (llmcls.run.claim).
+"""
+
+from __future__ import annotations
+
+FORMAT_VERSION = 1  # of meta.json and the weights: what `llmcls.run.files.load_run_info` reads
+MANIFEST_VERSION = 1  # of export/manifest.json
+
+CONFIG, META, VOCAB, LABELS, WEIGHTS = "config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors"
+RUN_FILES = (CONFIG, META, VOCAB, LABELS, WEIGHTS)  # a complete run
+METRICS_JSONL, METRICS_CSV = "metrics.jsonl", "metrics.csv"
+RESULTS, THRESHOLDS = "results.json", "thresholds.json"
+CHECKPOINT = "checkpoint-last.pt"
+LOCK = ".lock"
+PLOTS_DIR = "plots"
+CURVES_PLOT, CONFUSION_PLOT = "curves.png", "confusion_matrix.png"
+EXPORT_DIR = "export"
+EXPORT_MANIFEST = "manifest.json"
+EXPORT_MODELS = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # predict backend -> file
+TENSORBOARD_DIR = "tensorboard"
+TEMPORARY = ".*.tmp"  # fileio.atomic_write_bytes's temporary files, left behind when a write was killed
+WHOLE = "whole"  # a folder llmcls owns whole: a scratch folder of tempfile's, holding whatever a library left there
+# What llmcls writes: glob pattern -> None for a file, or for a folder what it writes there (or WHOLE)
+Layout = dict[str, "Layout | str | None"]
+RUN_LAYOUT: Layout = {
+    **dict.fromkeys(RUN_FILES + (METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, LOCK, TEMPORARY)),
+    PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT, TEMPORARY)),
+    EXPORT_DIR: {**dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values(), TEMPORARY)),
+                 ".quantize-*": WHOLE},  # llmcls.export.write's scratch folder
+    TENSORBOARD_DIR: {"events.out.tfevents.*": None},
+}
+# What was computed from the best weights, and would be stale beside weights trained further.
+FROM_WEIGHTS = (RESULTS, THRESHOLDS, f"{PLOTS_DIR}/{CONFUSION_PLOT}", EXPORT_DIR)

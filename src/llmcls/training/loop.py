@@ -1,0 +1,387 @@
+"""Training: one explicit loop from a config to a run directory, with checkpoints to resume from.
+
+`train` claims the run directory; `_train` is the loop, read top to bottom: set up, then per epoch the optimizer
+steps (`_train_epoch`, each one `llmcls.training.step.train_step`), validation (`_validate`) and the record
+(`_end_epoch`), then the best model's scores (`_finish`).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llmcls.config import Config, TrainConfig
+from llmcls.data.batching import BucketSampler, padding_fraction
+from llmcls.data.prepare import PreparedData, Split
+from llmcls.errors import ConfigError
+from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
+from llmcls.inference.metrics import tune_thresholds
+from llmcls.inference.scoring import probabilities, report
+from llmcls.inference.torch_forward import logits_loss, predict_logits
+from llmcls.model import LstmClassifier, loss_function
+from llmcls.precision import choose_precision
+from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from llmcls.run.files import save_weights, write_metrics, write_results, write_thresholds
+from llmcls.run.claim import check_new_run, discard_unused, remove_stale_temporaries, run_lock
+from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
+from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
+                                         process_group, process_seed, shard_batch, shard_range, text_range)
+from llmcls.training.optim import make_optimizer, make_scheduler
+from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
+from llmcls.training.step import Stepper, train_step
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    valid: dict  # classification report of the best model on the validation split, plus "loss"
+    test: dict | None  # likewise on the test split, when the config has one
+    history: list[dict]
+
+
+def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
+                   device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None,
+                   batch_tokens: int | None = None) -> dict:
+    """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
+    predicted at `thresholds`, default 0.5).
+
+    With several processes, each computes the logits of its part of the split and every process gets the
+    report of the whole split: the figures one process computes.
+    """
+    start, stop = shard_range(len(split), world.rank, world.size)
+    part = text_range(split.texts, start, stop)
+    logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
+    logits = torch.cat(all_gather(logits, world))
+    probs = probabilities(logits.numpy(), multi_label=split.targets.ndim == 2)
+    return report(probs, split.targets, labels, thresholds, loss=logits_loss(logits, split.targets, len(labels)))
+
+
+def decision_thresholds(cfg: TrainConfig, model: LstmClassifier, valid: Split, batch_size: int,
+                        device: torch.device) -> tuple[np.ndarray, str]:
+    """Multi-label: the probability each class needs to be predicted, and how it was chosen: `train.threshold`
+    for every class, or per class the grid value with the best F1 on the validation split (`tune`)."""
+    if cfg.threshold == "tune":
+        probs = torch.sigmoid(predict_logits(model, valid.texts, batch_size, device, cfg.eval_batch_tokens)).numpy()
+        return tune_thresholds(probs, valid.targets), "tuned: the best F1 of each class on the validation split"
+    return np.full(valid.targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 1  # the epoch in progress
+    step: int = 0  # batches of `epoch` already done (global batches, whatever the number of processes)
+    global_step: int = 0  # optimizer steps (one per train.accumulate batches)
+    best_value: float | None = None
+    best_epoch: int = 0
+    since_best: int = 0
+    loss_sum: float = 0.0  # sums over the batches of `epoch` done so far
+    examples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0  # training seconds of `epoch` so far
+    history: list[dict] = field(default_factory=list)
+
+    def finished(self, cfg: TrainConfig) -> bool:
+        return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
+
+
+def _is_better(metric: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value < best if metric == "loss" else value > best
+
+
+def train(config: Config, device: str | torch.device = "auto", run_dir: Path | None = None,
+          on_event: EventHandler = ignore, resume: bool = False, overwrite: bool = False,
+          world: World = SINGLE) -> TrainResult:
+    """Train a classifier as `config` says and write its run directory.
+
+    Args:
+        config: the validated config (when resuming, see `llmcls.config.resume_config`).
+        device: auto, cpu, cuda, cuda:N, or a torch.device.
+        run_dir: where to write; default `config.output_dir / config.name`.
+        on_event: receives progress events (see llmcls.events).
+        resume: continue the run in `run_dir` from its last checkpoint.
+        overwrite: replace an existing run in `run_dir` (otherwise an existing run is refused); refused when the
+            directory holds anything llmcls did not write, and the old run is deleted only once the new one has
+            read its data.
+        world: this process's place among the processes of a torchrun launch (`World.from_env()`); by default
+            the only one. With several, they train data-parallel (see llmcls.training.distributed): process 0 claims and
+            writes the run directory, hands the others its data and starting point, and alone emits events.
+
+    Returns:
+        The best epoch's validation report, the test report when there is a test split, and the history.
+
+    Raises:
+        RunError: the run directory is taken, locked, holds files llmcls did not write, or has nothing to resume.
+        TrainingError: the loss or gradient became non-finite.
+        RemoteError: another process failed (it reports why).
+    """
+    device = process_device(device, world)
+    run_dir = Path(run_dir) if run_dir is not None else config.run_dir()
+    on_event = on_event if world.main else ignore
+    precision = choose_precision(config.train.precision, device)  # refuses bf16 before any work
+    on_event(Info(f"precision: {precision.precision} ({precision.reason})"))
+    created = world.main and not run_dir.exists()
+    with process_group(world, device):
+        try:
+            with ExitStack() as lock:
+                def claim() -> dict | None:
+                    lock.enter_context(run_lock(run_dir))
+                    if resume:
+                        remove_stale_temporaries(run_dir)
+                        return load_checkpoint(run_dir)
+                    check_new_run(run_dir, overwrite)  # deletes nothing: _setup does, once the data is read
+                    return None
+
+                checkpoint = on_main(world, claim)
+                return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
+        except BaseException:
+            if created:  # e.g. a data file was missing: leave no empty run directory behind
+                discard_unused(run_dir)
+            raise
+
+
+def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> None:
+    """Restore this process's random state; a process the saved run did not have starts a stream of its own."""
+    states = checkpoint.get("rng_ranks") or [checkpoint["rng"]]
+    set_rng_state(states[world.rank] if world.rank < len(states) else states[0])
+    if world.rank >= len(states):
+        torch.manual_seed(process_seed(seed, world.rank, global_step))
+
+
+def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
+           checkpoint: dict | None, world: World, precision: str) -> TrainResult:
+    """The loop: set up, then per epoch train, validate and record, then score the best model."""
+    cfg = config.train
+    configure_torch(cfg, world)
+    summary_writer = _tensorboard_writer_class() if cfg.tensorboard and world.main else None  # fails early
+    seed_everything(config.seed)
+    # Process 0 reads and encodes the data, builds the vocabulary, label map and model, and writes the run's
+    # header; the others receive the encoded data and the model from it, so every process starts alike.
+    data, model = on_main(world, lambda: setup_run(config, run_dir, checkpoint, on_event))
+    tensorboard = summary_writer(str(run_dir / TENSORBOARD_DIR)) if summary_writer else None  # after any clearing
+    if world.rank:
+        torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
+    t = _training(config, data, model, device, world, precision, run_dir, on_event)
+    state = _start_state(t, checkpoint)
+    if world.main:
+        write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
+    on_event(Info(_describe(t)))
+    while not state.finished(cfg):
+        t.sampler.set_epoch(state.epoch)
+        batches = t.sampler.batches()  # the global batches, the same in every process
+        on_event(EpochStarted(state.epoch, cfg.epochs, len(batches), done=state.step))
+        _train_epoch(t, state, batches)
+        record, improved = _validate(t, state, batches)
+        _end_epoch(t, state, record, tensorboard)
+        on_event(EpochEnded(record, improved))
+        if cfg.patience and state.since_best >= cfg.patience:
+            on_event(Info(f"early stop: no better valid {cfg.select_metric} for {cfg.patience} epochs"))
+    if tensorboard is not None:
+        tensorboard.close()
+    valid, test = on_main(world, lambda: _finish(t, state))
+    return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
+
+
+@dataclass
+class _Training:
+    """What the loop drives, built once before the first epoch."""
+
+    config: Config
+    data: PreparedData
+    step: Stepper
+    scheduler: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+    sampler: BucketSampler
+    run_dir: Path
+    on_event: EventHandler
+    epoch_thresholds: np.ndarray | None  # multi-label, while training: train.threshold (0.5 when tuned at the end)
+
+    @property
+    def per_step_schedule(self) -> bool:
+        return not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def _training(config: Config, data: PreparedData, model: LstmClassifier, device: torch.device, world: World,
+              precision: str, run_dir: Path, on_event: EventHandler) -> _Training:
+    """The model on its device, the loss, optimizer, sampler and schedule of a run."""
+    cfg = config.train
+    model.to(device)
+    ddp_model = data_parallel(model, world, device)  # what the training step runs
+    weights = class_weights(cfg, data.labels, data.train.targets)
+    criterion = loss_function(len(data.labels), weights, config.data.multi_label).to(device)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+    sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed,
+                            max_tokens=cfg.batch_tokens)
+    # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that
+    # binds, the number of batches may differ a little between epochs)
+    total_steps = sum(-(-n // cfg.accumulate) for n in sampler.batch_counts(range(1, cfg.epochs + 1)))
+    scheduler = make_scheduler(optimizer, cfg, total_steps)
+    # each example's weight in the loss of its batch: its class weight, or 1
+    # (multi-label: class weights act inside each example's loss, as pos_weight, so examples count alike)
+    loss_weights = (np.ones(len(data.train)) if weights is None or config.data.multi_label
+                    else weights.double().numpy()[data.train.targets])
+    step = Stepper(model, ddp_model, criterion, optimizer, data.train.texts, torch.from_numpy(data.train.targets),
+                   loss_weights, device, precision, cfg.grad_clip, world)
+    epoch_thresholds = None
+    if config.data.multi_label:
+        epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
+    return _Training(config, data, step, scheduler, sampler, run_dir, on_event, epoch_thresholds)
+
+
+def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
+    """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
+    if checkpoint is None:
+        return TrainState()
+    t.step.optimizer.load_state_dict(checkpoint["optimizer"])
+    t.scheduler.load_state_dict(checkpoint["scheduler"])
+    state = TrainState(**checkpoint["state"])
+    _set_rng(checkpoint, t.step.world, t.config.seed, state.global_step)
+    t.on_event(Info(f"resumed {t.run_dir} at epoch {state.epoch}, batch {state.step}"))
+    return state
+
+
+def _describe(t: _Training) -> str:
+    """The line that says what is trained, where and how."""
+    m, cfg, world, model = t.config.model, t.config.train, t.step.world, t.step.model
+    return (f"model: {'Bi' if m.bidirectional else ''}LSTM {m.num_layers}x{m.hidden_size}, pooling {m.pooling}, "
+            f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
+            f"{t.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
+            f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"
+            f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
+            f"{cfg.epochs} epochs, {t.step.precision}; resolved config: {t.run_dir / 'config.yaml'}")
+
+
+def _save_last(t: _Training, state: TrainState) -> None:
+    """The checkpoint to resume from, with every process's random state (so that as many resume identically)."""
+    world = t.step.world
+    rng = all_gather(rng_state(), world)
+    if world.main:
+        save_checkpoint(t.run_dir, {"model": t.step.model.state_dict(), "optimizer": t.step.optimizer.state_dict(),
+                                    "scheduler": t.scheduler.state_dict(), "state": asdict(state), "rng": rng[0],
+                                    **({"rng_ranks": rng} if world.size > 1 else {})})
+
+
+def _train_epoch(t: _Training, state: TrainState, batches: list[np.ndarray]) -> None:
+    """The optimizer steps of the epoch in progress, from where it stands (checkpoints fall between optimizer
+    steps, so a resumed epoch starts at the beginning of a step)."""
+    cfg = t.config.train
+    lengths = t.data.train.texts.lengths
+
+    def count(batch: np.ndarray, loss: float) -> None:
+        n_tokens = int(lengths[batch].sum())
+        state.step += 1
+        state.loss_sum += loss * len(batch)
+        state.examples += len(batch)
+        state.tokens += n_tokens
+        t.on_event(StepDone(loss, len(batch), n_tokens))
+
+    t.step.model.train()
+    t_start = time.perf_counter()
+    for first in range(state.step, len(batches), cfg.accumulate):
+        train_step(t.step, batches[first:first + cfg.accumulate], count, state.epoch, state.step)
+        if t.per_step_schedule:
+            t.scheduler.step()
+        state.global_step += 1
+        if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+            state.seconds += time.perf_counter() - t_start
+            t_start = time.perf_counter()
+            _save_last(t, state)
+    state.seconds += time.perf_counter() - t_start
+
+
+def _validate(t: _Training, state: TrainState, batches: list[np.ndarray]) -> tuple[dict, bool]:
+    """Score the epoch's model on the validation split, keep its weights if it is the best so far, and return the
+    epoch's record and whether it improved."""
+    cfg, world, model = t.config.train, t.step.world, t.step.model
+    report = evaluate_split(model, t.data.valid, t.data.labels.labels, cfg.eval_batch_size, t.step.device, world,
+                            t.epoch_thresholds, cfg.eval_batch_tokens)
+    value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
+    improved = _is_better(cfg.select_metric, value, state.best_value)
+    if improved:
+        state.best_value, state.best_epoch, state.since_best = value, state.epoch, 0
+        if world.main:
+            save_weights(t.run_dir / WEIGHTS, model)
+    else:
+        state.since_best += 1
+    parts = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
+    record = {
+        "epoch": state.epoch,
+        "train_loss": state.loss_sum / state.examples,
+        "valid_loss": report["loss"],
+        "valid_accuracy": report["accuracy"],
+        "valid_macro_f1": report["macro_f1"],
+        **({"valid_micro_f1": report["micro_f1"]} if "micro_f1" in report else {}),
+        "lr": t.step.optimizer.param_groups[0]["lr"],
+        "seconds": state.seconds,
+        "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
+        "padding_fraction": padding_fraction(parts, t.data.train.texts.lengths),
+        "best": improved,
+    }
+    if not t.per_step_schedule:
+        t.scheduler.step(value)
+    return record, improved
+
+
+def _end_epoch(t: _Training, state: TrainState, record: dict, tensorboard) -> None:
+    """Log the epoch's record, move on to the next epoch and save the checkpoint."""
+    state.history.append(record)
+    state.epoch, state.step = state.epoch + 1, 0
+    state.loss_sum, state.examples, state.tokens, state.seconds = 0.0, 0, 0, 0.0
+    _save_last(t, state)
+    if t.step.world.main:
+        write_metrics(t.run_dir, state.history)
+    if tensorboard is not None:
+        for key, number in record.items():
+            if key not in ("epoch", "best"):
+                tensorboard.add_scalar(key, number, record["epoch"])
+        tensorboard.flush()
+
+
+def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
+    """The best model's reports, results.json and the plots (by process 0 alone, which holds the weights)."""
+    from safetensors.torch import load_file
+
+    cfg, data, model, device = t.config.train, t.data, t.step.model, t.step.device
+    model.load_state_dict(load_file(t.run_dir / WEIGHTS))
+    thresholds = None
+    if t.config.data.multi_label:
+        thresholds, method = decision_thresholds(cfg, model, data.valid, cfg.eval_batch_size, device)
+        write_thresholds(t.run_dir, data.labels.labels, thresholds, method)
+    valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device,
+                           thresholds=thresholds, batch_tokens=cfg.eval_batch_tokens)
+    test = None
+    if data.test is not None:
+        test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device,
+                              thresholds=thresholds, batch_tokens=cfg.eval_batch_tokens)
+    write_results(t.run_dir, {
+        "best_epoch": state.best_epoch,
+        "select_metric": cfg.select_metric,
+        "epochs_run": len(state.history),
+        "train_seconds": sum(r["seconds"] for r in state.history),
+        "precision": t.step.precision,
+        "valid": valid,
+        "test": test,
+    })
+    if cfg.plots:
+        from llmcls.plots import plot_run
+
+        plot_run(t.run_dir)
+    return valid, test
+
+
+def _tensorboard_writer_class():
+    """TensorBoard's SummaryWriter class."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("train.tensorboard is true, but TensorBoard is not installed: "
+                          "pip install 'llmcls[tensorboard]'") from None
+    return SummaryWriter

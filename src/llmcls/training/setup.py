@@ -1,0 +1,122 @@
+"""What a training run starts from before its loop: seeds, process-wide torch settings, the data and the network
+(new, with its pretrained embedding, or resumed from a run directory), and the loss weights of the classes."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llmcls.config import Config, TrainConfig, save_config
+from llmcls.data.prepare import PreparedData, prepare_data
+from llmcls.data.vocab import LabelMap
+from llmcls.embeddings import build_embedding_matrix
+from llmcls.errors import ConfigError
+from llmcls.events import EventHandler, Info, ignore
+from llmcls.model import LstmClassifier, ModelArgs, num_outputs
+from llmcls.run.files import load_run_info, write_run_header
+from llmcls.run.claim import clear_for_new_run, remove_from_run
+from llmcls.run.layout import CONFIG, FROM_WEIGHTS
+from llmcls.training.distributed import SINGLE, World, threads_per_process
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def class_weights(cfg: TrainConfig, labels: LabelMap, targets: np.ndarray) -> torch.Tensor | None:
+    """Loss weight per class id: none, `auto` (n / (classes * count), as scikit-learn's "balanced"), or given.
+
+    Multi-label (`targets` [n, classes] 0/1): the weight of each class's positive examples, `auto` being
+    negatives / positives of the class.
+
+    Raises:
+        ConfigError: the mapping names labels the training data does not have.
+    """
+    spec = cfg.class_weights
+    if spec == "none":
+        return None
+    if spec == "auto" and targets.ndim == 2:
+        positives = targets.sum(0)
+        return torch.tensor((len(targets) - positives) / np.maximum(positives, 1), dtype=torch.float32)
+    if spec == "auto":
+        counts = np.bincount(targets, minlength=len(labels))
+        return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+    unknown = labels.unknown(spec)
+    if unknown:
+        raise ConfigError(f"train.class_weights: labels not in the training data: {', '.join(unknown)} "
+                          f"(labels: {', '.join(labels.labels)})")
+    return torch.tensor([spec.get(label, 1.0) for label in labels.labels], dtype=torch.float32)
+
+
+def configure_torch(cfg: TrainConfig, world: World = SINGLE) -> None:
+    """Process-wide torch settings: CPU threads (the config's, or with several processes on a machine their
+    share of its cores) and deterministic algorithms."""
+    threads = cfg.threads or (threads_per_process(world) if world.local_size > 1 else None)
+    if threads:
+        torch.set_num_threads(threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> LstmClassifier:
+    """The network with its embedding initialised from the prepared vectors."""
+    emb = config.embeddings
+    vocab = data.vocab
+    dim = data.vectors.dim if data.vectors is not None else emb.dim
+    matrix, found = build_embedding_matrix(vocab.itos, data.vectors, dim, emb.oov_std,
+                                           np.random.default_rng(config.seed), vocab.pad_index)
+    fixed = len(vocab) - vocab.trainable
+    on_event(Info(f"vocabulary: {vocab.trainable} training tokens"
+                  f"{f' + {fixed} fixed pretrained words' if fixed else ''}, {found} with pretrained vectors"))
+    m = config.model
+    args = ModelArgs(vocab_size=vocab.trainable, embedding_dim=dim,
+                     num_outputs=num_outputs(len(data.labels), config.data.multi_label),
+                     hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
+                     dropout=m.dropout, embedding_dropout=m.embedding_dropout, lstm_dropout=m.lstm_dropout,
+                     pooling=m.pooling, pad_index=vocab.pad_index, fixed_vocab_size=fixed)
+    model = LstmClassifier(args)
+    with torch.no_grad():
+        model.embedding.weight.copy_(torch.from_numpy(matrix[:vocab.trainable]))
+        if model.fixed_embedding is not None:
+            model.fixed_embedding.weight.copy_(torch.from_numpy(matrix[vocab.trainable:]))
+    model.embedding.weight.requires_grad_(not emb.freeze)
+    return model
+
+
+def setup_run(config: Config, run_dir: Path, checkpoint: dict | None,
+              on_event: EventHandler = ignore) -> tuple[PreparedData, LstmClassifier]:
+    """The encoded data and the starting model of a new or resumed run; writes the run's header files.
+
+    A resumed run is read through the same validated loader as every other use of a run directory
+    (`llmcls.run.files.load_run_info`: complete, and of this format version). Only once the data is read is
+    anything of an old run deleted: a start that fails leaves the directory as it was.
+    """
+    t0 = time.perf_counter()
+    if checkpoint is None:
+        data = prepare_data(config, on_event)
+        model = build_model(config, data, on_event)
+        clear_for_new_run(run_dir)  # --overwrite: the old run (checked by claim; the directory is locked)
+        write_run_header(run_dir, config, data.vocab, data.labels, model.args)
+    else:
+        run = load_run_info(run_dir, trained=False)
+        data = prepare_data(config, on_event, run.vocab, run.labels)
+        model = LstmClassifier(ModelArgs(**run.model_args))
+        model.load_state_dict(checkpoint["model"])
+        remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
+        save_config(config, run_dir / CONFIG)  # keys safe to change on resume may have changed
+    on_event(Info(f"data: train {len(data.train)}, valid {len(data.valid)}"
+                  f"{' (split from train)' if data.valid_from_train else ''}"
+                  f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
+                  f"prepared in {time.perf_counter() - t0:.1f}s"))
+    return replace(data, vectors=None), model  # the vectors are in the model now

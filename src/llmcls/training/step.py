@@ -1,0 +1,78 @@
+"""One optimizer step: the forward and backward passes of its batches, gradient clipping and the update. Training
+runs it over the epochs; `llmcls profile` times it."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from llmcls.data.batching import EncodedTexts, collate
+from llmcls.errors import TrainingError
+from llmcls.model import LstmClassifier, autocast, compute_loss
+from llmcls.training.distributed import SINGLE, World, no_sync, shard_share, sum_over_processes
+
+
+@dataclass
+class Stepper:
+    """What one optimizer step needs.
+
+    Attributes:
+        model: the weights that are clipped and updated.
+        forward: what computes the logits: `model`, or its DistributedDataParallel wrapper.
+        texts: the training texts; targets: their class ids [n] (multi-label: 0/1 rows [n, classes]).
+        loss_weights: [n] each example's weight in the loss of its batch (its class weight, or 1).
+    """
+
+    model: LstmClassifier
+    forward: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    texts: EncodedTexts
+    targets: torch.Tensor
+    loss_weights: np.ndarray
+    device: torch.device
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    world: World = SINGLE
+
+
+def train_step(s: Stepper, group: list[np.ndarray], on_batch: Callable[[np.ndarray, float], None],
+               epoch: int = 0, done: int = 0) -> None:
+    """One optimizer step over the global batches of `group` (train.accumulate of them, or fewer at the end of an
+    epoch); each process computes its slice of each batch.
+
+    Args:
+        on_batch: called after each batch's backward pass with its indices and the loss of the global batch.
+        epoch, done: where the step is (the batches of the epoch done before it), for the error messages.
+
+    Raises:
+        TrainingError: the loss or the gradient norm is not finite.
+    """
+    s.optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(group):
+        part, share = shard_share(batch, s.loss_weights, s.world)  # this process's examples, their loss share
+        with nullcontext() if i == len(group) - 1 else no_sync(s.forward):  # gradients sync once a step
+            token_ids, lengths = collate(s.texts, part, s.model.args.pad_index)
+            with autocast(s.precision, s.device):
+                logits = s.forward(token_ids.to(s.device, non_blocking=True), lengths)
+            loss = compute_loss(s.criterion, logits.float(), s.targets[part].to(s.device, non_blocking=True))
+            batch_loss = sum_over_processes(loss.detach() * share, s.world)  # the loss of the global batch
+            if not math.isfinite(batch_loss):
+                raise TrainingError(f"the training loss became {batch_loss} at epoch {epoch}, batch {done + i + 1}; "
+                                    "stopped with the last checkpoint kept. Try a lower train.lr or set "
+                                    "train.grad_clip")
+            # DistributedDataParallel averages the processes' gradients, hence x world.size; and the step's
+            # batches count alike
+            (loss * (share * s.world.size / len(group))).backward()
+        on_batch(batch, batch_loss)
+    if s.grad_clip:
+        norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip)
+        if not torch.isfinite(norm):
+            raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {done + len(group)}; "
+                                "stopped with the last checkpoint kept. Try a lower train.lr")
+    s.optimizer.step()

@@ -1,0 +1,68 @@
+"""Loading a run reads JSON, YAML and safetensors only; damaged or foreign runs are refused cleanly."""
+
+import json
+import pickle
+import shutil
+
+import pytest
+
+from llmcls.run.files import FORMAT_VERSION, load_run
+from llmcls.fileio import atomic_write_bytes
+from llmcls.errors import RunError
+
+
+@pytest.fixture
+def run_copy(trained_sst2, tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(trained_sst2.run_dir, target)
+    return target
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_pickle_in_place_of_the_weights_is_never_executed(run_copy, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (run_copy / "model.safetensors").write_bytes(pickle.dumps({"weights": _Exploit()}))
+    with pytest.raises(RunError, match="damaged run directory"):
+        load_run(run_copy)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_truncated_weights(run_copy):
+    data = (run_copy / "model.safetensors").read_bytes()
+    (run_copy / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunError, match="damaged run directory"):
+        load_run(run_copy)
+
+
+def test_other_format_version_is_refused(run_copy):
+    meta = json.loads((run_copy / "meta.json").read_text())
+    meta["format_version"] = FORMAT_VERSION + 1
+    (run_copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(RunError, match=f"format version {FORMAT_VERSION + 1}"):
+        load_run(run_copy)
+
+
+def test_missing_file_is_named(run_copy):
+    (run_copy / "vocab.json").unlink()
+    with pytest.raises(RunError, match="missing vocab.json"):
+        load_run(run_copy)
+
+
+def test_loaded_model_is_in_eval_mode(trained_sst2):
+    run = load_run(trained_sst2.run_dir)
+    assert not run.model.training
+    assert run.config.name == "tiny-sst2"
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    path = tmp_path / "f.json"
+    atomic_write_bytes(path, b"old")
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]

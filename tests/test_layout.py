@@ -1,0 +1,118 @@
+"""The package's shape (docs/architecture.md): layers whose imports point down only, no import cycle, few modules
+at the top, and functions short enough to hold in the head. Imports are read with `ast`, function-level ones
+included, so a lazy import cannot hide an upward dependency."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "llmcls"
+
+# Lowest first. A module may import from its own layer and the layers below it, never from one above. The data
+# flows config -> data -> model -> training -> run directory -> inference -> export/serve -> cli; the imports
+# differ only where training uses what is below it in the flow: it writes the run directory (run/), draws its
+# plots, and scores the model on the validation split (inference/).
+LAYERS = [
+    {"errors", "events", "fileio"},
+    {"config"},
+    {"device", "precision", "embeddings"},
+    {"data"},
+    {"model"},
+    {"run"},
+    {"plots"},
+    {"inference"},
+    {"training"},
+    {"profiling"},
+    {"export"},
+    {"serve"},
+    {"cli"},
+    {"__main__"},
+]
+RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
+
+
+def modules() -> dict[str, Path]:
+    """Dotted name -> file of every module of the package."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def imported(path: Path, known: set[str]) -> set[str]:
+    """The llmcls modules `path` imports, at any depth of the code (the package itself excluded: its only name
+    used inside, `__version__`, is defined before anything else is imported)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                     for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name.startswith("llmcls.") and name in known)
+    return found
+
+
+def layer(module: str) -> str:
+    return module.split(".")[1]
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imported(path, set(known)) for name, path in known.items()}
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted({layer(m) for m in modules() if m != "llmcls" and layer(m) not in RANK})
+    assert not unplaced, f"add these to LAYERS (and docs/architecture.md): {unplaced}"
+
+
+def test_imports_point_down_only():
+    upward = [f"{module} imports {target}"
+              for module, targets in graph().items() if module != "llmcls"  # the public facade: llmcls.load
+              for target in targets if RANK[layer(target)] > RANK[layer(module)]]
+    assert not upward
+
+
+def test_no_import_cycle():
+    edges = graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges[module]):
+            if state.get(target) == 1:
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(target):] + [target]))
+            if target not in state:
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_at_most_a_dozen_modules_at_the_top():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 12, top
+    assert all((p / "__init__.py").is_file() for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
+
+
+def test_no_function_over_60_lines():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long
