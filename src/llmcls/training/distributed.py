@@ -11,6 +11,7 @@ counts global batches whatever the number of processes: a run saved by N process
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from contextlib import contextmanager, nullcontext
@@ -106,6 +107,11 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
         dist.init_process_group("gloo", rank=world.rank, world_size=world.size)
     try:
         yield
+        # Tear down only once every process is past its last collective, and once nothing holds the group any
+        # more: a DistributedDataParallel wrapper left in a reference cycle kept gloo's threads alive until the
+        # interpreter's exit, where they could abort a worker ("terminate called without an active exception").
+        dist.barrier()
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
