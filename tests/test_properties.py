@@ -78,7 +78,7 @@ def tokenizer():
 @SETTINGS
 @given(text=st.text(max_size=400))
 def test_tokenizer_on_any_text(tokenizer, text):
-    tokens = tokenizer.tokenize([text])[0]
+    tokens = list(tokenizer([text]))[0]
     assert len(tokens) <= 40
     assert all(isinstance(t, str) and t and not t.isspace() for t in tokens)
     assert all(t == t.lower() for t in tokens)

@@ -6,8 +6,8 @@ from llmcls.config import TokenizerConfig
 from llmcls.data.batching import BucketSampler, EncodedTexts, collate, padding_fraction, truncate
 from llmcls.data.readers import read_examples
 from llmcls.inference.forward import batched_logits
-from llmcls.data.tokenize import Tokenizer
-from llmcls.data.vocab import Vocab
+from llmcls.data.tokenize import TokenizedTexts, Tokenizer
+from llmcls.data.vocab import PAD, UNK, Vocab
 
 from conftest import FIXTURES
 
@@ -15,7 +15,7 @@ from conftest import FIXTURES
 @pytest.fixture(scope="module")
 def sst2_lengths():
     texts = read_examples(FIXTURES / "sst2_train.csv").texts
-    return np.array([len(t) for t in Tokenizer(TokenizerConfig()).tokenize(texts)])
+    return np.array([len(t) for t in Tokenizer(TokenizerConfig())(texts)])
 
 
 def test_every_index_once_per_epoch(sst2_lengths):
@@ -57,8 +57,8 @@ def test_padding_fraction_by_hand():
 
 
 def test_collate_pads_and_keeps_lengths():
-    vocab = Vocab.build([["a", "b", "c"]])
-    ids, offsets = vocab.encode_all([["a"], ["a", "b", "c"], ["c", "b"]])
+    vocab = Vocab([PAD, UNK, "a", "b", "c"])
+    ids, offsets = vocab.encode_tokenized(TokenizedTexts.from_lists([["a"], ["a", "b", "c"], ["c", "b"]]))
     token_ids, lengths = collate(EncodedTexts(ids, offsets), np.array([1, 0, 2]), vocab.pad_index)
     a, b, c = (vocab.stoi[x] for x in "abc")
     assert token_ids.tolist() == [[a, b, c], [a, 0, 0], [c, b, 0]]

@@ -3,7 +3,7 @@ from llmcls.data.tokenize import Tokenizer
 
 
 def tok(text, **options):
-    return Tokenizer(TokenizerConfig(**options)).tokenize([text])[0]
+    return next(iter(Tokenizer(TokenizerConfig(**options))([text])))
 
 
 def test_spacy_rules_and_lowercase_by_default():
@@ -28,12 +28,12 @@ def test_lookup_lemmatizer():
 
 def test_whitespace_and_empty_texts():
     t = Tokenizer(TokenizerConfig())
-    assert t.tokenize(["", "  \n ", "a  b"]) == [[], [], ["a", "b"]]
+    assert list(t(["", "  \n ", "a  b"])) == [[], [], ["a", "b"]]
 
 
 def test_batches_keep_order():
     texts = [f"text number {i}" for i in range(2500)]
-    out = Tokenizer(TokenizerConfig()).tokenize(texts)
+    out = list(Tokenizer(TokenizerConfig())(texts))
     assert [o[-1] for o in out] == [str(i) for i in range(2500)]
 
 
@@ -44,7 +44,7 @@ def test_compact_form_equals_token_lists():
     texts = read_examples(FIXTURES / "sst2_train.csv").texts + ["", "   "]
     t = Tokenizer(TokenizerConfig())
     many = t.tokenize_many(texts)
-    assert [many.tokens(i) for i in range(len(many))] == t.tokenize(texts)
+    assert [many.tokens(i) for i in range(len(many))] == list(t(texts))
     assert many.ids.dtype.name == "int32" and len(set(many.table)) == len(many.table)
 
 
@@ -77,8 +77,8 @@ def test_a_pickled_tokenizer_leaves_spacy_behind():
     import pickle
 
     t = Tokenizer(TokenizerConfig(lower=False))
-    before = t.tokenize(["Great Film!"])
+    before = list(t(["Great Film!"]))
     assert t.spacy_loaded
     copy = pickle.loads(pickle.dumps(t))
     assert t.spacy_loaded and not copy.spacy_loaded
-    assert copy.tokenize(["Great Film!"]) == before == [["Great", "Film", "!"]]
+    assert list(copy(["Great Film!"])) == before == [["Great", "Film", "!"]]

@@ -29,6 +29,18 @@ class TokenizedTexts:
     def tokens(self, i: int) -> list[str]:
         return [self.table[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
 
+    @classmethod
+    def from_lists(cls, token_lists: Iterable[list[str]]) -> "TokenizedTexts":
+        """The compact form of texts given as token lists."""
+        index: dict[str, int] = {}
+        ids: list[int] = []
+        offsets = [0]
+        for tokens in token_lists:
+            for token in tokens:
+                ids.append(index.setdefault(token, len(index)))
+            offsets.append(len(ids))
+        return cls(list(index), np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64))
+
 
 class Tokenizer:
     """Turns texts into tokens, as the config says.
@@ -96,9 +108,6 @@ class Tokenizer:
                     break
             yield tokens
 
-    def tokenize(self, texts: Iterable[str]) -> list[list[str]]:
-        return list(self(texts))
-
     def tokenize_many(self, texts: list[str]) -> TokenizedTexts:
         """Tokenize a corpus into the compact form, from the cache when these texts were tokenized before with
         the same settings."""
@@ -109,14 +118,7 @@ class Tokenizer:
             cached = token_cache.load(self.cache_dir, key)
             if cached is not None:
                 return TokenizedTexts(*cached)
-        index: dict[str, int] = {}
-        ids: list[int] = []
-        offsets = [0]
-        for tokens in self(texts):
-            for token in tokens:
-                ids.append(index.setdefault(token, len(index)))
-            offsets.append(len(ids))
-        result = TokenizedTexts(list(index), np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64))
+        result = TokenizedTexts.from_lists(self(texts))
         if key is not None:
             token_cache.save(self.cache_dir, key, result.table, result.ids, result.offsets)
         return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -42,19 +41,9 @@ class Vocab:
         return Vocab(self.itos + added, self.trainable)
 
     @classmethod
-    def build(cls, token_lists: Iterable[list[str]], max_size: int = 25_000, min_freq: int = 1) -> "Vocab":
-        """Keep the `max_size` most frequent tokens seen at least `min_freq` times; ties broken alphabetically."""
-        counts = Counter()
-        for tokens in token_lists:
-            counts.update(tokens)
-        for special in (PAD, UNK):
-            counts.pop(special, None)
-        ranked = sorted((item for item in counts.items() if item[1] >= min_freq), key=lambda tf: (-tf[1], tf[0]))
-        return cls([PAD, UNK] + [token for token, _ in ranked[:max_size]])
-
-    @classmethod
     def build_from(cls, tokenized: "TokenizedTexts", max_size: int = 25_000, min_freq: int = 1) -> "Vocab":
-        """As `build`, counting the compact form with one bincount instead of a Python loop over tokens."""
+        """Keep the `max_size` most frequent tokens seen at least `min_freq` times; ties broken alphabetically.
+        (One bincount over the compact form counts them.)"""
         counts = np.bincount(tokenized.ids, minlength=len(tokenized.table))
         ranked = sorted((i for i in range(len(tokenized.table))
                          if counts[i] >= min_freq and tokenized.table[i] not in (PAD, UNK)),
@@ -65,7 +54,12 @@ class Vocab:
         return len(self.itos)
 
     def encode_tokenized(self, tokenized: "TokenizedTexts") -> tuple[np.ndarray, np.ndarray]:
-        """As `encode_all`, vectorised: one id lookup per distinct token; an empty text becomes one `<unk>`."""
+        """Ids of many tokenized texts, one id lookup per distinct token; unknown tokens map to `<unk>`, and an
+        empty text becomes one `<unk>`.
+
+        Returns:
+            (ids [total_tokens] int64, offsets [n_texts + 1] int64); text i is ids[offsets[i]:offsets[i+1]].
+        """
         unk = self.unk_index
         lookup = np.asarray([self.stoi.get(token, unk) for token in tokenized.table] or [unk], dtype=np.int64)
         ids = lookup[tokenized.ids]
@@ -76,24 +70,6 @@ class Vocab:
             lengths = np.maximum(lengths, 1)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return ids, offsets
-
-    def encode(self, tokens: list[str]) -> list[int]:
-        """Ids of `tokens`; unknown tokens map to `<unk>`, and an empty list to a single `<unk>`."""
-        unk = self.unk_index
-        return [self.stoi.get(t, unk) for t in tokens] or [unk]
-
-    def encode_all(self, token_lists: Iterable[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Encode many texts into one flat id array and per-text offsets.
-
-        Returns:
-            (ids [total_tokens] int64, offsets [n_texts + 1] int64); text i is ids[offsets[i]:offsets[i+1]].
-        """
-        flat: list[int] = []
-        offsets = [0]
-        for tokens in token_lists:
-            flat.extend(self.encode(tokens))
-            offsets.append(len(flat))
-        return np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False),
