@@ -154,3 +154,19 @@ def test_nproc_starts_the_processes_with_every_option_given():
                                          "--device", "cpu"])
     assert _command_line(ctx, without=("nproc",)) == ["--set", "a=1", "--set", "b=2", "--resume", "r",
                                                       "--device", "cpu", "--quiet"]
+
+
+def test_help_texts_are_paragraphs_the_terminal_wraps():
+    """A docstring's line breaks would split sentences in `llmcls --help`; each paragraph is one line of help."""
+    from llmcls.cli.app import app as typer_app
+    from llmcls.cli.render import paragraphs
+
+    assert paragraphs("""First line
+        goes on.
+
+        Second paragraph
+        here.""") == "First line goes on.\n\nSecond paragraph here."
+    for command in typer_app.registered_commands:
+        assert command.help and "\n" not in command.help.replace("\n\n", ""), command.callback.__name__
+    result = CliRunner().invoke(typer_app, ["--help"], env={"COLUMNS": "200"})
+    assert "labels, weights, checkpoint, metrics, plots" in result.output  # one sentence, unbroken

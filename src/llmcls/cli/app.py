@@ -378,5 +378,16 @@ def main() -> None:
     app(prog_name="llmcls")
 
 
+def _reflow_help() -> None:
+    """Every command's help (and the listing in `llmcls --help`) as paragraphs that the terminal wraps."""
+    from llmcls.cli.render import paragraphs
+
+    for command in app.registered_commands:
+        command.help = paragraphs(command.help or command.callback.__doc__)
+
+
+_reflow_help()
+
+
 if __name__ == "__main__":
     sys.exit(main())

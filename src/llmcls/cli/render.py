@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import sys
@@ -14,6 +15,13 @@ from tqdm import tqdm
 from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone
 
 OUTPUT_FORMATS = ("table", "csv", "jsonl")
+
+
+def paragraphs(doc: str | None) -> str:
+    """A docstring as help text: each paragraph's lines joined into one, paragraphs apart by a blank line
+    (Typer keeps a docstring's line breaks, which then split sentences in the middle of a terminal line)."""
+    blocks = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in block.splitlines()) for block in blocks)
 
 
 def _report_head(report: dict[str, Any], kind: str) -> tuple[list[str], int, list[str]]:
