@@ -251,16 +251,6 @@ def test_class_weights_config_is_checked(tmp_path):
         validate_config({"data": {"train": "x"}, "train": {"class_weights": {"a": -1}}}, "t")
 
 
-def test_deterministic_mode_sets_the_torch_flags(tmp_path):
-    try:
-        result = train(small_config(tmp_path, train={"epochs": 1, "deterministic": True}), device="cpu")
-        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
-        assert len(result.history) == 1
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.deterministic = False
-
-
 def test_tensorboard_logs_or_says_what_to_install(tmp_path):
     config = small_config(tmp_path, train={"epochs": 2, "tensorboard": True})
     try:
