@@ -3,11 +3,14 @@
 # and in bf16, eval, predict (fp32 and bf16 backends), export (ONNX, checked against PyTorch), and a 1-GPU
 # torchrun. Prints a pass/fail table and exits non-zero when a step failed; each step's output is kept in $LOG_DIR.
 #
-# Usage: bash scripts/gpu_check.sh [LOG_DIR]        (run from the repository root, llmcls installed)
+# Usage: bash scripts/gpu_check.sh [LOG_DIR]        (llmcls installed)
+# DEVICE=cpu CONFIG=SMALL.yaml bash scripts/gpu_check.sh   rehearses the script itself on a CPU, on a small config.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 LOG_DIR=${1:-gpu-check}
+DEVICE=${DEVICE:-cuda}
+CONFIG=${CONFIG:-configs/sst2.yaml}
 RUNS="$LOG_DIR/runs"
 mkdir -p "$LOG_DIR"
 ONE_EPOCH=(--set train.epochs=1 --set train.plots=false)
@@ -36,21 +39,21 @@ if torch.cuda.is_available():
 EOF
 cat "$LOG_DIR/environment.log"
 
-check cuda-available python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
-check train-fp32 llmcls train --config configs/sst2.yaml --device cuda --run-dir "$RUNS/fp32" --overwrite \
+[ "$DEVICE" = cpu ] || check cuda-available python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
+check train-fp32 llmcls train --config "$CONFIG" --device "$DEVICE" --run-dir "$RUNS/fp32" --overwrite \
     "${ONE_EPOCH[@]}" --set train.precision=fp32
-check train-bf16 llmcls train --config configs/sst2.yaml --device cuda --run-dir "$RUNS/bf16" --overwrite \
+check train-bf16 llmcls train --config "$CONFIG" --device "$DEVICE" --run-dir "$RUNS/bf16" --overwrite \
     "${ONE_EPOCH[@]}" --set train.precision=bf16
-check train-auto-says-bf16 bash -c "llmcls train --config configs/sst2.yaml --device cuda --run-dir '$RUNS/auto' \
+check train-auto-says-bf16 bash -c "llmcls train --config '$CONFIG' --device '$DEVICE' --run-dir '$RUNS/auto' \\
     --overwrite --set train.epochs=1 --set train.plots=false 2>&1 | grep -q 'precision: bf16'"
-check eval-cuda llmcls eval "$RUNS/fp32" --data data/sst2/test.csv --device cuda
-check predict-cuda llmcls predict "$RUNS/fp32" "a gripping, beautifully acted film" --device cuda --backend torch
-check predict-cuda-bf16 llmcls predict "$RUNS/bf16" "a dull, lifeless mess" --device cuda --backend torch-bf16
+check eval llmcls eval "$RUNS/fp32" --data data/sst2/test.csv --device "$DEVICE"
+check predict llmcls predict "$RUNS/fp32" "a gripping, beautifully acted film" --device "$DEVICE" --backend torch
+check predict-bf16 llmcls predict "$RUNS/bf16" "a dull, lifeless mess" --device "$DEVICE" --backend torch-bf16
 check export-onnx llmcls export "$RUNS/fp32" --quantize int8 --seconds 0.5
 check predict-onnx llmcls predict "$RUNS/fp32" "a gripping film" --backend onnx
-check torchrun-1-gpu torchrun --nproc-per-node 1 -m llmcls train --config configs/sst2.yaml --device cuda \
+check torchrun-1-process torchrun --nproc-per-node 1 -m llmcls train --config "$CONFIG" --device "$DEVICE" \
     --run-dir "$RUNS/torchrun" --overwrite "${ONE_EPOCH[@]}"
-check resume-cuda llmcls train --resume "$RUNS/torchrun" --set train.epochs=2 --device cuda
+check resume llmcls train --resume "$RUNS/torchrun" --set train.epochs=2 --device "$DEVICE"
 
 printf '\n%-24s %8s  %s\n' step seconds result
 for i in "${!NAMES[@]}"; do
