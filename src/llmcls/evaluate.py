@@ -19,7 +19,7 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
                   text_column: str | int | None = None, label_column: str | int | None = None,
                   fmt: str | None = None, batch_size: int | None = None,
                   chunking: ChunkingConfig | dict[str, Any] | None = None,
-                  threshold: float | None = None, on_event: EventHandler = ignore) -> dict:
+                  threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto") -> dict:
     """Metrics of a run's model on a labelled file.
 
     The file is read with the run's data settings (format, columns, header, encoding, multi-label separator)
@@ -29,6 +29,8 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
         chunking: how to treat long texts; default the run's `chunking` section (see llmcls.predict.Predictor).
         threshold: multi-label: one decision threshold for every class instead of the run's.
         on_event: receives `PredictionProgress` events.
+        backend: what computes the logits (see `Predictor.load`); auto: the run's ONNX export when it matches the
+            weights, else torch.
 
     Returns:
         The classification report (see llmcls.metrics; `multilabel_report` for a multi-label run) with "loss"
@@ -39,7 +41,7 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: str | torc
         DataError: the file is unreadable or has labels the model does not know.
         ConfigError: a threshold for a single-label run.
     """
-    predictor = Predictor.load(run_dir, device, batch_size, chunking, threshold)
+    predictor = Predictor.load(run_dir, device, batch_size, chunking, threshold, backend=backend)
     data = predictor.run.config.data
     examples = read_examples(data_path, data.text_column if text_column is None else text_column,
                              data.label_column if label_column is None else label_column,

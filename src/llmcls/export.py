@@ -26,6 +26,7 @@ from llmcls.data.batching import EncodedTexts, pad_batch
 from llmcls.data.prepare import drop_empty_texts, encode_texts, make_tokenizer, read_split
 from llmcls.data.readers import Examples, split_off
 from llmcls.errors import DataError, ExportError, RunError
+from llmcls.events import EventHandler, Info, ignore
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
 from llmcls.onnx_graph import INPUTS, OPSET, OUTPUT, build_onnx_model
 from llmcls.onnx_runtime import (EXPORT_DIR, INSTALL_HINT, MANIFEST, MANIFEST_VERSION, VARIANTS, OnnxClassifier,
@@ -144,6 +145,26 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     if measure:
         _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
     return result
+
+
+def export_after_training(run_dir: Path, on_event: EventHandler = ignore) -> Path | None:
+    """Write the float ONNX export of a run that training just finished, without measuring it.
+
+    Args:
+        run_dir: the run directory.
+        on_event: receives an `Info` event saying what was written, or why nothing was.
+
+    Returns:
+        The manifest written, or None when onnx or onnxruntime is not installed (then prediction uses torch).
+    """
+    start = time.perf_counter()
+    try:
+        result = export_run(run_dir, "onnx", measure=False)
+    except ExportError as exc:  # only onnx/onnxruntime missing can fail here: the run is complete
+        on_event(Info(f"no ONNX export ({exc}); predict will load torch"))
+        return None
+    on_event(Info(f"exported {result.models[0].path} in {time.perf_counter() - start:.1f}s"))
+    return result.manifest
 
 
 def read_weights(run_dir: Path) -> bytes:

@@ -208,6 +208,11 @@ class Predictor:
                                                            self.run.vocab.pad_index)
         return torch.from_numpy(out)
 
+    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+        """[n_texts, classes] float64 probabilities in input order: those `predict` ranks (`predict_proba` gives
+        them as float32)."""
+        return self._class_probabilities(list(texts), ignore)
+
     def predict_proba(self, texts: list[str] | str, on_event: EventHandler = ignore) -> np.ndarray:
         """Class probabilities: [n_texts, classes] float32, column j is `labels[j]`; for a single string, [classes].
 
@@ -229,18 +234,29 @@ class Predictor:
         if isinstance(texts, str):
             return self.predict([texts], top_k, on_event)[0]
         texts = list(texts)
-        probs = self._class_probabilities(texts, on_event)
-        k = max(1, min(top_k, len(self.labels)))
-        out = []
-        for text, row in zip(texts, probs):
-            order = np.argsort(-row, kind="stable")
-            top = [(self.labels[j], float(row[j])) for j in order[:k]]
-            if self.multi_label:
-                chosen = [j for j in order if row[j] >= self.thresholds[j]]
-                out.append(Prediction(text, None, None, top, [self.labels[j] for j in chosen],
-                                      [float(row[j]) for j in chosen]))
-            else:
-                best = int(order[0])
-                out.append(Prediction(text, self.labels[best], float(row[best]), top, [self.labels[best]],
-                                      [float(row[best])]))
-        return out
+        return rank(texts, self._class_probabilities(texts, on_event), self.labels, top_k, self.thresholds)
+
+
+def rank(texts: list[str], probs: np.ndarray, labels: list[str], top_k: int = 1,
+         thresholds: np.ndarray | None = None) -> list[Prediction]:
+    """The `Prediction` of each text from its class probabilities.
+
+    Args:
+        texts: the texts, in the order of the rows of `probs`.
+        probs: [n_texts, classes] probabilities; column j is `labels[j]`.
+        labels: the class names.
+        top_k: how many of the most probable labels to list in `Prediction.top`.
+        thresholds: multi-label: the probability each class needs [classes]; None for a single-label run.
+    """
+    k = max(1, min(top_k, len(labels)))
+    out = []
+    for text, row in zip(texts, probs):
+        order = np.argsort(-row, kind="stable")
+        top = [(labels[j], float(row[j])) for j in order[:k]]
+        if thresholds is not None:
+            chosen = [j for j in order if row[j] >= thresholds[j]]
+            out.append(Prediction(text, None, None, top, [labels[j] for j in chosen], [float(row[j]) for j in chosen]))
+        else:
+            best = int(order[0])
+            out.append(Prediction(text, labels[best], float(row[best]), top, [labels[best]], [float(row[best])]))
+    return out

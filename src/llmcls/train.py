@@ -349,6 +349,10 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
             from llmcls.plots import plot_run
 
             plot_run(run_dir)
+        if cfg.export_onnx:  # so that predict, eval and serve start without torch (llmcls.onnx_runtime)
+            from llmcls.export import export_after_training
+
+            export_after_training(run_dir, on_event)
         return valid, test
 
     valid, test = on_main(world, finish)
