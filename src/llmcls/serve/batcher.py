@@ -68,15 +68,15 @@ class Batcher:
         return await future
 
     async def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """The jobs of one round, starting with `first`; and whether stop() was asked for meanwhile."""
+        """The jobs of one round, starting with `first`; and whether stop() was asked for meanwhile.
+
+        One sleep per round (not a timed wait per request): what arrived during it, or while the model ran the
+        previous round, joins."""
         jobs, n = [first], len(first.texts)
-        deadline = asyncio.get_running_loop().time() + self.wait_s
-        while n < self.max_texts:
-            remaining = deadline - asyncio.get_running_loop().time()
-            try:
-                job = self._queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self._queue.get(), remaining)
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
-                break
+        if self.wait_s > 0 and n < self.max_texts:
+            await asyncio.sleep(self.wait_s)
+        while n < self.max_texts and not self._queue.empty():
+            job = self._queue.get_nowait()
             if job is None:
                 return jobs, True
             jobs.append(job)
