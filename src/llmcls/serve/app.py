@@ -42,77 +42,85 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> FastAPI:
     Raises:
         ConfigError: the token file cannot be read.
     """
-    token = settings.read_token()
-    metrics = ServeMetrics()
-    batcher = Batcher(settings.batch_wait_ms / 1000, settings.max_batch_texts, metrics.batch_texts.observe)
-    variants = _Variants(predictor)
-    info = run_info(predictor, settings)
+    authorized = [Depends(_bearer(settings.read_token()))]
+    service = _Service(predictor, settings)
+    app = FastAPI(title="llmcls", version=__version__, lifespan=service.lifespan,
+                  description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.")
+    install_error_handlers(app)
+    app.add_api_route("/v1/predict", service.predict, methods=["POST"], response_model=PredictResponse,
+                      responses=ERRORS, dependencies=authorized)
+    app.add_api_route("/v1/info", service.get_info, methods=["GET"], responses=ERRORS, dependencies=authorized)
+    app.add_api_route("/v1/plots/{name}", service.plot, methods=["GET"], responses=ERRORS, dependencies=authorized)
+    app.add_api_route("/health", service.health, methods=["GET"])
+    app.add_api_route("/ready", service.ready, methods=["GET"])
+    app.add_api_route("/metrics", service.prometheus, methods=["GET"], responses=ERRORS, dependencies=authorized)
+    app.add_api_route("/", service.page, methods=["GET"], include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
+    app.add_middleware(Guard, metrics=service.metrics, max_bytes=settings.max_bytes)
+    app.state.metrics = service.metrics
+    return app
+
+
+class _Service:
+    """What the routes share: the predictor, the batcher, the metrics; each route is one method."""
+
+    def __init__(self, predictor: Predictor, settings: ServeSettings):
+        self.predictor, self.settings = predictor, settings
+        self.metrics = ServeMetrics()
+        self.batcher = Batcher(settings.batch_wait_ms / 1000, settings.max_batch_texts,
+                               self.metrics.batch_texts.observe)
+        self.variants = _Variants(predictor)
+        self.info = run_info(predictor, settings)
+        self.is_ready = False
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        batcher.start()
-        await batcher.probabilities(predictor, ["warm up"])  # loads the tokenizer before /ready says yes
-        app.state.ready = True
+    async def lifespan(self, app: FastAPI):
+        self.batcher.start()
+        await self.batcher.probabilities(self.predictor, ["warm up"])  # loads the tokenizer before /ready says yes
+        self.is_ready = True
         yield
-        app.state.ready = False
-        await batcher.stop()  # uvicorn has let in-flight requests finish by now
+        self.is_ready = False
+        await self.batcher.stop()  # uvicorn has let in-flight requests finish by now
 
-    app = FastAPI(title="llmcls", version=__version__, lifespan=lifespan,
-                  description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.")
-    app.state.ready = False
-    install_error_handlers(app)
-    authorized = [Depends(_bearer(token))]
-
-    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, dependencies=authorized)
-    async def predict(body: PredictRequest) -> Response:
+    async def predict(self, body: PredictRequest) -> Response:
         """Classify texts: per text, in order, the label and its probability and the top_k labels."""
-        _check_limits(body, settings)
-        chosen = variants.get(body.chunking())
+        predictor = self.predictor
+        _check_limits(body, self.settings)
+        chosen = self.variants.get(body.chunking())
         thresholds = _thresholds(predictor, body.threshold)
-        metrics.request_texts.observe(len(body.texts))
-        probs = await batcher.probabilities(chosen, body.texts)
-        metrics.texts.inc(len(body.texts))
-        rows = [_as_json(p, predictor.multi_label) for p in rank(body.texts, probs, predictor.labels, body.top_k,
-                                                                  thresholds)]
-        return JSONResponse({"predictions": rows, "backend": predictor.backend})
+        self.metrics.request_texts.observe(len(body.texts))
+        probs = await self.batcher.probabilities(chosen, body.texts)
+        self.metrics.texts.inc(len(body.texts))
+        predictions = rank(body.texts, probs, predictor.labels, body.top_k, thresholds)
+        return JSONResponse({"predictions": [_as_json(p, predictor.multi_label) for p in predictions],
+                             "backend": predictor.backend})
 
-    @app.get("/v1/info", dependencies=authorized, responses=ERRORS)
-    async def get_info() -> dict:
+    async def get_info(self) -> dict:
         """The run: labels, config summary, validation (and test) metrics, plots, version, backend, limits."""
-        return info
+        return self.info
 
-    @app.get("/v1/plots/{name}", dependencies=authorized, responses=ERRORS)
-    async def plot(name: str) -> FileResponse:
+    async def plot(self, name: str) -> FileResponse:
         """A plot of the run: curves.png or confusion_matrix.png."""
-        path = predictor.run.run_dir / PLOTS_DIR / name
+        path = self.predictor.run.run_dir / PLOTS_DIR / name
         if name not in PLOTS or not path.is_file():
-            raise RequestRefused(404, f"no plot {name!r}; this run has: {', '.join(info['plots']) or 'none'}")
+            raise RequestRefused(404, f"no plot {name!r}; this run has: {', '.join(self.info['plots']) or 'none'}")
         return FileResponse(path, media_type="image/png")
 
-    @app.get("/health")
-    async def health() -> dict:
+    async def health(self) -> dict:
         """Liveness: the server answers."""
         return {"status": "ok"}
 
-    @app.get("/ready")
-    async def ready(request: Request) -> JSONResponse:
+    async def ready(self) -> JSONResponse:
         """Readiness: 200 once the model is loaded and warmed up, 503 before that and while shutting down."""
-        is_ready = bool(request.app.state.ready) and batcher.running
-        return JSONResponse({"ready": is_ready, "backend": predictor.backend}, status_code=200 if is_ready else 503)
+        ready = self.is_ready and self.batcher.running
+        return JSONResponse({"ready": ready, "backend": self.predictor.backend}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", dependencies=authorized, responses=ERRORS)
-    async def prometheus() -> Response:
+    async def prometheus(self) -> Response:
         """Requests, latency, batch sizes and errors in Prometheus' text format."""
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
+    async def page(self) -> FileResponse:
         return FileResponse(PAGE_DIR / "index.html", media_type="text/html")
-
-    app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
-    app.add_middleware(Guard, metrics=metrics, max_bytes=settings.max_bytes)
-    app.state.metrics = metrics
-    return app
 
 
 def _bearer(token: str | None):
