@@ -107,7 +107,7 @@ async def run_load(url: str, texts: list[str], clients: int, per_request: int, s
 def offline(run: Path, texts: list[str], seconds: float, backend: str) -> dict:
     """Texts/s of offline batch prediction (`Predictor.predict`, tokenization included) on the same texts."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llmcls.predict import Predictor
+    from llmcls.inference.predict import Predictor
 
     predictor = Predictor.load(run, backend=backend)
     predictor.predict(texts[:256])  # warm-up
