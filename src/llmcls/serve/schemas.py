@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from email.message import Message
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError
+
+from llmcls.serve.responses import RequestRefused, validation_message
 
 
 class PredictRequest(BaseModel):
@@ -61,3 +65,41 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+_PREDICT_REQUEST = TypeAdapter(PredictRequest)
+
+
+def read_predict_request(body: bytes, content_type: str | None) -> PredictRequest:
+    """The request of POST /v1/predict, parsed and checked as FastAPI would (the same refusals and messages),
+    without its per-request machinery: a JSON body only when Content-Type says JSON, pydantic's checks.
+
+    Raises:
+        RequestRefused: 422 naming the field (or the body), 400 for a body that is not text.
+    """
+    value = None
+    if body:
+        value = body  # not declared as JSON: refused below as "expected a JSON object ..."
+        if content_type and _is_json(content_type):
+            try:
+                value = json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise RequestRefused(422, f"body: malformed JSON ({exc.msg})", "body") from None
+            except UnicodeDecodeError:
+                raise RequestRefused(400, "There was an error parsing the body") from None
+    if value is None and not body:
+        raise RequestRefused(422, "body: required field is missing", "body")
+    try:
+        return _PREDICT_REQUEST.validate_python(value, from_attributes=True)
+    except ValidationError as exc:
+        field, message = validation_message(exc.errors())
+        raise RequestRefused(422, message, field) from None
+
+
+def _is_json(content_type: str) -> bool:
+    if content_type == "application/json":
+        return True
+    message = Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
