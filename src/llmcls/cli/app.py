@@ -340,7 +340,8 @@ def serve(
     backend: str = typer.Option("auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, "
                                                                "onnx-int8."),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per forward pass (default: the run's)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per forward pass (default: 16 with an ONNX "
+                                                               "backend, else the run's)."),
     batch_wait_ms: float = typer.Option(2.0, min=0, max=1000, help="How long a request waits for others to "
                                                                    "share its round of the model."),
     max_batch_texts: int = typer.Option(1024, min=1, help="Texts gathered into one round at most."),

@@ -19,7 +19,7 @@ class ServeSettings:
         workers: server processes, each with its own copy of the model (and its own metrics).
         backend: what computes the logits: auto, torch, torch-bf16, onnx or onnx-int8 (see llmcls.inference.predict).
         device: auto, cpu, cuda or cuda:N (the torch backends).
-        batch_size: texts per forward pass (default: the run's eval batch size).
+        batch_size: texts per forward pass (default: 16 with an ONNX backend, else the run's eval batch size).
         batch_wait_ms: how long the batcher waits for more requests once one has arrived.
         max_batch_texts: at most this many texts are gathered into one round of the model.
         max_texts: texts per request (more: 413).
