@@ -15,7 +15,7 @@ PACKAGE = SRC / "llmcls"
 # Lowest first. A module may import from its own layer and the layers below it, never from one above. The data
 # flows config -> data -> model -> training -> run directory -> inference -> export/serve -> cli; the imports
 # differ only where training uses what is below it in the flow: it writes the run directory (run/), draws its
-# plots, and scores the model on the validation split (inference/).
+# plots, scores the model on the validation split (inference/) and ends by writing the ONNX export (export/).
 LAYERS = [
     {"errors", "events", "fileio"},
     {"config"},
@@ -25,9 +25,9 @@ LAYERS = [
     {"run"},
     {"plots"},
     {"inference"},
+    {"export"},
     {"training"},
     {"profiling"},
-    {"export"},
     {"serve"},
     {"cli"},
     {"__main__"},

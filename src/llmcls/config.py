@@ -149,6 +149,9 @@ class TrainConfig(_Section):
         "float32, evaluation runs in float32. auto: bf16 where the device has fast bfloat16, else fp32"))
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard (pip install 'llmcls[tensorboard]')")
     plots: bool = Field(True, description="write plots into RUN/plots at the end of training")
+    export_onnx: bool = Field(True, description=(
+        "end training by writing RUN/export (the ONNX model that predict, eval and serve use without torch); "
+        "skipped with a note when onnx/onnxruntime are not installed"))
     threshold: Union[float, Literal["tune"]] = Field(0.5, description=(
         "multi-label: a label is predicted when its probability is at least this; `tune`: per class, the value "
         "of 0.05, 0.10, ..., 0.95 that maximises the class's F1 on the validation split"))
@@ -202,8 +205,8 @@ class ChunkingConfig(_Section):
 # Keys that may change when a run is resumed: they do not alter what has been computed so far.
 SAFE_ON_RESUME = frozenset({
     "train.epochs", "train.patience", "train.eval_batch_size", "train.eval_batch_tokens", "train.threads",
-    "train.checkpoint_every_steps", "train.tensorboard", "train.plots", "tokenizer.cache", "tokenizer.cache_dir",
-    "tokenizer.predict_max_tokens",
+    "train.checkpoint_every_steps", "train.tensorboard", "train.plots", "train.export_onnx", "tokenizer.cache",
+    "tokenizer.cache_dir", "tokenizer.predict_max_tokens",
     "chunking.max_tokens", "chunking.stride", "chunking.aggregate",
 })
 

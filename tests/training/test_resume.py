@@ -13,6 +13,7 @@ from llmcls.run.files import load_run
 from llmcls.run.checkpoint import CHECKPOINT, load_checkpoint
 from llmcls.config import resume_config, save_config, validate_config
 from llmcls.errors import ConfigError, RunError, TrainingError
+from llmcls.inference.onnx_forward import weights_digest
 from llmcls.run.claim import run_lock
 from llmcls.training.loop import train
 
@@ -116,7 +117,7 @@ def test_resume_with_more_epochs_equals_the_longer_run(tmp_path):
 def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     first = train(small_config(tmp_path, train={"epochs": 1}), device="cpu")
     run = first.run_dir
-    (run / "export").mkdir()
+    (run / "export").mkdir(exist_ok=True)  # training wrote an export: overwritten below
     for name in ("export/manifest.json", "export/model.onnx", "thresholds.json", "export/mine.txt"):
         (run / name).write_text("of the old weights")
     seen = {}
@@ -133,8 +134,9 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     resumed = train(resume_config(run, ["train.epochs=2"]), device="cpu", run_dir=run, resume=True)
     assert seen == {"results.json": True, "thresholds.json": True, "export/model.onnx": True,
                     "plots/confusion_matrix.png": True}  # kept until the data is read: a failed start loses nothing
-    assert not (run / "thresholds.json").exists() and not (run / "export" / "model.onnx").exists()
-    assert not (run / "export" / "manifest.json").exists()
+    assert not (run / "thresholds.json").exists()
+    # the export of the old weights is gone; training ends by exporting the new ones
+    assert json.loads((run / "export" / "manifest.json").read_text())["weights_sha256"] == weights_digest(run)
     assert (run / "export" / "mine.txt").read_text() == "of the old weights"
     assert json.loads((run / "results.json").read_text())["epochs_run"] == 2 == len(resumed.history)
 

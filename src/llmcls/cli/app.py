@@ -199,6 +199,8 @@ def evaluate(
     chunk_stride: Optional[int] = CHUNK_STRIDE,
     chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, "
+                                                               "onnx-int8."),
 ) -> None:
     """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
     confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores)."""
@@ -208,7 +210,7 @@ def evaluate(
 
         report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size,
                                _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold,
-                               on_event=PredictProgressBar())
+                               on_event=PredictProgressBar(), backend=backend)
         typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
@@ -326,6 +328,52 @@ def profile(
 def _load_spacy_without_torch(tokenizer) -> None:
     with _torch_hidden_from_thinc():
         tokenizer.nlp  # loads spaCy now
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes, each with a copy of the model."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, "
+                                                               "onnx-int8."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per forward pass (default: 16 with an ONNX "
+                                                               "backend, else the run's)."),
+    batch_wait_ms: float = typer.Option(2.0, min=0, max=1000, help="How long a request waits for others to "
+                                                                   "share its round of the model."),
+    max_batch_texts: int = typer.Option(1024, min=1, help="Texts gathered into one round at most."),
+    max_texts: int = typer.Option(256, min=1, help="Texts per request at most (more: 413)."),
+    max_bytes: int = typer.Option(1_000_000, min=1, help="Bytes of a request body at most (more: 413)."),
+    max_text_chars: int = typer.Option(20_000, min=1, help="Characters of one text at most (more: 413)."),
+    token_file: Optional[Path] = typer.Option(
+        None, "--token-file", help="Require `Authorization: Bearer TOKEN` on /v1 and /metrics, TOKEN read from "
+                                   "this file (default: no authentication)."),
+    graceful_timeout: float = typer.Option(30.0, min=0, help="On SIGTERM, seconds in-flight requests may take."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
+) -> None:
+    """Serve a run over HTTP (FastAPI on uvicorn): POST /v1/predict, GET /v1/info, /health, /ready, /metrics,
+    OpenAPI docs at /docs and a page to try the model at /. Stops on Ctrl-C or SIGTERM, answering the requests
+    in flight first. Needs pip install 'llmcls[serve]'."""
+    with _user_errors(ctx):
+        try:
+            from llmcls.serve.server import load_predictor, serve as serve_run
+            from llmcls.serve.settings import ServeSettings
+        except ImportError as exc:
+            raise typer.BadParameter(f"{exc.name} is not installed; pip install 'llmcls[serve]'") from None
+
+        settings = ServeSettings(host, port, workers, backend, device, batch_size, batch_wait_ms, max_batch_texts,
+                                 max_texts, max_bytes, max_text_chars, token_file, graceful_timeout)
+        predictor = None
+        if workers == 1:
+            predictor = load_predictor(run, settings)
+            if not predictor.backend.startswith("torch"):
+                _load_spacy_without_torch(predictor.tokenizer)
+        typer.echo(f"serving {run} ({predictor.backend if predictor else backend} backend, {workers} worker"
+                   f"{'s' if workers > 1 else ''}) at http://{host}:{port}/", err=True)
+        serve_run(run, settings, predictor, log_level)
 
 
 @contextmanager

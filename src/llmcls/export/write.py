@@ -23,6 +23,7 @@ from llmcls import __version__
 from llmcls.data.batching import EncodedTexts, pad_batch
 from llmcls.data.prepare import encode_labelled, make_tokenizer, read_labelled
 from llmcls.errors import ExportError, RunError
+from llmcls.events import EventHandler, Info, ignore
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
 from llmcls.inference.forward import Forward, batched_logits
@@ -150,6 +151,26 @@ def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, 
                             "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
                             "quantized_ops": m.quantized_ops} for m in models},
     }
+
+
+def export_after_training(run_dir: Path, on_event: EventHandler = ignore) -> Path | None:
+    """Write the float ONNX export of a run that training just finished, without measuring it.
+
+    Args:
+        run_dir: the run directory.
+        on_event: receives an `Info` event saying what was written, or why nothing was.
+
+    Returns:
+        The manifest written, or None when onnx or onnxruntime is not installed (then prediction uses torch).
+    """
+    start = time.perf_counter()
+    try:
+        result = export_run(run_dir, "onnx", measure=False)
+    except ExportError as exc:  # only onnx/onnxruntime missing can fail here: the run is complete
+        on_event(Info(f"no ONNX export ({exc}); predict will load torch"))
+        return None
+    on_event(Info(f"exported {result.models[0].path} in {time.perf_counter() - start:.1f}s"))
+    return result.manifest
 
 
 def read_weights(run_dir: Path) -> bytes:

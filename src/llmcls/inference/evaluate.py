@@ -19,7 +19,7 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
                   text_column: str | int | None = None, label_column: str | int | None = None,
                   fmt: str | None = None, batch_size: int | None = None,
                   chunking: ChunkingConfig | dict[str, Any] | None = None,
-                  threshold: float | None = None, on_event: EventHandler = ignore) -> dict:
+                  threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto") -> dict:
     """Metrics of a run's model on a labelled file.
 
     The file is read with the run's data settings (format, columns, header, encoding, multi-label separator)
@@ -30,6 +30,8 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
             llmcls.inference.predict.Predictor).
         threshold: multi-label: one decision threshold for every class instead of the run's.
         on_event: receives `PredictionProgress` events.
+        backend: what computes the logits (see `Predictor.load`); auto: the run's ONNX export when it matches the
+            weights, else torch.
 
     Returns:
         The classification report of the class probabilities (llmcls.inference.scoring; the loss is their
@@ -40,7 +42,7 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
         DataError: the file is unreadable or has labels the model does not know.
         ConfigError: a threshold for a single-label run.
     """
-    predictor = Predictor.load(run_dir, device, batch_size, chunking, threshold)
+    predictor = Predictor.load(run_dir, device, batch_size, chunking, threshold, backend=backend)
     config, data = predictor.run.config, predictor.run.config.data
     changes = {"text_column": text_column, "label_column": label_column, "format": fmt}
     data = data.model_copy(update={key: value for key, value in changes.items() if value is not None})

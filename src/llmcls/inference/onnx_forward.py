@@ -86,12 +86,16 @@ class OnnxClassifier:
     """
 
     def __init__(self, path: str | Path, pad_index: int, num_outputs: int, name: str = "onnx",
-                 threads: int | None = None):
-        """`threads`: onnxruntime's intra-op threads (None: its default, one per physical core)."""
+                 threads: int | None = None, spinning: bool = True):
+        """`threads`: onnxruntime's intra-op threads (None: its default, one per physical core). `spinning`: let
+        idle intra-op threads spin for work (onnxruntime's default); a server turns it off, so that they leave
+        the CPU to the threads that parse and answer requests."""
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models

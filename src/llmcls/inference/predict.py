@@ -30,7 +30,7 @@ from llmcls.run.files import RunInfo
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BACKENDS", "Prediction", "Predictor", "probabilities"]
+__all__ = ["BACKENDS", "Prediction", "Predictor", "probabilities", "rank"]
 
 
 @dataclass
@@ -195,21 +195,32 @@ class Predictor:
         if isinstance(texts, str):
             return self.predict([texts], top_k, on_event)[0]
         texts = list(texts)
-        probs = self.class_probabilities(texts, on_event)
-        k = max(1, min(top_k, len(self.labels)))
-        out = []
-        for text, row in zip(texts, probs):
-            order = np.argsort(-row, kind="stable")
-            top = [(self.labels[j], float(row[j])) for j in order[:k]]
-            if self.multi_label:
-                chosen = [j for j in order if row[j] >= self.thresholds[j]]
-                out.append(Prediction(text, None, None, top, [self.labels[j] for j in chosen],
-                                      [float(row[j]) for j in chosen]))
-            else:
-                best = int(order[0])
-                out.append(Prediction(text, self.labels[best], float(row[best]), top, [self.labels[best]],
-                                      [float(row[best])]))
-        return out
+        return rank(texts, self.class_probabilities(texts, on_event), self.labels, top_k, self.thresholds)
+
+
+def rank(texts: list[str], probs: np.ndarray, labels: list[str], top_k: int = 1,
+         thresholds: np.ndarray | None = None) -> list[Prediction]:
+    """The `Prediction` of each text from its class probabilities.
+
+    Args:
+        texts: the texts, in the order of the rows of `probs`.
+        probs: [n_texts, classes] probabilities; column j is `labels[j]`.
+        labels: the class names.
+        top_k: how many of the most probable labels to list in `Prediction.top`.
+        thresholds: multi-label: the probability each class needs [classes]; None for a single-label run.
+    """
+    k = max(1, min(top_k, len(labels)))
+    out = []
+    for text, row in zip(texts, probs):
+        order = np.argsort(-row, kind="stable")
+        top = [(labels[j], float(row[j])) for j in order[:k]]
+        if thresholds is not None:
+            chosen = [j for j in order if row[j] >= thresholds[j]]
+            out.append(Prediction(text, None, None, top, [labels[j] for j in chosen], [float(row[j]) for j in chosen]))
+        else:
+            best = int(order[0])
+            out.append(Prediction(text, labels[best], float(row[best]), top, [labels[best]], [float(row[best])]))
+    return out
 
 
 def _prediction_tokenizer(config: TokenizerConfig, chunking: ChunkingConfig) -> tuple[TokenizerConfig, int | None]:

@@ -346,7 +346,8 @@ def _end_epoch(t: _Training, state: TrainState, record: dict, tensorboard) -> No
 
 
 def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
-    """The best model's reports, results.json and the plots (by process 0 alone, which holds the weights)."""
+    """The best model's reports, results.json, the plots and the ONNX export (by process 0 alone, which holds the
+    weights)."""
     from safetensors.torch import load_file
 
     cfg, data, model, device = t.config.train, t.data, t.step.model, t.step.device
@@ -374,6 +375,10 @@ def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
         from llmcls.plots import plot_run
 
         plot_run(t.run_dir)
+    if cfg.export_onnx:  # so that predict, eval and serve start without torch (llmcls.inference.onnx_forward)
+        from llmcls.export.write import export_after_training
+
+        export_after_training(t.run_dir, t.on_event)
     return valid, test
 
 
