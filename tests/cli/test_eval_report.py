@@ -57,7 +57,8 @@ def test_eval_json_has_calibration_mistakes_and_confusions(trained_sst2, tmp_pat
 def test_eval_table_shows_calibration_and_mistakes(trained_sst2):
     result = invoke("eval", trained_sst2.run_dir, "--data", FIXTURES / "sst2_valid.csv", "--mistakes", 3)
     assert result.exit_code == 0, result.output
-    assert "calibration: ECE 0." in result.output and "15 equal-width bins" in result.output
+    assert "calibration: ECE 0." in result.output
+    assert "15 equal-width bins over top-class confidence" in result.output
     section = result.output.split("most confident mistakes (3 of ")[1].split("\n\n")[0]
     assert len(section.splitlines()) == 1 + 3 and " -> " in section
     assert "confusions (true -> predicted" in result.output

@@ -84,7 +84,7 @@ def format_evaluation(report: dict[str, Any], text_width: int = 100) -> str:
     lines = [format_report(report)]
     if "calibration" in report:
         c = report["calibration"]
-        lines += ["", f"calibration: ECE {c['ece']:.4f} ({c['n_bins']} equal-width bins over the {c['over']})",
+        lines += ["", f"calibration: ECE {c['ece']:.4f} ({c['n_bins']} equal-width bins over {c['over']})",
                   f"{'confidence':<13}  {'count':>7}  {'mean confidence':>15}  {'accuracy':>8}"]
         lines += [f"{b['lower']:.3f}-{b['upper']:.3f}  {b['count']:7d}  {b['confidence']:15.4f}  {b['accuracy']:8.4f}"
                   for b in c["bins"] if b["count"]]
