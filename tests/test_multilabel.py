@@ -196,3 +196,27 @@ def test_exporting_a_multi_label_run(multi_run):
     assert by_name["onnx"].max_abs_diff < 1e-4
     assert by_name["onnx"].accuracy == pytest.approx(by_name["torch"].accuracy)  # subset accuracy, as eval's
     assert by_name["torch"].accuracy == pytest.approx(multi_run.valid["accuracy"])
+
+
+def test_multi_label_eval_calibration_mistakes_and_report(multi_run, tmp_path):
+    page = tmp_path / "multi.html"
+    result = runner.invoke(app, ["eval", str(multi_run.run_dir), "--data", str(TEST), "--json", "--report",
+                                 str(page)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    n_classes = len(report["labels"])
+    calibration = report["calibration"]
+    assert calibration["over"] == "every class probability" and 0.0 <= calibration["ece"] <= 1.0
+    assert sum(b["count"] for b in calibration["bins"]) == report["n"] * n_classes  # every label decision
+    assert report["n_mistakes"] == round(report["n"] * (1 - report["accuracy"])) and report["confusions"] is None
+    truth = {r["text"]: r["labels"] for r in map(json.loads, TEST.read_text(encoding="utf-8").splitlines())}
+    for m in report["mistakes"]:
+        assert isinstance(m["predicted"], list) and set(m["predicted"]) != set(m["true"]) == set(truth[m["text"]])
+    confidences = [m["confidence"] for m in report["mistakes"]]
+    assert confidences == sorted(confidences, reverse=True) and len(confidences) == min(10, report["n_mistakes"])
+    text = page.read_text(encoding="utf-8")
+    assert "Does not apply to a multi-label run" in text and "http" not in text
+
+    table = runner.invoke(app, ["eval", str(multi_run.run_dir), "--data", str(TEST), "--mistakes", "2"]).output
+    assert "equal-width bins over every class probability" in table and "most confident mistakes (2 of " in table
+    assert "confusions: do not apply to a multi-label run" in table

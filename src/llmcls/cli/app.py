@@ -201,17 +201,27 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     backend: str = typer.Option("auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, "
                                                                "onnx-int8."),
+    mistakes: int = typer.Option(10, "--mistakes", min=0, metavar="N",
+                                 help="List the N most confident mistakes."),
+    html: Optional[Path] = typer.Option(
+        None, "--report", metavar="FILE.html",
+        help="Also write the evaluation as one self-contained HTML page: scores, confusion matrix, per-class "
+             "scores, reliability diagram, mistakes."),
 ) -> None:
     """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
-    confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores)."""
+    confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores); the calibration (ECE
+    and reliability bins), the most confident mistakes and the largest confusions."""
     with _user_errors(ctx):
         from llmcls.inference.evaluate import evaluate_file
-        from llmcls.cli.render import PredictProgressBar, format_report
+        from llmcls.inference.report_html import write_report_html
+        from llmcls.cli.render import PredictProgressBar, format_evaluation
 
         report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size,
                                _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold,
-                               on_event=PredictProgressBar(), backend=backend)
-        typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+                               on_event=PredictProgressBar(), backend=backend, mistakes=mistakes)
+        if html is not None:
+            write_report_html(report, str(run), html)
+        typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))
 
 
 @app.command()

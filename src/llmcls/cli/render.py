@@ -78,6 +78,30 @@ def format_multilabel_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_evaluation(report: dict[str, Any], text_width: int = 100) -> str:
+    """The report of `llmcls eval`: `format_report`'s table, then the calibration (ECE and the non-empty bins),
+    the most confident mistakes (texts cut at `text_width` characters) and the largest confusions."""
+    lines = [format_report(report)]
+    if "calibration" in report:
+        c = report["calibration"]
+        lines += ["", f"calibration: ECE {c['ece']:.4f} ({c['n_bins']} equal-width bins over {c['over']})",
+                  f"{'confidence':<13}  {'count':>7}  {'mean confidence':>15}  {'accuracy':>8}"]
+        lines += [f"{b['lower']:.3f}-{b['upper']:.3f}  {b['count']:7d}  {b['confidence']:15.4f}  {b['accuracy']:8.4f}"
+                  for b in c["bins"] if b["count"]]
+    if "mistakes" in report:
+        lines += ["", f"most confident mistakes ({len(report['mistakes'])} of {report['n_mistakes']})"]
+        for m in report["mistakes"]:
+            true, predicted = ("|".join(m[k]) if isinstance(m[k], list) else m[k] for k in ("true", "predicted"))
+            text = m["text"] if len(m["text"]) <= text_width else m["text"][:text_width - 3] + "..."
+            lines.append(f"{m['confidence']:.3f}  {true} -> {predicted or '-'}  #{m['index']}: {text}")
+    if report.get("confusions") is not None:
+        lines += ["", "confusions (true -> predicted, count, share of the true class)"]
+        lines += [f"{c['true']} -> {c['predicted']}  {c['count']}  {c['share']:.1%}" for c in report["confusions"][:10]]
+    elif "confusions" in report:
+        lines += ["", "confusions: do not apply to a multi-label run (see the per-class precision and recall)"]
+    return "\n".join(lines)
+
+
 def _top_columns(top_k: int) -> list[str]:
     return [f"top_{i}_{part}" for i in range(1, top_k + 1) for part in ("label", "probability")] if top_k > 1 else []
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from llmcls.config import ChunkingConfig
 from llmcls.data.prepare import encode_targets, read_labelled
 from llmcls.events import EventHandler, ignore
+from llmcls.inference.calibration import calibration
+from llmcls.inference.error_analysis import MISTAKES, error_report
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import report as score
 
@@ -19,7 +21,8 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
                   text_column: str | int | None = None, label_column: str | int | None = None,
                   fmt: str | None = None, batch_size: int | None = None,
                   chunking: ChunkingConfig | dict[str, Any] | None = None,
-                  threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto") -> dict:
+                  threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto",
+                  mistakes: int = MISTAKES) -> dict:
     """Metrics of a run's model on a labelled file.
 
     The file is read with the run's data settings (format, columns, header, encoding, multi-label separator)
@@ -32,10 +35,13 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
         on_event: receives `PredictionProgress` events.
         backend: what computes the logits (see `Predictor.load`); auto: the run's ONNX export when it matches the
             weights, else torch.
+        mistakes: how many of the most confident mistakes to list.
 
     Returns:
         The classification report of the class probabilities (llmcls.inference.scoring; the loss is their
-        cross-entropy) with "path" added, and "chunking" when chunking was on.
+        cross-entropy) with "path" added, "chunking" when chunking was on, "calibration"
+        (llmcls.inference.calibration) and the error analysis (llmcls.inference.error_analysis.error_report:
+        "n_mistakes", "mistakes", "confusions").
 
     Raises:
         RunError: `run_dir` is not a usable run.
@@ -49,8 +55,10 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
     config = config.model_copy(update={"data": data})
     examples, path = read_labelled(config, data_path)
     targets = encode_targets(examples, path, predictor.run.labels, data, for_model=True)
-    report = score(predictor.class_probabilities(examples.texts, on_event), targets, predictor.labels,
-                   predictor.thresholds)
+    probs = predictor.class_probabilities(examples.texts, on_event)
+    report = score(probs, targets, predictor.labels, predictor.thresholds)
+    report["calibration"] = calibration(probs, targets)
+    report.update(error_report(probs, targets, examples.texts, report, predictor.thresholds, mistakes))
     report["path"] = str(data_path)
     if predictor.chunking.enabled:
         c = predictor.chunking
