@@ -70,10 +70,11 @@ class Batcher:
     async def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         """The jobs of one round, starting with `first`; and whether stop() was asked for meanwhile.
 
-        One sleep per round (not a timed wait per request): what arrived during it, or while the model ran the
-        previous round, joins."""
+        A request that finds the queue empty waits `wait_s` for company (one sleep per round, not a timed wait per
+        request). Requests already queued behind it arrived while the model ran the previous round: under load
+        the round then starts at once with them, since a sleep would only leave the model idle."""
         jobs, n = [first], len(first.texts)
-        if self.wait_s > 0 and n < self.max_texts:
+        if self.wait_s > 0 and n < self.max_texts and self._queue.empty():
             await asyncio.sleep(self.wait_s)
         while n < self.max_texts and not self._queue.empty():
             job = self._queue.get_nowait()
