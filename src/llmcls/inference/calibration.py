@@ -4,6 +4,9 @@ it, from probabilities and targets. NumPy only.
 A model is calibrated when, of the predictions it makes with confidence 0.8, 80% are right. The confidences are
 cut into equal-width bins over [0, 1]; per bin, the mean confidence is set against the share of right answers (the
 reliability diagram), and the ECE is the mean gap, each bin weighted by its share of the predictions.
+
+Temperature scaling makes them so after training: `fit_temperature` finds the T by which to divide the logits so
+that the validation split's probabilities are as likely as they can be; it changes no prediction.
 """
 
 from __future__ import annotations
@@ -80,3 +83,68 @@ def calibration(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) ->
     bins = reliability(confidence, correct, n_bins)
     over = "every class probability" if np.asarray(targets).ndim == 2 else "top-class confidence"
     return {"ece": expected_calibration_error(bins), "n_bins": n_bins, "over": over, "bins": bins}
+
+
+T_RANGE = (0.05, 20.0)  # the temperatures `fit_temperature` searches
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # 0.618...: how much of the interval each golden-section step keeps
+
+
+def scaled_nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    """The mean negative log-likelihood of targets under the probabilities of `logits / temperature`.
+
+    Args:
+        logits: [n, num_outputs]: one column is the positive logit of two classes (a sigmoid), several a softmax;
+            multi-label: one sigmoid per class.
+        targets: class ids [n], or (multi-label) 0/1 rows [n, classes].
+        temperature: T > 0.
+
+    Returns:
+        The mean NLL per text (multi-label: per label decision), computed from logits (stable for any size).
+    """
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    targets = np.asarray(targets)
+    if targets.ndim == 2:  # -log sigmoid(z) = log(1 + e^-z); -log(1 - sigmoid(z)) = log(1 + e^z)
+        return float(np.mean(np.logaddexp(0.0, np.where(targets > 0, -z, z))))
+    if z.shape[1] == 1:
+        return float(np.mean(np.logaddexp(0.0, np.where(targets == 1, -z[:, 0], z[:, 0]))))
+    top = z.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(targets)), targets]))
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, bounds: tuple[float, float] = T_RANGE,
+                    tolerance: float = 1e-4) -> float:
+    """The temperature T that minimises `scaled_nll` of held-out logits (temperature scaling, Guo et al. 2017).
+
+    Dividing logits by T > 0 changes no argmax (and, for a sigmoid, no side of 0): only how sure the
+    probabilities are. T > 1 softens an overconfident model. The NLL is convex in 1/T, so it has one minimum along
+    log T, which a golden-section search finds; the search runs over log T so that 0.1 and 10 are as far from 1.
+
+    Args:
+        logits: [n, num_outputs], as `scaled_nll` reads them.
+        targets: class ids [n], or (multi-label) 0/1 rows [n, classes].
+        bounds: the range of T searched; the answer is clipped to it.
+        tolerance: the search stops when the interval of log T is this narrow.
+
+    Returns:
+        T, a float in `bounds` (1.0 when there is nothing to fit on).
+    """
+    if len(targets) == 0:
+        return 1.0
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+
+    def nll(log_t: float) -> float:
+        return scaled_nll(logits, targets, float(np.exp(log_t)))
+
+    a, b = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+    f_a, f_b = nll(a), nll(b)
+    while hi - lo > tolerance:
+        if f_a <= f_b:  # the minimum is in [lo, b]
+            hi, b, f_b = b, a, f_a
+            a = hi - _GOLDEN * (hi - lo)
+            f_a = nll(a)
+        else:  # in [a, hi]
+            lo, a, f_a = a, b, f_b
+            b = lo + _GOLDEN * (hi - lo)
+            f_b = nll(b)
+    return float(np.exp((lo + hi) / 2.0))

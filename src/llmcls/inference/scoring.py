@@ -10,10 +10,17 @@ from llmcls.inference.metrics import classification_report, multilabel_report
 EPSILON = 1e-12  # probabilities are clipped to [EPSILON, 1 - EPSILON] in the loss, so that it stays finite
 
 
-def probabilities(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
+def probabilities(logits: np.ndarray, multi_label: bool = False, temperature: float | None = None) -> np.ndarray:
     """Class probabilities [n, classes] float64 from logits [n, num_outputs]: one logit means two classes (a
-    sigmoid); several, a softmax; multi-label: a sigmoid per class (a row need not sum to 1)."""
+    sigmoid); several, a softmax; multi-label: a sigmoid per class (a row need not sum to 1).
+
+    Args:
+        temperature: the run's fitted temperature T (llmcls.inference.calibration.fit_temperature): the logits are
+            divided by it first, which changes how sure the probabilities are but no prediction; None: T = 1.
+    """
     logits = np.asarray(logits).astype(np.float64)
+    if temperature is not None:
+        logits = logits / temperature
     if multi_label or logits.shape[1] == 1:
         positive = 1.0 / (1.0 + np.exp(-logits))
         return positive if multi_label else np.concatenate([1.0 - positive, positive], axis=1)
