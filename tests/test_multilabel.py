@@ -19,7 +19,10 @@ from llmcls.data.vocab import LabelMap
 from llmcls.errors import ConfigError, DataError
 from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.metrics import multilabel_report, tune_thresholds
+from llmcls.inference.calibration import scaled_nll
+from llmcls.inference.forward import batched_logits
 from llmcls.inference.predict import Predictor
+from llmcls.inference.scoring import probabilities
 from llmcls.training.setup import class_weights
 from llmcls.training.loop import train
 
@@ -113,6 +116,27 @@ def test_multi_label_training_learns(multi_run):
     assert multi_run.valid["micro_f1"] > 0.75
     assert (multi_run.run_dir / "plots" / "curves.png").is_file()
     assert not (multi_run.run_dir / "plots" / "confusion_matrix.png").exists()
+
+
+def test_multi_label_runs_are_calibrated_before_their_thresholds_are_tuned(multi_run):
+    run_dir = multi_run.run_dir
+    saved = json.loads((run_dir / "temperature.json").read_text())
+    results = json.loads((run_dir / "results.json").read_text())
+    assert saved["temperature"] == results["temperature"] > 0
+    assert 0 <= results["valid_ece_after"] < 0.1 and 0 <= results["valid_ece_before"] < 0.1
+    assert results["valid"]["thresholds"] == json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+    predictor = Predictor.load(run_dir, "cpu", backend="torch")
+    texts = ["Who wrote Hamlet ?", "Where is Lake Titicaca ?", ""]
+    logits = batched_logits(predictor.forward, predictor.encode(texts), 8, predictor.run.vocab.pad_index)
+    expected = 1.0 / (1.0 + np.exp(-logits / saved["temperature"]))  # a sigmoid per class, of logits / T
+    np.testing.assert_allclose(predictor.class_probabilities(texts), expected, rtol=1e-6)
+    # the thresholds were tuned on the validation split's calibrated probabilities
+    valid = prepare_data(predictor.run.config, vocab=predictor.run.vocab, labels=predictor.run.labels).valid
+    valid_logits = batched_logits(predictor.forward, valid.texts, 64, predictor.run.vocab.pad_index)
+    tuned = tune_thresholds(probabilities(valid_logits, True, saved["temperature"]), valid.targets)
+    np.testing.assert_allclose(predictor.thresholds, tuned)
+    # the fit minimises the validation NLL (60 texts: their binned ECE may move either way by a little)
+    assert scaled_nll(valid_logits, valid.targets, saved["temperature"]) <= scaled_nll(valid_logits, valid.targets, 1)
 
 
 def test_multi_label_test_scores_beat_every_constant_answer(multi_run):

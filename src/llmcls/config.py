@@ -155,6 +155,9 @@ class TrainConfig(_Section):
     threshold: Union[float, Literal["tune"]] = Field(0.5, description=(
         "multi-label: a label is predicted when its probability is at least this; `tune`: per class, the value "
         "of 0.05, 0.10, ..., 0.95 that maximises the class's F1 on the validation split"))
+    calibrate: Literal["temperature", "none"] = Field("temperature", description=(
+        "temperature: after training, fit the temperature T that makes the validation split's probabilities most "
+        "likely (logits / T; it changes no prediction) and use it wherever probabilities are given; none: raw"))
 
     @model_validator(mode="after")
     def _threshold_in_range(self) -> "TrainConfig":

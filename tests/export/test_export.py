@@ -23,7 +23,9 @@ from llmcls.errors import ExportError
 from llmcls.export.write import export_run
 from llmcls.model import LstmClassifier, ModelArgs
 from llmcls.export.graph import build_onnx_model
+from llmcls.inference.forward import batched_logits
 from llmcls.inference.onnx_forward import OnnxClassifier
+from llmcls.inference.scoring import probabilities
 from llmcls.run.layout import EXPORT_MANIFEST as MANIFEST
 from llmcls.inference.predict import Predictor
 
@@ -119,6 +121,22 @@ def test_predictor_backends_agree(exported):
     int8, exact = Predictor.load(run_dir, backend="onnx-int8").predict_proba(texts), by_torch.predict_proba(texts)
     assert np.abs(int8 - exact).mean() < 0.02  # close on the whole, though a text near 0.5 may cross over
     assert np.mean(int8.argmax(1) == exact.argmax(1)) >= 0.95
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_onnx_backends_apply_the_run_temperature(exported, backend):
+    run_dir, _ = exported
+    saved = json.loads((run_dir / "temperature.json").read_text())["temperature"]
+    predictor = Predictor.load(run_dir, backend=backend)
+    assert predictor.backend == backend and predictor.run.temperature == saved > 1.0
+    texts = read_examples(FIXTURES / "sst2_valid.csv").texts[:60]
+    # the predictor's own batches: int8's dynamic quantization scales activations per batch
+    logits = batched_logits(predictor.forward, predictor.encode(texts), predictor.batch_size,
+                            predictor.run.vocab.pad_index, max_tokens=predictor.batch_tokens)
+    probs = predictor.class_probabilities(texts)
+    np.testing.assert_allclose(probs, probabilities(logits / saved), rtol=1e-6)
+    assert (probs.argmax(1) == probabilities(logits).argmax(1)).all()
+    assert probs.max() < probabilities(logits).max()
 
 
 runner = CliRunner()

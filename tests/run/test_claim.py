@@ -17,7 +17,8 @@ def make_files(root, names):
 
 
 EVERY_NAME = ["config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors", "metrics.jsonl",
-              "metrics.csv", "checkpoint-last.pt", "results.json", "thresholds.json", ".meta.json.1.ab12cd34.tmp",
+              "metrics.csv", "checkpoint-last.pt", "results.json", "thresholds.json", "temperature.json",
+              ".meta.json.1.ab12cd34.tmp",
               "plots/curves.png", "plots/confusion_matrix.png", "plots/.curves.png.7.00ff00ff.tmp",
               "export/manifest.json", "export/model.onnx", "export/model.int8.onnx",
               "export/.quantize-x1y2/prepared.onnx", "tensorboard/events.out.tfevents.1700000000.host.1.0"]
@@ -72,7 +73,7 @@ def test_resume_drops_what_the_weights_made_and_nothing_else(tmp_path):
     make_files(tmp_path, EVERY_NAME + ["export/mine.txt"])
     remove_from_run(tmp_path, FROM_WEIGHTS)
     left = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    assert left == set(EVERY_NAME) - {"results.json", "thresholds.json", "plots/confusion_matrix.png",
+    assert left == set(EVERY_NAME) - {"results.json", "thresholds.json", "temperature.json", "plots/confusion_matrix.png",
                                       "export/manifest.json", "export/model.onnx", "export/model.int8.onnx",
                                       "export/.quantize-x1y2/prepared.onnx"} | {"export/mine.txt"}
 

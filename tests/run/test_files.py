@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from llmcls.run.files import FORMAT_VERSION, load_run
+from llmcls.run.files import FORMAT_VERSION, load_run, load_run_info
 from llmcls.fileio import atomic_write_bytes
 from llmcls.errors import RunError
 
@@ -46,6 +46,19 @@ def test_other_format_version_is_refused(run_copy):
     (run_copy / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(RunError, match=f"format version {FORMAT_VERSION + 1}"):
         load_run(run_copy)
+
+
+@pytest.mark.parametrize("saved", ['{"temperature": 0}', '{"temperature": "hot"}', '{"T": 2}', "{"])
+def test_a_damaged_temperature_is_refused(run_copy, saved):
+    (run_copy / "temperature.json").write_text(saved)
+    with pytest.raises(RunError, match="damaged run directory"):
+        load_run_info(run_copy)
+
+
+def test_a_run_without_a_temperature_loads_with_none(run_copy):
+    assert load_run_info(run_copy).temperature > 1.0
+    (run_copy / "temperature.json").unlink()
+    assert load_run_info(run_copy).temperature is None
 
 
 def test_missing_file_is_named(run_copy):

@@ -120,6 +120,7 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     (run / "export").mkdir(exist_ok=True)  # training wrote an export: overwritten below
     for name in ("export/manifest.json", "export/model.onnx", "thresholds.json", "export/mine.txt"):
         (run / name).write_text("of the old weights")
+    (run / "temperature.json").write_text('{"temperature": 99.0}')
     seen = {}
 
     def note_at_start(config, on_event, *tables):  # what the run directory holds once the resumed run has begun
@@ -135,6 +136,8 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     assert seen == {"results.json": True, "thresholds.json": True, "export/model.onnx": True,
                     "plots/confusion_matrix.png": True}  # kept until the data is read: a failed start loses nothing
     assert not (run / "thresholds.json").exists()
+    # the temperature is fitted again, to the new weights
+    assert json.loads((run / "temperature.json").read_text())["temperature"] != 99.0
     # the export of the old weights is gone; training ends by exporting the new ones
     assert json.loads((run / "export" / "manifest.json").read_text())["weights_sha256"] == weights_digest(run)
     assert (run / "export" / "mine.txt").read_text() == "of the old weights"

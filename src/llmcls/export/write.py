@@ -232,7 +232,7 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
     for backend in backends:
         mixed = _logits_in_input_order(backend, texts, batch_size)  # batches of mixed lengths
         reference = mixed if reference is None else reference
-        probs = probabilities(mixed, run.config.data.multi_label)
+        probs = probabilities(mixed, run.config.data.multi_label, run.temperature)
         accuracy = report(probs, split.targets, run.labels.labels, thresholds)["accuracy"]
         texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
         result.figures.append(BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()),

@@ -167,7 +167,7 @@ class Predictor:
                 encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
             logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index,
                                     max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
-            probs = probabilities(logits, self.multi_label)  # [n_seqs, classes]
+            probs = probabilities(logits, self.multi_label, self.run.temperature)  # [n_seqs, classes]
             if owner is not None:
                 probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
             out[start:start + len(piece)] = probs

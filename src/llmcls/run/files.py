@@ -18,7 +18,7 @@ from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_bytes
 from llmcls.run.layout import (CONFIG, FORMAT_VERSION, LABELS, META, METRICS_CSV, METRICS_JSONL, RESULTS,
-                               RUN_FILES, THRESHOLDS, VOCAB, WEIGHTS)
+                               RUN_FILES, TEMPERATURE, THRESHOLDS, VOCAB, WEIGHTS)
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
@@ -85,6 +85,27 @@ def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
     return np.asarray([float(saved[label]) for label in labels.labels])
 
 
+def write_temperature(run_dir: Path, temperature: float, calibration: dict[str, float]) -> None:
+    """Save the temperature that predictions divide the logits by, and what it did on the validation split.
+
+    Args:
+        calibration: figures of the fit, such as {"valid_ece_before": ..., "valid_ece_after": ...}.
+    """
+    write_json(run_dir / TEMPERATURE, {"method": "temperature scaling, fitted on the validation split",
+                                       "temperature": float(temperature), **calibration})
+
+
+def read_temperature(run_dir: Path) -> float | None:
+    """The saved temperature T > 0, or None when the run has none (train.calibrate: none, older or unfinished)."""
+    path = run_dir / TEMPERATURE
+    if not path.is_file():
+        return None
+    temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
+    if not temperature > 0.0:
+        raise ValueError(f"{TEMPERATURE}: the temperature must be > 0 (got {temperature})")
+    return temperature
+
+
 @dataclass
 class RunInfo:
     """What a run's model needs around it: the config, the token and label tables. Reading it needs no torch."""
@@ -95,6 +116,7 @@ class RunInfo:
     labels: LabelMap
     model_args: dict[str, Any]  # the network's constructor arguments (llmcls.model.ModelArgs fields)
     thresholds: np.ndarray | None  # multi-label: [classes] decision thresholds saved with the run
+    temperature: float | None  # the T that logits are divided by before probabilities; None: T = 1
 
 
 @dataclass
@@ -108,8 +130,8 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
     """Read a run directory's config, vocabulary, labels and model arguments, without the weights or torch.
 
     Args:
-        trained: a run with weights (required) and thresholds (read); false: only the header of a run that
-            training resumes (its weights may not exist yet, its thresholds are stale).
+        trained: a run with weights (required), thresholds and temperature (read); false: only the header of a
+            run that training resumes (its weights may not exist yet, its thresholds and temperature are stale).
 
     Raises:
         RunError: the directory is not a complete run, or was written by an incompatible version.
@@ -134,13 +156,14 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
         labels = LabelMap.load(run_dir / LABELS)
         model_args = dict(meta["model_args"])
         thresholds = read_thresholds(run_dir, labels) if trained else None
+        temperature = read_temperature(run_dir) if trained else None
     except RunError:
         raise
     except ConfigError as exc:
         raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
-    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds)
+    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds, temperature)
 
 
 def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights: bytes | None = None) -> LoadedRun:

@@ -11,6 +11,7 @@ Layout of `runs/<name>/`:
     plots/             curves.png (loss and validation metrics per epoch), confusion_matrix.png
     results.json       the summary: best epoch, validation and test metrics, timings
     thresholds.json    multi-label runs: the probability each class needs to be predicted
+    temperature.json   with train.calibrate: temperature: the T that predictions divide the logits by
     export/            `llmcls export`'s ONNX models and their manifest (llmcls.inference.onnx_forward)
     tensorboard/       with train.tensorboard: TensorBoard's event files
 
@@ -25,7 +26,7 @@ MANIFEST_VERSION = 1  # of export/manifest.json
 CONFIG, META, VOCAB, LABELS, WEIGHTS = "config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors"
 RUN_FILES = (CONFIG, META, VOCAB, LABELS, WEIGHTS)  # a complete run
 METRICS_JSONL, METRICS_CSV = "metrics.jsonl", "metrics.csv"
-RESULTS, THRESHOLDS = "results.json", "thresholds.json"
+RESULTS, THRESHOLDS, TEMPERATURE = "results.json", "thresholds.json", "temperature.json"
 CHECKPOINT = "checkpoint-last.pt"
 LOCK = ".lock"
 PLOTS_DIR = "plots"
@@ -39,11 +40,11 @@ WHOLE = "whole"  # a folder llmcls owns whole: a scratch folder of tempfile's, h
 # What llmcls writes: glob pattern -> None for a file, or for a folder what it writes there (or WHOLE)
 Layout = dict[str, "Layout | str | None"]
 RUN_LAYOUT: Layout = {
-    **dict.fromkeys(RUN_FILES + (METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, LOCK, TEMPORARY)),
+    **dict.fromkeys(RUN_FILES + (METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE, LOCK, TEMPORARY)),
     PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT, TEMPORARY)),
     EXPORT_DIR: {**dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values(), TEMPORARY)),
                  ".quantize-*": WHOLE},  # llmcls.export.write's scratch folder
     TENSORBOARD_DIR: {"events.out.tfevents.*": None},
 }
 # What was computed from the best weights, and would be stale beside weights trained further.
-FROM_WEIGHTS = (RESULTS, THRESHOLDS, f"{PLOTS_DIR}/{CONFUSION_PLOT}", EXPORT_DIR)
+FROM_WEIGHTS = (RESULTS, THRESHOLDS, TEMPERATURE, f"{PLOTS_DIR}/{CONFUSION_PLOT}", EXPORT_DIR)

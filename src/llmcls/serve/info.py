@@ -25,6 +25,7 @@ def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
         "backend": predictor.backend,
         "labels": predictor.labels,
         "multi_label": predictor.multi_label,
+        "temperature": run.temperature,  # what the logits are divided by before probabilities (null: none)
         "config": {
             "name": config.name,
             "model": config.model.model_dump(mode="json"),

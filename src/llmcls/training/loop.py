@@ -2,7 +2,7 @@
 
 `train` claims the run directory; `_train` is the loop, read top to bottom: set up, then per epoch the optimizer
 steps (`_train_epoch`, each one `llmcls.training.step.train_step`), validation (`_validate`) and the record
-(`_end_epoch`), then the best model's scores (`_finish`).
+(`_end_epoch`), then the best model's calibration and scores (`_finish`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from llmcls.data.batching import BucketSampler, padding_fraction
 from llmcls.data.prepare import PreparedData, Split
 from llmcls.errors import ConfigError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
+from llmcls.inference.calibration import calibration, fit_temperature
 from llmcls.inference.metrics import tune_thresholds
 from llmcls.inference.scoring import probabilities, report
 from llmcls.inference.torch_forward import logits_loss, predict_logits
 from llmcls.model import LstmClassifier, loss_function
 from llmcls.precision import choose_precision
 from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from llmcls.run.files import save_weights, write_metrics, write_results, write_thresholds
+from llmcls.run.files import save_weights, write_metrics, write_results, write_temperature, write_thresholds
 from llmcls.run.claim import check_new_run, discard_unused, remove_stale_temporaries, run_lock
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
 from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
@@ -47,9 +48,9 @@ class TrainResult:
 
 def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
                    device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None,
-                   batch_tokens: int | None = None) -> dict:
+                   batch_tokens: int | None = None, temperature: float | None = None) -> dict:
     """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
-    predicted at `thresholds`, default 0.5).
+    predicted at `thresholds`, default 0.5; probabilities and loss of the logits divided by `temperature`).
 
     With several processes, each computes the logits of its part of the split and every process gets the
     report of the whole split: the figures one process computes.
@@ -58,18 +59,35 @@ def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch
     part = text_range(split.texts, start, stop)
     logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
     logits = torch.cat(all_gather(logits, world))
+    if temperature is not None:
+        logits = logits / temperature
     probs = probabilities(logits.numpy(), multi_label=split.targets.ndim == 2)
     return report(probs, split.targets, labels, thresholds, loss=logits_loss(logits, split.targets, len(labels)))
 
 
-def decision_thresholds(cfg: TrainConfig, model: LstmClassifier, valid: Split, batch_size: int,
-                        device: torch.device) -> tuple[np.ndarray, str]:
+def decision_thresholds(cfg: TrainConfig, valid_probs: np.ndarray, valid_targets: np.ndarray) -> tuple[np.ndarray, str]:
     """Multi-label: the probability each class needs to be predicted, and how it was chosen: `train.threshold`
-    for every class, or per class the grid value with the best F1 on the validation split (`tune`)."""
+    for every class, or per class the grid value with the best F1 on the validation split (`tune`), from its
+    (calibrated) probabilities [n, classes] and 0/1 targets [n, classes]."""
     if cfg.threshold == "tune":
-        probs = torch.sigmoid(predict_logits(model, valid.texts, batch_size, device, cfg.eval_batch_tokens)).numpy()
-        return tune_thresholds(probs, valid.targets), "tuned: the best F1 of each class on the validation split"
-    return np.full(valid.targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
+        return tune_thresholds(valid_probs, valid_targets), "tuned: the best F1 of each class on the validation split"
+    return np.full(valid_targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
+
+
+def fit_calibration(cfg: TrainConfig, logits: np.ndarray, targets: np.ndarray) -> tuple[float | None, dict]:
+    """The temperature of `train.calibrate` (None for none), fitted on the validation split's logits
+    [n, num_outputs] and targets, and the split's ECE before and after it.
+
+    Returns:
+        (temperature, {"valid_ece_before": ..., "valid_ece_after": ...}); with none, the two ECEs are equal.
+    """
+    multi_label = targets.ndim == 2
+    before = calibration(probabilities(logits, multi_label), targets)["ece"]
+    if cfg.calibrate == "none":
+        return None, {"valid_ece_before": before, "valid_ece_after": before}
+    temperature = fit_temperature(logits, targets)
+    after = calibration(probabilities(logits, multi_label, temperature), targets)["ece"]
+    return temperature, {"valid_ece_before": before, "valid_ece_after": after}
 
 
 @dataclass
@@ -346,28 +364,34 @@ def _end_epoch(t: _Training, state: TrainState, record: dict, tensorboard) -> No
 
 
 def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
-    """The best model's reports, results.json, the plots and the ONNX export (by process 0 alone, which holds the
-    weights)."""
+    """The best model's calibration, thresholds, reports, results.json, the plots and the ONNX export (by process
+    0 alone, which holds the weights)."""
     from safetensors.torch import load_file
 
     cfg, data, model, device = t.config.train, t.data, t.step.model, t.step.device
     model.load_state_dict(load_file(t.run_dir / WEIGHTS))
+    valid_logits = predict_logits(model, data.valid.texts, cfg.eval_batch_size, device, cfg.eval_batch_tokens)
+    temperature, ece = _calibrate(t, valid_logits.numpy())  # before the thresholds, which are tuned on its output
     thresholds = None
     if t.config.data.multi_label:
-        thresholds, method = decision_thresholds(cfg, model, data.valid, cfg.eval_batch_size, device)
+        valid_probs = probabilities(valid_logits.numpy(), True, temperature)
+        thresholds, method = decision_thresholds(cfg, valid_probs, data.valid.targets)
         write_thresholds(t.run_dir, data.labels.labels, thresholds, method)
-    valid = evaluate_split(model, data.valid, data.labels.labels, cfg.eval_batch_size, device,
-                           thresholds=thresholds, batch_tokens=cfg.eval_batch_tokens)
-    test = None
-    if data.test is not None:
-        test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device,
-                              thresholds=thresholds, batch_tokens=cfg.eval_batch_tokens)
+
+    def score(split: Split) -> dict:
+        return evaluate_split(model, split, data.labels.labels, cfg.eval_batch_size, device, thresholds=thresholds,
+                              batch_tokens=cfg.eval_batch_tokens, temperature=temperature)
+
+    valid = score(data.valid)
+    test = None if data.test is None else score(data.test)
     write_results(t.run_dir, {
         "best_epoch": state.best_epoch,
         "select_metric": cfg.select_metric,
         "epochs_run": len(state.history),
         "train_seconds": sum(r["seconds"] for r in state.history),
         "precision": t.step.precision,
+        "temperature": temperature,
+        **ece,
         "valid": valid,
         "test": test,
     })
@@ -380,6 +404,19 @@ def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
 
         export_after_training(t.run_dir, t.on_event)
     return valid, test
+
+
+def _calibrate(t: _Training, valid_logits: np.ndarray) -> tuple[float | None, dict]:
+    """Fit `train.calibrate`'s temperature on the validation logits [n, num_outputs], save it with the run, and
+    say what it did to the validation ECE; returns `fit_calibration`'s answer."""
+    temperature, ece = fit_calibration(t.config.train, valid_logits, t.data.valid.targets)
+    before, after = ece["valid_ece_before"], ece["valid_ece_after"]
+    if temperature is None:
+        t.on_event(Info(f"calibration: none (train.calibrate), validation ECE {before:.4f}"))
+        return None, ece
+    write_temperature(t.run_dir, temperature, ece)
+    t.on_event(Info(f"calibration: temperature T={temperature:.3f}, validation ECE {before:.4f} -> {after:.4f}"))
+    return temperature, ece
 
 
 def _tensorboard_writer_class():
