@@ -2,9 +2,7 @@
 without importing torch, and stale or missing exports are clear errors."""
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -29,7 +27,7 @@ from llmcls.inference.scoring import probabilities
 from llmcls.run.layout import EXPORT_MANIFEST as MANIFEST
 from llmcls.inference.predict import Predictor
 
-from conftest import FIXTURES, ROOT, cpu_runs_bf16
+from conftest import FIXTURES, cold_predict, cpu_runs_bf16
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -171,14 +169,7 @@ def test_cli_export_then_predict(trained_sst2, tmp_path):
 
 def test_onnx_predict_never_imports_torch(exported):
     run_dir, _ = exported
-    code = ("import sys\n"
-            "from llmcls.cli import app\n"
-            "try:\n"
-            f"    app(['predict', {str(run_dir)!r}, 'a gripping film', '--backend', 'onnx'], standalone_mode=False)\n"
-            "finally:\n"
-            "    print('torch imported:', sys.modules.get('torch') is not None)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = cold_predict([str(run_dir), "a gripping film", "--backend", "onnx"])
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split("\t")[0] in {"negative", "positive"} and lines[0].endswith("a gripping film")

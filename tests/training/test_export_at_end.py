@@ -4,14 +4,12 @@ an export that does not match the weights is never used."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from conftest import FIXTURES, ROOT, small_config
+from conftest import FIXTURES, cold_predict, small_config
 from llmcls.events import Info
 from llmcls.export.write import export_after_training
 from llmcls.inference.evaluate import evaluate_file
@@ -40,14 +38,7 @@ def test_eval_uses_the_export_and_reproduces_the_metrics(trained_sst2):
 
 
 def test_cold_predict_on_a_freshly_trained_run_never_imports_torch(trained_sst2):
-    code = ("import sys\n"
-            "from llmcls.cli import app\n"
-            "try:\n"
-            f"    app(['predict', {str(trained_sst2.run_dir)!r}, 'a gripping film'], standalone_mode=False)\n"
-            "finally:\n"
-            "    print('torch imported:', sys.modules.get('torch') is not None)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = cold_predict([str(trained_sst2.run_dir), "a gripping film"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "torch imported: False"
 

@@ -58,7 +58,12 @@ def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch
     start, stop = shard_range(len(split), world.rank, world.size)
     part = text_range(split.texts, start, stop)
     logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
-    logits = torch.cat(all_gather(logits, world))
+    return report_of_logits(torch.cat(all_gather(logits, world)), split, labels, thresholds, temperature)
+
+
+def report_of_logits(logits: torch.Tensor, split: Split, labels: list[str], thresholds: np.ndarray | None = None,
+                     temperature: float | None = None) -> dict:
+    """`evaluate_split`'s report from the logits [n, outputs] of the whole split, already computed."""
     if temperature is not None:
         logits = logits / temperature
     probs = probabilities(logits.numpy(), multi_label=split.targets.ndim == 2)
@@ -378,12 +383,11 @@ def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
         thresholds, method = decision_thresholds(cfg, valid_probs, data.valid.targets)
         write_thresholds(t.run_dir, data.labels.labels, thresholds, method)
 
-    def score(split: Split) -> dict:
-        return evaluate_split(model, split, data.labels.labels, cfg.eval_batch_size, device, thresholds=thresholds,
+    valid = report_of_logits(valid_logits, data.valid, data.labels.labels, thresholds, temperature)
+    test = None
+    if data.test is not None:
+        test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device, thresholds=thresholds,
                               batch_tokens=cfg.eval_batch_tokens, temperature=temperature)
-
-    valid = score(data.valid)
-    test = None if data.test is None else score(data.test)
     write_results(t.run_dir, {
         "best_epoch": state.best_epoch,
         "select_metric": cfg.select_metric,
