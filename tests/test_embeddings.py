@@ -265,3 +265,24 @@ def test_concurrent_downloads_use_temporary_names_of_their_own(tmp_path):
     assert errors == [] and len(results) == 2 and results[0] == results[1]
     assert results[0].read_bytes() == body
     assert [p.name for p in cache.iterdir()] == [results[0].name]
+
+
+def test_a_checked_cached_download_is_not_hashed_again_until_it_changes(tmp_path, monkeypatch):
+    import llmcls.embeddings as embeddings
+
+    body = GLOVE_LINES.encode()
+    good = hashlib.sha256(body).hexdigest()
+    httpd, base = scripted_server(body)
+    try:
+        path = download(f"{base}/g.txt", tmp_path / "cache", limits=DownloadLimits(sha256=good))
+    finally:
+        stop(httpd)
+    hashed = []
+    real = embeddings._file_sha256
+    monkeypatch.setattr(embeddings, "_file_sha256", lambda p: hashed.append(p) or real(p))
+    assert download(f"{base}/g.txt", tmp_path / "cache", limits=DownloadLimits(sha256=good)) == path
+    assert hashed == []  # checked when downloaded, unchanged since: no second pass over the file
+    path.write_bytes(body.replace(b"the", b"thx"))  # the same size, other bytes, a new modification time
+    with pytest.raises(EmbeddingsError, match="the cached copy .* differs, delete it"):
+        download(f"{base}/g.txt", tmp_path / "cache", limits=DownloadLimits(sha256=good))
+    assert hashed == [path]

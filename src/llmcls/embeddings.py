@@ -3,6 +3,7 @@ vectors, and downloads from a URL into a local cache."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -87,8 +88,9 @@ def download(url: str, cache_dir: Path, on_progress: ProgressFn | None = None,
     target = cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
     expected = (limits.sha256 or KNOWN_SHA256.get(name, "")).lower() or None
     if target.exists():
-        if expected is not None:
+        if expected is not None and not _checked_before(target, expected):
             _check_digest(url, expected, _file_sha256(target), f"; the cached copy {target} differs, delete it")
+            _note_checked(target, expected)
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, partial_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
@@ -102,6 +104,8 @@ def download(url: str, cache_dir: Path, on_progress: ProgressFn | None = None,
             _check_digest(url, expected, digest, "; the download was removed")
         os.chmod(partial, 0o644)  # mkstemp made it private; the cache is as readable as the rest
         partial.replace(target)
+        if expected is not None:
+            _note_checked(target, expected)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         partial.unlink(missing_ok=True)
         raise EmbeddingsError(f"{url}: download failed: {exc}") from None
@@ -147,6 +151,30 @@ def _fetch(url: str, out: IO[bytes], limits: DownloadLimits, on_progress: Progre
 def _check_digest(url: str, expected: str, actual: str, consequence: str) -> None:
     if actual != expected:
         raise EmbeddingsError(f"{url}: SHA-256 mismatch: expected {expected}, got {actual}{consequence}")
+
+
+def _checked_note(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _stamp(target: Path) -> str:
+    info = target.stat()
+    return f"{info.st_size} {info.st_mtime_ns}"
+
+
+def _note_checked(target: Path, digest: str) -> None:
+    """Remember beside `target` that it had `digest` as it is now (size and modification time), so that a cached
+    multi-GB archive is hashed once, not at every start; a note that cannot be written only costs a rehash."""
+    with contextlib.suppress(OSError):
+        _checked_note(target).write_text(f"{digest} {_stamp(target)}\n", encoding="utf-8")
+
+
+def _checked_before(target: Path, digest: str) -> bool:
+    """Whether `target` was found to have `digest` and has not changed since (see `_note_checked`)."""
+    try:
+        return _checked_note(target).read_text(encoding="utf-8").split() == [digest, *_stamp(target).split()]
+    except OSError:
+        return False
 
 
 def _file_sha256(path: Path) -> str:
