@@ -179,11 +179,11 @@ def read_weights(run_dir: Path) -> bytes:
     Raises:
         RunError: `run_dir` is not a complete run, or the file cannot be read.
     """
-    info = load_run_info(run_dir)
-    path = info.run_dir / WEIGHTS
+    path = Path(run_dir) / WEIGHTS
     try:
-        return path.read_bytes()
+        return path.read_bytes()  # load_run, which the caller calls next, reads and checks the rest of the run
     except OSError as exc:
+        load_run_info(run_dir)  # not a (complete) run: say that, as before
         raise RunError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
