@@ -84,9 +84,8 @@ class Guard:
         return replay
 
     async def _too_large(self, send, size: int) -> None:
-        more = "" if size <= self.max_bytes else f"{size} bytes"
         body = json.dumps({"error": {"status": 413, "limit": "max_bytes",
-                                     "message": f"request body too large: {more} > max_bytes {self.max_bytes}"}})
+                                     "message": f"request body too large: {size} bytes > max_bytes {self.max_bytes}"}})
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body.encode()})
