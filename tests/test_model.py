@@ -22,10 +22,12 @@ def test_shapes(pooling, bidirectional, layers):
     assert model.head.in_features == expected
 
 
-@pytest.mark.parametrize("pooling", ["last", "max", "mean", "last_max"])
-def test_padding_does_not_change_the_result(pooling):
+@pytest.mark.parametrize("pooling,wide", [("last", 0), ("max", 0), ("mean", 0), ("last_max", 0), ("last", 13)])
+def test_padding_does_not_change_the_result(pooling, wide):
     """Packing must make a padded text score exactly as the same text alone."""
-    model = make(pooling, num_layers=2)
+    model = make(pooling, num_layers=2, wide_buckets=wide)
+    if wide:
+        torch.nn.init.normal_(model.wide.table.weight)
     text = torch.tensor([[5, 9, 3]])
     alone = model(text, torch.tensor([3]))
     batch = torch.tensor([[5, 9, 3, 0, 0, 0], [4, 4, 4, 4, 4, 4]])
@@ -124,3 +126,32 @@ def test_class_weights_change_the_loss_as_computed_by_hand():
     nll = -torch.log_softmax(multi, 1)
     by_hand = (2.0 * nll[0, 1] + 0.5 * nll[1, 2]) / 2.5
     torch.testing.assert_close(compute_loss(loss_function(3, w), multi, y), by_hand)
+
+
+def test_wide_branch_is_the_mean_of_its_ngram_rows():
+    """The wide logits of a text are the mean of the rows of its words and of its hashed bigrams, which follow the
+    word rows (vocabulary size 30 here); zero before training, so the branch starts as no change."""
+    model = make("last", num_outputs=2, wide_buckets=7)
+    assert model.wide.table.weight.shape == (30 + 7, 2)
+    assert float(model.wide(torch.tensor([[5, 9, 3]]), torch.tensor([3])).detach().abs().sum()) == 0.0
+    torch.nn.init.normal_(model.wide.table.weight)
+    rows = model.wide.table.weight.detach()
+    pairs = [(5 * 1_000_003 + 9) % 7, (9 * 1_000_003 + 3) % 7]
+    expected = (rows[5] + rows[9] + rows[3] + rows[30 + pairs[0]] + rows[30 + pairs[1]]) / 5
+    got = model.wide(torch.tensor([[5, 9, 3, 0]]), torch.tensor([3]))
+    torch.testing.assert_close(got[0], expected)
+    deep = make("last", num_outputs=2)
+    text, length = torch.tensor([[5, 9, 3]]), torch.tensor([3])
+    torch.testing.assert_close(model(text, length), deep(text, length) + model.wide(text, length))
+
+
+def test_wide_dropout_drops_ngrams_in_training_only():
+    model = make("last", wide_buckets=7, wide_dropout=0.5)
+    torch.nn.init.normal_(model.wide.table.weight)
+    text, length = torch.randint(2, 30, (1, 40)), torch.tensor([40])
+    evaluated = model.wide(text, length)
+    model.train()
+    torch.manual_seed(1)
+    trained = torch.stack([model.wide(text, length) for _ in range(200)])
+    assert not torch.allclose(trained[0], evaluated)
+    torch.testing.assert_close(trained.mean(0), evaluated, atol=0.1, rtol=0)  # unbiased: kept rows are rescaled

@@ -107,6 +107,14 @@ class ModelConfig(_Section):
     embedding_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     lstm_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pooling: Literal["last", "max", "mean", "last_max"] = "last"
+    wide: bool = Field(False, description=(
+        "add a wide branch: a linear model over the bag of words and hashed word bigrams, trained jointly, whose "
+        "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets)"))
+    wide_buckets: int = Field(1 << 18, ge=1, le=1 << 26, description=(
+        "hashed bigram buckets of the wide branch; its table holds (vocabulary + buckets) x outputs weights"))
+    wide_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of n-grams the wide branch drops in training")
+    wide_lr_scale: float = Field(1.0, gt=0.0, le=1000.0, description=(
+        "the wide branch learns at train.lr times this (each of its rows is updated only by texts holding its n-gram)"))
 
 
 class TrainConfig(_Section):

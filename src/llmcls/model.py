@@ -30,6 +30,8 @@ class ModelArgs:
     pooling: str = "last"
     pad_index: int = 0
     fixed_vocab_size: int = 0  # rows after vocab_size holding fixed pretrained vectors (ids >= vocab_size)
+    wide_buckets: int = 0  # hashed word-bigram buckets of the wide branch; 0: no wide branch
+    wide_dropout: float = 0.0  # share of a text's n-grams the wide branch drops in training
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +59,10 @@ class LstmClassifier(nn.Module):
         features = state_size * (2 if args.pooling == "last_max" else 1)
         self.dropout = nn.Dropout(args.dropout)
         self.head = nn.Linear(features, args.num_outputs)
+        self.wide = None
+        if args.wide_buckets:
+            self.wide = WideNgrams(args.vocab_size + args.fixed_vocab_size, args.wide_buckets, args.num_outputs,
+                                   args.wide_dropout)
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Vectors of token ids [batch, seq_len]: learned rows, then fixed pretrained rows. Returns [batch, seq_len, emb]."""
@@ -92,7 +98,8 @@ class LstmClassifier(nn.Module):
                 pieces.append((outputs * mask).sum(1) / mask.sum(1))
             else:
                 pieces.append(outputs.masked_fill(~mask, float("-inf")).amax(1))
-        return self.head(self.dropout(torch.cat(pieces, dim=1)))
+        logits = self.head(self.dropout(torch.cat(pieces, dim=1)))
+        return logits if self.wide is None else logits + self.wide(token_ids, lengths.to(token_ids.device))
 
     def _lstm_packed(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The LSTM over a packed batch (cuDNN's fast path on CUDA).
@@ -145,6 +152,43 @@ class LstmClassifier(nn.Module):
         last = x[torch.arange(batch, device=x.device), lengths - 1, :hidden_size]
         final = torch.cat([last, x[:, 0, hidden_size:]], dim=1) if self.args.bidirectional else last
         return x, final
+
+
+BIGRAM_PRIME = 1_000_003  # the hash of a word pair (a, b) is (a * BIGRAM_PRIME + b) mod buckets
+
+
+def bigram_buckets(token_ids: torch.Tensor, buckets: int) -> torch.Tensor:
+    """The hashed bucket of each pair of neighbouring token ids: [batch, seq] -> [batch, seq - 1] in [0, buckets)."""
+    return (token_ids[:, :-1] * BIGRAM_PRIME + token_ids[:, 1:]) % buckets
+
+
+class WideNgrams(nn.Module):
+    """The "wide" branch: a linear model over the bag of a text's words and hashed word bigrams, whose logits are
+    added to the network's (Wide & Deep); the features of fastText and NBSVM, which read a whole document at once.
+
+    Each word id (learned and fixed vocabulary) has its own row of logits, each bigram a row of `buckets` hashed
+    ones; a text's wide logits are the mean of the rows of its n-grams (padding excluded), zero at the start.
+    In training, `dropout` drops that share of each text's n-grams (the kept ones are rescaled).
+    """
+
+    def __init__(self, num_ids: int, buckets: int, num_outputs: int, dropout: float = 0.0):
+        super().__init__()
+        self.num_ids = num_ids
+        self.buckets = buckets
+        self.dropout = dropout
+        self.table = nn.Embedding(num_ids + buckets, num_outputs)
+        nn.init.zeros_(self.table.weight)
+
+    def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """token_ids [batch, seq] (padded at the end), lengths [batch] on the same device -> [batch, num_outputs]."""
+        steps = torch.arange(token_ids.size(1), device=token_ids.device)
+        real = steps[None, :] < lengths[:, None]  # [batch, seq]
+        ids = torch.cat([token_ids, self.num_ids + bigram_buckets(token_ids, self.buckets)], dim=1)
+        mask = torch.cat([real, real[:, 1:]], dim=1).unsqueeze(-1).float()  # a bigram ends on a real token
+        count = mask.sum(1)  # [batch, 1]: 2 * length - 1
+        if self.training and self.dropout:
+            mask = nn.functional.dropout(mask, self.dropout)
+        return (self.table(ids) * mask).sum(1) / count
 
 
 class WeightedBCEWithLogitsLoss(nn.Module):

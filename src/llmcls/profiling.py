@@ -138,7 +138,7 @@ def _train_tokens_per_second(run: LoadedRun, texts: EncodedTexts, device: torch.
     bucketed batches of the texts with random targets of the run's kind (class ids, or multi-label 0/1 rows)."""
     cfg = run.config
     model = copy.deepcopy(run.model).train()
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train)
+    optimizer = make_optimizer(model, cfg.train, cfg.model.wide_lr_scale)
     multi_label = cfg.data.multi_label
     criterion = loss_function(len(run.labels), multi_label=multi_label).to(device)
     rng = np.random.default_rng(0)

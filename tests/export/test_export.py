@@ -55,6 +55,22 @@ def test_onnx_logits_equal_pytorch(fixture_batch, pooling, num_layers, bidirecti
     args = ModelArgs(vocab_size=vocab_size - 40, fixed_vocab_size=40, embedding_dim=16, hidden_size=12,
                      num_outputs=3 if pooling in ("max", "mean") else 1, num_layers=num_layers,
                      bidirectional=bidirectional, pooling=pooling, lstm_dropout=0.3)
+    assert_onnx_equals_torch(args, token_ids, lengths)
+
+
+@pytest.mark.parametrize("pooling,num_outputs", [("last", 1), ("last_max", 4)])
+def test_onnx_wide_branch_equals_pytorch(fixture_batch, pooling, num_outputs):
+    """The wide branch's hashed bigrams and masked mean are the same in the graph: few buckets, so that the hash
+    wraps around and collides."""
+    token_ids, lengths, vocab_size = fixture_batch
+    torch.manual_seed(5)
+    args = ModelArgs(vocab_size=vocab_size - 40, fixed_vocab_size=40, embedding_dim=16, hidden_size=12,
+                     num_outputs=num_outputs, pooling=pooling, wide_buckets=97, wide_dropout=0.5)
+    assert_onnx_equals_torch(args, token_ids, lengths)
+
+
+def assert_onnx_equals_torch(args: ModelArgs, token_ids: np.ndarray, lengths: np.ndarray) -> None:
+    """The exported graph of a randomly initialised `LstmClassifier(args)` gives its logits, whatever the padding."""
     model = LstmClassifier(args).eval()
     with torch.no_grad():
         for p in model.parameters():  # larger than the default init, so that every gate matters

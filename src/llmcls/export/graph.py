@@ -73,7 +73,11 @@ def build_onnx_model(args: "ModelArgs", weights: dict[str, np.ndarray]) -> "onnx
     x, y_h = _lstm_layers(g, args, weights, x)
     features = _pooling(g, args, x, y_h)
     projected = g.node("MatMul", [features, g.const("head_weight_t", weights["head.weight"].T)], "head_matmul")
-    g.node("Add", [projected, g.const("head_bias", weights["head.bias"])], OUTPUT)
+    if args.wide_buckets:
+        deep = g.node("Add", [projected, g.const("head_bias", weights["head.bias"])], "deep_logits")
+        g.node("Add", [deep, _wide(g, args, weights)], OUTPUT)
+    else:
+        g.node("Add", [projected, g.const("head_bias", weights["head.bias"])], OUTPUT)
 
     graph = helper.make_graph(
         g.nodes, "llmcls_lstm_classifier",
@@ -118,6 +122,41 @@ def _lstm_layers(g: _Graph, args: "ModelArgs", weights: dict[str, np.ndarray], x
         y = g.node("Transpose", [y], f"Y{layer}_t", perm=[0, 2, 1, 3])
         x = g.node("Reshape", [y, "shape_seq_batch_features"], f"layer{layer}_out")
     return x, y_h
+
+
+def _wide(g: _Graph, args: "ModelArgs", weights: dict[str, np.ndarray]) -> str:
+    """The wide branch's logits [batch, num_outputs]: the mean of the table rows of each text's word ids and hashed
+    word bigrams (`llmcls.model.WideNgrams`), padding masked out."""
+    from onnx import TensorProto
+
+    from llmcls.model import BIGRAM_PRIME
+
+    def const(name: str, value: int) -> str:
+        return g.const(name, np.array([value], dtype=np.int64))
+
+    table = g.const("wide_table", weights["wide.table.weight"].astype(np.float32))
+    axis1 = const("wide_axis1", 1)
+    first = g.node("Slice", ["token_ids", const("wide_zero", 0), const("wide_minus1", -1), axis1], "wide_first")
+    second = g.node("Slice", ["token_ids", const("wide_one", 1), const("wide_end", 1 << 62), axis1], "wide_second")
+    hashed = g.node("Mod", [g.node("Add", [g.node("Mul", [first, const("wide_prime", BIGRAM_PRIME)], "wide_scaled"),
+                                           second], "wide_pair"),
+                            const("wide_buckets", args.wide_buckets)], "wide_hashed")
+    bigrams = g.node("Add", [hashed, const("wide_offset", args.vocab_size + args.fixed_vocab_size)], "wide_bigrams")
+    ids = g.node("Concat", ["token_ids", bigrams], "wide_ids", axis=1)  # [batch, 2 * seq - 1]
+    seq_len = g.node("Gather", [g.node("Shape", ["token_ids"], "wide_shape"),
+                                g.const("wide_seq_axis", np.array(1, dtype=np.int64))], "wide_seq_len")
+    steps = g.node("Range", [g.const("wide_start", np.array(0, dtype=np.int64)), seq_len,
+                             g.const("wide_step", np.array(1, dtype=np.int64))], "wide_steps")  # [seq]
+    real = g.node("Less", [g.node("Unsqueeze", [steps, const("wide_axis0", 0)], "wide_steps_row"),
+                           g.node("Unsqueeze", ["lengths", axis1], "wide_lengths_col")], "wide_real")  # [batch, seq]
+    real_f = g.node("Cast", [real], "wide_real_f", to=TensorProto.FLOAT)
+    after_first = g.node("Slice", [real_f, "wide_one", "wide_end", axis1], "wide_real_pairs")
+    mask = g.node("Concat", [real_f, after_first], "wide_mask", axis=1)  # [batch, 2 * seq - 1]
+    rows = g.node("Gather", [table, ids], "wide_rows")  # [batch, 2 * seq - 1, num_outputs]
+    masked = g.node("Mul", [rows, g.node("Unsqueeze", [mask, const("wide_axis2", 2)], "wide_mask3")], "wide_masked")
+    total = g.node("ReduceSum", [masked, axis1], "wide_total", keepdims=0)  # [batch, num_outputs]
+    count = g.node("ReduceSum", [mask, axis1], "wide_count", keepdims=1)  # [batch, 1]
+    return g.node("Div", [total, count], "wide_logits")
 
 
 def _pooling(g: _Graph, args: "ModelArgs", x: str, y_h: str) -> str:

@@ -240,7 +240,7 @@ def _training(config: Config, data: PreparedData, model: LstmClassifier, device:
     ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
     criterion = loss_function(len(data.labels), weights, config.data.multi_label).to(device)
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+    optimizer = make_optimizer(model, cfg, config.model.wide_lr_scale)
     sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed,
                             max_tokens=cfg.batch_tokens)
     # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that

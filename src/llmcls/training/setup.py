@@ -84,7 +84,8 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
                      num_outputs=num_outputs(len(data.labels), config.data.multi_label),
                      hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
                      dropout=m.dropout, embedding_dropout=m.embedding_dropout, lstm_dropout=m.lstm_dropout,
-                     pooling=m.pooling, pad_index=vocab.pad_index, fixed_vocab_size=fixed)
+                     pooling=m.pooling, pad_index=vocab.pad_index, fixed_vocab_size=fixed,
+                     wide_buckets=m.wide_buckets if m.wide else 0, wide_dropout=m.wide_dropout)
     model = LstmClassifier(args)
     with torch.no_grad():
         model.embedding.weight.copy_(torch.from_numpy(matrix[:vocab.trainable]))
