@@ -43,22 +43,23 @@ def _count(n: float) -> str:
 
 
 def choose_max_tokens(profile: DataProfile) -> Choice:
-    lengths = f"p50 {profile.p(50)}, p99 {profile.p(99)}, max {_count(profile.max_tokens)}"
+    p50, p99, cut_at = (_count(profile.p(q)) for q in (50, 99, CUT_PERCENTILE))
+    lengths = f"p50 {p50}, p99 {p99}, max {_count(profile.max_tokens)}"
+    sampled = f"{_count(profile.sampled)} sampled training texts"
     if profile.p(99) <= SHORT_P99:
-        return Choice("tokenizer.max_tokens", None, f"no cut: 99% of {_count(profile.sampled)} sampled training "
-                                                    f"texts have at most {profile.p(99)} tokens (<= {SHORT_P99}; "
-                                                    f"{lengths})")
+        return Choice("tokenizer.max_tokens", None,
+                      f"no cut: 99% of {sampled} have at most {p99} tokens (<= {SHORT_P99}; {lengths})")
     cut = math.ceil(profile.p(CUT_PERCENTILE) / CUT_ROUND_TO) * CUT_ROUND_TO
-    return Choice("tokenizer.max_tokens", cut, f"{CUT_PERCENTILE}% of {_count(profile.sampled)} sampled training "
-                                               f"texts have at most {profile.p(CUT_PERCENTILE)} tokens ({lengths})")
+    return Choice("tokenizer.max_tokens", cut,
+                  f"{CUT_PERCENTILE}% of {sampled} have at most {cut_at} tokens ({lengths})")
 
 
 def choose_pooling(profile: DataProfile) -> Choice:
+    median = _count(profile.p(50))
     if profile.p(50) > LONG_P50:
-        return Choice("model.pooling", "last_max", f"long texts (median {profile.p(50)} tokens > {LONG_P50}): the "
-                                                   "maximum over time beside the final states")
-    return Choice("model.pooling", "last", f"short texts (median {profile.p(50)} tokens <= {LONG_P50}): the "
-                                           "final states")
+        return Choice("model.pooling", "last_max",
+                      f"long texts (median {median} tokens > {LONG_P50}): the maximum over time beside the final states")
+    return Choice("model.pooling", "last", f"short texts (median {median} tokens <= {LONG_P50}): the final states")
 
 
 def choose_epochs(profile: DataProfile) -> Choice:
