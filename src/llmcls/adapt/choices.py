@@ -57,8 +57,8 @@ def choose_max_tokens(profile: DataProfile) -> Choice:
 def choose_pooling(profile: DataProfile) -> Choice:
     median = _count(profile.p(50))
     if profile.p(50) > LONG_P50:
-        return Choice("model.pooling", "last_max",
-                      f"long texts (median {median} tokens > {LONG_P50}): the maximum over time beside the final states")
+        return Choice("model.pooling", "last_max", f"long texts (median {median} tokens > {LONG_P50}): the maximum "
+                                                   "over time beside the final states")
     return Choice("model.pooling", "last", f"short texts (median {median} tokens <= {LONG_P50}): the final states")
 
 
