@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmcls.config import Config, apply_overrides, load_config, save_config
+from llmcls.config import Config, apply_overrides, load_config, save_config, validate_config
 from llmcls.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +104,12 @@ def test_saved_config_reloads_identically(tmp_path):
     save_config(c, out)
     assert load_config(out) == c
     assert yaml.safe_load(out.read_text())["vocab"]["max_size"] == 25_000
+
+
+def test_auto_keys_are_listed_and_a_bad_value_names_auto():
+    config = validate_config({"data": {"train": "t.csv"}, "tokenizer": {"max_tokens": "auto"},
+                              "train": {"epochs": "auto"}}, "c.yaml")
+    assert config.auto_keys() == ["tokenizer.max_tokens", "train.epochs"] and config.model.pooling == "last"
+    with pytest.raises(ConfigError, match=r"c.yaml: train.epochs: Input should be greater than or equal to 1 or "
+                                          r"Input should be 'auto' \(got 0\)"):
+        validate_config({"data": {"train": "t.csv"}, "train": {"epochs": 0}}, "c.yaml")

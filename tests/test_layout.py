@@ -21,6 +21,7 @@ LAYERS = [
     {"config"},
     {"device", "precision", "embeddings"},
     {"data"},
+    {"adapt"},
     {"model"},
     {"run"},
     {"plots"},

@@ -83,6 +83,36 @@ def main_options(
 
 
 @app.command()
+def init(
+    ctx: typer.Context,
+    train_file: Path = typer.Option(..., "--train", help="The labelled training file (CSV, TSV or JSONL)."),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="A labelled validation file (default: a part of "
+                                                               "the training file is held out)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="A labelled test file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The config to write (default: NAME.yaml)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The run name (default: from the training file's name)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="data.format: auto, csv, tsv or jsonl."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="data.text_column (digits: an index)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="data.label_column (digits: an index)."),
+    multi_label: bool = typer.Option(False, "--multi-label", help="data.multi_label: each text has a set of labels "
+                                                                  "(JSON lists are recognised without it)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
+) -> None:
+    """Write a config for new data: measure the training file (texts, classes, token lengths) and choose the
+    text cut, pooling, epochs, patience, learning rate and batch size from it. Each chosen key is commented with
+    the figure and the reason; edit the file, then `llmcls train --config FILE`."""
+    with _user_errors(ctx):
+        from llmcls.adapt.render import init_config
+        from llmcls.cli.render import format_init
+
+        given = {"train": train_file, "valid": valid, "test": test, "format": fmt, "multi_label": multi_label or None,
+                 "text_column": _column(text_column), "label_column": _column(label_column)}
+        data = {key: str(value) if isinstance(value, Path) else value
+                for key, value in given.items() if value is not None}
+        typer.echo(format_init(init_config(data, out, name, force)))
+
+
+@app.command()
 def train(
     ctx: typer.Context,
     config: Optional[Path] = typer.Option(

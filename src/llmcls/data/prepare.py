@@ -17,7 +17,7 @@ from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.embeddings import (LOW_TOKEN_COVERAGE, PACKAGED_GLOVE, Coverage, DownloadLimits, Vectors, default_cache_dir,
                                load_vectors, vector_coverage, wanted_words)
-from llmcls.errors import DataError, EmbeddingsError
+from llmcls.errors import ConfigError, DataError, EmbeddingsError
 from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
 
@@ -236,10 +236,14 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     vectors are loaded.
 
     Raises:
+        ConfigError: the config still has `auto` values.
         DataError: a file is unreadable, the training data has fewer than two classes, or valid/test have
             labels that train lacks.
         EmbeddingsError: the vectors cannot be read.
     """
+    if config.auto_keys():  # a bug of the caller: training resolves them before it reads the data
+        raise ConfigError(f"{', '.join(config.auto_keys())}: auto must be chosen from the training data first "
+                          "(llmcls.adapt.choices.resolve_auto)")
     data = config.data
     train, _ = read_labelled(config, data.train, on_event)
     valid_from_train = data.valid is None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from llmcls.adapt.choices import resolve_auto
 from llmcls.config import Config, TrainConfig
 from llmcls.data.batching import BucketSampler, padding_fraction
 from llmcls.data.prepare import PreparedData, Split
@@ -130,7 +131,9 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     """Train a classifier as `config` says and write its run directory.
 
     Args:
-        config: the validated config (when resuming, see `llmcls.config.resume_config`).
+        config: the validated config (when resuming, see `llmcls.config.resume_config`). Its `auto` values are
+            chosen from the training data first (`llmcls.adapt.choices.resolve_auto`, one Info event each) and
+            the run's config.yaml holds what they became.
         device: auto, cpu, cuda, cuda:N, or a torch.device.
         run_dir: where to write; default `config.output_dir / config.name`.
         on_event: receives progress events (see llmcls.events).
@@ -186,6 +189,7 @@ def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> Non
 def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
            checkpoint: dict | None, world: World, precision: str) -> TrainResult:
     """The loop: set up, then per epoch train, validate and record, then score the best model."""
+    config = on_main(world, lambda: resolve_auto(config, on_event))  # `auto` keys, chosen from the training data
     cfg = config.train
     configure_torch(cfg, world)
     summary_writer = _tensorboard_writer_class() if cfg.tensorboard and world.main else None  # fails early
