@@ -122,6 +122,16 @@ def test_budgets_refused(text):
         parse_budget(text)
 
 
+def test_the_cli_refuses_a_budget_it_cannot_read(tmp_path):
+    path = tmp_path / "base.yaml"
+    save_config(tiny(tmp_path), path)
+    cli = CliRunner().invoke(app, ["tune", "--config", str(path), "--budget", "ten minutes"])
+    assert cli.exit_code == 1
+    assert cli.output.strip() == ("error: --budget 'ten minutes': expected seconds or a duration such as 600, 10m, "
+                                  "1h or 1h30m")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_default_space_has_only_keys_the_config_has():
     space = default_space()
     assert {p.key for p in space} >= {"train.lr", "model.dropout", "model.embedding_dropout", "model.hidden_size",

@@ -139,7 +139,10 @@ def _open_study(optuna, config: Config, out_dir: Path, pruner, on_event: EventHa
         raise ConfigError(f"{out_dir / STUDY_FILE}: this study selects on valid {study.user_attrs['select_metric']}, "
                           f"but train.select_metric is {metric}; tune into another --out")
     else:
-        drift = config_drift(validate_config(study.user_attrs["config"], "study"), config)
+        try:
+            drift = config_drift(validate_config(study.user_attrs["config"], "study"), config)
+        except ConfigError:  # written by a version of llmcls with other keys
+            drift = ["keys this version does not have"]
         on_event(Info(f"continuing the study in {out_dir} ({len(study.trials)} trials)"
                       + (f"; the config differs from its first in {', '.join(drift)}" if drift else "")))
     # Seeded by the trials already run as well: a continued study draws new values, not the first call's again.
