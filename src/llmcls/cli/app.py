@@ -171,6 +171,56 @@ def train(
 
 
 @app.command()
+def tune(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., "--config", "-c", help="YAML config file: the base of every trial."),
+    budget: str = typer.Option(
+        ..., "--budget", "-b", metavar="DURATION",
+        help="Wall time of this call: seconds, or 10m, 1h, 1h30m. No trial starts once it is spent, and a trial "
+             "whose next epoch would end after it stops (recorded as pruned)."),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Run at most N trials in this call."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", metavar="DIR",
+        help="Where the study (study.db), trials.csv, trials.md, best.yaml and the trials' run directories go "
+             "(default: OUTPUT_DIR/NAME-tune). A study already there is continued."),
+    overrides: List[str] = typer.Option(
+        [], "--set", "-s", metavar="KEY=VALUE",
+        help="Override a key of the base config (repeatable); a searched key set here is no longer searched."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    keep_all: bool = typer.Option(
+        False, "--keep-all", help="Keep every trial's run directory (by default only the best trial's is kept)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No line per trial."),
+) -> None:
+    """Search hyper-parameters on the validation split within a time budget (as fastText's autotune), with
+    Optuna: learning rate, dropouts, width, depth, pooling and batch size; train.epochs is the most a trial trains,
+    and poor trials are pruned after an epoch. Prints a line per trial and the best; writes best.yaml (the config
+    with the best values), trials.csv and trials.md, and keeps the best trial's run directory. Needs Optuna (the package's tune extra)."""
+    with _user_errors(ctx):
+        from llmcls.cli.render import TuneProgress, format_tune_result
+        from llmcls.config import load_config, parse_override
+        from llmcls.tuning.search import parse_budget, tune as run_tuning
+        from llmcls.tuning.space import default_space
+
+        seconds = parse_budget(budget)
+        cfg = load_config(config, overrides)
+        space = default_space(pinned=[parse_override(item)[0] for item in overrides])
+        _quiet_optuna()
+        result = run_tuning(cfg, seconds, trials, out, TuneProgress(cfg.train.select_metric, enabled=not quiet),
+                            space, device=device, keep_all=keep_all,
+                            command=" ".join(["llmcls", "tune", *_command_line(ctx)]))
+        typer.echo(format_tune_result(result))
+
+
+def _quiet_optuna() -> None:
+    """Optuna's own log lines off: `tune` prints a line per trial."""
+    try:
+        import optuna
+    except ImportError:  # tune says how to install it
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@app.command()
 def plot(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
