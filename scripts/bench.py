@@ -508,7 +508,8 @@ def verdict_table(rows: list[dict]) -> str:
     for row in rows:
         peer = f"{row['peer']} {row['peer_acc']:.2f}" if row["peer"] else "—"
         rule = "≥ best peer" if row["shortfall"] == 0 else f"≥ best peer − {row['shortfall']:g}"
-        acc = f"{row['mean']:.2f} ± {row['std']:.2f}" if row["mean"] is not None else "—"
+        spread = f" ± {row['std']:.2f}" if row["seeds"] > 1 else ""
+        acc = f"{row['mean']:.2f}{spread}" if row["mean"] is not None else "—"
         diff = f"{row['diff']:+.2f}" if row["diff"] is not None else "—"
         lines.append(f"| {row['dataset']} | {peer} | {row['system']} | {rule} | {row['seeds']} | {acc} | {diff} | "
                      f"{row['verdict']} |")
