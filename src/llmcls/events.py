@@ -49,6 +49,23 @@ class PredictionProgress:
     total: int
 
 
+@dataclass
+class TrialEnded:
+    """A trial of `llmcls tune` ended: its number, state (complete, pruned, failed), the validation metric of its
+    best epoch (None if it has none), epochs trained, wall seconds, sampled values, why it stopped early (a pruned
+    or failed trial), and the best trial so far."""
+
+    number: int
+    state: str
+    value: float | None
+    epochs: int
+    seconds: float
+    params: dict[str, Any]
+    note: str
+    best_number: int | None
+    best_value: float | None
+
+
 EventHandler = Callable[[object], None]
 
 

@@ -7,8 +7,9 @@ import yaml
 from typer.testing import CliRunner
 
 from llmcls.cli import app
+from llmcls.config import load_config
 
-from conftest import FIXTURES, small_config
+from conftest import FIXTURES, ROOT, small_config
 
 runner = CliRunner()
 
@@ -170,3 +171,21 @@ def test_help_texts_are_paragraphs_the_terminal_wraps():
         assert command.help and "\n" not in command.help.replace("\n\n", ""), command.callback.__name__
     result = CliRunner().invoke(typer_app, ["--help"], env={"COLUMNS": "200"})
     assert "labels, weights, checkpoint, metrics, plots" in result.output  # one sentence, unbroken
+
+
+def test_init_writes_a_config_that_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the written config names the shipped vectors by their path in the repository
+    out = tmp_path / "trec.yaml"
+    result = invoke("init", "--train", FIXTURES / "trec_train.csv", "--test", FIXTURES / "trec_test.csv",
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}: 500 texts, 6 classes" in result.output and "train.epochs: 20" in result.output
+    assert load_config(out).data.test == str(FIXTURES / "trec_test.csv")
+    again = invoke("init", "--train", FIXTURES / "trec_train.csv", "--out", out)
+    assert again.exit_code == 1 and "already exists; give --force" in again.output
+    run_dir = tmp_path / "run"
+    trained = invoke("train", "--config", out, "--set", "train.epochs=2", "--set", "train.export_onnx=false",
+                     "--set", "train.plots=false", "--run-dir", run_dir, "--device", "cpu")
+    assert trained.exit_code == 0, trained.output
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (saved["train"]["lr"], saved["train"]["batch_size"], saved["train"]["patience"]) == (2e-3, 32, 3)

@@ -117,6 +117,7 @@ def test_resume_with_more_epochs_equals_the_longer_run(tmp_path):
 def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     first = train(small_config(tmp_path, train={"epochs": 1}), device="cpu")
     run = first.run_dir
+    coverage = json.loads((run / "results.json").read_text())["vector_coverage"]
     (run / "export").mkdir(exist_ok=True)  # training wrote an export: overwritten below
     for name in ("export/manifest.json", "export/model.onnx", "thresholds.json", "export/mine.txt"):
         (run / name).write_text("of the old weights")
@@ -141,7 +142,9 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     # the export of the old weights is gone; training ends by exporting the new ones
     assert json.loads((run / "export" / "manifest.json").read_text())["weights_sha256"] == weights_digest(run)
     assert (run / "export" / "mine.txt").read_text() == "of the old weights"
-    assert json.loads((run / "results.json").read_text())["epochs_run"] == 2 == len(resumed.history)
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs_run"] == 2 == len(resumed.history)
+    assert results["vector_coverage"] == coverage and coverage["tokens"] > 0.99  # measured at the start, kept
 
 
 def test_resuming_a_finished_run_changes_nothing(trained_sst2):

@@ -83,6 +83,36 @@ def main_options(
 
 
 @app.command()
+def init(
+    ctx: typer.Context,
+    train_file: Path = typer.Option(..., "--train", help="The labelled training file (CSV, TSV or JSONL)."),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="A labelled validation file (default: a part of "
+                                                               "the training file is held out)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="A labelled test file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The config to write (default: NAME.yaml)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The run name (default: from the training file's name)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="data.format: auto, csv, tsv or jsonl."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="data.text_column (digits: an index)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="data.label_column (digits: an index)."),
+    multi_label: bool = typer.Option(False, "--multi-label", help="data.multi_label: each text has a set of labels "
+                                                                  "(JSON lists are recognised without it)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
+) -> None:
+    """Write a config for new data: measure the training file (texts, classes, token lengths) and choose the
+    text cut, pooling, epochs, patience, learning rate and batch size from it. Each chosen key is commented with
+    the figure and the reason; edit the file, then `llmcls train --config FILE`."""
+    with _user_errors(ctx):
+        from llmcls.adapt.render import init_config
+        from llmcls.cli.render import format_init
+
+        given = {"train": train_file, "valid": valid, "test": test, "format": fmt, "multi_label": multi_label or None,
+                 "text_column": _column(text_column), "label_column": _column(label_column)}
+        data = {key: str(value) if isinstance(value, Path) else value
+                for key, value in given.items() if value is not None}
+        typer.echo(format_init(init_config(data, out, name, force)))
+
+
+@app.command()
 def train(
     ctx: typer.Context,
     config: Optional[Path] = typer.Option(
@@ -138,6 +168,56 @@ def train(
         typer.echo("\nvalidation\n" + format_report(result.valid))
         if result.test is not None:
             typer.echo("\ntest\n" + format_report(result.test))
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., "--config", "-c", help="YAML config file: the base of every trial."),
+    budget: str = typer.Option(
+        ..., "--budget", "-b", metavar="DURATION",
+        help="Wall time of this call: seconds, or 10m, 1h, 1h30m. No trial starts once it is spent, and a trial "
+             "whose next epoch would end after it stops (recorded as pruned)."),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Run at most N trials in this call."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", metavar="DIR",
+        help="Where the study (study.db), trials.csv, trials.md, best.yaml and the trials' run directories go "
+             "(default: OUTPUT_DIR/NAME-tune). A study already there is continued."),
+    overrides: List[str] = typer.Option(
+        [], "--set", "-s", metavar="KEY=VALUE",
+        help="Override a key of the base config (repeatable); a searched key set here is no longer searched."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    keep_all: bool = typer.Option(
+        False, "--keep-all", help="Keep every trial's run directory (by default only the best trial's is kept)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No line per trial."),
+) -> None:
+    """Search hyper-parameters on the validation split within a time budget (as fastText's autotune), with
+    Optuna: learning rate, dropouts, width, depth, pooling and batch size; train.epochs is the most a trial trains,
+    and poor trials are pruned after an epoch. Prints a line per trial and the best; writes best.yaml (the config
+    with the best values), trials.csv and trials.md, and keeps the best trial's run directory. Needs Optuna (the package's tune extra)."""
+    with _user_errors(ctx):
+        from llmcls.cli.render import TuneProgress, format_tune_result
+        from llmcls.config import load_config, parse_override
+        from llmcls.tuning.search import parse_budget, tune as run_tuning
+        from llmcls.tuning.space import default_space
+
+        seconds = parse_budget(budget)
+        cfg = load_config(config, overrides)
+        space = default_space(pinned=[parse_override(item)[0] for item in overrides])
+        _quiet_optuna()
+        result = run_tuning(cfg, seconds, trials, out, TuneProgress(cfg.train.select_metric, enabled=not quiet),
+                            space, device=device, keep_all=keep_all,
+                            command=" ".join(["llmcls", "tune", *_command_line(ctx)]))
+        typer.echo(format_tune_result(result))
+
+
+def _quiet_optuna() -> None:
+    """Optuna's own log lines off: `tune` prints a line per trial."""
+    try:
+        import optuna
+    except ImportError:  # tune says how to install it
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @app.command()

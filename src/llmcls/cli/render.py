@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone
+from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone, TrialEnded
 
 OUTPUT_FORMATS = ("table", "csv", "jsonl")
 
@@ -155,6 +155,13 @@ def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", se
     return "".join(line + "\n" for line in lines)
 
 
+def format_init(result: Any) -> str:
+    """What `llmcls init` wrote and chose (an `llmcls.adapt.render.InitResult`)."""
+    lines = [f"wrote {result.path}: {result.profile.texts:,} texts, {result.profile.classes} classes"]
+    lines += [f"  {c.key}: {'null' if c.value is None else c.value}  ({c.reason})" for c in result.choices]
+    return "\n".join(lines + [f"train with: llmcls train --config {result.path}"])
+
+
 def format_profile(p: dict[str, Any]) -> str:
     """The figures of `llmcls profile` as aligned lines."""
     def si(x: float | None, unit: str) -> str:
@@ -223,6 +230,48 @@ def format_epoch(record: dict[str, Any], improved: bool) -> str:
             f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f}{micro} macro-F1 {record['valid_macro_f1']:.4f}"
             f" | {record['seconds']:.0f}s, {record['train_tokens_per_s']:,.0f} tok/s, "
             f"padding {record['padding_fraction']:.1%}{'  * best' if improved else ''}")
+
+
+def format_trial(event: TrialEnded, metric: str) -> str:
+    """One line per trial of `llmcls tune`: its state, metric, epochs and time, the values it drew, the best so far."""
+    def short(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    value = "-" if event.value is None else f"{event.value:.4f}"
+    drawn = " ".join(f"{key.rsplit('.', 1)[-1]}={short(v)}" for key, v in event.params.items())
+    best = "none yet" if event.best_number is None else f"trial {event.best_number} {event.best_value:.4f}"
+    note = f" ({event.note})" if event.note else ""
+    return (f"trial {event.number:>3} {event.state:<8} valid {metric} {value}, {event.epochs} epochs, "
+            f"{event.seconds:.0f}s | {drawn} | best: {best}{note}")
+
+
+def format_tune_result(result: Any) -> str:
+    """The end of `llmcls tune`: the best trial, its config and run directory, the tables (a TuneResult)."""
+    out = result.out_dir
+    lines = [f"{result.trials_run} trials run, {result.trials_total} in the study {out / 'study.db'}"]
+    if result.best_number is None:
+        return "\n".join(lines + ["no trial has completed: give a longer --budget or more --trials"])
+    lines += [f"best: trial {result.best_number}, valid {result.metric} {result.best_value:.4f}",
+              *(f"  {key} = {value!r}" for key, value in result.best_params.items()),
+              f"config: {out / 'best.yaml'}",
+              f"run directory (eval or predict it as it is): {result.best_run_dir}",
+              f"every trial: {out / 'trials.md'}, {out / 'trials.csv'}"]
+    return "\n".join(lines)
+
+
+class TuneProgress:
+    """Renders the events of `llmcls tune`: a line per trial on stdout, notes on stderr."""
+
+    def __init__(self, metric: str, enabled: bool = True):
+        self.metric, self.enabled = metric, enabled
+
+    def __call__(self, event: object) -> None:
+        if not self.enabled:
+            return
+        if isinstance(event, TrialEnded):
+            print(format_trial(event, self.metric), flush=True)
+        elif isinstance(event, Info):
+            print(event.message, file=sys.stderr, flush=True)
 
 
 class TrainProgress:

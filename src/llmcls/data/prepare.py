@@ -13,10 +13,11 @@ import numpy as np
 from llmcls.config import Config, DataConfig
 from llmcls.data.batching import EncodedTexts
 from llmcls.data.readers import Examples, read_examples, read_texts, split_off
-from llmcls.data.tokenize import Tokenizer
+from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
-from llmcls.embeddings import DownloadLimits, Vectors, default_cache_dir, load_vectors, wanted_words
-from llmcls.errors import DataError, EmbeddingsError
+from llmcls.embeddings import (LOW_TOKEN_COVERAGE, PACKAGED_GLOVE, Coverage, DownloadLimits, Vectors, default_cache_dir,
+                               load_vectors, vector_coverage, wanted_words)
+from llmcls.errors import ConfigError, DataError, EmbeddingsError
 from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
 
@@ -41,6 +42,7 @@ class PreparedData:
     valid: Split
     test: Split | None
     valid_from_train: bool
+    coverage: Coverage | None = None  # of the training data by `vectors`; None without them
 
 
 def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
@@ -203,6 +205,29 @@ def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = i
     return vectors
 
 
+def report_coverage(source: str, train_tokens: TokenizedTexts, vectors: Vectors | None,
+                    on_event: EventHandler = ignore) -> Coverage | None:
+    """How much of the training data `vectors` cover, said in an Info event and warned about when it is low
+    (`LOW_TOKEN_COVERAGE`); without vectors (embeddings.source none), a warning and None.
+
+    Only the vocabulary's words were looked up, so a word left out of it (vocab.max_size, vocab.min_freq) counts
+    as uncovered, as it is for the model: it becomes `<unk>`.
+    """
+    if vectors is None:
+        on_event(Info(f"warning: embeddings.source is none: every word vector starts random ({PACKAGED_GLOVE} "
+                      "or a vector file would give them pretrained values)"))
+        return None
+    counts = np.bincount(train_tokens.ids, minlength=len(train_tokens.table))
+    coverage = vector_coverage(train_tokens.table, counts, set(vectors.words))
+    on_event(Info(f"vectors: {coverage.tokens:.1%} of training tokens, {coverage.words:.1%} of distinct words "
+                  f"have a pretrained vector ({source})"))
+    if coverage.tokens < LOW_TOKEN_COVERAGE:
+        on_event(Info(f"warning: only {coverage.tokens:.1%} of training tokens have a pretrained vector in {source} "
+                      f"(under {LOW_TOKEN_COVERAGE:.0%}); the others start random: check embeddings.source, "
+                      "tokenizer.lower and the vocabulary's size"))
+    return coverage
+
+
 def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab | None = None,
                  labels: LabelMap | None = None) -> PreparedData:
     """Read, split, tokenize and encode the data of a run, and load its pretrained vectors.
@@ -211,10 +236,14 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     vectors are loaded.
 
     Raises:
+        ConfigError: the config still has `auto` values.
         DataError: a file is unreadable, the training data has fewer than two classes, or valid/test have
             labels that train lacks.
         EmbeddingsError: the vectors cannot be read.
     """
+    if config.auto_keys():  # a bug of the caller: training resolves them before it reads the data
+        raise ConfigError(f"{', '.join(config.auto_keys())}: auto must be chosen from the training data first "
+                          "(llmcls.adapt.choices.resolve_auto)")
     data = config.data
     train, _ = read_labelled(config, data.train, on_event)
     valid_from_train = data.valid is None
@@ -236,10 +265,11 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     train_tokens = tokenizer.tokenize_many(train.texts)
     on_event(Info(f"tokenized {len(train_tokens)} training texts in {time.perf_counter() - t0:.1f}s "
                   f"({len(train_tokens.ids):,} tokens{'' if tokenizer.spacy_loaded else ', from the cache'})"))
-    vectors = None
+    vectors = coverage = None
     if vocab is None:
         vocab = Vocab.build_from(train_tokens, config.vocab.max_size, config.vocab.min_freq)
         vectors = load_config_vectors(config, vocab, on_event)
+        coverage = report_coverage(config.embeddings.source, train_tokens, vectors, on_event)
         if vectors is not None and config.vocab.add_from_vectors:
             vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
     ids, offsets = vocab.encode_tokenized(train_tokens)
@@ -253,4 +283,5 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         valid=Split(encode_texts(tokenizer, vocab, valid.texts), valid_targets),
         test=None if test is None else Split(encode_texts(tokenizer, vocab, test.texts), test_targets),
         valid_from_train=valid_from_train,
+        coverage=coverage,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from llmcls.adapt.choices import resolve_auto
 from llmcls.config import Config, TrainConfig
 from llmcls.data.batching import BucketSampler, padding_fraction
 from llmcls.data.prepare import PreparedData, Split
@@ -110,6 +111,9 @@ class TrainState:
     tokens: int = 0
     seconds: float = 0.0  # training seconds of `epoch` so far
     history: list[dict] = field(default_factory=list)
+    # {"tokens": share, "words": share} of the training data with a pretrained vector (None without vectors):
+    # measured when the run starts, kept here so that a resumed run's results.json still says it
+    vector_coverage: dict | None = None
 
     def finished(self, cfg: TrainConfig) -> bool:
         return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
@@ -127,7 +131,9 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     """Train a classifier as `config` says and write its run directory.
 
     Args:
-        config: the validated config (when resuming, see `llmcls.config.resume_config`).
+        config: the validated config (when resuming, see `llmcls.config.resume_config`). Its `auto` values are
+            chosen from the training data first (`llmcls.adapt.choices.resolve_auto`, one Info event each) and
+            the run's config.yaml holds what they became.
         device: auto, cpu, cuda, cuda:N, or a torch.device.
         run_dir: where to write; default `config.output_dir / config.name`.
         on_event: receives progress events (see llmcls.events).
@@ -183,6 +189,7 @@ def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> Non
 def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
            checkpoint: dict | None, world: World, precision: str) -> TrainResult:
     """The loop: set up, then per epoch train, validate and record, then score the best model."""
+    config = on_main(world, lambda: resolve_auto(config, on_event))  # `auto` keys, chosen from the training data
     cfg = config.train
     configure_torch(cfg, world)
     summary_writer = _tensorboard_writer_class() if cfg.tensorboard and world.main else None  # fails early
@@ -262,7 +269,7 @@ def _training(config: Config, data: PreparedData, model: LstmClassifier, device:
 def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
     """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
     if checkpoint is None:
-        return TrainState()
+        return TrainState(vector_coverage=None if t.data.coverage is None else asdict(t.data.coverage))
     t.step.optimizer.load_state_dict(checkpoint["optimizer"])
     t.scheduler.load_state_dict(checkpoint["scheduler"])
     state = TrainState(**checkpoint["state"])
@@ -396,6 +403,7 @@ def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
         "precision": t.step.precision,
         "temperature": temperature,
         **ece,
+        "vector_coverage": state.vector_coverage,
         "valid": valid,
         "test": test,
     })

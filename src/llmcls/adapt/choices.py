@@ -1,0 +1,108 @@
+"""The settings a data profile suggests, each with a one-line reason: the one place where the adaptive defaults
+are decided (`llmcls init` writes them into a config; `auto` values are resolved by them when training starts).
+
+The numbers are first guesses to be tuned by experiment; they are all here, named.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from llmcls.adapt.profile import DataProfile, profile_data
+from llmcls.config import Config
+from llmcls.events import EventHandler, Info, ignore
+
+# tokenizer.max_tokens
+SHORT_P99 = 128  # no cut when 99% of texts have at most this many tokens
+CUT_PERCENTILE = 95  # otherwise cut near this percentile of the lengths ...
+CUT_ROUND_TO = 50  # ... rounded up to a multiple of this
+# model.pooling
+LONG_P50 = 40  # texts with a median length above this many tokens pool the maximum beside the final states
+# train.epochs, train.patience
+TOKEN_BUDGET = 6_000_000  # training tokens that a run costs: epochs = budget / tokens per epoch ...
+MIN_EPOCHS, MAX_EPOCHS = 3, 20  # ... within these bounds
+PATIENCE = 3  # stop after this many epochs without a better validation score
+# train.lr, train.batch_size
+SMALL_LR_TEXTS, SMALL_LR, LR = 10_000, 2e-3, 1e-3  # fewer training texts than this take the larger step
+SMALL_BATCH_TEXTS, SMALL_BATCH, BATCH = 5_000, 32, 64  # fewer training texts than this take smaller batches
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One chosen setting: its dotted config key, the value, and why (one line, with the measured figure)."""
+
+    key: str
+    value: Any
+    reason: str
+
+
+def _count(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def choose_max_tokens(profile: DataProfile) -> Choice:
+    p50, p99, cut_at = (_count(profile.p(q)) for q in (50, 99, CUT_PERCENTILE))
+    lengths = f"p50 {p50}, p99 {p99}, max {_count(profile.max_tokens)}"
+    sampled = f"{_count(profile.sampled)} sampled training texts"
+    if profile.p(99) <= SHORT_P99:
+        return Choice("tokenizer.max_tokens", None,
+                      f"no cut: 99% of {sampled} have at most {p99} tokens (<= {SHORT_P99}; {lengths})")
+    cut = math.ceil(profile.p(CUT_PERCENTILE) / CUT_ROUND_TO) * CUT_ROUND_TO
+    return Choice("tokenizer.max_tokens", cut,
+                  f"{CUT_PERCENTILE}% of {sampled} have at most {cut_at} tokens ({lengths})")
+
+
+def choose_pooling(profile: DataProfile) -> Choice:
+    median = _count(profile.p(50))
+    if profile.p(50) > LONG_P50:
+        return Choice("model.pooling", "last_max", f"long texts (median {median} tokens > {LONG_P50}): the maximum "
+                                                   "over time beside the final states")
+    return Choice("model.pooling", "last", f"short texts (median {median} tokens <= {LONG_P50}): the final states")
+
+
+def choose_epochs(profile: DataProfile) -> Choice:
+    per_epoch = max(profile.tokens_per_epoch, 1)
+    wanted = round(TOKEN_BUDGET / per_epoch)
+    epochs = min(max(wanted, MIN_EPOCHS), MAX_EPOCHS)
+    bound = "" if epochs == wanted else f", kept within [{MIN_EPOCHS}, {MAX_EPOCHS}]"
+    return Choice("train.epochs", epochs, f"about {_count(TOKEN_BUDGET)} training tokens at ~{_count(per_epoch)} "
+                                          f"tokens per epoch{bound}")
+
+
+def choose(profile: DataProfile) -> list[Choice]:
+    """The suggested settings of the data `profile`, in the order of the config's sections."""
+    small = f"{_count(profile.train_texts)} training texts"
+    return [
+        choose_max_tokens(profile),
+        choose_pooling(profile),
+        choose_epochs(profile),
+        Choice("train.patience", PATIENCE, f"stop when {PATIENCE} epochs in a row bring no better validation score"),
+        Choice("train.lr", SMALL_LR if profile.train_texts < SMALL_LR_TEXTS else LR,
+               f"{small} ({'<' if profile.train_texts < SMALL_LR_TEXTS else '>='} {_count(SMALL_LR_TEXTS)})"),
+        Choice("train.batch_size", SMALL_BATCH if profile.train_texts < SMALL_BATCH_TEXTS else BATCH,
+               f"{small} ({'<' if profile.train_texts < SMALL_BATCH_TEXTS else '>='} {_count(SMALL_BATCH_TEXTS)})"),
+    ]
+
+
+def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
+    """`config` with its `auto` values replaced by the choices for its training data (one Info event each); the
+    config itself when it has none. With `train.epochs: auto`, `train.patience` is chosen too unless set.
+
+    Raises:
+        DataError: the training file is unreadable.
+    """
+    keys = config.auto_keys()
+    if not keys:
+        return config
+    if "train.epochs" in keys and "patience" not in config.train.model_fields_set:
+        keys.append("train.patience")
+    on_event(Info(f"choosing {', '.join(keys)} from the training data ({config.data.train})"))
+    resolved = config.model_copy(deep=True)
+    for choice in choose(profile_data(config, on_event=on_event)):
+        if choice.key in keys:
+            section, leaf = choice.key.split(".")
+            setattr(getattr(resolved, section), leaf, choice.value)
+            on_event(Info(f"{choice.key}: {'null' if choice.value is None else choice.value} ({choice.reason})"))
+    return resolved

@@ -1,0 +1,73 @@
+"""What a training file holds, measured the way training reads it: how many texts and classes, whether the labels
+are sets, and how long the texts are in tokens (from a bounded random sample, since tokenizing a large file takes
+a while; every row is counted)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmcls.config import Config
+from llmcls.data.prepare import label_sets, read_labelled
+from llmcls.data.tokenize import Tokenizer
+from llmcls.events import EventHandler, ignore
+
+SAMPLE_TEXTS = 5_000  # texts tokenized for the length statistics (about 10 s for reviews of 250 tokens)
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """The measured facts about a training file that the adaptive defaults depend on."""
+
+    path: str
+    texts: int  # rows read (empty texts skipped as data.empty_texts says)
+    train_texts: int  # the texts an epoch trains on: without the validation part held out of the file, if any
+    class_counts: dict[str, int]  # label -> texts that have it, most frequent first
+    multi_label: bool
+    sampled: int  # texts tokenized for the length statistics
+    percentiles: dict[int, int]  # 50, 90, 95, 99 -> tokens
+    max_tokens: int  # the longest sampled text, in tokens
+    mean_tokens: float
+
+    @property
+    def classes(self) -> int:
+        return len(self.class_counts)
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        """Estimated (untruncated) tokens of one training epoch: the sample's mean length x the training texts."""
+        return round(self.mean_tokens * self.train_texts)
+
+    def p(self, q: int) -> int:
+        return self.percentiles[q]
+
+
+def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHandler = ignore) -> DataProfile:
+    """Profile the training file of `config` (`data.train`), read as training reads it.
+
+    Labels are treated as sets when `data.multi_label` is set or when the file's labels are JSON lists. Lengths
+    are counted by the config's tokenizer without any `max_tokens` cut, over up to `sample` texts drawn at
+    random (seeded by `config.seed`), so the statistics do not depend on a cut they may be used to choose.
+
+    Raises:
+        DataError: the file is unreadable or has no text.
+    """
+    examples, path = read_labelled(config, config.data.train, on_event)
+    multi_label = config.data.multi_label or any(isinstance(label, list) for label in examples.labels)
+    if multi_label:
+        counts = Counter(label for labels in label_sets(examples, config.data.label_separator) for label in labels)
+    else:
+        counts = Counter(str(label) for label in examples.labels)
+    rng = np.random.default_rng(config.seed)
+    chosen = np.sort(rng.choice(len(examples), size=min(sample, len(examples)), replace=False))
+    tokenizer = Tokenizer(config.tokenizer.model_copy(update={"max_tokens": None}))  # no cache: a one-off sample
+    lengths = np.diff(tokenizer.tokenize_many([examples.texts[i] for i in chosen]).offsets)
+    held_out = 0 if config.data.valid else max(1, round(config.data.valid_fraction * len(examples)))  # as split_off
+    return DataProfile(
+        path=path, texts=len(examples), train_texts=len(examples) - held_out,
+        class_counts=dict(counts.most_common()), multi_label=multi_label, sampled=len(chosen),
+        percentiles={q: int(np.ceil(np.percentile(lengths, q))) for q in PERCENTILES},
+        max_tokens=int(lengths.max()), mean_tokens=float(lengths.mean()))
