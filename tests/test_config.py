@@ -53,7 +53,8 @@ def test_unknown_key_names_file_key_and_suggestion(tmp_path):
 @pytest.mark.parametrize("section,key,value", [
     ("train", "lr", -1), ("model", "dropout", 1.0), ("train", "epochs", 0), ("train", "batch_size", 0),
     ("model", "hidden_size", "big"), ("model", "pooling", "attention"), ("data", "valid_fraction", 1.5),
-    ("train", "accumulate", 0), ("train", "accumulate", 1.5),
+    ("train", "accumulate", 0), ("train", "accumulate", 1.5), ("train", "ema", 0), ("train", "ema", 1.0),
+    ("train", "ema", "fast"), ("train", "ema_start", 1.0), ("train", "ema_start", -0.1),
 ])
 def test_bad_values_are_rejected_naming_the_key(tmp_path, section, key, value):
     path = write(tmp_path, yaml.safe_dump({"data": {"train": "x.csv"}, section: {key: value}}))

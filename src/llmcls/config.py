@@ -168,6 +168,13 @@ class TrainConfig(_Section):
     threshold: Union[float, Literal["tune"]] = Field(0.5, description=(
         "multi-label: a label is predicted when its probability is at least this; `tune`: per class, the value "
         "of 0.05, 0.10, ..., 0.95 that maximises the class's F1 on the validation split"))
+    ema: float | None = Field(None, gt=0.0, lt=1.0, description=(
+        "keep an exponential moving average of the trainable weights with this decay (e.g. 0.99), updated after "
+        "every optimizer step; validation, the best checkpoint, test scores, calibration and the export use the "
+        "averaged weights, training goes on with the raw ones. null: off"))
+    ema_start: float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "with train.ema: the average starts after this fraction of the optimizer steps of train.epochs (until "
+        "then it equals the raw weights), so that the early, poor weights do not weigh in it"))
     calibrate: Literal["temperature", "none"] = Field("temperature", description=(
         "temperature: after training, fit the temperature T that makes the validation split's probabilities most "
         "likely (logits / T; it changes no prediction) and use it wherever probabilities are given; none: raw"))

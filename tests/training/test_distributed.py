@@ -240,6 +240,19 @@ def test_two_processes_train_like_one_and_resume_in_one(tmp_path):
     assert load_checkpoint(run_dir)["state"]["global_step"] == (epochs + 1) * steps_per_epoch
 
 
+def test_two_processes_keep_one_weight_average(tmp_path):
+    """train.ema: every process averages the weights of its own model (the module DDP wraps); they are the same
+    everywhere, so the averages are too, and they score like one process's."""
+    config = small_config(tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0},
+                          train={"epochs": 2, "precision": "fp32", "ema": 0.9})
+    single = train(config, device="cpu", run_dir=tmp_path / "single")
+    ranks = launch_worker(config, tmp_path)
+    assert len(ranks[0]["averages"]) == 2 and ranks[0]["averages"] == ranks[1]["averages"]
+    assert comparable(ranks[0]["history"]) == comparable(ranks[1]["history"])
+    for two, one in zip(ranks[0]["history"], single.history, strict=True):
+        assert two["valid_loss"] == pytest.approx(one["valid_loss"], rel=1e-4)
+
+
 def test_llmcls_train_nproc_resumes_a_one_process_run_on_two(tmp_path):
     """`llmcls train --nproc 2` launches through torch.distributed.run; it prints once, resumes a run saved
     by one process, and reports an error once."""

@@ -93,6 +93,21 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(reference, tmp_path,
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def test_a_run_with_weight_averaging_resumes_with_its_average(tmp_path):
+    """train.ema: killed mid-epoch 2 (the average already started, at step 23) and resumed from step 42, the run
+    ends with the uninterrupted run's averaged weights, bit for bit, and the same average to go on from."""
+    config = small_config(tmp_path, train={"epochs": 3, "checkpoint_every_steps": 7, "ema": 0.95,
+                                           "ema_start": 0.2})
+    expected = train(config, device="cpu", run_dir=tmp_path / "reference")
+    run_dir = tmp_path / "run"
+    run_until_killed(config, run_dir, kill_at_step=45)
+    assert load_checkpoint(run_dir)["state"]["global_step"] == 42
+    resumed = train(resume_config(run_dir), device="cpu", run_dir=run_dir, resume=True)
+    assert_same_run(resumed, expected)
+    ema, reference_ema = load_checkpoint(run_dir)["ema"], load_checkpoint(expected.run_dir)["ema"]
+    assert ema.keys() == reference_ema.keys() and all(torch.equal(ema[k], reference_ema[k]) for k in ema)
+
+
 def test_sigkill_during_checkpoint_write_keeps_the_previous_one(reference, tmp_path):
     config, expected = reference
     run_dir = tmp_path / "run"

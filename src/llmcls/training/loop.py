@@ -8,7 +8,7 @@ steps (`_train_epoch`, each one `llmcls.training.step.train_step`), validation (
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from llmcls.run.claim import check_new_run, discard_unused, remove_stale_tempora
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
 from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
                                          process_group, process_seed, shard_batch, shard_range, text_range)
+from llmcls.training.averaging import WeightAverage
 from llmcls.training.optim import make_optimizer, make_scheduler
 from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
 from llmcls.training.step import Stepper, train_step
@@ -233,6 +234,7 @@ class _Training:
     run_dir: Path
     on_event: EventHandler
     epoch_thresholds: np.ndarray | None  # multi-label, while training: train.threshold (0.5 when tuned at the end)
+    average: WeightAverage | None  # train.ema: what validation scores and the best checkpoint keeps
 
     @property
     def per_step_schedule(self) -> bool:
@@ -263,7 +265,8 @@ def _training(config: Config, data: PreparedData, model: LstmClassifier, device:
     epoch_thresholds = None
     if config.data.multi_label:
         epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
-    return _Training(config, data, step, scheduler, sampler, run_dir, on_event, epoch_thresholds)
+    average = WeightAverage(model, cfg.ema, round(cfg.ema_start * total_steps)) if cfg.ema else None
+    return _Training(config, data, step, scheduler, sampler, run_dir, on_event, epoch_thresholds, average)
 
 
 def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
@@ -273,6 +276,8 @@ def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
     t.step.optimizer.load_state_dict(checkpoint["optimizer"])
     t.scheduler.load_state_dict(checkpoint["scheduler"])
     state = TrainState(**checkpoint["state"])
+    if t.average is not None:
+        t.average.load_state_dict(checkpoint["ema"])
     _set_rng(checkpoint, t.step.world, t.config.seed, state.global_step)
     t.on_event(Info(f"resumed {t.run_dir} at epoch {state.epoch}, batch {state.step}"))
     return state
@@ -286,7 +291,8 @@ def _describe(t: _Training) -> str:
             f"{t.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
             f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"
             f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
-            f"{cfg.epochs} epochs, {t.step.precision}; resolved config: {t.run_dir / 'config.yaml'}")
+            f"{cfg.epochs} epochs, {t.step.precision}"
+            f"{f', weights averaged (EMA {cfg.ema:g} from step {t.average.start_step})' if t.average else ''}; resolved config: {t.run_dir / 'config.yaml'}")
 
 
 def _save_last(t: _Training, state: TrainState) -> None:
@@ -296,7 +302,8 @@ def _save_last(t: _Training, state: TrainState) -> None:
     if world.main:
         save_checkpoint(t.run_dir, {"model": t.step.model.state_dict(), "optimizer": t.step.optimizer.state_dict(),
                                     "scheduler": t.scheduler.state_dict(), "state": asdict(state), "rng": rng[0],
-                                    **({"rng_ranks": rng} if world.size > 1 else {})})
+                                    **({"rng_ranks": rng} if world.size > 1 else {}),
+                                    **({"ema": t.average.state_dict()} if t.average else {})})
 
 
 def _train_epoch(t: _Training, state: TrainState, batches: list[np.ndarray]) -> None:
@@ -320,6 +327,8 @@ def _train_epoch(t: _Training, state: TrainState, batches: list[np.ndarray]) -> 
         if t.per_step_schedule:
             t.scheduler.step()
         state.global_step += 1
+        if t.average is not None:
+            t.average.update(t.step.model, state.global_step)
         if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
             state.seconds += time.perf_counter() - t_start
             t_start = time.perf_counter()
@@ -328,17 +337,18 @@ def _train_epoch(t: _Training, state: TrainState, batches: list[np.ndarray]) -> 
 
 
 def _validate(t: _Training, state: TrainState, batches: list[np.ndarray]) -> tuple[dict, bool]:
-    """Score the epoch's model on the validation split, keep its weights if it is the best so far, and return the
-    epoch's record and whether it improved."""
-    cfg, world, model = t.config.train, t.step.world, t.step.model
-    report = evaluate_split(model, t.data.valid, t.data.labels.labels, cfg.eval_batch_size, t.step.device, world,
-                            t.epoch_thresholds, cfg.eval_batch_tokens)
-    value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
-    improved = _is_better(cfg.select_metric, value, state.best_value)
+    """Score the epoch's model (with train.ema, its averaged weights) on the validation split, keep those weights
+    if they are the best so far, and return the epoch's record and whether it improved."""
+    cfg, world = t.config.train, t.step.world
+    with t.average.applied(t.step.model) if t.average else nullcontext(t.step.model) as model:
+        report = evaluate_split(model, t.data.valid, t.data.labels.labels, cfg.eval_batch_size, t.step.device,
+                                world, t.epoch_thresholds, cfg.eval_batch_tokens)
+        value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
+        improved = _is_better(cfg.select_metric, value, state.best_value)
+        if improved and world.main:
+            save_weights(t.run_dir / WEIGHTS, model)
     if improved:
         state.best_value, state.best_epoch, state.since_best = value, state.epoch, 0
-        if world.main:
-            save_weights(t.run_dir / WEIGHTS, model)
     else:
         state.since_best += 1
     parts = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
