@@ -128,16 +128,17 @@ def test_class_weights_change_the_loss_as_computed_by_hand():
     torch.testing.assert_close(compute_loss(loss_function(3, w), multi, y), by_hand)
 
 
-def test_wide_branch_is_the_mean_of_its_ngram_rows():
-    """The wide logits of a text are the mean of the rows of its words and of its hashed bigrams, which follow the
-    word rows (vocabulary size 30 here); zero before training, so the branch starts as no change."""
+def test_wide_branch_is_the_normalised_sum_of_its_ngram_rows():
+    """The wide logits of a text are the sum of the rows of its words and of its hashed bigrams (which follow the
+    word rows: vocabulary size 30 here) over the root of their number; zero before training, so the branch starts
+    as no change."""
     model = make("last", num_outputs=2, wide_buckets=7)
     assert model.wide.table.weight.shape == (30 + 7, 2)
     assert float(model.wide(torch.tensor([[5, 9, 3]]), torch.tensor([3])).detach().abs().sum()) == 0.0
     torch.nn.init.normal_(model.wide.table.weight)
     rows = model.wide.table.weight.detach()
     pairs = [(5 * 1_000_003 + 9) % 7, (9 * 1_000_003 + 3) % 7]
-    expected = (rows[5] + rows[9] + rows[3] + rows[30 + pairs[0]] + rows[30 + pairs[1]]) / 5
+    expected = (rows[5] + rows[9] + rows[3] + rows[30 + pairs[0]] + rows[30 + pairs[1]]) / 5 ** 0.5
     got = model.wide(torch.tensor([[5, 9, 3, 0]]), torch.tensor([3]))
     torch.testing.assert_close(got[0], expected)
     deep = make("last", num_outputs=2)

@@ -80,7 +80,7 @@ class TokenizerConfig(_Section):
 class VocabConfig(_Section):
     max_size: int = Field(25_000, ge=1, le=MAX_WORDS)
     min_freq: int = Field(1, ge=1)
-    add_from_vectors: int = Field(0, ge=0, le=MAX_WORDS, description=(
+    add_from_vectors: int = Field(100_000, ge=0, le=MAX_WORDS, description=(
         "also add up to this many words that have pretrained vectors but are not in the training vocabulary; "
         "their vectors stay fixed, so words never seen in training still get a meaningful input"))
 
@@ -104,20 +104,20 @@ class EmbeddingsConfig(_Section):
 
 class ModelConfig(_Section):
     hidden_size: int = Field(128, ge=1, le=MAX_WIDTH)
-    num_layers: int = Field(1, ge=1, le=64)
+    num_layers: int = Field(2, ge=1, le=64)
     bidirectional: bool = True
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    lstm_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lstm_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     pooling: Literal["last", "max", "mean", "last_max", "auto"] = Field("last", description=(
         "auto: chosen from the training data's text lengths when training starts"))
-    wide: bool = Field(False, description=(
+    wide: bool = Field(True, description=(
         "add a wide branch: a linear model over the bag of words and hashed word bigrams, trained jointly, whose "
         "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets)"))
     wide_buckets: int = Field(1 << 18, ge=1, le=1 << 26, description=(
         "hashed bigram buckets of the wide branch; its table holds (vocabulary + buckets) x outputs weights"))
     wide_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of n-grams the wide branch drops in training")
-    wide_lr_scale: float = Field(1.0, gt=0.0, le=1000.0, description=(
+    wide_lr_scale: float = Field(10.0, gt=0.0, le=1000.0, description=(
         "the wide branch learns at train.lr times this (each of its rows is updated only by texts holding its n-gram)"))
 
 

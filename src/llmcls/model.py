@@ -167,7 +167,9 @@ class WideNgrams(nn.Module):
     added to the network's (Wide & Deep); the features of fastText and NBSVM, which read a whole document at once.
 
     Each word id (learned and fixed vocabulary) has its own row of logits, each bigram a row of `buckets` hashed
-    ones; a text's wide logits are the mean of the rows of its n-grams (padding excluded), zero at the start.
+    ones; a text's wide logits are the sum of the rows of its n-grams (padding excluded) over the square root of
+    their number, as an L2-normalised bag of n-grams would give (TF-IDF's normalisation: a long text's evidence is
+    not diluted as by the mean); zero at the start.
     In training, `dropout` drops that share of each text's n-grams (the kept ones are rescaled).
     """
 
@@ -188,7 +190,7 @@ class WideNgrams(nn.Module):
         count = mask.sum(1)  # [batch, 1]: 2 * length - 1
         if self.training and self.dropout:
             mask = nn.functional.dropout(mask, self.dropout)
-        return (self.table(ids) * mask).sum(1) / count
+        return (self.table(ids) * mask).sum(1) / count.sqrt()
 
 
 class WeightedBCEWithLogitsLoss(nn.Module):

@@ -191,6 +191,31 @@ def test_plateau_schedule_halves_the_lr_when_the_metric_stalls():
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
 
 
+def test_wide_branch_learns_at_its_own_rate_and_the_schedule_keeps_the_ratio():
+    """The wide table is a group of its own at lr x wide_lr_scale; a linear schedule scales both groups alike;
+    every trainable parameter is in exactly one group and frozen ones in none."""
+    from llmcls.config import TrainConfig
+    from llmcls.model import LstmClassifier, ModelArgs
+    from llmcls.training.optim import make_optimizer, make_scheduler
+
+    model = LstmClassifier(ModelArgs(vocab_size=20, embedding_dim=4, num_outputs=1, hidden_size=3,
+                                     fixed_vocab_size=5, wide_buckets=11))
+    cfg = TrainConfig(lr=2e-3, lr_schedule="linear")
+    optimizer = make_optimizer(model, cfg, wide_lr_scale=10.0)
+    deep, wide = optimizer.param_groups
+    assert [p for p in wide["params"]] == [model.wide.table.weight]
+    assert wide["lr"] == pytest.approx(2e-2) and deep["lr"] == pytest.approx(2e-3)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == trainable
+    assert len(deep["params"]) + 1 == len(trainable)
+    scheduler = make_scheduler(optimizer, cfg, total_steps=4)
+    optimizer.step()
+    scheduler.step()
+    assert wide["lr"] / deep["lr"] == pytest.approx(10.0) and deep["lr"] == pytest.approx(1.5e-3)
+    assert len(make_optimizer(LstmClassifier(ModelArgs(vocab_size=20, embedding_dim=4, num_outputs=1)),
+                              cfg).param_groups) == 1
+
+
 def test_auto_class_weights_by_hand():
     from llmcls.config import TrainConfig
     from llmcls.data.vocab import LabelMap

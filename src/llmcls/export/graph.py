@@ -125,8 +125,8 @@ def _lstm_layers(g: _Graph, args: "ModelArgs", weights: dict[str, np.ndarray], x
 
 
 def _wide(g: _Graph, args: "ModelArgs", weights: dict[str, np.ndarray]) -> str:
-    """The wide branch's logits [batch, num_outputs]: the mean of the table rows of each text's word ids and hashed
-    word bigrams (`llmcls.model.WideNgrams`), padding masked out."""
+    """The wide branch's logits [batch, num_outputs]: the sum of the table rows of each text's word ids and hashed
+    word bigrams over the square root of their number (`llmcls.model.WideNgrams`), padding masked out."""
     from onnx import TensorProto
 
     from llmcls.model import BIGRAM_PRIME
@@ -156,7 +156,7 @@ def _wide(g: _Graph, args: "ModelArgs", weights: dict[str, np.ndarray]) -> str:
     masked = g.node("Mul", [rows, g.node("Unsqueeze", [mask, const("wide_axis2", 2)], "wide_mask3")], "wide_masked")
     total = g.node("ReduceSum", [masked, axis1], "wide_total", keepdims=0)  # [batch, num_outputs]
     count = g.node("ReduceSum", [mask, axis1], "wide_count", keepdims=1)  # [batch, 1]
-    return g.node("Div", [total, count], "wide_logits")
+    return g.node("Div", [total, g.node("Sqrt", [count], "wide_norm")], "wide_logits")
 
 
 def _pooling(g: _Graph, args: "ModelArgs", x: str, y_h: str) -> str:
