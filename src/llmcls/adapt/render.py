@@ -55,8 +55,8 @@ def _header(profile: DataProfile, data: DataConfig) -> list[str]:
     return [
         f"# Written by `llmcls init` from {data.train}: {_n(profile.texts)} texts{split}.",
         f"# {profile.classes} classes ({kind}): {shown}{more}.",
-        f"# Tokens per text in {_n(profile.sampled)} sampled texts: p50 {p[50]}, p90 {p[90]}, p95 {p[95]}, "
-        f"p99 {p[99]}, max {_n(profile.max_tokens)}; about {_n(profile.tokens_per_epoch)} tokens per epoch.",
+        f"# Tokens per text in {_n(profile.sampled)} sampled texts: p50 {_n(p[50])}, p90 {_n(p[90])}, "
+        f"p95 {_n(p[95])}, p99 {_n(p[99])}, max {_n(profile.max_tokens)}; about {_n(profile.tokens_per_epoch)} tokens per epoch.",
         "# The keys below were chosen from these figures (the comments say why); every other key has its default",
         "# (docs/configuration.md). Paths are relative to the directory you run llmcls from. Edit freely.",
     ]
