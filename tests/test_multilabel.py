@@ -35,7 +35,9 @@ runner = CliRunner()
 
 def multi_config(tmp_path, **sections):
     base = {"data": {"train": str(TRAIN), "test": None, "label_column": "labels", "multi_label": True},
-            "embeddings": {"source": "none", "dim": 32}, "model": {"pooling": "max"}, "train": {"epochs": 12}}
+            "embeddings": {"source": "none", "dim": 32}, "train": {"epochs": 12},
+            # the LSTM alone: the predictions checked below were set on it (the wide branch is in test_wide_multi_label)
+            "model": {"pooling": "max", "wide": False}}
     for key, values in sections.items():
         base.setdefault(key, {}).update(values)
     return small_config(tmp_path, "trec", name="multi", **base)
@@ -244,3 +246,14 @@ def test_multi_label_eval_calibration_mistakes_and_report(multi_run, tmp_path):
     table = runner.invoke(app, ["eval", str(multi_run.run_dir), "--data", str(TEST), "--mistakes", "2"]).output
     assert "equal-width bins over every class probability" in table and "most confident mistakes (2 of " in table
     assert "confusions: do not apply to a multi-label run" in table
+
+
+def test_wide_multi_label(tmp_path):
+    """The wide branch gives one logit per class in a multi-label run too, and learns: its rows move from zero."""
+    result = train(multi_config(tmp_path, model={"wide": True}, train={"epochs": 3}), device="cpu")
+    from safetensors.torch import load_file
+
+    table = load_file(result.run_dir / "model.safetensors")["wide.table.weight"]
+    assert table.shape[1] == 6 and float(table.abs().max()) > 0.01
+    probs = Predictor.load(result.run_dir, "cpu").predict_proba(["Where is Lake Titicaca ?"])
+    assert probs.shape == (1, 6) and result.valid["micro_f1"] > 0

@@ -181,13 +181,19 @@ def test_thousand_concurrent_requests_then_healthy(server):
 
 def test_sigterm_answers_every_accepted_request(trained_sst2, tmp_path):
     """Requests in flight when SIGTERM comes are all answered before the server exits."""
-    # a long gathering window keeps the first requests waiting inside the server when the signal arrives
-    with running_server(trained_sst2.run_dir, "--batch-wait-ms", "400", log_dir=tmp_path) as server:
+    # the longest gathering window keeps the requests waiting inside the server until the signal arrives; the
+    # signal is sent once the server counts all 30 in flight (plus the /metrics request that asks), or once the first
+    # is answered on a machine too loaded for that, rather than after a fixed sleep
+    with running_server(trained_sst2.run_dir, "--batch-wait-ms", "1000", log_dir=tmp_path) as server:
         async def in_flight_then_sigterm():
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                 requests = [asyncio.create_task(client.post("/v1/predict", json={"texts": TEXTS[: 1 + i]}))
                             for i in range(30)]
-                await asyncio.sleep(0.25)
+                while not any(r.done() for r in requests):
+                    metrics = (await client.get("/metrics")).text
+                    if "llmcls_requests_in_flight 31.0" in metrics:
+                        break
+                    await asyncio.sleep(0.02)
                 server.process.terminate()
                 return await asyncio.gather(*requests, return_exceptions=True)
 
