@@ -34,8 +34,8 @@ class Param:
 
 # The default search, as fastText's autotune does for its own model: learning rate, regularisation, width, depth,
 # pooling and batch size. `train.epochs` is not searched: the config's value is the most a trial trains, the pruner
-# stops the poor trials early and each trial keeps its best epoch. Keys the config does not have (the wide branch
-# of another version) are left out by `default_space`.
+# stops the poor trials early and each trial keeps its best epoch. Keys the config does not have are left out by
+# `default_space`.
 DEFAULT_SPACE: tuple[Param, ...] = (
     Param("train.lr", "log", 3e-4, 5e-3),
     Param("model.dropout", "float", 0.2, 0.6),
@@ -46,6 +46,7 @@ DEFAULT_SPACE: tuple[Param, ...] = (
     Param("train.batch_size", "choice", choices=(32, 64, 128)),
     Param("model.wide", "choice", choices=(False, True)),
     Param("model.wide_buckets", "choice", choices=(1 << 16, 1 << 18, 1 << 20), when="model.wide"),
+    Param("model.wide_lr_scale", "log", 1.0, 30.0, when="model.wide"),
 )
 
 
