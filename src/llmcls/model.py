@@ -1,4 +1,5 @@
-"""The classifier: embedding -> dropout -> (bi)LSTM over variable-length texts -> pooled states -> dropout -> linear."""
+"""The classifier: embedding -> dropout -> (bi)LSTM over variable-length texts -> pooled states -> dropout -> linear,
+plus (by default) a wide linear model over the words and hashed word bigrams whose logits are added."""
 
 from __future__ import annotations
 
