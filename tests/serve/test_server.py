@@ -97,6 +97,8 @@ def test_input_order_is_kept_under_concurrency(server):
     ({"texts": ["a", "b" * 301]}, 413, "texts.1: 301 characters > max_text_chars 300",
      {"limit": "max_text_chars", "field": "texts.1"}),
     ({"texts": ["word " * 50] * 90}, 413, "request body too large: 22", {"limit": "max_bytes"}),
+    (b'{"texts": ["ok", "a \\ud800 film"]}', 422, "texts.1: not valid Unicode (surrogates not allowed at "
+     "character 2)", {"field": "texts.1"}),
 ])
 def test_bad_requests_get_status_and_message(server, body, status, message, where):
     response = post(server, body)
@@ -105,6 +107,12 @@ def test_bad_requests_get_status_and_message(server, body, status, message, wher
     assert error["status"] == status and message in error["message"]
     for key, value in where.items():
         assert error[key] == value
+
+
+def test_other_methods_on_predict_get_405_in_the_error_shape(server):
+    response = httpx.get(f"{server.url}/v1/predict", timeout=10)
+    assert response.status_code == 405 and response.json()["error"]["status"] == 405
+    assert response.headers["allow"] == "POST"
 
 
 def test_a_body_not_declared_as_json_is_explained(server):

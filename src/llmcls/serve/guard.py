@@ -1,5 +1,5 @@
-"""An ASGI middleware around the whole app: counts and times every request, and refuses a predict request whose
-body is larger than allowed before any of it is parsed."""
+"""An ASGI middleware around the whole app: counts and times every request, refuses a predict request whose
+body is larger than allowed before any of it is parsed, and hands the others straight to the predict endpoint."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ class Guard:
         app: the app.
         metrics: where requests are counted and timed (by route; unknown paths count as "other").
         max_bytes: the largest body /v1/predict accepts; larger ones get 413 naming max_bytes.
+        predict: the ASGI app that answers POST /v1/predict (`llmcls.serve.predict_endpoint`), called without
+            going through `app`.
     """
 
-    def __init__(self, app, metrics: ServeMetrics, max_bytes: int):
-        self.app, self.metrics, self.max_bytes = app, metrics, max_bytes
+    def __init__(self, app, metrics: ServeMetrics, max_bytes: int, predict):
+        self.app, self.metrics, self.max_bytes, self.predict = app, metrics, max_bytes, predict
+        self._series: dict[tuple[str, int], tuple] = {}  # see _record
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -42,17 +45,30 @@ class Guard:
         try:
             if path == LIMITED and scope["method"] == "POST":
                 receive = await self._limited_body(scope, receive, counting_send)
-            if receive is not None:
+                if receive is not None:
+                    await self.predict(scope, receive, counting_send)
+            else:
                 await self.app(scope, receive, counting_send)
         finally:
             self.metrics.in_flight.dec()
-            code = status["code"]
-            self.metrics.requests.labels(route, str(code)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
-            if code >= 400:
-                kind = {401: "unauthorized", 404: "not_found", 405: "method", 413: "too_large",
-                        422: "invalid"}.get(code, "server" if code >= 500 else "client")
-                self.metrics.errors.labels(route, kind).inc()
+            self._record(route, status["code"], time.perf_counter() - start)
+
+    def _record(self, route: str, code: int, seconds: float) -> None:
+        """Count and time one answered request. The labelled series of each (route, status) are looked up once
+        and kept (a few dozen at most: the routes are fixed), since prometheus_client's `labels` costs as much
+        as the rest of the bookkeeping of a request."""
+        series = self._series.get((route, code))
+        if series is None:
+            kind = {401: "unauthorized", 404: "not_found", 405: "method", 413: "too_large",
+                    422: "invalid"}.get(code, "server" if code >= 500 else "client")
+            series = self._series[(route, code)] = (
+                self.metrics.requests.labels(route, str(code)), self.metrics.latency.labels(route),
+                self.metrics.errors.labels(route, kind) if code >= 400 else None)
+        requests, latency, errors = series
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     async def _limited_body(self, scope, receive, send):
         """A `receive` that replays the body once it is known to fit, or None after answering 413."""

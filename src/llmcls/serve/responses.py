@@ -25,14 +25,19 @@ class RequestRefused(Exception):
         self.status, self.message, self.field, self.limit, self.headers = status, message, field, limit, headers
 
 
-def error_response(status: int, message: str, field: str | None = None, limit: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_body(status: int, message: str, field: str | None = None, limit: str | None = None) -> dict:
+    """The one error shape: {"error": {"status", "message", "field"?, "limit"?}}."""
     body: dict[str, Any] = {"status": status, "message": message}
     if field is not None:
         body["field"] = field
     if limit is not None:
         body["limit"] = limit
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return {"error": body}
+
+
+def error_response(status: int, message: str, field: str | None = None, limit: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, field, limit), status_code=status, headers=headers)
 
 
 def validation_message(errors: list[dict]) -> tuple[str, str]:
