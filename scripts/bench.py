@@ -24,6 +24,8 @@ Each system runs in its own process, one at a time (two CPU-heavy processes on 2
     python scripts/bench.py --systems llmcls,llmcls-generic,llmcls-default,fasttext-tuned,tfidf-lr,reference \\
         --seeds 3 --resume                               # issue 13's evidence; --resume continues a stopped run
 
+`--report A.json B.json ...` measures nothing and prints the tables of saved reports merged, for an evidence run
+made in parts.
 Each finished (dataset, system, seed) measurement is written to the JSON file (--out) at once; with --resume the
 measurements already there (errors and skips excepted) are kept and not run again.
 Prints Markdown: the measurements per system, then the verdict of issue 13's accuracy rules (llmcls's mean test
@@ -557,7 +559,11 @@ def parse_args() -> argparse.Namespace:
                         help="the JSON report, rewritten after every measurement")
     parser.add_argument("--resume", action="store_true",
                         help="keep the measurements in --out and run only those missing (or failed, or skipped)")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                        help="measure nothing: print the tables of these saved reports, merged (runs made in parts)")
     args = parser.parse_args()
+    if args.report:
+        return args
     if args.quick:
         args.datasets, args.seeds, args.epochs, args.reference_epochs = "sst2", 1, 1, 1
         args.limit_train, args.autotune_seconds = args.limit_train or 2000, 10
@@ -611,8 +617,31 @@ def run_all(args: argparse.Namespace, work: Path, report: dict, todo: list[tuple
         save(args.out, report)
 
 
+def merged_results(paths: list[Path]) -> list[dict]:
+    """The measurements of several saved reports as one list. A (dataset, system, seed) found in more than one
+    keeps the last file's measurement (a failure or skip never replaces a measurement)."""
+    by_key: dict[tuple, dict] = {}
+    for path in paths:
+        for r in json.loads(path.read_text())["results"]:
+            key = (r["dataset"], r["system"], r["seed"])
+            if key not in by_key or ("error" not in r and "skipped" not in r):
+                by_key[key] = r
+    return list(by_key.values())
+
+
+def print_tables(results: list[dict]) -> None:
+    print(summarize(results))
+    print("\nIssue 13's accuracy rules (mean test accuracy over seeds, percent):\n")
+    print(verdict_table(verdicts(results)))
+    print("\nStretch numbers (accuracy on the split named; the difference in parentheses):\n")
+    print(stretch_table(results))
+
+
 def main() -> None:
     args = parse_args()
+    if args.report:
+        print_tables(merged_results(args.report))
+        return
     datasets, systems = args.datasets.split(","), args.systems.split(",")
     args.init_available = "llmcls-generic" in systems and init_available()
     todo = plan(datasets, systems, args.seeds, args.slow_seeds)
@@ -623,11 +652,7 @@ def main() -> None:
         report["cli"] = cli_latency(Path(tmp), report["results"], datasets)
     report["wall_s"] = time.perf_counter() - started
     save(args.out, report)
-    print(summarize(report["results"]))
-    print("\nIssue 13's accuracy rules (mean test accuracy over seeds, percent):\n")
-    print(verdict_table(verdicts(report["results"])))
-    print("\nStretch numbers (accuracy on the split named; the difference in parentheses):\n")
-    print(stretch_table(report["results"]))
+    print_tables(report["results"])
     print("\n" + "\n".join(f"- {k}: {v:.3f}" for k, v in report["cli"].items()))
     print(f"\nwall time {report['wall_s']:.0f} s")
 

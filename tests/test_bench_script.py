@@ -121,3 +121,19 @@ def test_a_system_with_the_same_config_and_seed_is_copied_not_trained_again(benc
     results = [{"dataset": "sst2", "system": "llmcls", "seed": 1, "test_acc": 0.86, **shipped["portable"]}]
     assert bench.same_run(results, "sst2", 1, default)["same_run_as"] == "llmcls"
     assert bench.same_run(results, "sst2", 2, bench.llmcls_spec("sst2", "llmcls-default", 2, data, work, None)) is None
+
+
+def test_reports_made_in_parts_merge_with_the_last_measurement_kept(bench, tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"results": MEASUREMENTS}))
+    second.write_text(json.dumps({"results": [
+        *runs("cr", "llmcls", [0.85]),  # seed 1 measured again (another config): this one counts
+        {"dataset": "cr", "system": "llmcls", "seed": 2, "error": "killed"},  # a failure never replaces a result
+        {"dataset": "cr", "system": "reference", "seed": 2, "test_acc": 0.78},  # the earlier file's failure, done
+    ]}))
+    merged = {(r["dataset"], r["system"], r["seed"]): r for r in bench.merged_results([first, second])}
+    assert merged["cr", "llmcls", 1]["test_acc"] == 0.85 and merged["cr", "llmcls", 2]["test_acc"] == 0.82
+    assert merged["cr", "reference", 2]["test_acc"] == 0.78
+    assert len(merged) == len({(r["dataset"], r["system"], r["seed"]) for r in MEASUREMENTS})
+    row = next(r for r in bench.verdicts(list(merged.values())) if (r["dataset"], r["system"]) == ("cr", "llmcls"))
+    assert round(row["mean"], 2) == 83.67 and row["peer"] == "tfidf-lr"
