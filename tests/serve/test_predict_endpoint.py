@@ -1,5 +1,5 @@
 """POST /v1/predict's ASGI endpoint in-process, with the real tiny run: a model failure is answered 500 in the
-one error shape and the next request is answered; a bad token is refused before the model runs."""
+one error shape and the next request is answered; a bad token is refused before the body is checked."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_a_failing_model_is_answered_500_and_the_next_request_200(endpoint):
     assert endpoint.metrics.texts._value.get() == 1  # the failed request's texts are not counted as answered
 
 
-def test_a_wrong_token_is_refused_before_the_body_is_read(endpoint):
+def test_a_wrong_token_is_refused_before_the_body_is_checked(endpoint):
     status, answer, headers = call(endpoint, {"texts": "not even a list"}, [(b"authorization", b"Bearer nope")])
     assert status == 401 and "bearer token" in answer["error"]["message"]
     assert headers[b"www-authenticate"] == b"Bearer"
