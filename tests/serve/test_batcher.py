@@ -13,24 +13,16 @@ pytest.importorskip("fastapi")
 from llmcls.inference.predict import Predictor  # noqa: E402
 from llmcls.serve.batcher import Batcher  # noqa: E402
 from llmcls.serve.settings import ServeSettings  # noqa: E402
+from support.serving import FailingPredictor  # noqa: E402
 from llmcls.errors import ConfigError  # noqa: E402
 
 TEXTS = ["a gripping film", "dull", "an utterly charming , funny and moving story", "", "bad bad bad"]
 
 
-class Refusing(Predictor):
-    """The run's predictor, failing any pass that holds the text "boom" (a stand-in for a model failure)."""
-
-    def class_probabilities(self, texts):
-        if "boom" in texts:
-            raise RuntimeError("boom")
-        return super().class_probabilities(texts)
-
-
 @pytest.fixture(scope="module")
 def predictor(trained_sst2):
     base = Predictor.load(trained_sst2.run_dir, backend="auto")
-    return Refusing(base.run, base.forward, base.batch_size)
+    return FailingPredictor(base.run, base.forward, base.batch_size)
 
 
 def test_concurrent_requests_share_rounds_and_keep_their_rows(predictor):

@@ -16,15 +16,7 @@ from llmcls.serve.batcher import Batcher  # noqa: E402
 from llmcls.serve.metrics import ServeMetrics  # noqa: E402
 from llmcls.serve.predict_endpoint import PredictEndpoint  # noqa: E402
 from llmcls.serve.settings import ServeSettings  # noqa: E402
-
-
-class Failing(Predictor):
-    """The run's predictor, failing any pass that holds the text "boom" (a stand-in for a model failure)."""
-
-    def class_probabilities(self, texts):
-        if "boom" in texts:
-            raise RuntimeError("boom")
-        return super().class_probabilities(texts)
+from support.serving import FailingPredictor  # noqa: E402
 
 
 def call(endpoint: PredictEndpoint, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> tuple[int, dict, dict]:
@@ -54,7 +46,7 @@ def endpoint(trained_sst2):
     async def start():
         batcher.start()  # in the loop that runs it
 
-    endpoint = PredictEndpoint(Failing(base.run, base.forward, base.batch_size), ServeSettings(), batcher,
+    endpoint = PredictEndpoint(FailingPredictor(base.run, base.forward, base.batch_size), ServeSettings(), batcher,
                                ServeMetrics(), _bearer("s3cret"))
     endpoint.loop = asyncio.new_event_loop()
     endpoint.loop.run_until_complete(start())

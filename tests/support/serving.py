@@ -1,4 +1,5 @@
-"""Starting `llmcls serve` as a real uvicorn server in a subprocess on a free port (used by test_serve*.py)."""
+"""Starting `llmcls serve` as a real uvicorn server in a subprocess on a free port (used by test_serve*.py), and a
+predictor that fails on demand (a stand-in for a model failure in the in-process serving tests)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,18 @@ from typing import Iterator
 
 import httpx
 
+from llmcls.inference.predict import Predictor
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class FailingPredictor(Predictor):
+    """A run's predictor that fails any pass holding the text "boom" (a stand-in for a model failure)."""
+
+    def class_probabilities(self, texts):
+        if "boom" in texts:
+            raise RuntimeError("boom")
+        return super().class_probabilities(texts)
 
 
 def free_port() -> int:
