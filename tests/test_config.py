@@ -109,8 +109,11 @@ def test_saved_config_reloads_identically(tmp_path):
 
 def test_auto_keys_are_listed_and_a_bad_value_names_auto():
     config = validate_config({"data": {"train": "t.csv"}, "tokenizer": {"max_tokens": "auto"},
-                              "train": {"epochs": "auto"}}, "c.yaml")
-    assert config.auto_keys() == ["tokenizer.max_tokens", "train.epochs"] and config.model.pooling == "last"
+                              "model": {"wide": "auto"}, "train": {"epochs": "auto"}}, "c.yaml")
+    assert config.auto_keys() == ["tokenizer.max_tokens", "model.wide", "train.epochs"]
+    assert config.model.pooling == "last"
     with pytest.raises(ConfigError, match=r"c.yaml: train.epochs: Input should be greater than or equal to 1 or "
                                           r"Input should be 'auto' \(got 0\)"):
         validate_config({"data": {"train": "t.csv"}, "train": {"epochs": 0}}, "c.yaml")
+    with pytest.raises(ConfigError, match=r"c.yaml: model.wide: .*Input should be 'auto' \(got 'sometimes'\)"):
+        validate_config({"data": {"train": "t.csv"}, "model": {"wide": "sometimes"}}, "c.yaml")

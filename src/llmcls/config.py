@@ -111,9 +111,10 @@ class ModelConfig(_Section):
     lstm_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     pooling: Literal["last", "max", "mean", "last_max", "auto"] = Field("last", description=(
         "auto: chosen from the training data's text lengths when training starts"))
-    wide: bool = Field(True, description=(
+    wide: Union[bool, Literal["auto"]] = Field(True, description=(
         "add a wide branch: a linear model over the bag of words and hashed word bigrams, trained jointly, whose "
-        "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets)"))
+        "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets); auto: "
+        "off when the validation texts are much longer than the training texts, chosen when training starts"))
     wide_buckets: int = Field(1 << 18, ge=1, le=1 << 26, description=(
         "hashed bigram buckets of the wide branch; its table holds (vocabulary + buckets) x outputs weights"))
     wide_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of n-grams the wide branch drops in training")
@@ -226,7 +227,7 @@ class ChunkingConfig(_Section):
 
 
 # Keys that may be `auto`: chosen from the training data when training starts, and saved resolved.
-AUTO_KEYS = ("tokenizer.max_tokens", "model.pooling", "train.epochs")
+AUTO_KEYS = ("tokenizer.max_tokens", "model.pooling", "model.wide", "train.epochs")
 
 
 def _get(config: BaseModel, key: str) -> Any:

@@ -41,13 +41,17 @@ def test_profile_counts_every_row_and_samples_the_lengths(sst2_profile):
     assert p.class_counts == {"positive": 37_569, "negative": 29_780} and not p.multi_label
     assert p.percentiles[50] < p.percentiles[90] <= p.percentiles[95] <= p.percentiles[99] <= p.max_tokens < 100
     assert p.tokens_per_epoch == round(p.mean_tokens * 67_349)
+    assert p.valid_median > 2 * p.percentiles[50]  # SST-2 trains on labelled phrases and validates on sentences
 
 
-def test_short_sentences_get_no_cut_final_states_and_about_the_token_budget(sst2_profile):
-    assert chosen(sst2_profile) == {"tokenizer.max_tokens": None, "model.pooling": "last",
+def test_short_phrases_get_no_cut_final_states_no_wide_branch_and_about_the_token_budget(sst2_profile):
+    assert chosen(sst2_profile) == {"tokenizer.max_tokens": None, "model.pooling": "last", "model.wide": False,
                                     "train.epochs": round(adapt.TOKEN_BUDGET / sst2_profile.tokens_per_epoch),
                                     "train.patience": 3, "train.lr": 1e-3, "train.batch_size": 64}
     assert 3 < chosen(sst2_profile)["train.epochs"] < 20
+    reason = {c.key: c.reason for c in choose(sst2_profile)}["model.wide"]
+    assert reason == (f"no n-gram branch: training holds fragments (median {sst2_profile.valid_median} validation "
+                      f"tokens, {sst2_profile.percentiles[50]} training; >= 2x)")
 
 
 def test_long_reviews_get_a_round_cut_near_p95_and_max_pooling():
@@ -57,7 +61,7 @@ def test_long_reviews_get_a_round_cut_near_p95_and_max_pooling():
     values = chosen(p)
     assert values["tokenizer.max_tokens"] % 50 == 0
     assert p.percentiles[95] <= values["tokenizer.max_tokens"] < p.percentiles[95] + 50
-    assert values["model.pooling"] == "last_max"
+    assert values["model.pooling"] == "last_max" and values["model.wide"] is True and p.valid_median is None
     assert (values["train.epochs"], values["train.lr"], values["train.batch_size"]) == (20, 2e-3, 32)  # small data
     reason = {c.key: c.reason for c in choose(p)}["tokenizer.max_tokens"]
     assert reason.startswith(f"95% of 60 sampled training texts have at most {p.percentiles[95]} tokens")
@@ -66,8 +70,15 @@ def test_long_reviews_get_a_round_cut_near_p95_and_max_pooling():
 def test_small_question_set_trains_the_most_epochs_with_early_stopping():
     p = profile_data(config_for(train=FIXTURES / "trec_train.csv"))
     assert (p.texts, p.classes, p.class_counts["ABBR"]) == (500, 6, 3)
-    assert chosen(p) == {"tokenizer.max_tokens": None, "model.pooling": "last", "train.epochs": 20,
-                         "train.patience": 3, "train.lr": 2e-3, "train.batch_size": 32}
+    assert chosen(p) == {"tokenizer.max_tokens": None, "model.pooling": "last", "model.wide": True,
+                         "train.epochs": 20, "train.patience": 3, "train.lr": 2e-3, "train.batch_size": 32}
+
+
+def test_a_validation_file_of_texts_like_the_training_texts_keeps_the_wide_branch():
+    p = profile_data(config_for(train=FIXTURES / "trec_train.csv", valid=FIXTURES / "trec_test.csv"))
+    assert p.train_texts == 500 and 0.5 * p.percentiles[50] <= p.valid_median <= 1.5 * p.percentiles[50]
+    wide = next(c for c in choose(p) if c.key == "model.wide")
+    assert wide.value is True and wide.reason.startswith(f"the n-gram branch (texts alike: median {p.valid_median} ")
 
 
 def test_json_lists_are_profiled_as_label_sets():
@@ -87,6 +98,8 @@ def test_thresholds_are_the_named_constants(sst2_profile):
     assert chosen(at)["tokenizer.max_tokens"] is None
     over = dataclasses.replace(at, percentiles={50: 41, 90: 300, 95: 301, 99: adapt.SHORT_P99 + 1})
     assert chosen(over)["tokenizer.max_tokens"] == 350 and chosen(over)["model.pooling"] == "last_max"
+    assert chosen(dataclasses.replace(at, valid_median=2 * at.percentiles[50]))["model.wide"] is False
+    assert chosen(dataclasses.replace(at, valid_median=2 * at.percentiles[50] - 1))["model.wide"] is True
     huge = dataclasses.replace(sst2_profile, mean_tokens=1_000.0)
     assert chosen(huge)["train.epochs"] == adapt.MIN_EPOCHS
 
@@ -110,7 +123,7 @@ def test_init_writes_a_commented_config_that_loads(tmp_path):
     assert "2 classes (single-label): positive 36, negative 24." in text
     max_tokens_line = next(line for line in text.splitlines() if line.strip().startswith("max_tokens:"))
     assert f"# 95% of 60 sampled training texts have at most {result.profile.percentiles[95]} tokens" in max_tokens_line
-    assert "pooling: last_max" in text and "# long texts (median" in text
+    assert "pooling: last_max" in text and "# long texts (median" in text and config.model.wide is True
     assert set(yaml.safe_load(text)) == {"name", "data", "tokenizer", "model", "train"}  # other keys: defaults
 
 
@@ -141,17 +154,19 @@ def test_init_names_a_bad_data_key(tmp_path):
 
 def test_auto_values_are_resolved_and_logged():
     config = config_for(train=FIXTURES / "trec_train.csv")
-    for key in ("tokenizer.max_tokens", "model.pooling", "train.epochs"):
+    for key in ("tokenizer.max_tokens", "model.pooling", "model.wide", "train.epochs"):
         section, leaf = key.split(".")
         setattr(getattr(config, section), leaf, "auto")
     events = []
     resolved = resolve_auto(config, events.append)
-    assert (resolved.tokenizer.max_tokens, resolved.model.pooling, resolved.train.epochs) == (None, "last", 20)
+    assert (resolved.tokenizer.max_tokens, resolved.model.pooling, resolved.model.wide, resolved.train.epochs) == \
+        (None, "last", True, 20)
     assert resolved.train.patience == 3 and resolved.auto_keys() == [] and config.train.epochs == "auto"
     lines = [e.message for e in events if isinstance(e, Info)]
     assert any(line.startswith("train.epochs: 20 (about 6,000,000 training tokens") for line in lines)
     assert any(line.startswith("tokenizer.max_tokens: null (no cut") for line in lines)
-    with pytest.raises(ConfigError, match="tokenizer.max_tokens, model.pooling, train.epochs: auto must be chosen"):
+    assert "model.wide: true (the n-gram branch (validation is held out of the training texts))" in lines
+    with pytest.raises(ConfigError, match="tokenizer.max_tokens, model.pooling, model.wide, train.epochs: auto must"):
         prepare_data(config)
 
 

@@ -20,6 +20,8 @@ CUT_PERCENTILE = 95  # otherwise cut near this percentile of the lengths ...
 CUT_ROUND_TO = 50  # ... rounded up to a multiple of this
 # model.pooling
 LONG_P50 = 40  # texts with a median length above this many tokens pool the maximum beside the final states
+# model.wide
+FRAGMENT_RATIO = 2.0  # validation texts whose median is this many times the training median: training holds fragments
 # train.epochs, train.patience
 TOKEN_BUDGET = 6_000_000  # training tokens that a run costs: epochs = budget / tokens per epoch ...
 MIN_EPOCHS, MAX_EPOCHS = 3, 20  # ... within these bounds
@@ -36,6 +38,13 @@ class Choice:
     key: str
     value: Any
     reason: str
+
+    @property
+    def shown(self) -> str:
+        """The value as the config file writes it: null, false, 550, 0.002."""
+        if self.value is None or isinstance(self.value, bool):
+            return {None: "null", True: "true", False: "false"}[self.value]
+        return str(self.value)
 
 
 def _count(n: float) -> str:
@@ -62,6 +71,19 @@ def choose_pooling(profile: DataProfile) -> Choice:
     return Choice("model.pooling", "last", f"short texts (median {median} tokens <= {LONG_P50}): the final states")
 
 
+def choose_wide(profile: DataProfile) -> Choice:
+    """The wide n-gram branch, except where the training texts are fragments of the texts to classify (SST-2's
+    labelled phrases against its validation sentences): its n-gram weights, fitted to bags of a few n-grams, add
+    up differently over a whole sentence, and it cost SST-2 about a point (BENCHMARKS.md, issue 13)."""
+    if profile.valid_median is None:
+        return Choice("model.wide", True, "the n-gram branch (validation is held out of the training texts)")
+    lengths = f"median {_count(profile.valid_median)} validation tokens, {_count(profile.p(50))} training"
+    if profile.valid_median >= FRAGMENT_RATIO * max(profile.p(50), 1):
+        return Choice("model.wide", False, f"no n-gram branch: training holds fragments ({lengths}; "
+                                           f">= {FRAGMENT_RATIO:g}x)")
+    return Choice("model.wide", True, f"the n-gram branch (texts alike: {lengths})")
+
+
 def choose_epochs(profile: DataProfile) -> Choice:
     per_epoch = max(profile.tokens_per_epoch, 1)
     wanted = round(TOKEN_BUDGET / per_epoch)
@@ -77,6 +99,7 @@ def choose(profile: DataProfile) -> list[Choice]:
     return [
         choose_max_tokens(profile),
         choose_pooling(profile),
+        choose_wide(profile),
         choose_epochs(profile),
         Choice("train.patience", PATIENCE, f"stop when {PATIENCE} epochs in a row bring no better validation score"),
         Choice("train.lr", SMALL_LR if profile.train_texts < SMALL_LR_TEXTS else LR,
@@ -104,5 +127,5 @@ def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
         if choice.key in keys:
             section, leaf = choice.key.split(".")
             setattr(getattr(resolved, section), leaf, choice.value)
-            on_event(Info(f"{choice.key}: {'null' if choice.value is None else choice.value} ({choice.reason})"))
+            on_event(Info(f"{choice.key}: {choice.shown} ({choice.reason})"))
     return resolved

@@ -1,6 +1,6 @@
 """What a training file holds, measured the way training reads it: how many texts and classes, whether the labels
 are sets, and how long the texts are in tokens (from a bounded random sample, since tokenizing a large file takes
-a while; every row is counted)."""
+a while; every row is counted); and, when there is a validation file, how long its texts are."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from llmcls.data.tokenize import Tokenizer
 from llmcls.events import EventHandler, ignore
 
 SAMPLE_TEXTS = 5_000  # texts tokenized for the length statistics (about 10 s for reviews of 250 tokens)
+SAMPLE_VALID_TEXTS = 1_000  # validation texts tokenized for their median length
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -31,6 +32,7 @@ class DataProfile:
     percentiles: dict[int, int]  # 50, 90, 95, 99 -> tokens
     max_tokens: int  # the longest sampled text, in tokens
     mean_tokens: float
+    valid_median: int | None = None  # the median validation text, in tokens; None when validation is held out of train
 
     @property
     def classes(self) -> int:
@@ -50,10 +52,11 @@ def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHand
 
     Labels are treated as sets when `data.multi_label` is set or when the file's labels are JSON lists. Lengths
     are counted by the config's tokenizer without any `max_tokens` cut, over up to `sample` texts drawn at
-    random (seeded by `config.seed`), so the statistics do not depend on a cut they may be used to choose.
+    random (seeded by `config.seed`), so the statistics do not depend on a cut they may be used to choose; with a
+    `data.valid` file, up to SAMPLE_VALID_TEXTS of its texts are measured the same way.
 
     Raises:
-        DataError: the file is unreadable or has no text.
+        DataError: the training or validation file is unreadable or has no text.
     """
     examples, path = read_labelled(config, config.data.train, on_event)
     multi_label = config.data.multi_label or any(isinstance(label, list) for label in examples.labels)
@@ -61,13 +64,23 @@ def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHand
         counts = Counter(label for labels in label_sets(examples, config.data.label_separator) for label in labels)
     else:
         counts = Counter(str(label) for label in examples.labels)
-    rng = np.random.default_rng(config.seed)
-    chosen = np.sort(rng.choice(len(examples), size=min(sample, len(examples)), replace=False))
     tokenizer = Tokenizer(config.tokenizer.model_copy(update={"max_tokens": None}))  # no cache: a one-off sample
-    lengths = np.diff(tokenizer.tokenize_many([examples.texts[i] for i in chosen]).offsets)
+    lengths = _sampled_lengths(examples.texts, sample, tokenizer, config.seed)
+    valid_median = None
+    if config.data.valid:
+        valid, _ = read_labelled(config, config.data.valid, on_event)
+        if valid.texts:
+            valid_lengths = _sampled_lengths(valid.texts, SAMPLE_VALID_TEXTS, tokenizer, config.seed)
+            valid_median = int(np.ceil(np.median(valid_lengths)))
     held_out = 0 if config.data.valid else max(1, round(config.data.valid_fraction * len(examples)))  # as split_off
     return DataProfile(
         path=path, texts=len(examples), train_texts=len(examples) - held_out,
-        class_counts=dict(counts.most_common()), multi_label=multi_label, sampled=len(chosen),
+        class_counts=dict(counts.most_common()), multi_label=multi_label, sampled=len(lengths),
         percentiles={q: int(np.ceil(np.percentile(lengths, q))) for q in PERCENTILES},
-        max_tokens=int(lengths.max()), mean_tokens=float(lengths.mean()))
+        max_tokens=int(lengths.max()), mean_tokens=float(lengths.mean()), valid_median=valid_median)
+
+
+def _sampled_lengths(texts: list[str], sample: int, tokenizer: Tokenizer, seed: int) -> np.ndarray:
+    """Token counts of up to `sample` of `texts`, drawn at random with `seed`."""
+    chosen = np.sort(np.random.default_rng(seed).choice(len(texts), size=min(sample, len(texts)), replace=False))
+    return np.diff(tokenizer.tokenize_many([texts[i] for i in chosen]).offsets)

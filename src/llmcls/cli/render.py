@@ -158,7 +158,7 @@ def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", se
 def format_init(result: Any) -> str:
     """What `llmcls init` wrote and chose (an `llmcls.adapt.render.InitResult`)."""
     lines = [f"wrote {result.path}: {result.profile.texts:,} texts, {result.profile.classes} classes"]
-    lines += [f"  {c.key}: {'null' if c.value is None else c.value}  ({c.reason})" for c in result.choices]
+    lines += [f"  {c.key}: {c.shown}  ({c.reason})" for c in result.choices]
     return "\n".join(lines + [f"train with: llmcls train --config {result.path}"])
 
 
