@@ -98,9 +98,10 @@ def init(
                                                                   "(JSON lists are recognised without it)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
 ) -> None:
-    """Write a config for new data: measure the training file (texts, classes, token lengths) and choose the
-    text cut, pooling, epochs, patience, learning rate and batch size from it. Each chosen key is commented with
-    the figure and the reason; edit the file, then `llmcls train --config FILE`."""
+    """Write a config for new data: measure the training file (texts, classes, token lengths; and the validation
+    file's lengths) and choose the text cut, pooling, wide branch, epochs, patience, learning rate and batch size
+    from it. Each chosen key is commented with the figure and the reason; edit the file, then
+    `llmcls train --config FILE`."""
     with _user_errors(ctx):
         from llmcls.adapt.render import init_config
         from llmcls.cli.render import format_init
