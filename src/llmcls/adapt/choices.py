@@ -114,7 +114,7 @@ def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
     config itself when it has none. With `train.epochs: auto`, `train.patience` is chosen too unless set.
 
     Raises:
-        DataError: the training file is unreadable.
+        DataError: the training or validation file is unreadable.
     """
     keys = config.auto_keys()
     if not keys:
