@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from llmcls.adapt.profile import DataProfile, profile_data
 from llmcls.config import Config
 from llmcls.events import EventHandler, Info, ignore
@@ -42,9 +44,12 @@ class Choice:
     @property
     def shown(self) -> str:
         """The value as the config file writes it: null, false, 550, 0.002."""
-        if self.value is None or isinstance(self.value, bool):
-            return {None: "null", True: "true", False: "false"}[self.value]
-        return str(self.value)
+        return yaml_scalar(self.value)
+
+
+def yaml_scalar(value: Any) -> str:
+    """One YAML scalar as a flow value (`null`, `0.002`, a string quoted only when it must be)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 20).removesuffix("\n").removesuffix("\n...")
 
 
 def _count(n: float) -> str:

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from llmcls.adapt.choices import Choice, choose
+from llmcls.adapt.choices import Choice, choose, yaml_scalar
 from llmcls.adapt.profile import SAMPLE_TEXTS, DataProfile, profile_data
 from llmcls.config import DataConfig, load_config, validate_config
 from llmcls.errors import ConfigError
@@ -35,13 +33,8 @@ def default_name(train: str) -> str:
     return stem or path.resolve().parent.name or "run"
 
 
-def _scalar(value: Any) -> str:
-    """One YAML scalar as a flow value (`null`, `0.002`, a string quoted only when it must be)."""
-    return yaml.safe_dump(value, default_flow_style=True, width=1 << 20).removesuffix("\n").removesuffix("\n...")
-
-
 def _line(indent: int, key: str, value: Any, comment: str | None = None) -> str:
-    text = f"{' ' * indent}{key}: {_scalar(value)}"
+    text = f"{' ' * indent}{key}: {yaml_scalar(value)}"
     return f"{text.ljust(COMMENT_COLUMN - 1)} # {comment}" if comment else text
 
 
@@ -68,7 +61,7 @@ def _n(value: float) -> str:
 
 def render_config(name: str, data: DataConfig, profile: DataProfile, choices: list[Choice]) -> str:
     """The commented YAML of a config: `name`, the data section as given (defaults left out), and `choices`."""
-    lines = [*_header(profile, data), f"name: {_scalar(name)}", "data:"]
+    lines = [*_header(profile, data), f"name: {yaml_scalar(name)}", "data:"]
     for key, value in data.model_dump(mode="json", exclude_defaults=True).items():
         lines.append(_line(2, key, value))
     if profile.multi_label and not data.multi_label:
