@@ -9,7 +9,11 @@ Systems (`--systems`, any subset, comma-separated):
 - llmcls-seed-model[-bf16]: llmcls with the reference's network (`configs/sst2-seed.yaml`), fp32 or bf16;
 - reference: the seed-faithful tutorial BiLSTM (`../shared/bench/reference_bilstm.py`, run as it is);
 - fasttext, fasttext-tuned: fastText with its defaults, and tuned by its own autotune on the validation split;
-- tfidf-lr: TF-IDF + logistic regression (scikit-learn, C chosen on the validation split).
+- tfidf-lr: TF-IDF + logistic regression (scikit-learn, C chosen on the validation split);
+- llmcls-lm: the pretrained MiniLM fine-tuned with the config `llmcls init --encoder minilm` writes for the dataset;
+- llmcls-distilled: the shipped BiLSTM config (as llmcls) distilled from the llmcls-lm run of the same seed
+  (`llmcls distill`; measured after it, from the work directory: give `--work DIR` to keep the teachers between
+  calls).
 Every llmcls config gets only the bench's split files as its data paths, and the seed (and --epochs) of the run.
 Install the peers with `pip install -e ".[bench]"`.
 
@@ -58,7 +62,9 @@ DATASET_FILES = {
     "ag_news": {"train": "ag_news/partial/train_desc_only.csv", "test": "ag_news/partial/test_desc_only.csv"},
 }
 SYSTEMS = ("llmcls", "llmcls-generic", "llmcls-default", "llmcls-seed-model", "llmcls-seed-model-bf16", "reference",
-           "fasttext", "fasttext-tuned", "tfidf-lr")
+           "fasttext", "fasttext-tuned", "tfidf-lr", "llmcls-lm", "llmcls-distilled")
+# Systems predicted with the run's default backend (the ONNX export) rather than torch: how they would be served.
+SERVED_BACKEND = ("llmcls-lm", "llmcls-distilled")
 SLOW_SYSTEMS = ("reference", "llmcls-seed-model", "llmcls-seed-model-bf16", "fasttext-tuned")
 DETERMINISTIC = ("tfidf-lr",)  # one run, whatever --seeds
 # Issue 13: llmcls's shipped config at or above the best peer; the generic configs within 1 point of it.
@@ -166,7 +172,10 @@ from llmcls.data.readers import read_examples
 from llmcls.inference.forward import batched_logits
 from llmcls.data.prepare import prepare_data
 from llmcls.training.loop import train
+from llmcls.training.distill import distilled_config
 config = load_config(sys.argv[1], json.loads(sys.argv[2]) + [f"tokenizer.cache_dir={sys.argv[3]}-tokens"])
+if len(sys.argv) > 6:  # the teacher of a distilled student
+    config = distilled_config(config, teacher=sys.argv[6])
 t = time.perf_counter(); prepare_data(config); prepare_cold_s = time.perf_counter() - t  # empty token cache
 t = time.perf_counter(); prepare_data(config); prepare_warm_s = time.perf_counter() - t
 res = train(config, device="cpu", run_dir=sys.argv[3], overwrite=True)
@@ -176,7 +185,7 @@ predictor.predict_proba(texts[:256])
 t = time.perf_counter(); predictor.predict_proba(texts); predict_s = time.perf_counter() - t  # from raw text
 encoded = predictor.encode(texts)
 t = time.perf_counter()  # the network alone over tokenized texts: what the reference's figure measures
-batched_logits(predictor.forward, encoded, predictor.batch_size, predictor.run.vocab.pad_index)
+batched_logits(predictor.forward, encoded, predictor.batch_size, predictor.encoding.pad_index)
 predict_model_s = time.perf_counter() - t
 result = {"valid_acc": res.valid["accuracy"], "test_acc": res.test["accuracy"] if res.test else None,
           "train_s": sum(h["seconds"] for h in res.history),
@@ -297,14 +306,16 @@ def init_available() -> bool:
                           cwd=ROOT).returncode == 0
 
 
-def init_config(name: str, data: Path) -> Path | str:
-    """`llmcls init`'s config for the bench's split files (written once per dataset), or its error."""
-    out = data / "generic.yaml"
+def init_config(name: str, data: Path, encoder: str | None = None) -> Path | str:
+    """`llmcls init`'s config for the bench's split files (written once per dataset; with `encoder`, the
+    backbone's config: `init --encoder`), or its error."""
+    out = data / ("generic.yaml" if encoder is None else "generic-lm.yaml")
     if out.exists():
         return out
     test = ["--test", str(data / "test.csv")] if (data / "test.csv").exists() else []
+    backbone = ["--encoder", encoder] if encoder else []
     proc = subprocess.run([sys.executable, "-m", "llmcls", "init", "--train", str(data / "train.csv"),
-                           "--valid", str(data / "valid.csv"), *test, "--out", str(out), "--name", name],
+                           "--valid", str(data / "valid.csv"), *test, *backbone, "--out", str(out), "--name", name],
                           capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0 or not out.exists():
         return f"llmcls init failed: {last_line(proc.stderr, proc.returncode)}"
@@ -315,8 +326,8 @@ def llmcls_spec(name: str, system: str, seed: int, data: Path, work: Path, epoch
     """What an llmcls system trains with: config file and overrides; `portable` names them with $WORK for the work
     directory (as the report keeps them), `generated_config` is the config that `llmcls init` wrote."""
     spec: dict = {}
-    if system == "llmcls-generic":
-        config = init_config(name, data)
+    if system in ("llmcls-generic", "llmcls-lm"):
+        config = init_config(name, data, "minilm" if system == "llmcls-lm" else None)
         if isinstance(config, str):
             return {"error": config}
         overrides = data_overrides(data)
@@ -333,9 +344,15 @@ def run_llmcls(name: str, system: str, seed: int, data: Path, work: Path, spec: 
     """Train and time one llmcls system; the result names its config and overrides."""
     mechanics = ["train.plots=false", f"name={name}", f"output_dir={work / 'runs'}"]
     test = data / ("test.csv" if (data / "test.csv").exists() else "valid.csv")
+    teacher = []
+    if system == "llmcls-distilled":
+        teacher_dir = work / "runs" / f"{name}-llmcls-lm-{seed}"
+        if not (teacher_dir / "results.json").is_file():
+            return {"error": f"no llmcls-lm run of seed {seed} in {work} to distil (measure llmcls-lm first)"}
+        teacher = [str(teacher_dir)]
+    backend = "torch-bf16" if system.endswith("-bf16") else "auto" if system in SERVED_BACKEND else "torch"
     r = run_python(LLMCLS_CODE, str(spec["config"]), json.dumps(spec["overrides"] + mechanics),
-                   str(work / "runs" / f"{name}-{system}-{seed}"), str(test),
-                   "torch-bf16" if system.endswith("-bf16") else "torch")
+                   str(work / "runs" / f"{name}-{system}-{seed}"), str(test), backend, *teacher)
     return {**r, **spec["portable"], **{k: v for k, v in spec.items() if k == "generated_config"}}
 
 
@@ -359,7 +376,8 @@ def measure(name: str, system: str, seed: int, data: Path, work: Path, args: arg
         spec = llmcls_spec(name, system, seed, data, work, args.epochs)
         if "error" in spec:
             return spec
-        return same_run(results, name, seed, spec) or run_llmcls(name, system, seed, data, work, spec)
+        copy = None if system == "llmcls-distilled" else same_run(results, name, seed, spec)  # its config is llmcls's
+        return copy or run_llmcls(name, system, seed, data, work, spec)
     if system == "reference":
         return run_reference(data, args.reference_epochs, seed)
     if system in ("fasttext", "fasttext-tuned"):
@@ -559,6 +577,9 @@ def parse_args() -> argparse.Namespace:
                         help="the JSON report, rewritten after every measurement")
     parser.add_argument("--resume", action="store_true",
                         help="keep the measurements in --out and run only those missing (or failed, or skipped)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the runs in this directory (default: a temporary one): llmcls-distilled reads "
+                             "the llmcls-lm run of its seed there, also in a later call")
     parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
                         help="measure nothing: print the tables of these saved reports, merged (runs made in parts)")
     args = parser.parse_args()
@@ -629,8 +650,30 @@ def merged_results(paths: list[Path]) -> list[dict]:
     return list(by_key.values())
 
 
+def lm_table(results: list[dict]) -> str:
+    """Issue 20: the fine-tuned MiniLM and the distilled BiLSTM beside the BiLSTM trained on the labels (llmcls),
+    mean test accuracy over seeds (percent), the difference in parentheses."""
+    lines = ["| dataset | BiLSTM (llmcls) | MiniLM (llmcls-lm) | distilled BiLSTM (llmcls-distilled) |",
+             "|---|---:|---:|---:|"]
+    for dataset in in_order({r["dataset"] for r in results}):
+        base = accuracy(results, dataset, "llmcls")
+        cells = []
+        for system in ("llmcls", "llmcls-lm", "llmcls-distilled"):
+            stats = accuracy(results, dataset, system)
+            if stats is None:
+                cells.append("—")
+                continue
+            diff = f" ({stats[0] - base[0]:+.2f})" if base and system != "llmcls" else ""
+            cells.append(f"{stats[0]:.2f} ± {stats[1]:.2f} (n={stats[2]}){diff}")
+        if any(cell != "—" for cell in cells[1:]):
+            lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def print_tables(results: list[dict]) -> None:
     print(summarize(results))
+    print("\nThe backbone and the distilled student beside the BiLSTM (mean test accuracy, percent):\n")
+    print(lm_table(results))
     print("\nIssue 13's accuracy rules (mean test accuracy over seeds, percent):\n")
     print(verdict_table(verdicts(results)))
     print("\nStretch numbers (accuracy on the split named; the difference in parentheses):\n")
@@ -648,8 +691,10 @@ def main() -> None:
     started = time.perf_counter()
     report = {"env": environment(args), **previous_report(args, todo)}
     with tempfile.TemporaryDirectory(prefix="llmcls-bench-") as tmp:
-        run_all(args, Path(tmp), report, todo)
-        report["cli"] = cli_latency(Path(tmp), report["results"], datasets)
+        work = args.work.resolve() if args.work else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        run_all(args, work, report, todo)
+        report["cli"] = cli_latency(work, report["results"], datasets)
     report["wall_s"] = time.perf_counter() - started
     save(args.out, report)
     print_tables(report["results"])

@@ -57,6 +57,45 @@ def small_config(tmp_path: Path, dataset: str = "sst2", **sections) -> Config:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT folder (tests/support/tiny_bert.py): a valid `model.encoder`."""
+    pytest.importorskip("tokenizers")
+    from support.tiny_bert import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def encoder_config(tmp_path: Path, encoder: Path, dataset: str = "sst2", **sections) -> Config:
+    """A config that fine-tunes the tiny BERT on a checked-in sample in a few seconds."""
+    defaults = {"model": {"encoder": str(encoder)},
+                "tokenizer": {"max_tokens": 64},
+                "train": {"epochs": 4, "lr": 2e-3, "batch_size": 16, "threads": 1, "warmup_fraction": 0.0}}
+    for section, values in sections.items():
+        defaults[section] = {**defaults.get(section, {}), **values} if isinstance(values, dict) else values
+    sections = defaults
+    config = small_config(tmp_path, dataset)
+    raw = config.to_dict()
+    for key in ("embeddings", "vocab", "model", "tokenizer", "train"):
+        raw.pop(key)
+    raw["name"] = f"tiny-lm-{dataset}"
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
+    return validate_config(raw, "test")
+
+
+@pytest.fixture(scope="session")
+def trained_encoder(tmp_path_factory, tiny_bert):
+    """One tiny encoder run on the SST-2 sample, shared by the tests that only read a run directory."""
+    from llmcls.training.loop import train
+
+    tmp = tmp_path_factory.mktemp("encoder-run")
+    return train(encoder_config(tmp, tiny_bert), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def trained_sst2(tmp_path_factory):
     """One tiny SST-2 run shared by the tests that only read a run directory."""
     from llmcls.training.loop import train

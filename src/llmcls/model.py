@@ -45,6 +45,8 @@ class LstmClassifier(nn.Module):
     as in the classic tutorial), `max` or `mean` over time of the top layer's outputs, or `last_max` (both).
     """
 
+    family = "lstm"  # meta.json's model_family (llmcls.run.layout)
+
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.args = args
@@ -64,6 +66,12 @@ class LstmClassifier(nn.Module):
         if args.wide_buckets:
             self.wide = WideNgrams(args.vocab_size + args.fixed_vocab_size, args.wide_buckets, args.num_outputs,
                                    args.wide_dropout)
+
+    def describe(self) -> str:
+        """The network in a few words, for the line that says what is trained."""
+        a = self.args
+        return (f"{'Bi' if a.bidirectional else ''}LSTM {a.num_layers}x{a.hidden_size}, pooling {a.pooling}"
+                f"{', wide n-gram branch' if a.wide_buckets else ''}")
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Vectors of token ids [batch, seq_len]: learned rows, then fixed pretrained rows. Returns [batch, seq_len, emb]."""
@@ -232,3 +240,19 @@ def compute_loss(criterion: nn.Module, logits: torch.Tensor, targets: torch.Tens
     if logits.size(1) == 1:
         return criterion(logits.squeeze(1), targets.float())
     return criterion(logits, targets)
+
+
+def build_network(family: str, args: dict) -> nn.Module:
+    """The untrained network of a model family (meta.json's model_family) from its saved arguments: the one place
+    where a family name becomes a class.
+
+    Raises:
+        ValueError: an unknown family.
+    """
+    if family == LstmClassifier.family:
+        return LstmClassifier(ModelArgs(**args))
+    from llmcls.encoder.bert import EncoderArgs, EncoderClassifier
+
+    if family == EncoderClassifier.family:
+        return EncoderClassifier(EncoderArgs(**args))
+    raise ValueError(f"unknown model family {family!r}")

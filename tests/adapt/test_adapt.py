@@ -1,15 +1,21 @@
 """Defaults that adapt to the data: the profile of real training files, the settings it suggests, the commented
 config `llmcls init` writes, and `auto` values resolved when training starts."""
 
+import csv
 import dataclasses
+import json
+import math
 
+import numpy as np
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from llmcls.adapt import choices as adapt
 from llmcls.adapt.choices import choose, resolve_auto
-from llmcls.adapt.profile import profile_data
+from llmcls.adapt.profile import DataProfile, EncoderFacts, profile_data
 from llmcls.adapt.render import default_name, init_config
+from llmcls.cli import app
 from llmcls.config import load_config, resume_config, validate_config
 from llmcls.data.prepare import prepare_data
 from llmcls.errors import ConfigError
@@ -192,3 +198,205 @@ def test_training_saves_the_resolved_values_and_resume_keeps_them(tmp_path):
     path.write_text(yaml.safe_dump({**config.to_dict(), "tokenizer": {"max_tokens": "auto"}}))
     resumed = resume_config(result.run_dir, ["train.epochs=2"], path)  # `auto` keeps what the run chose
     assert (resumed.tokenizer.max_tokens, resumed.model.pooling, resumed.train.epochs) == (cut, "last_max", 2)
+
+
+# `llmcls init --encoder`: a config that fine-tunes a pretrained model, its settings from WordPiece lengths.
+
+TINY_LIMIT = 128  # write_tiny_bert's 130 positions less [CLS] and [SEP]
+ENCODER_TRAIN_KEYS = {"epochs", "patience", "lr", "batch_size", "warmup_fraction"}
+
+# What `llmcls init` wrote for the TREC fixture before --encoder existed: without it, the output stays this.
+TREC_INIT = """\
+# Written by `llmcls init` from tests/fixtures/trec_train.csv: 500 texts (450 to train on, 50 held out for validation).
+# 6 classes (single-label): HUM 116, ENTY 114, DESC 111, NUM 79, LOC 77, ABBR 3.
+# Tokens per text in 500 sampled texts: p50 10, p90 17, p95 19, p99 25, max 34; about 4,874 tokens per epoch.
+# The keys below were chosen from these figures (the comments say why); every other key has its default
+# (docs/configuration.md). Paths are relative to the directory you run llmcls from. Edit freely.
+name: trec
+data:
+  train: tests/fixtures/trec_train.csv
+  test: tests/fixtures/trec_test.csv
+tokenizer:
+  max_tokens: null          # no cut: 99% of 500 sampled training texts have at most 25 tokens (<= 128; p50 10, p99 25, max 34)
+model:
+  pooling: last             # short texts (median 10 tokens <= 40): the final states
+  wide: true                # the n-gram branch (validation is held out of the training texts)
+train:
+  epochs: 20                # about 6,000,000 training tokens at ~4,874 tokens per epoch, kept within [3, 20]
+  patience: 3               # stop when 3 epochs in a row bring no better validation score
+  lr: 0.002                 # 450 training texts (< 10,000)
+  batch_size: 32            # 450 training texts (< 5,000)
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("safetensors")
+    from support.tiny_bert import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("encoder") / "tiny_bert")
+
+
+def wordpiece_lengths(folder, path) -> np.ndarray:
+    """The WordPiece content tokens of every text of a fixture, counted apart from the profile."""
+    from llmcls.data.wordpiece import WordPieceEncoding
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    return WordPieceEncoding(folder / "tokenizer.json", max_tokens=None, limit=TINY_LIMIT).encode(texts).lengths
+
+
+def encoder_profile(train_texts: int, p99: int = 100, hidden: int = 384, limit: int = 510) -> DataProfile:
+    """A synthetic profile measured for an encoder: `train_texts` texts whose p99 is `p99` WordPiece tokens."""
+    return DataProfile(path="x.csv", texts=train_texts, train_texts=train_texts, class_counts={"a": 2, "b": 1},
+                       multi_label=False, sampled=min(train_texts, 5_000),
+                       percentiles={50: max(p99 // 4, 1), 90: max(p99 // 2, 1), 95: max(p99 - 1, 1), 99: p99},
+                       max_tokens=2 * p99, mean_tokens=p99 / 4,
+                       encoder=EncoderFacts(spec="minilm", limit=limit, hidden_size=hidden, layers=6))
+
+
+def encoder_chosen(profile) -> dict:
+    return {c.key: c.value for c in choose(profile)}
+
+
+@pytest.mark.parametrize("train, valid", [("sst2_train.csv", "sst2_valid.csv"), ("trec_train.csv", None)])
+def test_init_with_an_encoder_writes_a_fine_tuning_config_from_wordpiece_lengths(tmp_path, tiny_bert, train, valid):
+    data = {"train": str(FIXTURES / train), **({"valid": str(FIXTURES / valid)} if valid else {})}
+    out = tmp_path / "encoder.yaml"
+    result = init_config(data, out, encoder=str(tiny_bert))
+    lengths = wordpiece_lengths(tiny_bert, FIXTURES / train)
+    p99 = int(np.ceil(np.percentile(lengths, 99)))
+    assert result.profile.sampled == len(lengths) and result.profile.percentiles[99] == p99
+    assert result.profile.max_tokens == lengths.max() and result.profile.encoder.limit == TINY_LIMIT
+    config = load_config(out)
+    assert config.uses_encoder and config.model.encoder == str(tiny_bert) and config.model.encoder_pooling == "mean"
+    cut = config.tokenizer.max_tokens
+    assert cut == min(max(math.ceil(p99 / 32) * 32, 32), TINY_LIMIT)
+    assert 32 <= cut <= TINY_LIMIT and cut >= min(p99, TINY_LIMIT)  # 99% of the texts are whole, if the model allows
+    train_texts = result.profile.train_texts  # under 2,000: 5 epochs, batches of 16, MiniLM's small-data step
+    assert train_texts < adapt.TINY_DATA_TEXTS and (valid is None) == (train_texts < result.profile.texts)
+    assert (config.train.epochs, config.train.patience, config.train.lr, config.train.batch_size,
+            config.train.warmup_fraction, config.train.optimizer) == (5, 3, 1e-4, 16, 0.1, "adamw")
+    assert {c.key: c.value for c in result.choices}["tokenizer.max_tokens"] == cut
+    written = yaml.safe_load(out.read_text())
+    assert set(written) == {"name", "data", "tokenizer", "model", "train"}  # no embeddings, vocab
+    assert set(written["tokenizer"]) == {"max_tokens"} and set(written["model"]) == {"encoder", "encoder_pooling"}
+    assert set(written["train"]) == ENCODER_TRAIN_KEYS
+
+
+def test_the_encoder_config_comments_state_the_figures(tmp_path, tiny_bert):
+    out = tmp_path / "trec.yaml"
+    result = init_config({"train": str(FIXTURES / "trec_train.csv")}, out, encoder=str(tiny_bert))
+    p = result.profile.percentiles
+    text = out.read_text()
+    lines = text.splitlines()
+    assert lines[0] == (f"# Written by `llmcls init --encoder {tiny_bert}` from {FIXTURES / 'trec_train.csv'}: "
+                        "500 texts (450 to train on, 50 held out for validation).")
+    assert lines[2] == (f"# WordPiece tokens per text (the encoder's, without [CLS] and [SEP]) in 500 sampled texts: "
+                        f"p50 {p[50]}, p90 {p[90]}, p95 {p[95]}, p99 {p[99]}, max {result.profile.max_tokens}; "
+                        "the model reads at most 128.")
+    comment = {line.split(":")[0].strip(): line.split(" # ", 1)[1] for line in lines if " # " in line}
+    assert comment["max_tokens"].startswith(f"99% of 500 sampled training texts have at most {p[99]} WordPiece tokens "
+                                            f"(p50 {p[50]}, p95 {p[95]}, p99 {p[99]}, max {result.profile.max_tokens})")
+    assert "read whole at prediction with chunking" in comment["max_tokens"]
+    assert comment["encoder"] == "the pretrained model to fine-tune (2 layers, hidden size 32, at most 128 WordPiece " \
+                                 "tokens a text)"
+    assert comment["epochs"] == "450 training texts (< 5,000): small data takes a few more passes"
+    assert comment["lr"] == "450 training texts (< 50,000), hidden size 32 (<= 384, MiniLM's)"
+    assert comment["batch_size"] == "450 training texts (< 2,000): more, smaller steps"
+    assert comment["warmup_fraction"].startswith("warm up over the first 10% of the steps")
+
+
+def test_encoder_epochs_lr_and_batch_change_at_their_thresholds():
+    def at(n, hidden=384):
+        values = encoder_chosen(encoder_profile(n, hidden=hidden))
+        return values["train.epochs"], values["train.lr"], values["train.batch_size"]
+
+    assert at(adapt.TINY_DATA_TEXTS - 1) == (5, 1e-4, 16)
+    assert at(adapt.TINY_DATA_TEXTS) == (5, 1e-4, 32)
+    assert at(adapt.FEW_TEXTS - 1)[0] == 5 and at(adapt.FEW_TEXTS)[0] == 4
+    assert at(adapt.SOME_TEXTS - 1)[0] == 4 and at(adapt.SOME_TEXTS)[0] == 3
+    assert at(adapt.LARGE_DATA_TEXTS - 1) == (3, 1e-4, 32) and at(adapt.LARGE_DATA_TEXTS) == (3, 5e-5, 32)
+    assert at(1_000, hidden=768)[1] == 5e-5 and at(adapt.LARGE_DATA_TEXTS, hidden=768)[1] == 2.5e-5
+    reasons = {c.key: c.reason for c in choose(encoder_profile(adapt.FEW_TEXTS))}
+    assert reasons["train.epochs"] == "5,000 training texts (>= 5,000, < 20,000)"
+    wide = {c.key: c.reason for c in choose(encoder_profile(adapt.LARGE_DATA_TEXTS, hidden=768))}["train.lr"]
+    assert wide == "50,000 training texts (>= 50,000), hidden size 768 (> 384, MiniLM's: x0.5 for a wider model)"
+
+
+def test_the_encoder_cut_is_a_multiple_of_32_from_32_to_the_model_limit():
+    def cut(p99, limit=510):
+        return encoder_chosen(encoder_profile(1_000, p99=p99, limit=limit))["tokenizer.max_tokens"]
+
+    assert (cut(1), cut(32), cut(33), cut(100), cut(480), cut(481)) == (32, 32, 64, 128, 480, 510)
+    assert cut(5_000) == 510 and cut(40, limit=20) == 20  # the model reads no more
+    over = {c.key: c.reason for c in choose(encoder_profile(1_000, p99=5_000))}["tokenizer.max_tokens"]
+    assert over.startswith("99% of 1,000 sampled training texts have at most 5,000 WordPiece tokens")
+    assert ": the model's limit, 510; longer texts are cut" in over
+    short = {c.key: c.reason for c in choose(encoder_profile(1_000, p99=3))}["tokenizer.max_tokens"]
+    assert "rounded up to a multiple of 32 (at least 32)" in short
+
+
+def test_an_encoder_profile_chooses_no_bilstm_keys():
+    keys = [c.key for c in choose(encoder_profile(1_000))]
+    assert keys == ["tokenizer.max_tokens", "model.encoder", "model.encoder_pooling", "train.epochs", "train.patience",
+                    "train.lr", "train.batch_size", "train.warmup_fraction"]
+
+
+def test_auto_values_of_an_encoder_config_are_chosen_from_wordpiece_lengths(tiny_bert):
+    config = validate_config({"data": {"train": str(FIXTURES / "trec_train.csv")},
+                              "model": {"encoder": str(tiny_bert), "pooling": "auto", "wide": "auto"},
+                              "train": {"epochs": "auto"}}, "test")
+    assert config.tokenizer.max_tokens == "auto"  # an encoder run's default
+    events = []
+    resolved = resolve_auto(config, events.append)
+    p99 = int(np.ceil(np.percentile(wordpiece_lengths(tiny_bert, FIXTURES / "trec_train.csv"), 99)))
+    assert resolved.tokenizer.max_tokens == min(max(math.ceil(p99 / 32) * 32, 32), TINY_LIMIT)
+    assert (resolved.train.epochs, resolved.train.patience, resolved.model.wide) == (5, 3, False)
+    assert resolved.auto_keys() == []
+    lines = [e.message for e in events if isinstance(e, Info)]
+    assert any(line.startswith(f"tokenizer.max_tokens: {resolved.tokenizer.max_tokens} (99% of 500 sampled "
+                               f"training texts have at most {p99} WordPiece tokens") for line in lines)
+    prepare_data(resolved)  # nothing left `auto`
+
+
+def test_init_without_encoder_writes_what_it_wrote_before(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "trec.yaml"
+    result = CliRunner().invoke(app, ["init", "--train", "tests/fixtures/trec_train.csv",
+                                      "--test", "tests/fixtures/trec_test.csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == TREC_INIT
+
+
+def test_the_shipped_cr_config_is_still_what_init_writes(tmp_path, monkeypatch):
+    cr = ROOT.parent / "shared" / "data" / "cr"
+    if not (cr / "train.csv").is_file():
+        pytest.skip("needs ../shared/data/cr")
+    monkeypatch.chdir(ROOT)
+    shipped = (ROOT / "configs" / "cr.yaml").read_text()
+    data = {"train": "../shared/data/cr/train.csv", "valid": "../shared/data/cr/valid.csv",
+            "test": "../shared/data/cr/test.csv"}
+    init_config(data, tmp_path / "cr.yaml", name="cr")
+    written = (tmp_path / "cr.yaml").read_text()
+    assert shipped.endswith(written) and shipped[:-len(written)].count("\n") == 4  # under 4 lines of its own
+
+
+@pytest.mark.parametrize("model, message", [
+    (None, "no such folder"),
+    ({"model_type": "gpt2"}, "model_type 'gpt2' is not a BERT-family model"),
+])
+def test_init_with_a_bad_encoder_says_so_in_one_line(tmp_path, model, message):
+    pytest.importorskip("tokenizers")
+    folder = tmp_path / "model"
+    if model is not None:
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(model))
+    out = tmp_path / "c.yaml"
+    result = CliRunner().invoke(app, ["init", "--train", str(FIXTURES / "trec_train.csv"), "--encoder", str(folder),
+                                      "--out", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: model.encoder: {folder}") and message in lines[0]
+    assert not out.exists()

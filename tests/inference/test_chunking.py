@@ -83,13 +83,13 @@ def short_run(tmp_path_factory):
 def test_chunking_reads_what_lies_beyond_the_training_length(short_run, tmp_path):
     texts = {label: f"{FILLER} {verdict}" for label, verdict in VERDICTS.items()}
     head_only = Predictor.load(short_run.run_dir, "cpu")
-    assert len(list(head_only.tokenizer([FILLER]))[0]) == 12  # the filler alone fills the training length
+    assert len(list(head_only.encoding.tokenizer([FILLER]))[0]) == 12  # the filler alone fills the training length
     head = head_only.predict_proba(list(texts.values()))
     # the head sees the filler only: the same answer for both (up to rounding: the two sit in one batch padded
     # to the longer one's length, and oneDNN's kernels may round differently there, e.g. on AVX2)
     np.testing.assert_allclose(head[0], head[1], rtol=1e-5)
     chunked = Predictor.load(short_run.run_dir, "cpu", chunking={"max_tokens": 12})
-    assert len(list(chunked.tokenizer([texts["positive"]]))[0]) > 30
+    assert len(list(chunked.encoding.tokenizer([texts["positive"]]))[0]) > 30
     got = chunked.predict(list(texts.values()))
     assert [p.label for p in got] == list(texts)  # each verdict is found ...
     assert any(p.label != head_only.labels[int(np.argmax(h))] for p, h in zip(got, head))  # ... where the head fails

@@ -7,7 +7,8 @@ import pytest
 import torch
 import yaml
 
-from llmcls.run.files import RUN_FILES, load_run
+from llmcls.run.files import load_run
+from llmcls.run.layout import RUN_FILES
 from llmcls.config import load_config
 from llmcls.data.prepare import prepare_data
 from llmcls.embeddings import read_text_vectors

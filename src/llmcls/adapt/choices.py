@@ -1,5 +1,7 @@
 """The settings a data profile suggests, each with a one-line reason: the one place where the adaptive defaults
 are decided (`llmcls init` writes them into a config; `auto` values are resolved by them when training starts).
+A profile of a BiLSTM config gets the BiLSTM's settings; one of a `model.encoder` config (lengths in the model's
+WordPiece tokens) gets fine-tuning settings.
 
 The numbers are first guesses to be tuned by experiment; they are all here, named.
 """
@@ -12,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from llmcls.adapt.profile import DataProfile, profile_data
-from llmcls.config import Config
+from llmcls.adapt.profile import DataProfile, EncoderFacts, profile_data
+from llmcls.config import Config, ModelConfig
 from llmcls.events import EventHandler, Info, ignore
 
 # tokenizer.max_tokens
@@ -31,6 +33,23 @@ PATIENCE = 3  # stop after this many epochs without a better validation score
 # train.lr, train.batch_size
 SMALL_LR_TEXTS, SMALL_LR, LR = 10_000, 2e-3, 1e-3  # fewer training texts than this take the larger step
 SMALL_BATCH_TEXTS, SMALL_BATCH, BATCH = 5_000, 32, 64  # fewer training texts than this take smaller batches
+
+# With model.encoder: fine-tuning a pretrained BERT-family model, lengths in its WordPiece content tokens.
+# tokenizer.max_tokens: length-bucketed batches make the long tail cheap, so the cut keeps nearly every text whole
+ENCODER_CUT_PERCENTILE = 99  # cut near this percentile of the lengths ...
+ENCODER_CUT_ROUND_TO = 32  # ... rounded up to a multiple of this, and at least this (at most the model's limit)
+# train.epochs: a pretrained model needs few passes; small data takes a few more (each pass is few steps)
+FEW_TEXTS, FEW_TEXTS_EPOCHS = 5_000, 5  # fewer training texts than this fine-tune this many epochs ...
+SOME_TEXTS, SOME_TEXTS_EPOCHS = 20_000, 4  # ... fewer than this, this many ...
+MANY_TEXTS_EPOCHS = 3  # ... and more, this many
+# train.lr: the step that moves pretrained weights without wrecking them
+LARGE_DATA_TEXTS = 50_000  # this many training texts or more take the smaller step (many steps add up)
+ENCODER_LR, LARGE_DATA_ENCODER_LR = 1e-4, 5e-5  # for a MiniLM-size model ...
+MINILM_HIDDEN, WIDE_ENCODER_LR_SCALE = 384, 0.5  # ... a wider one (BERT-base: 768) takes this share of the step
+# train.batch_size, train.warmup_fraction
+TINY_DATA_TEXTS, TINY_DATA_ENCODER_BATCH, ENCODER_BATCH = 2_000, 16, 32  # fewer texts: smaller batches, more steps
+ENCODER_WARMUP = 0.1  # warm up over this share of the steps: early large updates undo the pretraining
+ENCODER_POOLING = "mean"  # model.encoder_pooling: the mean of the final states, as all-MiniLM-L6-v2 was trained
 
 
 @dataclass(frozen=True)
@@ -99,7 +118,10 @@ def choose_epochs(profile: DataProfile) -> Choice:
 
 
 def choose(profile: DataProfile) -> list[Choice]:
-    """The suggested settings of the data `profile`, in the order of the config's sections."""
+    """The suggested settings of the data `profile`, in the order of the config's sections (fine-tuning ones when
+    the profile was measured for `model.encoder`: `choose_for_encoder`)."""
+    if profile.encoder is not None:
+        return choose_for_encoder(profile, profile.encoder)
     small = f"{_count(profile.train_texts)} training texts"
     return [
         choose_max_tokens(profile),
@@ -114,11 +136,86 @@ def choose(profile: DataProfile) -> list[Choice]:
     ]
 
 
+def _texts(profile: DataProfile, threshold: int) -> str:
+    """`600 training texts (< 5,000)`: the training texts against one threshold of a rule."""
+    below = profile.train_texts < threshold
+    return f"{_count(profile.train_texts)} training texts ({'<' if below else '>='} {_count(threshold)})"
+
+
+def choose_encoder_max_tokens(profile: DataProfile, encoder: EncoderFacts) -> Choice:
+    """The WordPiece cut: the ENCODER_CUT_PERCENTILE length rounded up to a multiple of ENCODER_CUT_ROUND_TO,
+    at least that multiple, at most what the model reads."""
+    at = profile.p(ENCODER_CUT_PERCENTILE)
+    rounded = max(math.ceil(at / ENCODER_CUT_ROUND_TO), 1) * ENCODER_CUT_ROUND_TO
+    cut = min(rounded, encoder.limit)
+    lengths = ", ".join(f"p{q} {_count(profile.p(q))}" for q in (50, 95, 99)) + f", max {_count(profile.max_tokens)}"
+    if cut < rounded:
+        how = f"the model's limit, {_count(encoder.limit)}"
+    else:
+        least = f" (at least {ENCODER_CUT_ROUND_TO})" if at < ENCODER_CUT_ROUND_TO else ""
+        how = f"rounded up to a multiple of {ENCODER_CUT_ROUND_TO}{least}"
+    return Choice("tokenizer.max_tokens", cut,
+                  f"{ENCODER_CUT_PERCENTILE}% of {_count(profile.sampled)} sampled training texts have at most "
+                  f"{_count(at)} WordPiece tokens ({lengths}): {how}; longer texts are cut in training and can be "
+                  "read whole at prediction with chunking (--chunk-tokens)")
+
+
+def choose_encoder_epochs(profile: DataProfile) -> Choice:
+    texts = f"{_count(profile.train_texts)} training texts"
+    if profile.train_texts < FEW_TEXTS:
+        return Choice("train.epochs", FEW_TEXTS_EPOCHS, f"{texts} (< {_count(FEW_TEXTS)}): small data takes a few "
+                                                        "more passes")
+    if profile.train_texts < SOME_TEXTS:
+        return Choice("train.epochs", SOME_TEXTS_EPOCHS, f"{texts} (>= {_count(FEW_TEXTS)}, < {_count(SOME_TEXTS)})")
+    return Choice("train.epochs", MANY_TEXTS_EPOCHS, f"{texts} (>= {_count(SOME_TEXTS)}): a pretrained model needs "
+                                                     "few passes")
+
+
+def choose_encoder_lr(profile: DataProfile, encoder: EncoderFacts) -> Choice:
+    lr = ENCODER_LR if profile.train_texts < LARGE_DATA_TEXTS else LARGE_DATA_ENCODER_LR
+    size = f"hidden size {_count(encoder.hidden_size)}"
+    if encoder.hidden_size > MINILM_HIDDEN:
+        lr *= WIDE_ENCODER_LR_SCALE
+        size += f" (> {MINILM_HIDDEN}, MiniLM's: x{WIDE_ENCODER_LR_SCALE:g} for a wider model)"
+    else:
+        size += f" (<= {MINILM_HIDDEN}, MiniLM's)"
+    return Choice("train.lr", lr, f"{_texts(profile, LARGE_DATA_TEXTS)}, {size}")
+
+
+def choose_for_encoder(profile: DataProfile, encoder: EncoderFacts) -> list[Choice]:
+    """The fine-tuning settings of `model.encoder` for the data `profile` (lengths in the model's WordPiece
+    tokens), in the order of the config's sections; the BiLSTM's keys are not among them (they are unused)."""
+    small_batch = profile.train_texts < TINY_DATA_TEXTS
+    return [
+        choose_encoder_max_tokens(profile, encoder),
+        Choice("model.encoder", encoder.spec, f"the pretrained model to fine-tune ({encoder.layers} layers, hidden "
+                                              f"size {_count(encoder.hidden_size)}, at most "
+                                              f"{_count(encoder.limit)} WordPiece tokens a text)"),
+        Choice("model.encoder_pooling", ENCODER_POOLING, "the text's vector is the mean of the final states (as "
+                                                         "all-MiniLM-L6-v2 was trained)"),
+        choose_encoder_epochs(profile),
+        Choice("train.patience", PATIENCE, f"stop when {PATIENCE} epochs in a row bring no better validation score"),
+        choose_encoder_lr(profile, encoder),
+        Choice("train.batch_size", TINY_DATA_ENCODER_BATCH if small_batch else ENCODER_BATCH,
+               _texts(profile, TINY_DATA_TEXTS) + (": more, smaller steps" if small_batch else "")),
+        Choice("train.warmup_fraction", ENCODER_WARMUP, f"warm up over the first {ENCODER_WARMUP:.0%} of the steps, "
+                                                        "then decay linearly: large early updates undo pretraining"),
+    ]
+
+
+def _unused_with_encoder() -> list[Choice]:
+    """The BiLSTM's `auto` keys in an encoder config: unused, so resolved to what changes nothing."""
+    return [Choice("model.pooling", ModelConfig.model_fields["pooling"].default, "unused with model.encoder"),
+            Choice("model.wide", False, "unused with model.encoder: the n-gram branch belongs to the BiLSTM")]
+
+
 def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
     """`config` with its `auto` values replaced by the choices for its training data (one Info event each); the
-    config itself when it has none. With `train.epochs: auto`, `train.patience` is chosen too unless set.
+    config itself when it has none. With `train.epochs: auto`, `train.patience` is chosen too unless set. With
+    `model.encoder`, the choices are the fine-tuning ones (`choose_for_encoder`, lengths in WordPiece tokens).
 
     Raises:
+        ConfigError: `model.encoder` is not a usable model.
         DataError: the training or validation file is unreadable.
     """
     keys = config.auto_keys()
@@ -128,7 +225,8 @@ def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
         keys.append("train.patience")
     on_event(Info(f"choosing {', '.join(keys)} from the training data ({config.data.train})"))
     resolved = config.model_copy(deep=True)
-    for choice in choose(profile_data(config, on_event=on_event)):
+    profile = profile_data(config, on_event=on_event)
+    for choice in choose(profile) + (_unused_with_encoder() if profile.encoder is not None else []):
         if choice.key in keys:
             section, leaf = choice.key.split(".")
             setattr(getattr(resolved, section), leaf, choice.value)

@@ -4,6 +4,7 @@ measured figure and the reason, under a header that summarises the data."""
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,25 @@ def _header(profile: DataProfile, data: DataConfig) -> list[str]:
     more = f", ... ({profile.classes - SHOWN_CLASSES} more)" if profile.classes > SHOWN_CLASSES else ""
     kind = "multi-label: texts have sets of labels" if profile.multi_label else "single-label"
     p = profile.percentiles
-    return [
-        f"# Written by `llmcls init` from {data.train}: {_n(profile.texts)} texts{split}.",
-        f"# {profile.classes} classes ({kind}): {shown}{more}.",
-        f"# Tokens per text in {_n(profile.sampled)} sampled texts: p50 {_n(p[50])}, p90 {_n(p[90])}, "
-        f"p95 {_n(p[95])}, p99 {_n(p[99])}, max {_n(profile.max_tokens)}; about {_n(profile.tokens_per_epoch)} tokens per epoch.",
+    lengths = (f"in {_n(profile.sampled)} sampled texts: p50 {_n(p[50])}, p90 {_n(p[90])}, p95 {_n(p[95])}, "
+               f"p99 {_n(p[99])}, max {_n(profile.max_tokens)}")
+    encoder = profile.encoder
+    command = "llmcls init" if encoder is None else f"llmcls init --encoder {shlex.quote(encoder.spec)}"
+    lines = [f"# Written by `{command}` from {data.train}: {_n(profile.texts)} texts{split}.",
+             f"# {profile.classes} classes ({kind}): {shown}{more}."]
+    if encoder is None:
+        return lines + [
+            f"# Tokens per text {lengths}; about {_n(profile.tokens_per_epoch)} tokens per epoch.",
+            "# The keys below were chosen from these figures (the comments say why); every other key has its default",
+            "# (docs/configuration.md). Paths are relative to the directory you run llmcls from. Edit freely.",
+        ]
+    return lines + [
+        f"# WordPiece tokens per text (the encoder's, without [CLS] and [SEP]) {lengths}; the model reads at most "
+        f"{_n(encoder.limit)}.",
         "# The keys below were chosen from these figures (the comments say why); every other key has its default",
-        "# (docs/configuration.md). Paths are relative to the directory you run llmcls from. Edit freely.",
+        "# (docs/configuration.md; with model.encoder, the fine-tuning defaults: AdamW, linear decay, weight decay;",
+        "# the BiLSTM's keys, embeddings and vocab are unused). Paths are relative to the directory you run llmcls",
+        "# from. Edit freely.",
     ]
 
 
@@ -77,7 +90,8 @@ def render_config(name: str, data: DataConfig, profile: DataProfile, choices: li
 
 
 def init_config(data: dict[str, Any], out: Path | None = None, name: str | None = None, force: bool = False,
-                sample: int = SAMPLE_TEXTS, on_event: EventHandler = ignore) -> InitResult:
+                sample: int = SAMPLE_TEXTS, on_event: EventHandler = ignore, *,
+                encoder: str | None = None) -> InitResult:
     """Profile the training data, choose settings for it and write them as a commented config.
 
     Args:
@@ -86,16 +100,22 @@ def init_config(data: dict[str, Any], out: Path | None = None, name: str | None 
         name: the run name; default from the training file's name (`default_name`).
         force: replace an existing `out`.
         sample: texts tokenized for the length statistics.
+        encoder: `model.encoder` (`minilm` or a model folder): a config that fine-tunes that pretrained model,
+            its settings chosen from the lengths in its WordPiece tokens; None: a BiLSTM config.
 
     Returns:
         Where the config was written, the profile and the choices.
 
     Raises:
-        ConfigError: `out` exists and `force` is not given, or a data key is invalid (named).
+        ConfigError: `out` exists and `force` is not given, a data key is invalid (named), or `encoder` is not a
+            usable model.
         DataError: the training file is unreadable.
     """
     name = name or default_name(str(data.get("train", "")))
-    config = validate_config({"name": name, "data": data}, "llmcls init")
+    settings: dict[str, Any] = {"name": name, "data": data}
+    if encoder is not None:
+        settings["model"] = {"encoder": encoder}
+    config = validate_config(settings, "llmcls init")
     out = Path(out) if out is not None else Path(f"{name}.yaml")
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists; give --force to replace it, or --out another file")

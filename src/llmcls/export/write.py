@@ -21,7 +21,7 @@ import numpy as np
 
 from llmcls import __version__
 from llmcls.data.batching import EncodedTexts, pad_batch
-from llmcls.data.prepare import encode_labelled, make_tokenizer, read_labelled
+from llmcls.data.prepare import encode_labelled, read_labelled
 from llmcls.errors import ExportError, RunError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
@@ -32,7 +32,7 @@ from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities, report
 from llmcls.run.claim import run_subdir
 from llmcls.run.files import LoadedRun, load_run, load_run_info
-from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
+from llmcls.run.layout import ENCODER_FAMILY, EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -113,7 +113,7 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     out_dir = run_subdir(run_dir, EXPORT_DIR)
     weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
     float_path = out_dir / EXPORT_MODELS["onnx"]
-    atomic_write_bytes(float_path, build_onnx_model(run.model.args, weights).SerializeToString(), RunError)
+    atomic_write_bytes(float_path, _graph(run, weights).SerializeToString(), RunError)
     models = [ExportedModel("onnx", float_path, float_path.stat().st_size)]
     int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
     if quantize == "int8":
@@ -128,6 +128,15 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     if measure:
         _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
     return result
+
+
+def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
+    """The ONNX model of the run's network, built from its weights by its family's graph builder."""
+    if run.family == ENCODER_FAMILY:
+        from llmcls.export.encoder_graph import build_encoder_onnx
+
+        return build_encoder_onnx(run.model.args, weights)
+    return build_onnx_model(run.model.args, weights)
 
 
 def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str,
@@ -218,7 +227,7 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
     from llmcls.precision import bf16_problem
 
     examples, result.data = read_labelled(run.config, data)
-    split = encode_labelled(examples, result.data, run.config, make_tokenizer(run.config), run.vocab, run.labels)
+    split = encode_labelled(examples, result.data, run.config, run.encoding(), run.labels)
     texts = split.texts
     result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
     result.torch_threads = torch.get_num_threads()

@@ -17,8 +17,6 @@ import numpy as np
 
 from llmcls.config import ChunkingConfig, TokenizerConfig, merge_chunking
 from llmcls.data.batching import EncodedTexts, truncate
-from llmcls.data.prepare import encode_texts
-from llmcls.data.tokenize import Tokenizer
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, PredictionProgress, ignore
 from llmcls.inference.chunking import aggregate, split_windows
@@ -84,7 +82,11 @@ class Predictor:
         self.multi_label = run.config.data.multi_label
         self.thresholds = self._thresholds(threshold)
         tokenizer_config, self.cut = _prediction_tokenizer(run.config.tokenizer, self.chunking)
-        self.tokenizer = Tokenizer(tokenizer_config)
+        self.encoding = run.encoding(tokenizer_config)
+        limit = self.encoding.limit
+        if self.chunking.enabled and limit is not None and self.chunking.max_tokens > limit:
+            raise ConfigError(f"chunking.max_tokens: {self.chunking.max_tokens} tokens is more than this model "
+                              f"reads at once ({limit})")
 
     @classmethod
     def load(cls, run_dir: str | Path, device: "str | torch.device" = "auto", batch_size: int | None = None,
@@ -140,7 +142,7 @@ class Predictor:
 
     def _encode(self, texts: list[str]) -> tuple[EncodedTexts, int]:
         """`encode`'s texts, and how many of them were cut at `tokenizer.predict_max_tokens`."""
-        encoded = encode_texts(self.tokenizer, self.run.vocab, texts)
+        encoded = self.encoding.encode(texts)
         return (encoded, 0) if self.cut is None else truncate(encoded, self.cut)
 
     def _note_cut(self, cut: int, on_event: EventHandler) -> None:
@@ -165,7 +167,7 @@ class Predictor:
             owner = None
             if self.chunking.enabled:
                 encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
-            logits = batched_logits(self.forward, encoded, self.batch_size, self.run.vocab.pad_index,
+            logits = batched_logits(self.forward, encoded, self.batch_size, self.encoding.pad_index,
                                     max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
             probs = probabilities(logits, self.multi_label, self.run.temperature)  # [n_seqs, classes]
             if owner is not None:

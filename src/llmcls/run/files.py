@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmcls import __version__
-from llmcls.config import Config, save_config, validate_config
+from llmcls.config import Config, TokenizerConfig, save_config, validate_config
+from llmcls.data.encoding import TextEncoding, WordEncoding
+from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
+from llmcls.data.wordpiece import SPECIAL_IDS, WordPieceEncoding
 from llmcls.errors import ConfigError, RunError
-from llmcls.fileio import atomic_write_bytes
-from llmcls.run.layout import (CONFIG, FORMAT_VERSION, LABELS, META, METRICS_CSV, METRICS_JSONL, RESULTS,
-                               RUN_FILES, TEMPERATURE, THRESHOLDS, VOCAB, WEIGHTS)
+from llmcls.fileio import atomic_write_bytes, atomic_write_text
+from llmcls.run.layout import (CONFIG, DISTILL_DIR, FAMILY_FILES, FORMAT_VERSION, LABELS, LSTM_FAMILY, META,
+                               METRICS_CSV, METRICS_JSONL, RESULTS, TEMPERATURE, THRESHOLDS, TOKENIZER, TRANSFER, VOCAB,
+                               WEIGHTS)
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
-
-    from llmcls.model import LstmClassifier, ModelArgs
 
 
 
@@ -47,19 +50,32 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"), RunError)
 
 
-def write_run_header(run_dir: Path, config: Config, vocab: Vocab, labels: LabelMap, model_args: "ModelArgs") -> None:
-    """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs."""
+def write_run_header(run_dir: Path, config: Config, *, encoding: TextEncoding, labels: LabelMap,
+                     model: "torch.nn.Module", extra: dict[str, Any] | None = None) -> None:
+    """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs (the
+    vocabulary, or an encoder's tokenizer.json), and in meta.json the model's family and arguments.
+
+    Args:
+        extra: more keys for meta.json (e.g. a distilled run's teacher).
+    """
     import torch
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / CONFIG)
-    vocab.save(run_dir / VOCAB)
+    if isinstance(encoding, WordPieceEncoding):
+        atomic_write_text(run_dir / TOKENIZER, encoding.to_json(), RunError)
+    elif isinstance(encoding, WordEncoding):
+        encoding.vocab.save(run_dir / VOCAB)
+    else:
+        raise TypeError(f"no run file for the encoding {type(encoding).__name__}")
     labels.save(run_dir / LABELS)
     write_json(run_dir / META, {
         "format_version": FORMAT_VERSION,
         "llmcls_version": __version__,
         "torch_version": torch.__version__,
-        "model_args": model_args.to_dict(),
+        "model_family": model.family,
+        "model_args": model.args.to_dict(),
+        **(extra or {}),
     })
 
 
@@ -68,6 +84,34 @@ def save_weights(path: Path, model: "torch.nn.Module") -> None:
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     atomic_write_bytes(path, save(tensors, metadata={"format_version": str(FORMAT_VERSION)}), RunError)
+
+
+def write_transfer(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save a distilled run's transfer set (the student's token ids and offsets, and its targets: the teacher's
+    logits and the labels), so that a resumed run does not ask the teacher again."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (run_dir / DISTILL_DIR).mkdir(exist_ok=True)
+    atomic_write_bytes(run_dir / DISTILL_DIR / TRANSFER, buffer.getvalue(), RunError)
+
+
+def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """A distilled run's saved transfer set (see `write_transfer`), or None when it has none yet.
+
+    Raises:
+        RunError: the file is damaged.
+    """
+    path = run_dir / DISTILL_DIR / TRANSFER
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {key: saved[key] for key in ("ids", "offsets", "targets")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise RunError(f"{path}: damaged transfer set ({type(exc).__name__}); delete it to compute it again") from None
+    if arrays["offsets"][-1] != len(arrays["ids"]) or len(arrays["offsets"]) - 1 != len(arrays["targets"]):
+        raise RunError(f"{path}: inconsistent transfer set; delete it to compute it again")
+    return arrays
 
 
 def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
@@ -112,22 +156,42 @@ class RunInfo:
 
     run_dir: Path
     config: Config
-    vocab: Vocab
+    vocab: Vocab | None  # a BiLSTM run's vocabulary (None for an encoder run: see `encoding`)
     labels: LabelMap
-    model_args: dict[str, Any]  # the network's constructor arguments (llmcls.model.ModelArgs fields)
+    model_args: dict[str, Any]  # the network's constructor arguments (its family's args dataclass)
     thresholds: np.ndarray | None  # multi-label: [classes] decision thresholds saved with the run
     temperature: float | None  # the T that logits are divided by before probabilities; None: T = 1
+    family: str = LSTM_FAMILY  # meta.json's model_family: lstm | encoder
+    meta: dict[str, Any] | None = None  # meta.json as read
+
+    def encoding(self, tokenizer: TokenizerConfig | None = None) -> TextEncoding:
+        """How this run's model reads texts, cut as `tokenizer` says (default: the run's tokenizer section;
+        `max_tokens` None: no cut, for windows).
+
+        Raises:
+            RunError: an encoder run's tokenizer.json cannot be read.
+        """
+        tokenizer = tokenizer or self.config.tokenizer
+        if self.family == LSTM_FAMILY:
+            assert self.vocab is not None
+            return WordEncoding(Tokenizer(tokenizer), self.vocab)
+        limit = int(self.model_args["max_positions"]) - SPECIAL_IDS
+        try:
+            return WordPieceEncoding(self.run_dir / TOKENIZER, max_tokens=tokenizer.max_tokens, limit=limit)
+        except ConfigError as exc:
+            raise RunError(f"{self.run_dir}: damaged run directory: {exc}") from None
 
 
 @dataclass
 class LoadedRun(RunInfo):
     """A trained model and everything needed to feed it."""
 
-    model: "LstmClassifier"
+    model: "torch.nn.Module" = None  # type: ignore[assignment]  # an LstmClassifier or EncoderClassifier
 
 
 def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
-    """Read a run directory's config, vocabulary, labels and model arguments, without the weights or torch.
+    """Read a run directory's config, vocabulary (or tokenizer), labels and model arguments, without the weights
+    or torch.
 
     Args:
         trained: a run with weights (required), thresholds and temperature (read); false: only the header of a
@@ -139,20 +203,22 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory (train one with: llmcls train --config CONFIG)")
-    missing = [name for name in RUN_FILES if not (run_dir / name).exists() and (trained or name != WEIGHTS)]
-    if missing:
-        raise RunError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
+    _check_complete(run_dir, (CONFIG, META, LABELS) + ((WEIGHTS,) if trained else ()))
     try:
         meta = json.loads((run_dir / META).read_text(encoding="utf-8"))
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise RunError(f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
                            f"version {FORMAT_VERSION}; retrain or use a matching llmcls")
+        family = meta.get("model_family", LSTM_FAMILY)
+        if family not in FAMILY_FILES:
+            raise RunError(f"{run_dir}: unknown model_family {family!r} in {META}")
+        _check_complete(run_dir, (FAMILY_FILES[family],))
         import yaml
 
         config = validate_config(yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")),
                                  str(run_dir / CONFIG))
-        vocab = Vocab.load(run_dir / VOCAB)
+        vocab = Vocab.load(run_dir / VOCAB) if family == LSTM_FAMILY else None
         labels = LabelMap.load(run_dir / LABELS)
         model_args = dict(meta["model_args"])
         thresholds = read_thresholds(run_dir, labels) if trained else None
@@ -163,7 +229,13 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
         raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
-    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds, temperature)
+    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds, temperature, family, meta)
+
+
+def _check_complete(run_dir: Path, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if not (run_dir / name).exists()]
+    if missing:
+        raise RunError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
 
 
 def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights: bytes | None = None) -> LoadedRun:
@@ -179,11 +251,11 @@ def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights:
     from safetensors import SafetensorError
     from safetensors.torch import load, load_file
 
-    from llmcls.model import LstmClassifier, ModelArgs
+    from llmcls.model import build_network
 
     info = load_run_info(run_dir)
     try:
-        model = LstmClassifier(ModelArgs(**info.model_args))
+        model = build_network(info.family, info.model_args)
         model.load_state_dict(load_file(info.run_dir / WEIGHTS) if weights is None else load(weights))
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise RunError(f"{info.run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None

@@ -3,7 +3,8 @@
 Layout of `runs/<name>/`:
     config.yaml        the resolved config (every default filled in)
     meta.json          format version, versions of llmcls/torch, the network's constructor arguments
-    vocab.json         the token table
+    vocab.json         the token table (a BiLSTM run)
+    tokenizer.json     the pretrained encoder's tokenizer (an encoder run, instead of vocab.json)
     labels.json        the label table (class id = position)
     model.safetensors  weights of the best epoch
     metrics.jsonl      one line per epoch (also as metrics.csv)
@@ -13,6 +14,7 @@ Layout of `runs/<name>/`:
     thresholds.json    multi-label runs: the probability each class needs to be predicted
     temperature.json   with train.calibrate: temperature: the T that predictions divide the logits by
     export/            `llmcls export`'s ONNX models and their manifest (llmcls.inference.onnx_forward)
+    distill/           a distilled run's transfer set and its teacher's logits (computed once, reused on resume)
     tensorboard/       with train.tensorboard: TensorBoard's event files
 
 `--overwrite` removes nothing that is not in RUN_LAYOUT (llmcls.run.claim).
@@ -24,7 +26,12 @@ FORMAT_VERSION = 1  # of meta.json and the weights: what `llmcls.run.files.load_
 MANIFEST_VERSION = 1  # of export/manifest.json
 
 CONFIG, META, VOCAB, LABELS, WEIGHTS = "config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors"
-RUN_FILES = (CONFIG, META, VOCAB, LABELS, WEIGHTS)  # a complete run
+TOKENIZER = "tokenizer.json"
+RUN_FILES = (CONFIG, META, VOCAB, LABELS, WEIGHTS)  # a complete BiLSTM run
+# meta.json's model_family -> the file that turns texts into the model's token ids
+LSTM_FAMILY, ENCODER_FAMILY = "lstm", "encoder"
+FAMILY_FILES = {LSTM_FAMILY: VOCAB, ENCODER_FAMILY: TOKENIZER}
+DISTILL_DIR, TRANSFER = "distill", "transfer.npz"
 METRICS_JSONL, METRICS_CSV = "metrics.jsonl", "metrics.csv"
 RESULTS, THRESHOLDS, TEMPERATURE = "results.json", "thresholds.json", "temperature.json"
 CHECKPOINT = "checkpoint-last.pt"
@@ -40,7 +47,9 @@ WHOLE = "whole"  # a folder llmcls owns whole: a scratch folder of tempfile's, h
 # What llmcls writes: glob pattern -> None for a file, or for a folder what it writes there (or WHOLE)
 Layout = dict[str, "Layout | str | None"]
 RUN_LAYOUT: Layout = {
-    **dict.fromkeys(RUN_FILES + (METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE, LOCK, TEMPORARY)),
+    **dict.fromkeys(RUN_FILES + (TOKENIZER, METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE,
+                                 LOCK, TEMPORARY)),
+    DISTILL_DIR: dict.fromkeys((TRANSFER, TEMPORARY)),
     PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT, TEMPORARY)),
     EXPORT_DIR: {**dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values(), TEMPORARY)),
                  ".quantize-*": WHOLE},  # llmcls.export.write's scratch folder

@@ -34,6 +34,7 @@ from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
 from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
                                          process_group, process_seed, shard_batch, shard_range, text_range)
 from llmcls.training.averaging import WeightAverage
+from llmcls.training.distill import DistillationLoss
 from llmcls.training.optim import make_optimizer, make_scheduler
 from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
 from llmcls.training.step import Stepper, train_step
@@ -197,7 +198,7 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     seed_everything(config.seed)
     # Process 0 reads and encodes the data, builds the vocabulary, label map and model, and writes the run's
     # header; the others receive the encoded data and the model from it, so every process starts alike.
-    data, model = on_main(world, lambda: setup_run(config, run_dir, checkpoint, on_event))
+    data, model = on_main(world, lambda: setup_run(config, run_dir, checkpoint, on_event, device=device))
     tensorboard = summary_writer(str(run_dir / TENSORBOARD_DIR)) if summary_writer else None  # after any clearing
     if world.rank:
         torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
@@ -248,7 +249,9 @@ def _training(config: Config, data: PreparedData, model: LstmClassifier, device:
     model.to(device)
     ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
-    criterion = loss_function(len(data.labels), weights, config.data.multi_label).to(device)
+    criterion = (DistillationLoss(config.distill, len(data.labels), model.args.num_outputs, config.data.multi_label)
+                 if config.distill.teacher else loss_function(len(data.labels), weights, config.data.multi_label))
+    criterion.to(device)
     optimizer = make_optimizer(model, cfg, config.model.wide_lr_scale)
     sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed,
                             max_tokens=cfg.batch_tokens)
@@ -285,8 +288,8 @@ def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
 
 def _describe(t: _Training) -> str:
     """The line that says what is trained, where and how."""
-    m, cfg, world, model = t.config.model, t.config.train, t.step.world, t.step.model
-    return (f"model: {'Bi' if m.bidirectional else ''}LSTM {m.num_layers}x{m.hidden_size}, pooling {m.pooling}, "
+    cfg, world, model = t.config.train, t.step.world, t.step.model
+    return (f"model: {model.describe()}, "
             f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
             f"{t.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
             f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"

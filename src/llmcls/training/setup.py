@@ -18,10 +18,11 @@ from llmcls.data.vocab import LabelMap
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore
-from llmcls.model import LstmClassifier, ModelArgs, num_outputs
+from llmcls.model import LstmClassifier, ModelArgs, build_network, num_outputs
 from llmcls.run.files import load_run_info, write_run_header
 from llmcls.run.claim import clear_for_new_run, remove_from_run
 from llmcls.run.layout import CONFIG, FROM_WEIGHTS
+from llmcls.training.distill import load_teacher, teacher_record, transfer_split
 from llmcls.training.distributed import SINGLE, World, threads_per_process
 
 
@@ -69,8 +70,33 @@ def configure_torch(cfg: TrainConfig, world: World = SINGLE) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> LstmClassifier:
-    """The network with its embedding initialised from the prepared vectors."""
+def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> torch.nn.Module:
+    """The network of a new run: the BiLSTM with its embedding initialised from the prepared vectors, or the
+    pretrained encoder (model.encoder) with a new head."""
+    if data.encoder is not None:
+        return build_encoder(config, data, on_event)
+    return build_lstm(config, data, on_event)
+
+
+def build_encoder(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> torch.nn.Module:
+    """The pretrained encoder of `model.encoder` with its weights, and a new classification head."""
+    from llmcls.encoder.bert import EncoderArgs, EncoderClassifier, load_pretrained
+
+    folder, encoding = data.encoder, data.encoding
+    assert folder is not None and encoding is not None
+    ids = encoding.ids  # type: ignore[attr-defined]  # a WordPieceEncoding
+    args = EncoderArgs.from_pretrained(folder.config, num_outputs=num_outputs(len(data.labels), config.data.multi_label),
+                                       pad_index=ids["pad"], cls_index=ids["cls"], sep_index=ids["sep"],
+                                       pooling=config.model.encoder_pooling, dropout=config.model.dropout)
+    model = EncoderClassifier(args)
+    load_pretrained(model, folder.weights)
+    on_event(Info(f"encoder: {folder.path} ({sum(p.numel() for p in model.parameters()):,} parameters, "
+                  f"vocabulary {args.vocab_size:,} WordPiece tokens)"))
+    return model
+
+
+def build_lstm(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> LstmClassifier:
+    """The BiLSTM with its embedding initialised from the prepared vectors."""
     emb = config.embeddings
     vocab = data.vocab
     dim = data.vectors.dim if data.vectors is not None else emb.dim
@@ -95,24 +121,32 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
     return model
 
 
-def setup_run(config: Config, run_dir: Path, checkpoint: dict | None,
-              on_event: EventHandler = ignore) -> tuple[PreparedData, LstmClassifier]:
+def setup_run(config: Config, run_dir: Path, checkpoint: dict | None, on_event: EventHandler = ignore, *,
+              device: torch.device | None = None) -> tuple[PreparedData, torch.nn.Module]:
     """The encoded data and the starting model of a new or resumed run; writes the run's header files.
 
     A resumed run is read through the same validated loader as every other use of a run directory
     (`llmcls.run.files.load_run_info`: complete, and of this format version). Only once the data is read is
-    anything of an old run deleted: a start that fails leaves the directory as it was.
+    anything of an old run deleted: a start that fails leaves the directory as it was. A distilled run
+    (`distill.teacher`) trains on its transfer set (llmcls.training.distill), computed here once.
+
+    Args:
+        device: where the teacher of a distilled run computes its logits (default: the CPU).
     """
     t0 = time.perf_counter()
+    teacher = None
     if checkpoint is None:
         data = prepare_data(config, on_event)
         model = build_model(config, data, on_event)
+        teacher = load_teacher(config, data.labels.labels) if config.distill.teacher else None
         clear_for_new_run(run_dir)  # --overwrite: the old run (checked by claim; the directory is locked)
-        write_run_header(run_dir, config, data.vocab, data.labels, model.args)
+        write_run_header(run_dir, config, encoding=data.encoding, labels=data.labels, model=model,
+                         extra=teacher_record(teacher) if teacher else None)
     else:
         run = load_run_info(run_dir, trained=False)
-        data = prepare_data(config, on_event, run.vocab, run.labels)
-        model = LstmClassifier(ModelArgs(**run.model_args))
+        encoding = None if run.vocab is not None else run.encoding()
+        data = prepare_data(config, on_event, run.vocab, run.labels, encoding)  # type: ignore[arg-type]
+        model = build_network(run.family, run.model_args)
         model.load_state_dict(checkpoint["model"])
         remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
         save_config(config, run_dir / CONFIG)  # keys safe to change on resume may have changed
@@ -120,4 +154,8 @@ def setup_run(config: Config, run_dir: Path, checkpoint: dict | None,
                   f"{' (split from train)' if data.valid_from_train else ''}"
                   f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
                   f"prepared in {time.perf_counter() - t0:.1f}s"))
-    return replace(data, vectors=None), model  # the vectors are in the model now
+    if config.distill.teacher:
+        assert isinstance(model, LstmClassifier)
+        data = replace(data, train=transfer_split(config, data, model, teacher=teacher, run_dir=run_dir,
+                                                  device=device or torch.device("cpu"), on_event=on_event))
+    return replace(data, vectors=None, train_texts=None), model  # the vectors are in the model now
