@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The CUDA path end to end in a few minutes, on a machine with a GPU: one epoch of SST-2 on --device cuda in fp32
 # and in bf16, eval, predict (fp32 and bf16 backends), export (ONNX, checked against PyTorch), and a 1-GPU
-# torchrun. Prints a pass/fail table and exits non-zero when a step failed; each step's output is kept in $LOG_DIR.
+# torchrun; then the pretrained encoder (configs/sst2-lm.yaml: MiniLM) fine-tuned one epoch in fp32 and bf16,
+# exported and predicted with, and distilled into the BiLSTM. Prints a pass/fail table and exits non-zero when a
+# step failed; each step's output is kept in $LOG_DIR.
 #
-# Usage: bash scripts/gpu_check.sh [LOG_DIR]        (llmcls installed)
-# DEVICE=cpu CONFIG=SMALL.yaml bash scripts/gpu_check.sh   rehearses the script itself on a CPU, on a small config.
+# Usage: bash scripts/gpu_check.sh [LOG_DIR]        (llmcls installed with the lm extra: pip install -e ".[lm]")
+# DEVICE=cpu CONFIG=SMALL.yaml LM_CONFIG=SMALL-LM.yaml bash scripts/gpu_check.sh   rehearses the script itself on a
+# CPU, on small configs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 LOG_DIR=${1:-gpu-check}
 DEVICE=${DEVICE:-cuda}
 CONFIG=${CONFIG:-configs/sst2.yaml}
+LM_CONFIG=${LM_CONFIG:-configs/sst2-lm.yaml}
 RUNS="$LOG_DIR/runs"
 mkdir -p "$LOG_DIR"
 ONE_EPOCH=(--set train.epochs=1 --set train.plots=false)
@@ -54,12 +58,21 @@ check predict-onnx llmcls predict "$RUNS/fp32" "a gripping film" --backend onnx
 check torchrun-1-process torchrun --nproc-per-node 1 -m llmcls train --config "$CONFIG" --device "$DEVICE" \
     --run-dir "$RUNS/torchrun" --overwrite "${ONE_EPOCH[@]}"
 check resume llmcls train --resume "$RUNS/torchrun" --set train.epochs=2 --device "$DEVICE"
+check lm-train-fp32 llmcls train --config "$LM_CONFIG" --device "$DEVICE" --run-dir "$RUNS/lm-fp32" --overwrite \
+    "${ONE_EPOCH[@]}" --set train.precision=fp32
+check lm-train-bf16 llmcls train --config "$LM_CONFIG" --device "$DEVICE" --run-dir "$RUNS/lm-bf16" --overwrite \
+    "${ONE_EPOCH[@]}" --set train.precision=bf16
+check lm-predict-cuda llmcls predict "$RUNS/lm-bf16" "a gripping film" --device "$DEVICE" --backend torch
+check lm-export-onnx llmcls export "$RUNS/lm-bf16" --seconds 0.5
+check lm-predict-onnx llmcls predict "$RUNS/lm-bf16" "a gripping film" --backend onnx
+check distill llmcls distill --teacher "$RUNS/lm-bf16" --config "$CONFIG" --device "$DEVICE" \
+    --run-dir "$RUNS/distilled" --overwrite "${ONE_EPOCH[@]}" --set distill.copies=1
 
 printf '\n%-24s %8s  %s\n' step seconds result
 for i in "${!NAMES[@]}"; do
     printf '%-24s %8s  %s\n' "${NAMES[$i]}" "${SECONDS_TAKEN[$i]}" "${RESULTS[$i]}"
 done
-for run in fp32 bf16; do
+for run in fp32 bf16 lm-fp32 lm-bf16 distilled; do
     [ -f "$RUNS/$run/results.json" ] && python -c "import json,sys; r=json.load(open(sys.argv[1])); \
 print(f\"{sys.argv[2]}: valid accuracy {r['valid']['accuracy']:.4f}, {r['train_seconds']:.1f} s an epoch\")" \
         "$RUNS/$run/results.json" "$run"

@@ -241,8 +241,10 @@ class DistillConfig(_Section):
     teacher: str | None = Field(None, min_length=1, description=(
         "a trained run directory whose logits the student learns (its labels must be the student data's); null: "
         "ordinary training on the labels"))
-    copies: int = Field(10, ge=0, le=1000, description=(
-        "augmented copies of each training text in the transfer set (word masking, replacement, n-gram sampling)"))
+    copies: Union[Annotated[int, Field(ge=0, le=1000)], Literal["auto"]] = Field("auto", description=(
+        "augmented copies of each training text in the transfer set (word masking, replacement, n-gram sampling); "
+        "auto: 10, or fewer for large data so that the transfer set stays near 200,000 texts (chosen when "
+        "training starts)"))
     mask_prob: float = Field(0.1, ge=0.0, le=1.0, description="share of a copy's words replaced by a mask token")
     replace_prob: float = Field(0.1, ge=0.0, le=1.0, description=(
         "share of a copy's words replaced by a GloVe neighbour (or, without a vector, a word of a text of the same "
@@ -276,7 +278,7 @@ ENCODER_DEFAULTS = {
 
 
 # Keys that may be `auto`: chosen from the training data when training starts, and saved resolved.
-AUTO_KEYS = ("tokenizer.max_tokens", "model.pooling", "model.wide", "train.epochs")
+AUTO_KEYS = ("tokenizer.max_tokens", "model.pooling", "model.wide", "train.epochs", "distill.copies")
 
 
 def _get(config: BaseModel, key: str) -> Any:
@@ -359,7 +361,8 @@ class Config(_Section):
     def auto_keys(self) -> list[str]:
         """The dotted keys set to `auto`: chosen from the training data when training starts
         (`llmcls.adapt.choices.resolve_auto`)."""
-        return [key for key in AUTO_KEYS if _get(self, key) == "auto"]
+        return [key for key in AUTO_KEYS if _get(self, key) == "auto"
+                and (key != "distill.copies" or self.distill.teacher is not None)]  # used by distillation only
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

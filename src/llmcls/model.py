@@ -70,8 +70,8 @@ class LstmClassifier(nn.Module):
     def describe(self) -> str:
         """The network in a few words, for the line that says what is trained."""
         a = self.args
-        return (f"{'Bi' if a.bidirectional else ''}LSTM {a.num_layers}x{a.hidden_size}, pooling {a.pooling}"
-                f"{', wide n-gram branch' if a.wide_buckets else ''}")
+        return (f"{'Bi' if a.bidirectional else ''}LSTM {a.num_layers}x{a.hidden_size}, {a.embedding_dim}d embeddings, "
+                f"pooling {a.pooling}{', wide n-gram branch' if a.wide_buckets else ''}")
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Vectors of token ids [batch, seq_len]: learned rows, then fixed pretrained rows. Returns [batch, seq_len, emb]."""

@@ -18,6 +18,7 @@ from llmcls.inference.torch_forward import predict_logits
 from llmcls.model import ModelArgs, loss_function
 from llmcls.precision import choose_precision
 from llmcls.run.files import LoadedRun, load_run
+from llmcls.run.layout import ENCODER_FAMILY
 from llmcls.training.optim import make_optimizer
 from llmcls.training.step import Stepper, train_step
 
@@ -36,6 +37,17 @@ def flops_per_token(args: ModelArgs) -> dict[str, float]:
         inputs = args.embedding_dim if layer == 0 else h * directions
         forward += directions * (8 * h * (inputs + h) + 10 * h)
     return {"forward": forward, "train_step": 3 * forward}
+
+
+def network_flops(run: LoadedRun, mean_tokens: float) -> dict[str, float]:
+    """FLOPs per token of a run's network: the BiLSTM's (`flops_per_token`), or a pretrained encoder's, whose
+    attention grows with the text (taken at `mean_tokens` content tokens, plus [CLS] and [SEP])."""
+    if run.family == ENCODER_FAMILY:
+        from llmcls.encoder.bert import encoder_flops_per_token
+
+        forward = encoder_flops_per_token(run.model.args, round(mean_tokens) + 2)
+        return {"forward": forward, "train_step": 3 * forward}
+    return flops_per_token(run.model.args)
 
 
 def cpu_info() -> dict:
@@ -95,7 +107,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
     predict_s = _predict_seconds(run, texts, device, seconds)
     precision = choose_precision(cfg.train.precision, device).precision
     train_tps = _train_tokens_per_second(run, texts, device, precision, batch_size, seconds)
-    flops = flops_per_token(run.model.args)
+    flops = network_flops(run, float(texts.lengths.mean()))
     predict_tps = int(texts.lengths.sum()) / predict_s
     result = {
         "run": str(run_dir),
@@ -105,6 +117,7 @@ def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device
         "device": str(device),
         "precision": precision,
         "model": run.model.args.to_dict(),
+        "network": run.model.describe(),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "flops_per_token_forward": flops["forward"],
         "flops_per_token_train_step": flops["train_step"],

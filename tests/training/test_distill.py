@@ -142,3 +142,18 @@ def test_the_label_weight_mixes_in_the_loss_on_the_labelled_texts_only():
     targets = torch.cat([teacher, torch.tensor([[1.0], [NO_CLASS]])], 1)
     label_loss = float(torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(1.0), torch.tensor(1.0)))
     assert loss_of(DistillConfig(label_weight=0.3), logits, targets) == pytest.approx(0.3 * label_loss)
+
+
+def test_auto_copies_keep_the_transfer_set_near_its_budget(teacher, tmp_path):
+    from dataclasses import replace
+
+    from llmcls.adapt.choices import MAX_COPIES, TRANSFER_TEXTS, choose_copies, resolve_auto
+    from llmcls.adapt.profile import profile_data
+
+    config = distilled_config(small_config(tmp_path), teacher=teacher)
+    assert config.distill.copies == "auto" and "distill.copies" in config.auto_keys()
+    assert resolve_auto(config).distill.copies == MAX_COPIES  # 600 texts: far under the budget
+    assert "distill.copies" not in small_config(tmp_path).auto_keys()  # ordinary training does not profile for it
+    profile = profile_data(config)
+    for texts, copies in ((TRANSFER_TEXTS // 3, 2), (TRANSFER_TEXTS, 1), (10 * TRANSFER_TEXTS, 1)):
+        assert choose_copies(replace(profile, train_texts=texts)).value == copies

@@ -30,6 +30,9 @@ FRAGMENT_RATIO = 2.0  # validation texts whose median is this many times the tra
 TOKEN_BUDGET = 6_000_000  # training tokens that a run costs: epochs = budget / tokens per epoch ...
 MIN_EPOCHS, MAX_EPOCHS = 3, 20  # ... within these bounds
 PATIENCE = 3  # stop after this many epochs without a better validation score
+# distill.copies
+MAX_COPIES = 10  # augmented copies of each training text in a distillation's transfer set ...
+TRANSFER_TEXTS = 200_000  # ... fewer where the transfer set would exceed this many texts
 # train.lr, train.batch_size
 SMALL_LR_TEXTS, SMALL_LR, LR = 10_000, 2e-3, 1e-3  # fewer training texts than this take the larger step
 SMALL_BATCH_TEXTS, SMALL_BATCH, BATCH = 5_000, 32, 64  # fewer training texts than this take smaller batches
@@ -144,8 +147,10 @@ def _texts(profile: DataProfile, threshold: int) -> str:
 
 def choose_encoder_max_tokens(profile: DataProfile, encoder: EncoderFacts) -> Choice:
     """The WordPiece cut: the ENCODER_CUT_PERCENTILE length rounded up to a multiple of ENCODER_CUT_ROUND_TO,
-    at least that multiple, at most what the model reads."""
-    at = profile.p(ENCODER_CUT_PERCENTILE)
+    at least that multiple, at most what the model reads. Where the validation texts are longer (SST-2's
+    training phrases are fragments of its sentences), their 99th percentile: the cut applies at prediction too,
+    and length-bucketed batches make a higher cut cost nothing for the short texts."""
+    at = max(profile.p(ENCODER_CUT_PERCENTILE), profile.valid_p99 or 0)
     rounded = max(math.ceil(at / ENCODER_CUT_ROUND_TO), 1) * ENCODER_CUT_ROUND_TO
     cut = min(rounded, encoder.limit)
     lengths = ", ".join(f"p{q} {_count(profile.p(q))}" for q in (50, 95, 99)) + f", max {_count(profile.max_tokens)}"
@@ -154,10 +159,12 @@ def choose_encoder_max_tokens(profile: DataProfile, encoder: EncoderFacts) -> Ch
     else:
         least = f" (at least {ENCODER_CUT_ROUND_TO})" if at < ENCODER_CUT_ROUND_TO else ""
         how = f"rounded up to a multiple of {ENCODER_CUT_ROUND_TO}{least}"
+    longer_valid = f"; 99% of validation texts at most {_count(at)}" if at > profile.p(ENCODER_CUT_PERCENTILE) else ""
     return Choice("tokenizer.max_tokens", cut,
                   f"{ENCODER_CUT_PERCENTILE}% of {_count(profile.sampled)} sampled training texts have at most "
-                  f"{_count(at)} WordPiece tokens ({lengths}): {how}; longer texts are cut in training and can be "
-                  "read whole at prediction with chunking (--chunk-tokens)")
+                  f"{_count(profile.p(ENCODER_CUT_PERCENTILE))} WordPiece tokens ({lengths}{longer_valid}): {how}; "
+                  "longer texts are cut in training and can be read whole at prediction with chunking "
+                  "(--chunk-tokens)")
 
 
 def choose_encoder_epochs(profile: DataProfile) -> Choice:
@@ -209,6 +216,15 @@ def _unused_with_encoder() -> list[Choice]:
             Choice("model.wide", False, "unused with model.encoder: the n-gram branch belongs to the BiLSTM")]
 
 
+def choose_copies(profile: DataProfile) -> Choice:
+    """distill.copies: `MAX_COPIES` augmented copies of each training text, fewer where the transfer set would
+    pass `TRANSFER_TEXTS` (the teacher reads every text of it once, the student every epoch)."""
+    copies = max(1, min(MAX_COPIES, round(TRANSFER_TEXTS / max(1, profile.train_texts)) - 1))
+    return Choice("distill.copies", copies,
+                  f"{_count(profile.train_texts)} training texts: {_count(profile.train_texts * (copies + 1))} "
+                  f"in the transfer set (at most {MAX_COPIES} copies, about {_count(TRANSFER_TEXTS)} texts)")
+
+
 def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
     """`config` with its `auto` values replaced by the choices for its training data (one Info event each); the
     config itself when it has none. With `train.epochs: auto`, `train.patience` is chosen too unless set. With
@@ -226,7 +242,8 @@ def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:
     on_event(Info(f"choosing {', '.join(keys)} from the training data ({config.data.train})"))
     resolved = config.model_copy(deep=True)
     profile = profile_data(config, on_event=on_event)
-    for choice in choose(profile) + (_unused_with_encoder() if profile.encoder is not None else []):
+    extra = (_unused_with_encoder() if profile.encoder is not None else []) + [choose_copies(profile)]
+    for choice in choose(profile) + extra:
         if choice.key in keys:
             section, leaf = choice.key.split(".")
             setattr(getattr(resolved, section), leaf, choice.value)

@@ -48,6 +48,7 @@ class DataProfile:
     max_tokens: int  # the longest sampled text, in tokens
     mean_tokens: float
     valid_median: int | None = None  # the median validation text, in tokens; None when validation is held out of train
+    valid_p99: int | None = None  # the 99th percentile of the validation texts' lengths, likewise
     encoder: EncoderFacts | None = None  # with model.encoder: the model whose WordPiece tokens the lengths count
 
     @property
@@ -84,19 +85,20 @@ def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHand
     else:
         counts = Counter(str(label) for label in examples.labels)
     lengths = _sampled_lengths(examples.texts, sample, count, config.seed)
-    valid_median = None
+    valid_median = valid_p99 = None
     if config.data.valid:
         valid, _ = read_labelled(config, config.data.valid, on_event)
         if valid.texts:
             valid_lengths = _sampled_lengths(valid.texts, SAMPLE_VALID_TEXTS, count, config.seed)
             valid_median = int(np.ceil(np.median(valid_lengths)))
+            valid_p99 = int(np.ceil(np.percentile(valid_lengths, 99)))
     held_out = 0 if config.data.valid else max(1, round(config.data.valid_fraction * len(examples)))  # as split_off
     return DataProfile(
         path=path, texts=len(examples), train_texts=len(examples) - held_out,
         class_counts=dict(counts.most_common()), multi_label=multi_label, sampled=len(lengths),
         percentiles={q: int(np.ceil(np.percentile(lengths, q))) for q in PERCENTILES},
         max_tokens=int(lengths.max()), mean_tokens=float(lengths.mean()), valid_median=valid_median,
-        encoder=encoder)
+        valid_p99=valid_p99, encoder=encoder)
 
 
 def _length_counter(config: Config) -> tuple[LengthCounter, EncoderFacts | None]:

@@ -172,10 +172,8 @@ def format_profile(p: dict[str, Any]) -> str:
                 return f"{x / factor:.2f} {prefix}{unit}"
         return f"{x:.1f} {unit}"
 
-    m = p["model"]
     lines = [
-        f"run          {p['run']}  ({'Bi' if m['bidirectional'] else ''}LSTM {m['num_layers']}x{m['hidden_size']}, "
-        f"{m['embedding_dim']}d embeddings, {p['parameters']:,} parameters)",
+        f"run          {p['run']}  ({p['network']}, {p['parameters']:,} parameters)",
         f"measured on  {p['data']}: {p['texts']} texts, {p['mean_tokens_per_text']:.1f} tokens each; {p['device']}"
         + (f", {p['threads']} threads" if "threads" in p else f", {p.get('gpu', '')}"),
         f"FLOPs/token  forward {si(p['flops_per_token_forward'], 'FLOP')}, "

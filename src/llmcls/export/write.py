@@ -163,23 +163,60 @@ def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, 
 
 
 def export_after_training(run_dir: Path, on_event: EventHandler = ignore) -> Path | None:
-    """Write the float ONNX export of a run that training just finished, without measuring it.
+    """Write the float ONNX export of a run that training just finished, without timing it; for a pretrained
+    encoder also the int8 model, kept only where it loses at most `INT8_MAX_LOSS` of validation accuracy
+    (`keep_int8_if_accurate`).
 
     Args:
         run_dir: the run directory.
-        on_event: receives an `Info` event saying what was written, or why nothing was.
+        on_event: receives `Info` events saying what was written, or why nothing was.
 
     Returns:
         The manifest written, or None when onnx or onnxruntime is not installed (then prediction uses torch).
     """
     start = time.perf_counter()
+    encoder = load_run_info(run_dir).family == ENCODER_FAMILY
     try:
-        result = export_run(run_dir, "onnx", measure=False)
+        result = export_run(run_dir, "onnx", quantize="int8" if encoder else None, measure=False)
     except ExportError as exc:  # only onnx/onnxruntime missing can fail here: the run is complete
         on_event(Info(f"no ONNX export ({exc}); predict will load torch"))
         return None
     on_event(Info(f"exported {result.models[0].path} in {time.perf_counter() - start:.1f}s"))
+    if encoder:
+        keep_int8_if_accurate(result, on_event)
     return result.manifest
+
+
+INT8_MAX_LOSS = 0.005  # an int8 model that loses more validation accuracy than this (0.5 point) is not kept
+
+
+def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore) -> bool:
+    """Compare the int8 model's validation accuracy with the float one's; remove it (file and manifest entry)
+    when it loses more than INT8_MAX_LOSS. Returns whether it was kept."""
+    info = load_run_info(result.run_dir)
+    examples, where = read_labelled(info.config)
+    split = encode_labelled(examples, where, info.config, info.encoding(), info.labels)
+    accuracy = {}
+    for model in result.models:
+        forward = OnnxClassifier(model.path, info.model_args["pad_index"], info.model_args["num_outputs"], model.name)
+        logits = batched_logits(forward, split.texts, info.config.train.eval_batch_size, forward.pad_index,
+                                max_tokens=info.config.train.eval_batch_tokens)
+        probs = probabilities(logits, info.config.data.multi_label, info.temperature)
+        accuracy[model.name] = report(probs, split.targets, info.labels.labels, info.thresholds)["accuracy"]
+    loss = accuracy["onnx"] - accuracy["onnx-int8"]
+    if loss <= INT8_MAX_LOSS:
+        on_event(Info(f"int8 export kept: validation accuracy {accuracy['onnx-int8']:.4f} (float "
+                      f"{accuracy['onnx']:.4f}); --backend onnx-int8 uses it"))
+        return True
+    int8 = next(m for m in result.models if m.name == "onnx-int8")
+    manifest = json.loads(result.manifest.read_text(encoding="utf-8"))
+    del manifest["models"]["onnx-int8"]
+    atomic_write_text(result.manifest, json.dumps(manifest, indent=2, ensure_ascii=False), RunError)
+    int8.path.unlink(missing_ok=True)
+    result.models.remove(int8)
+    on_event(Info(f"int8 export not kept: it loses {100 * loss:.2f} points of validation accuracy "
+                  f"({accuracy['onnx-int8']:.4f} against {accuracy['onnx']:.4f}; at most {100 * INT8_MAX_LOSS:g})"))
+    return False
 
 
 def read_weights(run_dir: Path) -> bytes:
