@@ -601,7 +601,8 @@ def environment(args: argparse.Namespace) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
             "commit": commit.stdout.strip() or None,
-            "args": vars(args) | {"data_root": str(args.data_root), "out": str(args.out)}}
+            "args": vars(args) | {"data_root": str(args.data_root), "out": str(args.out),
+                                  "work": str(args.work) if args.work else None}}
 
 
 def previous_report(args: argparse.Namespace, todo: list[tuple[str, str, int]]) -> dict:

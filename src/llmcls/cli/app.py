@@ -147,7 +147,7 @@ def train(
     with _user_errors(ctx):
         from llmcls.config import load_config, resume_config
         from llmcls.training.distributed import World, launch
-        from llmcls.cli.render import TrainProgress, format_report
+        from llmcls.cli.render import TrainProgress
         from llmcls.training.loop import train as run_training
 
         world = World.from_env()
@@ -167,12 +167,18 @@ def train(
             raise typer.Exit(launch(nproc, argv, verbose=ctx.obj["debug"]))
         result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
                               resume=resume is not None, overwrite=overwrite, world=world)
-        if not world.main:
-            return
-        typer.echo(f"best epoch {result.best_epoch}; run saved in {result.run_dir}")
-        typer.echo("\nvalidation\n" + format_report(result.valid))
-        if result.test is not None:
-            typer.echo("\ntest\n" + format_report(result.test))
+        if world.main:
+            _echo_result(result, "run")
+
+
+def _echo_result(result, what: str) -> None:
+    """The end of `train` and `distill`: where the run is, and its validation (and test) report."""
+    from llmcls.cli.render import format_report
+
+    typer.echo(f"best epoch {result.best_epoch}; {what} saved in {result.run_dir}")
+    typer.echo("\nvalidation\n" + format_report(result.valid))
+    if result.test is not None:
+        typer.echo("\ntest\n" + format_report(result.test))
 
 
 @app.command()
@@ -198,19 +204,19 @@ def distill(
     is an ordinary run afterwards (same size, speed, export and serving). Continue it with
     `llmcls train --resume RUN`."""
     with _user_errors(ctx):
-        from llmcls.cli.render import TrainProgress, format_report
+        from llmcls.cli.render import TrainProgress
         from llmcls.config import load_config
         from llmcls.training.distill import DISTILLED_SUFFIX, distilled_config
+        from llmcls.training.distributed import World
         from llmcls.training.loop import train as run_training
 
+        world = World.from_env()  # `torchrun ... -m llmcls distill ...`: the teacher runs in process 0 alone
         cfg = distilled_config(load_config(config, overrides), teacher=teacher, unlabelled=unlabelled)
         run_dir = run_dir or Path(cfg.output_dir) / f"{cfg.name}{DISTILLED_SUFFIX}"
         result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
-                              overwrite=overwrite)
-        typer.echo(f"best epoch {result.best_epoch}; student saved in {result.run_dir}")
-        typer.echo("\nvalidation\n" + format_report(result.valid))
-        if result.test is not None:
-            typer.echo("\ntest\n" + format_report(result.test))
+                              overwrite=overwrite, world=world)
+        if world.main:
+            _echo_result(result, "student")
 
 
 @app.command()

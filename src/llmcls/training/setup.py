@@ -85,8 +85,9 @@ def build_encoder(config: Config, data: PreparedData, on_event: EventHandler = i
     folder, encoding = data.encoder, data.encoding
     assert folder is not None and encoding is not None
     ids = encoding.ids  # type: ignore[attr-defined]  # a WordPieceEncoding
-    args = EncoderArgs.from_pretrained(folder.config, num_outputs=num_outputs(len(data.labels), config.data.multi_label),
-                                       pad_index=ids["pad"], cls_index=ids["cls"], sep_index=ids["sep"],
+    outputs = num_outputs(len(data.labels), config.data.multi_label)
+    args = EncoderArgs.from_pretrained(folder.config, num_outputs=outputs, pad_index=ids["pad"],
+                                       cls_index=ids["cls"], sep_index=ids["sep"],
                                        pooling=config.model.encoder_pooling, dropout=config.model.dropout)
     model = EncoderClassifier(args)
     load_pretrained(model, folder.weights)
