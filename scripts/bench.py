@@ -173,9 +173,11 @@ from llmcls.inference.forward import batched_logits
 from llmcls.data.prepare import prepare_data
 from llmcls.training.loop import train
 from llmcls.training.distill import distilled_config
+from llmcls.adapt.choices import resolve_auto
 config = load_config(sys.argv[1], json.loads(sys.argv[2]) + [f"tokenizer.cache_dir={sys.argv[3]}-tokens"])
 if len(sys.argv) > 6:  # the teacher of a distilled student
     config = distilled_config(config, teacher=sys.argv[6])
+config = resolve_auto(config)  # as training does first: `auto` values chosen from the data (timed below without it)
 t = time.perf_counter(); prepare_data(config); prepare_cold_s = time.perf_counter() - t  # empty token cache
 t = time.perf_counter(); prepare_data(config); prepare_warm_s = time.perf_counter() - t
 res = train(config, device="cpu", run_dir=sys.argv[3], overwrite=True)

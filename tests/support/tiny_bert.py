@@ -72,8 +72,9 @@ def _weights(config: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def write_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, heads: int = 2, intermediate: int = 64,
-                    max_positions: int = 130, seed: int = 0) -> Path:
-    """Write a tiny random BERT into `folder` (created) and return it."""
+                    max_positions: int = 130, seed: int = 0, dropout: float = 0.1) -> Path:
+    """Write a tiny random BERT into `folder` (created) and return it (`dropout`: its hidden and attention
+    dropout, as pretrained models declare theirs)."""
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def write_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, heads: int 
     config = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": len(vocab), "hidden_size": hidden,
               "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": intermediate,
               "max_position_embeddings": max_positions, "type_vocab_size": 2, "hidden_act": "gelu",
-              "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "layer_norm_eps": 1e-12,
+              "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout, "layer_norm_eps": 1e-12,
               "pad_token_id": 0, "position_embedding_type": "absolute"}
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")

@@ -23,8 +23,8 @@ from llmcls.inference.predict import Predictor
 from llmcls.training.setup import class_weights
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, ROOT, small_config
-from test_resume import assert_same_run, comparable, run_until_killed
+from conftest import FIXTURES, ROOT, encoder_config, small_config
+from support.resume import assert_same_run, comparable, run_until_killed
 
 WORKER = ROOT / "tests" / "support" / "distributed_worker.py"  # launched by the tests, not a test
 
@@ -309,3 +309,22 @@ def test_two_nodes_through_a_c10d_rendezvous_train_like_one_process(tmp_path):
     for two, one in zip(history, single.history, strict=True):
         assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
         assert two["valid_loss"] == pytest.approx(one["valid_loss"], rel=1e-4)
+
+
+def test_two_processes_fine_tune_an_encoder_like_one(tmp_path):
+    """The pretrained-encoder family on two processes: the same figures in both, and those of one process up to
+    float rounding (dropout 0 and fp32, as above)."""
+    pytest.importorskip("tokenizers")
+    from support.tiny_bert import write_tiny_bert
+
+    tiny_bert = write_tiny_bert(tmp_path / "bert", dropout=0.0)
+    config = encoder_config(tmp_path, tiny_bert, train={"epochs": 2, "precision": "fp32", "plots": False,
+                                                        "export_onnx": False},
+                            model={"dropout": 0.0})
+    single = train(config, device="cpu", run_dir=tmp_path / "single")
+    ranks = launch_worker(config, tmp_path)
+    assert comparable(ranks[0]["history"]) == comparable(ranks[1]["history"])
+    assert (tmp_path / "run" / "tokenizer.json").is_file() and not (tmp_path / "run" / "vocab.json").exists()
+    for two, one in zip(ranks[0]["history"], single.history, strict=True):
+        assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-3)
+        assert two["valid_loss"] == pytest.approx(one["valid_loss"], rel=1e-3)

@@ -83,6 +83,11 @@ def test_the_onnx_export_predicts_what_pytorch_predicts(trained_encoder):
     torch_probs = Predictor.load(trained_encoder.run_dir, "cpu", backend="torch").predict_proba(texts)
     onnx_probs = Predictor.load(trained_encoder.run_dir, "cpu", backend="onnx").predict_proba(texts)
     np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-5)
+    import llmcls
+
+    clf = llmcls.load(trained_encoder.run_dir)  # the Python API: the ONNX export by default
+    assert clf.backend == "onnx"
+    np.testing.assert_allclose(clf.predict_proba(texts), torch_probs, atol=1e-5)
 
 
 def test_predict_on_an_encoder_run_does_not_import_torch(trained_encoder):
