@@ -21,7 +21,8 @@ __all__ = ["load", "__version__"]
 
 
 def load(run_dir: str | Path, device: str = "auto", batch_size: int | None = None,
-         chunking: dict[str, Any] | None = None, threshold: float | None = None) -> "Predictor":
+         chunking: dict[str, Any] | None = None, threshold: float | None = None, *,
+         backend: str = "auto") -> "Predictor":
     """Load a run directory written by `llmcls train`, ready to classify texts.
 
     Args:
@@ -30,6 +31,8 @@ def load(run_dir: str | Path, device: str = "auto", batch_size: int | None = Non
         batch_size: texts per batch (default: the run's `train.eval_batch_size`).
         chunking: changes to the run's `chunking` section, e.g. `{"max_tokens": 200, "aggregate": "max"}`.
         threshold: multi-label runs: one decision threshold for every class instead of the run's.
+        backend: auto (the run's ONNX export on the CPU, as `llmcls predict` uses it: without torch, for a
+            BiLSTM or a pretrained encoder alike; else the PyTorch model), torch, torch-bf16, onnx or onnx-int8.
 
     Returns:
         A `llmcls.inference.predict.Predictor`: `predict(texts, top_k=1)` gives a `Prediction` per text (`label`,
@@ -42,4 +45,4 @@ def load(run_dir: str | Path, device: str = "auto", batch_size: int | None = Non
     """
     from llmcls.inference.predict import Predictor
 
-    return Predictor.load(run_dir, device, batch_size, chunking, threshold)
+    return Predictor.load(run_dir, device, batch_size, chunking, threshold, backend=backend)

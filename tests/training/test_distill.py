@@ -17,7 +17,7 @@ from llmcls.inference.predict import Predictor
 from llmcls.inference.torch_forward import predict_logits
 from llmcls.data.batching import EncodedTexts
 from llmcls.run.files import load_run, read_transfer
-from llmcls.training.distill import NO_CLASS, DistillationLoss, distilled_config
+from llmcls.training.distill import NO_CLASS, DistillationLoss, distilled_config, teacher_backend
 from llmcls.training.loop import train
 
 from conftest import FIXTURES, small_config
@@ -58,7 +58,8 @@ def test_the_transfer_set_holds_the_teachers_logits_of_the_texts_and_their_copie
     predictor = Predictor.load(teacher, "cpu", backend="onnx")
     expected = predictor.class_probabilities(texts)[:, 1]
     teacher_probs = 1 / (1 + np.exp(-saved["targets"][:20, 0] / predictor.run.temperature))
-    np.testing.assert_allclose(teacher_probs, expected, atol=1e-4)
+    bf16 = teacher_backend(torch.device("cpu")) == "torch-bf16"  # where the CPU runs bf16 fast, as here on AMX
+    np.testing.assert_allclose(teacher_probs, expected, atol=5e-3 if bf16 else 1e-4)
 
 
 def test_the_student_is_an_ordinary_bilstm_run_that_records_its_teacher(student, teacher):
