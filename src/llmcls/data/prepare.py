@@ -254,6 +254,7 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         raise ConfigError(f"{', '.join(config.auto_keys())}: auto must be chosen from the training data first "
                           "(llmcls.adapt.choices.resolve_auto)")
     data = config.data
+    folder = resolve_encoder(config.model.encoder) if config.model.encoder and encoding is None else None  # first
     train, _ = read_labelled(config, data.train, on_event)
     valid_from_train = data.valid is None
     if valid_from_train:
@@ -270,7 +271,8 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     test_targets = None if test is None else encode_targets(test, data.test, labels, data)
     splits = (train, train_targets), (valid, valid_targets), (test, test_targets)
     if config.uses_encoder:
-        return _encoder_data(config, splits, labels, valid_from_train, encoding, on_event)
+        return _encoder_data(config, splits, labels, valid_from_train, encoding or encoder_encoding(config, folder),
+                             folder, on_event)
     return _word_data(config, splits, labels, valid_from_train, vocab, on_event)
 
 
@@ -326,13 +328,10 @@ def encoder_encoding(config: Config, folder: EncoderFolder) -> WordPieceEncoding
 
 
 def _encoder_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_train: bool,
-                  encoding: WordPieceEncoding | None, on_event: EventHandler) -> PreparedData:
-    """An encoder run's data: the pretrained model's WordPiece tokens (its tokenizer, or the resumed run's)."""
+                  encoding: WordPieceEncoding, folder: EncoderFolder | None, on_event: EventHandler) -> PreparedData:
+    """An encoder run's data: the pretrained model's WordPiece tokens (`folder`'s tokenizer for a new run, the
+    run's own when resuming: then `folder` is None)."""
     (train, train_targets), (valid, valid_targets), (test, test_targets) = splits
-    folder = None
-    if encoding is None:
-        folder = resolve_encoder(str(config.model.encoder))
-        encoding = encoder_encoding(config, folder)
     t0 = time.perf_counter()
     train_ids = encoding.encode(train.texts)
     at_cut = int((train_ids.lengths == encoding.max_tokens).sum())
