@@ -363,6 +363,8 @@ def same_run(results: list[dict], name: str, seed: int, spec: dict) -> dict | No
     SST-2), to copy instead of training the same model again."""
     wanted = (spec["portable"]["config"], spec["portable"]["overrides"])
     for r in results:
+        if r["system"] == "llmcls-distilled":  # the same config and overrides, but taught by a teacher
+            continue
         if (r["dataset"], r["seed"]) == (name, seed) and "error" not in r and "skipped" not in r \
                 and (r.get("config"), r.get("overrides")) == wanted:
             return {k: v for k, v in r.items() if k not in ("dataset", "system", "seed")} | {"same_run_as": r["system"]}
