@@ -48,12 +48,17 @@ def small_config(tmp_path: Path, dataset: str = "sst2", **sections) -> Config:
         "model": {"hidden_size": 32, "num_layers": 1, "dropout": 0.2, "embedding_dropout": 0.1},
         "train": {"epochs": 8, "batch_size": 16, "lr": 0.005, "threads": 1},
     }
+    return validate_config(_updated(raw, sections), "test")
+
+
+def _updated(raw: dict, sections: dict) -> dict:
+    """`raw` with each section's keys updated by `sections` (a value that is no mapping replaces the key)."""
     for section, values in sections.items():
         if isinstance(values, dict):
             raw.setdefault(section, {}).update(values)
         else:
             raw[section] = values
-    return validate_config(raw, "test")
+    return raw
 
 
 @pytest.fixture(scope="session")
@@ -67,23 +72,14 @@ def tiny_bert(tmp_path_factory) -> Path:
 
 def encoder_config(tmp_path: Path, encoder: Path, dataset: str = "sst2", **sections) -> Config:
     """A config that fine-tunes the tiny BERT on a checked-in sample in a few seconds."""
+    raw = small_config(tmp_path, dataset).to_dict()
+    for key in ("embeddings", "vocab", "model", "tokenizer", "train"):  # the BiLSTM's settings
+        raw.pop(key)
+    raw["name"] = f"tiny-lm-{dataset}"
     defaults = {"model": {"encoder": str(encoder)},
                 "tokenizer": {"max_tokens": 64},
                 "train": {"epochs": 4, "lr": 2e-3, "batch_size": 16, "threads": 1, "warmup_fraction": 0.0}}
-    for section, values in sections.items():
-        defaults[section] = {**defaults.get(section, {}), **values} if isinstance(values, dict) else values
-    sections = defaults
-    config = small_config(tmp_path, dataset)
-    raw = config.to_dict()
-    for key in ("embeddings", "vocab", "model", "tokenizer", "train"):
-        raw.pop(key)
-    raw["name"] = f"tiny-lm-{dataset}"
-    for section, values in sections.items():
-        if isinstance(values, dict):
-            raw.setdefault(section, {}).update(values)
-        else:
-            raw[section] = values
-    return validate_config(raw, "test")
+    return validate_config(_updated(_updated(raw, defaults), sections), "test")
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from llmcls.export.graph import INPUTS, OPSET, OUTPUT, _Graph
+from llmcls.export.graph import INPUTS, OUTPUT, _Graph
 
 if TYPE_CHECKING:
     import onnx
@@ -43,9 +43,6 @@ def build_encoder_onnx(args: "EncoderArgs", weights: dict[str, np.ndarray]) -> "
         A checked ONNX model (opset `OPSET`): inputs token_ids int64 [batch, seq] and lengths int64 [batch] (each
         >= 1, seq <= max_positions - 2), output logits float32 [batch, num_outputs].
     """
-    import onnx
-    from onnx import TensorProto, helper
-
     g = _Graph()
     _shared_constants(g, args)
     steps, ids, real = _with_specials(g, args)
@@ -56,16 +53,7 @@ def build_encoder_onnx(args: "EncoderArgs", weights: dict[str, np.ndarray]) -> "
     pooled = _pooling(g, args, x, real)
     _linear(g, weights, "head", pooled, OUTPUT)
 
-    graph = helper.make_graph(
-        g.nodes, "llmcls_encoder_classifier",
-        inputs=[helper.make_tensor_value_info(INPUTS[0], TensorProto.INT64, ["batch", "seq"]),
-                helper.make_tensor_value_info(INPUTS[1], TensorProto.INT64, ["batch"])],
-        outputs=[helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", args.num_outputs])],
-        initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="llmcls")
-    model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime releases of the last two years
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return g.model("llmcls_encoder_classifier", args.num_outputs)
 
 
 def _small_const(g: _Graph, name: str, value: np.ndarray) -> str:

@@ -47,6 +47,23 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
+    def model(self, name: str, num_outputs: int) -> "onnx.ModelProto":
+        """The checked model of these nodes: inputs INPUTS (token ids [batch, seq], lengths [batch], int64),
+        output OUTPUT (logits [batch, num_outputs], float32)."""
+        import onnx
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            self.nodes, name,
+            inputs=[helper.make_tensor_value_info(INPUTS[0], TensorProto.INT64, ["batch", "seq"]),
+                    helper.make_tensor_value_info(INPUTS[1], TensorProto.INT64, ["batch"])],
+            outputs=[helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", num_outputs])],
+            initializer=self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="llmcls")
+        model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime releases of the last two years
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
     def node(self, op: str, inputs: list[str], output: str | list[str], **attrs) -> str:
         from onnx import helper
 
@@ -65,9 +82,6 @@ def build_onnx_model(args: "ModelArgs", weights: dict[str, np.ndarray]) -> "onnx
     Returns:
         A checked ONNX model (opset `OPSET`).
     """
-    import onnx
-    from onnx import TensorProto, helper
-
     g = _Graph()
     x = _embedding(g, args, weights)
     x, y_h = _lstm_layers(g, args, weights, x)
@@ -79,16 +93,7 @@ def build_onnx_model(args: "ModelArgs", weights: dict[str, np.ndarray]) -> "onnx
     else:
         g.node("Add", [projected, g.const("head_bias", weights["head.bias"])], OUTPUT)
 
-    graph = helper.make_graph(
-        g.nodes, "llmcls_lstm_classifier",
-        inputs=[helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["batch", "seq"]),
-                helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])],
-        outputs=[helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", args.num_outputs])],
-        initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="llmcls")
-    model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime releases of the last two years
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return g.model("llmcls_lstm_classifier", args.num_outputs)
 
 
 def _embedding(g: _Graph, args: "ModelArgs", weights: dict[str, np.ndarray]) -> str:
