@@ -158,3 +158,16 @@ def test_auto_copies_keep_the_transfer_set_near_its_budget(teacher, tmp_path):
     profile = profile_data(config)
     for texts, copies in ((TRANSFER_TEXTS // 3, 2), (TRANSFER_TEXTS, 1), (10 * TRANSFER_TEXTS, 1)):
         assert choose_copies(replace(profile, train_texts=texts)).value == copies
+
+
+def test_unlabelled_texts_join_the_transfer_set_without_labels(teacher, tmp_path):
+    unlabelled = tmp_path / "more.txt"
+    unlabelled.write_text("an utterly charming little film\nthe plot goes nowhere\nfine\n", encoding="utf-8")
+    config = student_config(tmp_path, teacher)
+    config = distilled_config(config.model_copy(update={"train": config.train.model_copy(update={"epochs": 1})}),
+                              teacher=teacher, unlabelled=unlabelled)
+    result = train(config, device="cpu", run_dir=tmp_path / "student")
+    saved = read_transfer(result.run_dir)
+    assert len(saved["targets"]) == 600 * 3 + 3
+    assert (saved["targets"][-3:, 1] == NO_CLASS).all()
+    assert load_run(result.run_dir).config.distill.unlabelled == str(unlabelled)
