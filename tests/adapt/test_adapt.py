@@ -400,3 +400,13 @@ def test_init_with_a_bad_encoder_says_so_in_one_line(tmp_path, model, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: model.encoder: {folder}") and message in lines[0]
     assert not out.exists()
+
+
+def test_an_encoder_config_is_named_apart_from_the_bilstm_one(tmp_path, tiny_bert, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = {"train": str(FIXTURES / "sst2_train.csv")}
+    bilstm = init_config(data)
+    backbone = init_config(data, encoder=str(tiny_bert))
+    assert (bilstm.path.name, backbone.path.name) == ("sst2.yaml", "sst2-lm.yaml")
+    names = [load_config(result.path).name for result in (bilstm, backbone)]
+    assert names == ["sst2", "sst2-lm"]  # runs/sst2 and runs/sst2-lm

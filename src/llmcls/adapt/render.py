@@ -27,6 +27,9 @@ class InitResult:
     choices: list[Choice]
 
 
+ENCODER_NAME_SUFFIX = "-lm"  # `init --encoder`'s default run name: the data's name and this
+
+
 def default_name(train: str) -> str:
     """A run name from the training file: `trec_train.csv` -> trec, `data/sst2/train.csv` -> sst2."""
     path = Path(train)
@@ -97,7 +100,8 @@ def init_config(data: dict[str, Any], out: Path | None = None, name: str | None 
     Args:
         data: keys of the data section (`train` at least: the paths and how to read them).
         out: the file to write; default `<name>.yaml` in the current directory.
-        name: the run name; default from the training file's name (`default_name`).
+        name: the run name; default from the training file's name (`default_name`), and `-lm` after it for an
+            encoder config (its run then sits beside the BiLSTM's of the same data).
         force: replace an existing `out`.
         sample: texts tokenized for the length statistics.
         encoder: `model.encoder` (`minilm` or a model folder): a config that fine-tunes that pretrained model,
@@ -111,7 +115,8 @@ def init_config(data: dict[str, Any], out: Path | None = None, name: str | None 
             usable model.
         DataError: the training file is unreadable.
     """
-    name = name or default_name(str(data.get("train", "")))
+    # a backbone's run is named apart from the BiLSTM's of the same data (runs/cr-lm beside runs/cr)
+    name = name or default_name(str(data.get("train", ""))) + (ENCODER_NAME_SUFFIX if encoder is not None else "")
     settings: dict[str, Any] = {"name": name, "data": data}
     if encoder is not None:
         settings["model"] = {"encoder": encoder}
