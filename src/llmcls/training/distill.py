@@ -67,8 +67,6 @@ def load_teacher(config: Config, labels: list[str]) -> RunInfo:
         RunError: it is not a trained run.
         DataError: its labels (or being multi-label) differ from the student's training data.
     """
-    from llmcls.inference.onnx_forward import weights_digest
-
     teacher = load_run_info(str(config.distill.teacher))
     if teacher.labels.labels != labels or teacher.config.data.multi_label != config.data.multi_label:
         raise DataError(f"distill.teacher {teacher.run_dir}: its labels ({', '.join(teacher.labels.labels)}"
@@ -76,15 +74,16 @@ def load_teacher(config: Config, labels: list[str]) -> RunInfo:
                         f"training data {config.data.train} ({', '.join(labels)}"
                         f"{', multi-label' if config.data.multi_label else ''}); a teacher must be trained on the "
                         "same labels")
-    teacher.meta = {**(teacher.meta or {}), "weights_sha256": weights_digest(teacher.run_dir)}
     return teacher
 
 
 def teacher_record(teacher: RunInfo) -> dict:
-    """What a distilled run's meta.json says of its teacher."""
-    meta = teacher.meta or {}
+    """What a distilled run's meta.json says of its teacher (hashing its weights: once, when the run starts)."""
+    from llmcls.inference.onnx_forward import weights_digest
+
     return {"teacher": {"run": str(teacher.run_dir.resolve()), "model_family": teacher.family,
-                        "weights_sha256": meta.get("weights_sha256"), "llmcls_version": meta.get("llmcls_version")}}
+                        "weights_sha256": weights_digest(teacher.run_dir),
+                        "llmcls_version": (teacher.meta or {}).get("llmcls_version")}}
 
 
 @dataclass
