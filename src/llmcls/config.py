@@ -36,11 +36,22 @@ class DataConfig(_Section):
     train: str
     valid: str | None = None
     test: str | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "fasttext", "parquet", "class_folders", "hf_disk"] = Field(
+        "auto", description=(
+            "auto: from the path (a file's suffix; a folder with dataset_info.json or dataset_dict.json is hf_disk, "
+            "another folder class_folders; a file whose first line starts with label_prefix is fasttext)"))
     text_column: Union[str, int] = "text"
     label_column: Union[str, int] = "label"
     header: bool = True
     encoding: str = "utf-8"
+    label_prefix: str = Field("__label__", min_length=1, pattern=r"^\S+$", description=(
+        "fasttext: the prefix that marks the labels at the start of a line (several labels: multi-label)"))
+    split: str | None = Field(None, min_length=1, description=(
+        "hf_disk: the split to read from a folder holding several (a DatasetDict's, with dataset_dict.json); "
+        "null: give the split's own folder (imdb/train)"))
+    classes: list[str] | None = Field(None, min_length=2, description=(
+        "class_folders: the sub-folders to read, each a class (aclImdb/train's neg and pos, leaving unsup out); "
+        "null: every sub-folder"))
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     empty_texts: Literal["skip", "error"] = Field("skip", description="rows whose text is empty or whitespace")
     multi_label: bool = Field(False, description=(
@@ -57,6 +68,12 @@ class DataConfig(_Section):
             for key in ("text_column", "label_column"):
                 if not isinstance(getattr(self, key), int):
                     raise ValueError(f"data.{key} must be a column index (0, 1, ...) when data.header is false")
+        return self
+
+    @model_validator(mode="after")
+    def _classes_distinct(self) -> "DataConfig":
+        if self.classes is not None and len(set(self.classes)) < len(self.classes):
+            raise ValueError(f"data.classes: a class is named twice ({', '.join(self.classes)})")
         return self
 
 

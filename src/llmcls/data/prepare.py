@@ -7,13 +7,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
 from llmcls.config import Config, DataConfig
 from llmcls.data.batching import EncodedTexts
 from llmcls.data.encoding import TextEncoding, WordEncoding
-from llmcls.data.readers import Examples, read_examples, read_texts, split_off
+from llmcls.data.readers import Examples, iter_texts, read_examples, split_off
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.data.wordpiece import EncoderFolder, WordPieceEncoding, resolve_encoder
@@ -55,23 +56,36 @@ class PreparedData:
     train_texts: list[str] | None = None  # the training texts as read (distillation augments them); None once set up
 
 
+def _format_options(data: DataConfig) -> dict[str, Any]:
+    """The data settings that say how to read a file or folder, beyond its columns and format."""
+    return {"header": data.header, "encoding": data.encoding, "label_prefix": data.label_prefix, "split": data.split,
+            "classes": data.classes}
+
+
 def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
-    """Read one file with the column and format settings of the data config."""
-    return read_examples(Path(path), data.text_column, data.label_column if labelled else None,
-                         data.format, data.header, data.encoding)
+    """Read one file or folder with the column and format settings of the data config."""
+    return read_examples(Path(path), data.text_column, data.label_column if labelled else None, data.format,
+                         **_format_options(data))
 
 
-def read_input(source: str, data: DataConfig, column: str | int | None = None, fmt: str = "auto") -> list[str]:
-    """The texts to predict: a file (`-`: standard input, plain text unless `fmt` says otherwise) read with the
-    run's data settings, its text column unless `column` is given. Empty texts keep their rows.
+def input_blocks(source: str, data: DataConfig, column: str | int | None = None,
+                 fmt: str = "auto") -> Iterator[list[str]]:
+    """The texts to predict, in blocks read as they are needed (memory stays bounded whatever the input's size): a
+    file or folder (`-`: standard input, plain text unless `fmt` says otherwise) read with the run's data settings,
+    its text column unless `column` is given. Empty texts keep their rows.
 
     Raises:
-        DataError: the file is unreadable, or has no such column.
+        DataError: the input is unreadable, or has no such column.
     """
     column = data.text_column if column is None else column
     if source == "-":
-        return read_texts(sys.stdin, column, "txt" if fmt == "auto" else fmt, data.header, data.encoding)
-    return read_texts(Path(source), column, fmt, data.header, data.encoding)
+        return iter_texts(sys.stdin, column, "txt" if fmt == "auto" else fmt, **_format_options(data))
+    return iter_texts(Path(source), column, fmt, **_format_options(data))
+
+
+def read_input(source: str, data: DataConfig, column: str | int | None = None, fmt: str = "auto") -> list[str]:
+    """Every text of `input_blocks` (same arguments) in one list."""
+    return [text for block in input_blocks(source, data, column, fmt) for text in block]
 
 
 def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
@@ -86,11 +100,12 @@ def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
     if not empty:
         return examples
     if policy == "error":
-        raise DataError(f"{path}: {len(empty)} empty or whitespace-only texts (the first is record {empty[0] + 1}); "
-                        "set data.empty_texts: skip to leave them out")
+        raise DataError(f"{path}: {len(empty)} empty or whitespace-only texts (the first is "
+                        f"{examples.record(empty[0])}); set data.empty_texts: skip to leave them out")
     if len(empty) == len(examples):
         raise DataError(f"{path}: every text is empty")
-    on_event(Info(f"{path}: skipped {len(empty)} empty or whitespace-only texts"))
+    on_event(Info(f"{path}: skipped {len(empty)} empty or whitespace-only texts (the first is "
+                  f"{examples.record(empty[0])})"))
     dropped = set(empty)
     return examples.subset([i for i in range(len(examples)) if i not in dropped])
 
