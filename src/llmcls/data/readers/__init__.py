@@ -14,8 +14,6 @@ from llmcls.data.readers.delimited import delimited_records, jsonl_records, line
 from llmcls.data.readers.detect import FORMATS, STREAM_FORMATS, TEXT_FORMATS, detect_format
 from llmcls.data.readers.fasttext import fasttext_records
 from llmcls.data.readers.folders import folder_records
-from llmcls.data.readers.hf_disk import hf_records
-from llmcls.data.readers.parquet import parquet_records
 from llmcls.data.readers.records import (BLOCK_TEXTS, LABEL_PREFIX, Examples, Label, ReadSpec, Record, gather,
                                          split_off, text_blocks)
 from llmcls.data.readers.textfile import open_text, reading_errors
@@ -43,11 +41,23 @@ def _text_file_records(fmt: str) -> Callable[[Path, ReadSpec], Iterator[Record]]
     return read
 
 
+def _parquet_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
+    from llmcls.data.readers.parquet import parquet_records  # pyarrow only where it is used: predict starts fast
+
+    return parquet_records(path, spec)
+
+
+def _hf_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
+    from llmcls.data.readers.hf_disk import hf_records
+
+    return hf_records(path, spec)
+
+
 READERS: dict[str, Callable[[Path, ReadSpec], Iterator[Record]]] = {
     **{fmt: _text_file_records(fmt) for fmt in STREAM_FORMATS},
-    "parquet": parquet_records,
+    "parquet": _parquet_records,
     "class_folders": folder_records,
-    "hf_disk": hf_records,
+    "hf_disk": _hf_records,
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmcls.data.readers.hf_disk import is_dataset_folder
 from llmcls.data.readers.records import LABEL_PREFIX
 from llmcls.data.readers.textfile import first_line_starts_with
 from llmcls.errors import DataError
@@ -17,6 +16,8 @@ TEXT_FORMATS = FORMATS + ("txt",)
 # Formats read line by line from a text stream (standard input may hold them); the others need a path.
 STREAM_FORMATS = ("csv", "tsv", "jsonl", "fasttext", "txt")
 
+# A folder holding one of these is a Hugging Face dataset saved to disk (a DatasetDict's, or one split's).
+HF_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
 BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
              ".parquet": "parquet", ".pq": "parquet", ".arrow": "hf_disk"}
 
@@ -34,7 +35,7 @@ def detect_format(path: Path, fmt: str = "auto", plain_text: bool = False, *, la
     if fmt != "auto":
         return fmt
     if path.is_dir():
-        return "hf_disk" if is_dataset_folder(path) else "class_folders"
+        return "hf_disk" if any((path / name).is_file() for name in HF_MARKERS) else "class_folders"
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in BY_SUFFIX:

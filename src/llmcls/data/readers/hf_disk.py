@@ -22,12 +22,7 @@ from llmcls.data.readers.columnar import arrow_errors, batch_records, columns_to
 from llmcls.data.readers.records import Record, ReadSpec
 from llmcls.errors import DataError
 
-MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")  # a folder holding one of these is a dataset
 FILE_MAGIC = b"ARROW1"  # the Arrow IPC file format starts so; the stream format does not
-
-
-def is_dataset_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / name).is_file() for name in MARKERS)
 
 
 def _json(path: Path) -> dict[str, Any]:
