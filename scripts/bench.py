@@ -17,7 +17,9 @@ Systems (`--systems`, any subset, comma-separated):
 Every llmcls config gets only the bench's split files as its data paths, and the seed (and --epochs) of the run.
 Install the peers with `pip install -e ".[bench]"`.
 
-Every system trains on the same rows: where a dataset has no validation split, 10% of train is held out once
+A dataset's splits may be in any format llmcls reads (`<name>/train.parquet`, class folders `<name>/train/`, a Hugging
+Face dataset saved to disk, ...: SPLIT_SUFFIXES), read by llmcls's readers and written as the CSV that every system
+reads. Every system trains on the same rows: where a dataset has no validation split, 10% of train is held out once
 (random.Random(13), the rule the reference uses) and written to a work directory that all systems read. AG News
 is the shared partial split: 10,001 training descriptions, and the official test descriptions.
 Each system runs in its own process, one at a time (two CPU-heavy processes on 2 cores slow each other down).
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import os
 import random
@@ -57,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATASETS = ("sst2", "mr", "subj", "cr", "trec", "imdb", "ag_news")
 SPLITS = ("train", "valid", "test")
-# Datasets whose files are not <name>/<split>.csv[.gz] under the data root; a split not listed is absent.
+# Datasets whose files are not <name>/<split>.<suffix> (SPLIT_SUFFIXES) under the data root; a split not listed is
+# absent.
 DATASET_FILES = {
     "ag_news": {"train": "ag_news/partial/train_desc_only.csv", "test": "ag_news/partial/test_desc_only.csv"},
 }
@@ -87,12 +89,14 @@ RESULT_SETTINGS = ("epochs", "reference_epochs", "autotune_seconds", "limit_trai
 
 
 def read_rows(path: Path | None) -> list[tuple[str, str]] | None:
+    """(text, label) rows of a split in any format llmcls reads (CSV, TSV, JSONL, fastText, Parquet, class folders,
+    a Hugging Face dataset saved to disk), read by llmcls's own readers; None when there is no such split."""
     if path is None or not path.exists():
         return None
-    opener = gzip.open if path.suffix == ".gz" else open
-    csv.field_size_limit(sys.maxsize)
-    with opener(path, "rt", newline="", encoding="utf-8") as fh:
-        return [(row["text"], row["label"].strip()) for row in csv.DictReader(fh)]
+    from llmcls.data.readers import read_examples
+
+    examples = read_examples(path)
+    return list(zip(examples.texts, examples.labels))
 
 
 def write_rows(path: Path, rows: list[tuple[str, str]]) -> None:
@@ -102,14 +106,21 @@ def write_rows(path: Path, rows: list[tuple[str, str]]) -> None:
         writer.writerows(rows)
 
 
+# Where a split may be, in this order, under <data root>/<dataset>/: a file in any format llmcls reads, or a folder
+# (class folders, or a Hugging Face dataset saved to disk); valid also under Hugging Face's name, validation.
+SPLIT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".parquet", ".txt", "")
+SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation"), "test": ("test",)}
+
+
 def dataset_files(name: str, data_root: Path) -> dict[str, Path | None]:
-    """Each split's source file: DATASET_FILES where the dataset is listed, else <name>/<split>.csv[.gz] if present."""
+    """Each split's source: DATASET_FILES where the dataset is listed, else the first of <name>/<split><suffix>
+    (SPLIT_SUFFIXES) that is present."""
     if name in DATASET_FILES:
         listed = DATASET_FILES[name]
         return {split: data_root / listed[split] if split in listed else None for split in SPLITS}
     found: dict[str, Path | None] = {}
     for split in SPLITS:
-        candidates = (data_root / name / f"{split}.csv", data_root / name / f"{split}.csv.gz")
+        candidates = [data_root / name / f"{stem}{suffix}" for stem in SPLIT_NAMES[split] for suffix in SPLIT_SUFFIXES]
         found[split] = next((path for path in candidates if path.exists()), None)
     return found
 

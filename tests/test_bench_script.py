@@ -137,3 +137,19 @@ def test_reports_made_in_parts_merge_with_the_last_measurement_kept(bench, tmp_p
     assert len(merged) == len({(r["dataset"], r["system"], r["seed"]) for r in MEASUREMENTS})
     row = next(r for r in bench.verdicts(list(merged.values())) if (r["dataset"], r["system"]) == ("cr", "llmcls"))
     assert round(row["mean"], 2) == 83.67 and row["peer"] == "tfidf-lr"
+
+
+def test_a_dataset_in_any_format_llmcls_reads_is_benchmarked_from_the_same_csv(bench, tmp_path):
+    from support.formats import write_class_folders, write_hf_dataset_dict, write_parquet
+
+    rows = [(f"text {i}", "neg" if i % 3 else "pos") for i in range(30)]
+    root = tmp_path / "data"
+    (root / "pq").mkdir(parents=True)
+    write_parquet(root / "pq" / "train.parquet", rows)
+    write_class_folders(root / "folders" / "train", sorted(rows, key=lambda row: row[1]))
+    write_hf_dataset_dict(root / "hf", {"train": rows, "validation": rows[:5]}, names=["neg", "pos"])
+    assert bench.dataset_files("hf", root)["valid"] == root / "hf" / "validation"  # Hugging Face's split name
+    for name in ("pq", "folders", "hf"):
+        data = bench.materialize(name, root, tmp_path / "work", None)
+        read = {split: bench.read_rows(data / f"{split}.csv") for split in ("train", "valid")}
+        assert sorted(read["train"] + (read["valid"] if name != "hf" else [])) == sorted(rows), name
