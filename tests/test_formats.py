@@ -6,6 +6,7 @@ block."""
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,5 @@ def test_predict_reads_parquet_and_writes_the_output_whole(written, from_csv, tm
     bad = invoke("predict", run_dir, "--input", path, "--column", "body", "--output", tmp_path / "out.csv")
     assert bad.exit_code == 1 and "no text column 'body'" in bad.output
     assert not list(tmp_path.iterdir())  # nothing half-written
+    to_null = invoke("predict", run_dir, "--input", path, "--format", "csv", "--output", "/dev/null")
+    assert to_null.exit_code == 0 and Path("/dev/null").is_char_device()  # written into, never replaced

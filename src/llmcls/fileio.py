@@ -25,6 +25,9 @@ def atomic_open(path: Path, error: type[LlmclsError] = WriteError, *, text: bool
         WriteError (or `error`): the file cannot be written (no space left, no permission, ...); the old file is
             untouched.
     """
+    if path.exists() and not path.is_file():  # /dev/null, a named pipe: written in place, never replaced
+        yield from _write_in_place(path, error, text)
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         # created with the usual permissions (umask), unlike mkstemp's 0600
@@ -40,6 +43,14 @@ def atomic_open(path: Path, error: type[LlmclsError] = WriteError, *, text: bool
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_in_place(path: Path, error: type[LlmclsError], text: bool) -> Iterator[IO]:
+    try:
+        with (open(path, "w", encoding="utf-8", newline="") if text else open(path, "wb")) as fh:
+            yield fh
+    except OSError as exc:
+        raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = WriteError) -> None:
