@@ -226,3 +226,15 @@ def test_prediction_input_takes_the_runs_settings(tmp_path):
 def test_format_keys_are_checked_at_load(data, message):
     with pytest.raises(ConfigError, match=message):
         validate_config({"data": {"train": "x", **data}}, "test")
+
+
+def test_reading_parquet_holds_a_few_pages_not_the_file(tmp_path):
+    import os
+
+    texts = [os.urandom(500).hex() for _ in range(20_000)]  # 20 MB of text that does not compress
+    pq.write_table(pa.table({"text": texts, "label": ["a"] * len(texts)}), tmp_path / "big.parquet",
+                   row_group_size=2000)
+    peak, read = 0, 0
+    for block in iter_texts(tmp_path / "big.parquet", block_texts=1000):
+        peak, read = max(peak, pa.total_allocated_bytes()), read + len(block)
+    assert read == 20_000 and peak < 10 << 20  # 6 MB here; pyarrow's default pre-buffering kept all: 25 MB

@@ -14,7 +14,10 @@ from llmcls.data.readers.records import Record, ReadSpec
 from llmcls.errors import DataError
 
 BATCH_ROWS = 1024  # rows decoded at a time
-READ_BUFFER = 1 << 20  # bytes: column chunks are read page by page through a buffer this large, not whole
+# Column chunks are read page by page through a buffer this large, and not pre-buffered: pyarrow's default
+# (pre_buffer) reads each row group's chunks whole and keeps them until the file is closed, so that reading a 1 GB
+# file held ~1 GB; so, a few MB (measured: BENCHMARKS.md, "Reading large inputs").
+READ_BUFFER = 1 << 20
 
 
 def parquet_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
@@ -28,7 +31,7 @@ def parquet_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
         if path.is_dir():
             raise DataError(f"{path}: is a directory, expected a Parquet file (a folder of Parquet files is not "
                             "read as one; give each file)")
-        source = pq.ParquetFile(path, buffer_size=READ_BUFFER)
+        source = pq.ParquetFile(path, buffer_size=READ_BUFFER, pre_buffer=False)
         schema = source.schema_arrow
         columns = columns_to_read(schema, spec, path)
         names = feature_names(metadata_features(schema), columns[1])
