@@ -208,6 +208,13 @@ def test_texts_come_in_bounded_blocks(tmp_path):
     assert len(blocks) == 1 and len(blocks[0]) == 50
 
 
+def test_an_unknown_format_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"d.csv: unknown format 'excel'; formats: csv, tsv, jsonl, fasttext"):
+        read_examples(tmp_path / "d.csv", fmt="excel")
+    with pytest.raises(DataError, match=r"unknown format 'txt'"):  # plain text has no labels
+        read_examples(tmp_path / "d.csv", fmt="txt")
+
+
 def test_prediction_input_takes_the_runs_settings(tmp_path):
     path = write_fasttext(tmp_path / "f.txt", [("great", "pos"), ("bad", "neg")], prefix="#")
     data = validate_config({"data": {"train": "x", "label_prefix": "#"}}, "test").data

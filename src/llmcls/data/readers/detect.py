@@ -30,9 +30,12 @@ def detect_format(path: Path, fmt: str = "auto", plain_text: bool = False, *, la
     With `plain_text`, other `.txt` files are txt (one text per line).
 
     Raises:
-        DataError: the format cannot be told (the message lists those that can be named).
+        DataError: an unknown `fmt`; the format cannot be told (the messages list those that can be named).
     """
     if fmt != "auto":
+        if fmt not in TEXT_FORMATS or (fmt == "txt" and not plain_text):
+            raise DataError(f"{path}: unknown format '{fmt}'; formats: "
+                            f"{', '.join(TEXT_FORMATS if plain_text else FORMATS)}")
         return fmt
     if path.is_dir():
         return "hf_disk" if any((path / name).is_file() for name in HF_MARKERS) else "class_folders"
