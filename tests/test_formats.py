@@ -165,3 +165,20 @@ def test_predict_reads_parquet_and_writes_the_output_whole(written, from_csv, tm
     assert not list(tmp_path.iterdir())  # nothing half-written
     to_null = invoke("predict", run_dir, "--input", path, "--format", "csv", "--output", "/dev/null")
     assert to_null.exit_code == 0 and Path("/dev/null").is_char_device()  # written into, never replaced
+
+
+def test_tune_searches_on_any_format_as_on_csv(written, tmp_path):
+    pytest.importorskip("optuna")
+    from llmcls.tuning.search import tune
+    from llmcls.tuning.space import Param
+
+    space = [Param("model.hidden_size", "choice", choices=(16,))]
+    found = {}
+    for fmt in ("csv", "hf_disk"):
+        config = config_for(tmp_path / fmt, written[fmt])
+        out = tmp_path / fmt / "tune"
+        tune(config, 600, trials=1, out_dir=out, search_space=space, device="cpu")
+        with open(out / "trials.csv", newline="") as fh:
+            [row] = list(csv.DictReader(fh))
+        found[fmt] = (row["state"], row["valid_accuracy"])
+    assert found["hf_disk"] == found["csv"] and found["csv"][0] == "complete"
