@@ -39,6 +39,15 @@ def truncate(texts: EncodedTexts, max_len: int) -> tuple[EncodedTexts, int]:
     return EncodedTexts(ids, offsets), cut
 
 
+def concatenate(parts: list[EncodedTexts]) -> EncodedTexts:
+    """The texts of `parts`, one after another, as one EncodedTexts."""
+    if len(parts) == 1:
+        return parts[0]
+    ids = np.concatenate([part.ids for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+    lengths = np.concatenate([part.lengths for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+    return EncodedTexts(ids.astype(np.int64, copy=False), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
 class BucketSampler:
     """Yields batches of indices whose texts have similar lengths.
 

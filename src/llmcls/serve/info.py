@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from llmcls import __version__
@@ -12,6 +15,7 @@ from llmcls.serve.settings import ServeSettings
 
 PLOTS = (CURVES_PLOT, CONFUSION_PLOT)
 SCALAR_METRICS = ("n", "accuracy", "macro_f1", "micro_f1", "subset_accuracy", "loss")
+MAX_PLOT_BYTES = 20_000_000  # a plot larger than this is not one llmcls drew
 
 
 def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
@@ -26,17 +30,11 @@ def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
         "labels": predictor.labels,
         "multi_label": predictor.multi_label,
         "temperature": run.temperature,  # what the logits are divided by before probabilities (null: none)
-        "config": {
-            "name": config.name,
-            "model": config.model.model_dump(mode="json"),
-            "tokenizer": config.tokenizer.model_dump(mode="json"),
-            "chunking": config.chunking.model_dump(mode="json"),
-            "data": {"train": config.data.train, "valid": config.data.valid, "test": config.data.test},
-        },
+        "config": _public_config(config),
         "best_epoch": results.get("best_epoch"),
         "metrics": {split: _scalars(results.get(split)) for split in ("valid", "test") if results.get(split)},
         "confusion_matrix": (results.get("valid") or {}).get("confusion_matrix"),
-        "plots": [name for name in PLOTS if (run.run_dir / PLOTS_DIR / name).is_file()],
+        "plots": [name for name in PLOTS if _plain_file(run.run_dir / PLOTS_DIR / name)],
         "limits": settings.limits(),
     }
 
@@ -51,3 +49,35 @@ def _results(run_dir) -> dict:
 
 def _scalars(report: dict | None) -> dict[str, float]:
     return {key: report[key] for key in SCALAR_METRICS if report and isinstance(report.get(key), (int, float))}
+
+
+def _public_config(config) -> dict[str, Any]:
+    """The config's model, tokenizer and chunking sections, without anything that names a local path (data
+    files, the tokenizer's cache folder, an encoder's folder: only its name)."""
+    model = config.model.model_dump(mode="json")
+    if model.get("encoder"):
+        model["encoder"] = Path(model["encoder"]).name
+    tokenizer = config.tokenizer.model_dump(mode="json", exclude={"cache_dir"})
+    return {"name": config.name, "model": model, "tokenizer": tokenizer,
+            "chunking": config.chunking.model_dump(mode="json")}
+
+
+def _plain_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_plot(run_dir: Path, name: str) -> bytes | None:
+    """The bytes of plot `name` of the run, or None: no such plot, or not a plain file (a symlink there is not
+    followed, whatever it points to), or larger than any plot llmcls draws."""
+    try:
+        fd = os.open(run_dir / PLOTS_DIR / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PLOT_BYTES:
+            return None
+        return file.read(MAX_PLOT_BYTES + 1)

@@ -11,13 +11,16 @@ from starlette.exceptions import HTTPException
 
 from llmcls.errors import ConfigError
 
+RETRY_AFTER_S = 1  # what a 503 tells a client to wait before trying again (Retry-After)
+INTERNAL_ERROR = "internal error (the server's log has the details)"  # never the exception's own text
 # pydantic's error types, said in the words of this API
 MESSAGES = {"extra_forbidden": "unknown field", "missing": "required field is missing",
             "json_invalid": "malformed JSON", "too_short": "must not be empty"}
 
 
 class RequestRefused(Exception):
-    """A request the server will not answer: `status` (401, 413, 422), a one-line message, and what was at fault."""
+    """A request the server will not answer: `status` (400, 401, 408, 413, 422, 503, 504), a one-line message,
+    and what was at fault."""
 
     def __init__(self, status: int, message: str, field: str | None = None, limit: str | None = None,
                  headers: dict[str, str] | None = None):
@@ -79,4 +82,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+        return error_response(500, INTERNAL_ERROR)

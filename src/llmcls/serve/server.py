@@ -54,8 +54,12 @@ def serve(run_dir: str | Path, settings: ServeSettings, predictor: Predictor | N
 
     from llmcls.serve.app import create_app
 
+    from llmcls.serve.connections import HeaderDeadlineProtocol
+
+    # timeout_keep_alive is also the deadline of a request's headers (HeaderDeadlineProtocol)
     common = dict(host=settings.host, port=settings.port, log_level=log_level, access_log=False,
-                  timeout_graceful_shutdown=settings.graceful_timeout_s)
+                  timeout_graceful_shutdown=settings.graceful_timeout_s, http=HeaderDeadlineProtocol,
+                  timeout_keep_alive=settings.read_timeout_s)
     if settings.workers == 1:
         app = create_app(predictor or load_predictor(run_dir, settings), settings)
         uvicorn.Server(uvicorn.Config(app, **common)).run()
