@@ -3,11 +3,16 @@
 
 Closed loop (the default): C clients, each sending its next request as soon as the last one is answered, for S
 seconds. Open loop (--rate R): R requests a second at fixed intervals, whatever the answers, for S seconds (the
-latency a user sees at a moderate load). Texts come from a dataset column, taken in turn.
+latency a user sees at a moderate load). Overload (--overload): many more clients than the server admits (each
+on its own connection, sending again as soon as it is answered), beside one polite client sending a request a
+second; it reports answered (200), refused (503) and failed requests, the latencies of each kind, the polite
+client's, and the server's peak RSS (--pid). Texts come from a dataset column, taken in turn.
 
     llmcls serve runs/sst2 &
     python scripts/loadtest.py --url http://127.0.0.1:8000 --data data/sst2/test.csv --clients 64 --seconds 20
     python scripts/loadtest.py --url http://127.0.0.1:8000 --data data/sst2/test.csv --rate 50 --seconds 20
+    python scripts/loadtest.py --url http://127.0.0.1:8000 --data data/sst2/test.csv --overload --clients 2000 \
+        --seconds 30 --pid $(pgrep -f "llmcls serve")
     # and offline batch `predict` on the same texts, for the ratio (run it while the server is idle):
     python scripts/loadtest.py --offline runs/sst2 --data data/sst2/test.csv --seconds 10
 
@@ -104,6 +109,79 @@ async def run_load(url: str, texts: list[str], clients: int, per_request: int, s
             await connection.aclose()
 
 
+async def run_overload(url: str, texts: list[str], clients: int, seconds: float, token: str | None,
+                       pid: int | None, ignore_retry_after: bool = False) -> dict:
+    """`clients` closed-loop clients, one connection each, and a polite client (a request a second), for
+    `seconds`; statuses, latencies and the server's RSS. A refused client waits as Retry-After says, unless
+    `ignore_retry_after` (then it sends again at once: the worst case)."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    crowd: dict[str, list[float]] = {}
+    polite: dict[str, list[float]] = {}
+    end = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+
+    async def post(client, text: str, into: dict[str, list[float]]) -> float:
+        """One request; returns how long to wait before the next (Retry-After, unless told to ignore it)."""
+        start, wait = time.perf_counter(), 0.0
+        try:
+            response = await client.post("/v1/predict", json={"texts": [text]})
+            kind = str(response.status_code)
+            if response.status_code == 503 and not ignore_retry_after:
+                wait = float(response.headers.get("retry-after", 0))
+        except httpx.HTTPError as exc:
+            kind = type(exc).__name__
+        into.setdefault(kind, []).append(time.perf_counter() - start)
+        return wait
+
+    async def loop(i: int, into: dict[str, list[float]], pause: float) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as client:
+            n = 0
+            while time.perf_counter() < end:
+                wait = await post(client, texts[(i + n * clients) % len(texts)], into)
+                n += 1
+                await asyncio.sleep(max(pause, wait))
+
+    rss = asyncio.create_task(_sample_rss(pid, end)) if pid else None
+    began = time.perf_counter()
+    await asyncio.gather(*(loop(i, crowd, 0.0) for i in range(clients)), loop(0, polite, 1.0))
+    elapsed = time.perf_counter() - began
+    result = {"clients": clients, "seconds": round(elapsed, 1), **_statuses("crowd", crowd, elapsed),
+              **_statuses("polite", polite, elapsed)}
+    if rss is not None:
+        result.update(await rss)
+    return result
+
+
+def _statuses(who: str, kinds: dict[str, list[float]], seconds: float) -> dict:
+    """Per status (or error type): count, and p50/p99 latency in ms; answered texts/s."""
+    out: dict = {f"{who}_{kind}": len(times) for kind, times in sorted(kinds.items())}
+    for kind in ("200", "503"):
+        times = kinds.get(kind, [])
+        if times:
+            out[f"{who}_{kind}_p50_ms"] = round(1000 * percentile(times, 0.5), 1)
+            out[f"{who}_{kind}_p99_ms"] = round(1000 * percentile(times, 0.99), 1)
+    out[f"{who}_answered_per_s"] = round(len(kinds.get("200", [])) / seconds, 1)
+    return out
+
+
+async def _sample_rss(pid: int, end: float) -> dict:
+    """The server's largest RSS seen during the load (sampled every 0.1 s), and its peak since it started."""
+    def status(field: str) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    before, largest = status("VmRSS"), 0.0
+    while time.perf_counter() < end:
+        largest = max(largest, status("VmRSS"))
+        await asyncio.sleep(0.1)
+    return {"server_rss_before_mb": round(before), "server_rss_max_mb": round(largest),
+            "server_peak_rss_mb": round(status("VmHWM"))}
+
+
 def offline(run: Path, texts: list[str], seconds: float, backend: str) -> dict:
     """Texts/s of offline batch prediction (`Predictor.predict`, tokenization included) on the same texts."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -130,6 +208,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
     parser.add_argument("--token", default=None, help="bearer token, if the server wants one")
+    parser.add_argument("--overload", action="store_true", help="--clients closed-loop clients of one text each, "
+                                                                "beside a polite one (a request a second)")
+    parser.add_argument("--pid", type=int, default=None, help="--overload: the server's process, for its RSS")
+    parser.add_argument("--ignore-retry-after", action="store_true",
+                        help="--overload: a refused client sends again at once instead of waiting as told")
     parser.add_argument("--offline", type=Path, default=None, metavar="RUN",
                         help="instead: time offline batch predict of RUN on the same texts")
     parser.add_argument("--backend", default="auto", help="--offline: the predict backend")
@@ -139,6 +222,9 @@ def main() -> None:
     texts = read_texts(args.data, args.column)
     if args.offline is not None:
         result = {"mode": "offline", **offline(args.offline, texts, args.seconds, args.backend)}
+    elif args.overload:
+        result = {"mode": "overload", **asyncio.run(run_overload(args.url, texts, args.clients, args.seconds,
+                                                                 args.token, args.pid, args.ignore_retry_after))}
     else:
         result = asyncio.run(run_load(args.url, texts, args.clients, args.texts_per_request, args.seconds,
                                       args.rate, args.token))

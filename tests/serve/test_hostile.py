@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -19,7 +22,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 import httpx  # noqa: E402
 
-from support.serving import running_server  # noqa: E402
+from support.serving import ROOT, running_server  # noqa: E402
 
 OK = {"texts": ["a gripping , funny film"]}
 
@@ -202,3 +205,21 @@ def test_sigterm_during_a_long_pass_exits_within_the_graceful_timeout(trained_ss
         server.process.wait(30)
         assert time.monotonic() - signalled < 3 + 3
         assert json.loads(response.text)["error"]["limit"] == "request_timeout_s"
+
+
+def test_loadtest_overload_mode_reports_answered_and_refused(crowded, tmp_path):
+    """scripts/loadtest.py --overload against a server admitting 3 requests: only 200s and 503s, counted, with
+    the server's RSS."""
+    data = tmp_path / "texts.csv"
+    data.write_text("text\n" + "".join(f"text number {i}\n" for i in range(50)))
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--url", crowded.url, "--data",
+                          str(data), "--overload", "--clients", "20", "--seconds", "3", "--pid",
+                          str(crowded.process.pid), "--ignore-retry-after", "--json"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    kinds = {key.split("_")[1] for key in report if key.startswith("crowd_") and key.split("_")[1].isalnum()}
+    assert kinds <= {"200", "503", "answered"} and report["crowd_200"] > 0 and report["crowd_503"] > 0
+    assert report["server_rss_max_mb"] > 0 and "crowd_200_p99_ms" in report
+    assert report.get("polite_200", 0) + report.get("polite_503", 0) >= 2
+    still_serving(crowded)
