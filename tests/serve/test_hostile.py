@@ -34,10 +34,15 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+RSS_GROWTH_MB = 400  # what a case may add to the server's memory (bodies of at most --max-bytes, the windows)
+
+
 def still_serving(server) -> None:
+    """The server answers a plain request, and its memory has not grown past RSS_GROWTH_MB since it started."""
     response = httpx.post(f"{server.url}/v1/predict", json=OK, timeout=30, headers=server.headers)
     assert response.status_code == 200, response.text
     assert httpx.get(f"{server.url}/health", timeout=10).json() == {"status": "ok"}
+    assert rss_mb(server.process.pid) - server.rss_at_start < RSS_GROWTH_MB
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,7 @@ def guarded(trained_sst2, tmp_path_factory):
     with running_server(run, "--read-timeout", "1", "--token-file", str(folder / "token"), "--max-bytes", "100000",
                         log_dir=folder) as server:
         server.headers = {"authorization": "Bearer s3cret"}
+        server.rss_at_start = rss_mb(server.process.pid)
         yield server
 
 
@@ -91,7 +97,10 @@ def test_slow_headers_are_cut_off_and_a_slow_body_gets_408(guarded):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n"
                      b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"texts\": [")
-        answer = sock.recv(65536).decode()
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            answer += chunk
+        answer = answer.decode()
     assert answer.startswith("HTTP/1.1 408") and '"limit":"read_timeout_s"' in answer.replace(" ", "")
     still_serving(guarded)
 
@@ -121,6 +130,7 @@ def crowded(trained_sst2, tmp_path_factory):
     with running_server(trained_sst2.run_dir, "--max-concurrent", "3", "--max-texts", "10", "--max-queue-texts",
                         "10", "--batch-wait-ms", "1000", log_dir=tmp_path_factory.mktemp("crowded")) as server:
         server.headers = {}
+        server.rss_at_start = rss_mb(server.process.pid)
         yield server
 
 
@@ -165,7 +175,7 @@ def test_the_worst_chunking_a_client_may_send_is_bounded(trained_sst2, tmp_path)
     text = " ".join(["word"] * 4000)  # 19,999 characters, 4,000 tokens
     with running_server(trained_sst2.run_dir, "--request-timeout", "20", log_dir=tmp_path) as server:
         server.headers = {}
-        before = rss_mb(server.process.pid)
+        server.rss_at_start = rss_mb(server.process.pid)
         cases = [({"chunk_tokens": 1, "chunk_stride": 1}, 413), ({"chunk_tokens": 8, "chunk_stride": 1}, 422),
                  ({"chunk_tokens": 16, "chunk_stride": 4}, 413), ({"chunk_tokens": 64, "chunk_stride": 16}, 413)]
         for options, status in cases:
@@ -176,7 +186,6 @@ def test_the_worst_chunking_a_client_may_send_is_bounded(trained_sst2, tmp_path)
                                                                "chunk_stride": 16}, timeout=60)
         assert heavy.status_code in (200, 504) and time.monotonic() - start < 20 + 5
         still_serving(server)
-        assert rss_mb(server.process.pid) - before < 500
 
 
 def test_sigterm_during_a_long_pass_exits_within_the_graceful_timeout(trained_sst2, tmp_path):
@@ -221,5 +230,6 @@ def test_loadtest_overload_mode_reports_answered_and_refused(crowded, tmp_path):
     kinds = {key.split("_")[1] for key in report if key.startswith("crowd_") and key.split("_")[1].isalnum()}
     assert kinds <= {"200", "503", "answered"} and report["crowd_200"] > 0 and report["crowd_503"] > 0
     assert report["server_rss_max_mb"] > 0 and "crowd_200_p99_ms" in report
-    assert report.get("polite_200", 0) + report.get("polite_503", 0) >= 2
+    polite = {key.split("_")[1] for key in report if key.startswith("polite_") and key.split("_")[1].isdigit()}
+    assert polite and polite <= {"200", "503"}, report
     still_serving(crowded)
