@@ -233,3 +233,23 @@ def test_loadtest_overload_mode_reports_answered_and_refused(crowded, tmp_path):
     polite = {key.split("_")[1] for key in report if key.startswith("polite_") and key.split("_")[1].isdigit()}
     assert polite and polite <= {"200", "503"}, report
     still_serving(crowded)
+
+
+def test_a_client_that_disconnects_is_not_computed(crowded):
+    """A request whose client goes away while it waits is dropped: counted as 499, its texts never classified."""
+    def texts_classified() -> float:
+        metrics = httpx.get(f"{crowded.url}/metrics").text
+        return float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("llmcls_texts_total ")))
+
+    before = texts_classified()
+    port = int(crowded.url.rsplit(":", 1)[1])
+    body = json.dumps({"texts": ["gone"] * 7}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.3)  # inside the round's 1 s gathering window
+    time.sleep(1.5)
+    metrics = httpx.get(f"{crowded.url}/metrics").text
+    assert 'llmcls_requests_total{route="/v1/predict",status="499"} 1.0' in metrics
+    assert texts_classified() == before
+    still_serving(crowded)
