@@ -113,35 +113,45 @@ async def run_overload(url: str, texts: list[str], clients: int, seconds: float,
                        pid: int | None, ignore_retry_after: bool = False) -> dict:
     """`clients` closed-loop clients, one connection each, and a polite client (a request a second), for
     `seconds`; statuses, latencies and the server's RSS. A refused client waits as Retry-After says, unless
-    `ignore_retry_after` (then it sends again at once: the worst case)."""
-    import httpx
+    `ignore_retry_after` (then it sends again at once: the worst case).
 
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    The clients speak HTTP/1.1 over asyncio streams themselves: thousands of httpx clients would spend more of
+    the machine's CPU than the server they measure."""
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     crowd: dict[str, list[float]] = {}
     polite: dict[str, list[float]] = {}
     end = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
-    async def post(client, text: str, into: dict[str, list[float]]) -> float:
-        """One request; returns how long to wait before the next (Retry-After, unless told to ignore it)."""
-        start, wait = time.perf_counter(), 0.0
-        try:
-            response = await client.post("/v1/predict", json={"texts": [text]})
-            kind = str(response.status_code)
-            if response.status_code == 503 and not ignore_retry_after:
-                wait = float(response.headers.get("retry-after", 0))
-        except httpx.HTTPError as exc:
-            kind = type(exc).__name__
-        into.setdefault(kind, []).append(time.perf_counter() - start)
-        return wait
+    def request(text: str) -> bytes:
+        body = json.dumps({"texts": [text]}).encode()
+        return (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     async def loop(i: int, into: dict[str, list[float]], pause: float) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as client:
-            n = 0
-            while time.perf_counter() < end:
-                wait = await post(client, texts[(i + n * clients) % len(texts)], into)
-                n += 1
-                await asyncio.sleep(max(pause, wait))
+        n, connection = 0, None
+        while time.perf_counter() < end:
+            start, wait = time.perf_counter(), pause
+            try:
+                if connection is None:
+                    connection = await asyncio.open_connection(host, port)
+                status, headers = await _exchange(*connection, request(texts[(i + n * clients) % len(texts)]))
+                kind = str(status)
+                if status == 503 and not ignore_retry_after:
+                    wait = max(pause, float(headers.get("retry-after", 0)))
+                if headers.get("connection") == "close":
+                    connection[1].close()
+                    connection = None
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                kind, connection = type(exc).__name__, None
+            into.setdefault(kind, []).append(time.perf_counter() - start)
+            n += 1
+            await asyncio.sleep(wait)
+        if connection is not None:
+            connection[1].close()
 
     rss = asyncio.create_task(_sample_rss(pid, end)) if pid else None
     began = time.perf_counter()
@@ -152,6 +162,18 @@ async def run_overload(url: str, texts: list[str], clients: int, seconds: float,
     if rss is not None:
         result.update(await rss)
     return result
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    message: bytes) -> tuple[int, dict[str, str]]:
+    """Send one request; read its answer's status line, headers and body (by Content-Length)."""
+    writer.write(message)
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(head[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+    await reader.readexactly(int(headers.get("content-length", 0)))
+    return status, headers
 
 
 def _statuses(who: str, kinds: dict[str, list[float]], seconds: float) -> dict:
