@@ -23,7 +23,7 @@ Layout of `runs/<name>/`:
 from __future__ import annotations
 
 FORMAT_VERSION = 1  # of meta.json and the weights: what `llmcls.run.files.load_run_info` reads
-MANIFEST_VERSION = 1  # of export/manifest.json
+MANIFEST_VERSION = 2  # of export/manifest.json (2: the digest of each model file, and the network's arguments)
 
 CONFIG, META, VOCAB, LABELS, WEIGHTS = "config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors"
 TOKENIZER = "tokenizer.json"
