@@ -4,10 +4,21 @@ here: the data layer (token cache, vocabulary), the run directory, and the CLI (
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
 from llmcls.errors import LlmclsError, WriteError
+
+# `.NAME.PID.HEX8.tmp`: the temporary file of an atomic write of NAME, left behind only when the write was killed
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9]+\.[0-9a-f]{8}\.tmp")
+
+
+def temporary_of(name: str) -> str | None:
+    """The name of the file whose atomic write made the temporary file `name`, or None when `name` is not the
+    name of such a temporary file."""
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
 
 
 def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = WriteError) -> None:
@@ -20,7 +31,7 @@ def atomic_write_bytes(path: Path, data: bytes, error: type[LlmclsError] = Write
         WriteError (or `error`): the file cannot be written (no space left, no permission, ...); the old file is
             untouched.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # as _TEMPORARY matches
     try:
         with open(tmp, "xb") as fh:  # created with the usual permissions (umask), unlike mkstemp's 0600
             fh.write(data)

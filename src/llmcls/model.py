@@ -216,11 +216,6 @@ class WeightedBCEWithLogitsLoss(nn.Module):
         return (per_example * weights).sum() / weights.sum()
 
 
-def num_outputs(num_classes: int, multi_label: bool = False) -> int:
-    """Logits the head needs: one for two exclusive classes, else one per class."""
-    return num_classes if multi_label or num_classes > 2 else 1
-
-
 def loss_function(num_classes: int, class_weights: torch.Tensor | None = None,
                   multi_label: bool = False) -> nn.Module:
     """BCE with logits for two classes (one logit), cross-entropy for more; optionally weighted per class.

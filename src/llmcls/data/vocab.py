@@ -81,6 +81,12 @@ class Vocab:
         return cls(saved["tokens"], saved.get("trainable"))
 
 
+def num_outputs(num_classes: int, multi_label: bool = False) -> int:
+    """Logits the head needs: one for two exclusive classes, else one per class (here, beside the labels, so
+    that a run's labels are checked against its network without torch)."""
+    return num_classes if multi_label or num_classes > 2 else 1
+
+
 class LabelMap:
     """Label string <-> class id, in sorted order of the training labels."""
 

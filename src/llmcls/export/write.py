@@ -32,7 +32,9 @@ from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities, report
 from llmcls.run.claim import run_subdir
 from llmcls.run.files import LoadedRun, load_run, load_run_info
-from llmcls.run.layout import ENCODER_FAMILY, EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
+from llmcls.run.layout import (ENCODER_FAMILY, EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION,
+                               PREPARED_ONNX, QUANTIZE_PREFIX, QUANTIZED_ONNX, WEIGHTS)
+from llmcls.run.paths import read_run_bytes
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -47,6 +49,7 @@ class ExportedModel:
     name: str  # the predict backend that runs it: onnx | onnx-int8
     path: Path
     size_bytes: int
+    sha256: str  # of the file's bytes, recorded in the manifest and checked when it is loaded
     quantized_ops: dict[str, int] = field(default_factory=dict)  # e.g. {"DynamicQuantizeLSTM": 2, "MatMulInteger": 1}
     float_ops_left: dict[str, int] = field(default_factory=dict)  # LSTM/MatMul/Gemm ops left in float32
 
@@ -113,8 +116,9 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     out_dir = run_subdir(run_dir, EXPORT_DIR)
     weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
     float_path = out_dir / EXPORT_MODELS["onnx"]
-    atomic_write_bytes(float_path, _graph(run, weights).SerializeToString(), RunError)
-    models = [ExportedModel("onnx", float_path, float_path.stat().st_size)]
+    graph = _graph(run, weights).SerializeToString()
+    atomic_write_bytes(float_path, graph, RunError)
+    models = [ExportedModel("onnx", float_path, len(graph), hashlib.sha256(graph).hexdigest())]
     int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
     if quantize == "int8":
         models.append(_quantize_int8(float_path, int8_path))
@@ -141,7 +145,8 @@ def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
 
 def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str,
               ort_version: str) -> dict:
-    """What RUN/export/manifest.json says: versions, inputs and output, the digest of the weights, the models."""
+    """What RUN/export/manifest.json says: versions, inputs and output, the network's arguments (as meta.json's),
+    the digest of the weights, the models with the digest of each file."""
     args = run.model.args
     return {
         "format_version": MANIFEST_VERSION,
@@ -155,8 +160,9 @@ def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, 
         "pad_index": args.pad_index,
         "num_outputs": args.num_outputs,
         "labels": run.labels.labels,
+        "model_args": args.to_dict(),
         "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_forward.weights_digest
-        "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes,
+        "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes, "sha256": m.sha256,
                             "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
                             "quantized_ops": m.quantized_ops} for m in models},
     }
@@ -225,12 +231,11 @@ def read_weights(run_dir: Path) -> bytes:
     Raises:
         RunError: `run_dir` is not a complete run, or the file cannot be read.
     """
-    path = Path(run_dir) / WEIGHTS
     try:
-        return path.read_bytes()  # load_run, which the caller calls next, reads and checks the rest of the run
-    except OSError as exc:
+        return read_run_bytes(run_dir, WEIGHTS)  # load_run, which the caller calls next, checks the rest of the run
+    except RunError:
         load_run_info(run_dir)  # not a (complete) run: say that, as before
-        raise RunError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise
 
 
 def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
@@ -241,8 +246,8 @@ def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
 
     root = logging.getLogger()
     handlers = list(root.handlers)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as tmp:
-        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=QUANTIZE_PREFIX) as tmp:  # a name of RUN_LAYOUT
+        prepared, quantized = Path(tmp) / PREPARED_ONNX, Path(tmp) / QUANTIZED_ONNX
         try:
             quant_pre_process(str(float_path), str(prepared))  # shape inference and graph clean-up first
             quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8,
@@ -250,8 +255,9 @@ def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
         finally:
             root.handlers[:] = handlers  # the quantizer's logging.warning calls would install a root handler
         ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
-        atomic_write_bytes(out_path, quantized.read_bytes(), RunError)
-    return ExportedModel("onnx-int8", out_path, out_path.stat().st_size,
+        data = quantized.read_bytes()
+        atomic_write_bytes(out_path, data, RunError)
+    return ExportedModel("onnx-int8", out_path, len(data), hashlib.sha256(data).hexdigest(),
                          quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
                          float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]})
 

@@ -29,7 +29,7 @@ from llmcls.model import LstmClassifier, loss_function
 from llmcls.precision import choose_precision
 from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from llmcls.run.files import save_weights, write_metrics, write_results, write_temperature, write_thresholds
-from llmcls.run.claim import check_new_run, discard_unused, remove_stale_temporaries, run_lock
+from llmcls.run.claim import claim_run_dir
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
 from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
                                          process_group, process_seed, shard_batch, shard_range, text_range)
@@ -160,24 +160,15 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     on_event = on_event if world.main else ignore
     precision = choose_precision(config.train.precision, device)  # refuses bf16 before any work
     on_event(Info(f"precision: {precision.precision} ({precision.reason})"))
-    created = world.main and not run_dir.exists()
-    with process_group(world, device):
-        try:
-            with ExitStack() as lock:
-                def claim() -> dict | None:
-                    lock.enter_context(run_lock(run_dir))
-                    if resume:
-                        remove_stale_temporaries(run_dir)
-                        return load_checkpoint(run_dir)
-                    check_new_run(run_dir, overwrite)  # deletes nothing: _setup does, once the data is read
-                    return None
+    with process_group(world, device), ExitStack() as held:
+        def claim() -> dict | None:
+            # locked until training ends; deletes nothing (setup_run does, once the data is read); a directory
+            # created here is removed again if the run fails before it is written (e.g. a data file is missing)
+            held.enter_context(claim_run_dir(run_dir, resume=resume, overwrite=overwrite))
+            return load_checkpoint(run_dir) if resume else None
 
-                checkpoint = on_main(world, claim)
-                return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
-        except BaseException:
-            if created:  # e.g. a data file was missing: leave no empty run directory behind
-                discard_unused(run_dir)
-            raise
+        checkpoint = on_main(world, claim)
+        return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
 
 
 def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> None:

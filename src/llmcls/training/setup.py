@@ -14,11 +14,11 @@ import torch
 
 from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.prepare import PreparedData, prepare_data
-from llmcls.data.vocab import LabelMap
+from llmcls.data.vocab import LabelMap, num_outputs
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore
-from llmcls.model import LstmClassifier, ModelArgs, build_network, num_outputs
+from llmcls.model import LstmClassifier, ModelArgs, build_network
 from llmcls.run.files import load_run_info, write_run_header
 from llmcls.run.claim import clear_for_new_run, remove_from_run
 from llmcls.run.layout import CONFIG, FROM_WEIGHTS
