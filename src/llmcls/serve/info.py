@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
+from llmcls.errors import RunError
 from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, RESULTS
+from llmcls.run.paths import read_run_bytes, read_run_json, run_file
 from llmcls.serve.settings import ServeSettings
 
 PLOTS = (CURVES_PLOT, CONFUSION_PLOT)
@@ -34,17 +33,19 @@ def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
         "best_epoch": results.get("best_epoch"),
         "metrics": {split: _scalars(results.get(split)) for split in ("valid", "test") if results.get(split)},
         "confusion_matrix": (results.get("valid") or {}).get("confusion_matrix"),
-        "plots": [name for name in PLOTS if _plain_file(run.run_dir / PLOTS_DIR / name)],
+        "plots": [name for name in PLOTS if _has_plot(run.run_dir, name)],
         "limits": settings.limits(),
     }
 
 
 def _results(run_dir) -> dict:
-    """results.json, or {} for a run still training (or one whose results were removed by --resume)."""
+    """results.json, or {} for a run still training (or one whose results were removed by --resume), or one whose
+    results.json is not a plain file holding a JSON object."""
     try:
-        return json.loads((run_dir / RESULTS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        results = read_run_json(run_dir, RESULTS)
+    except RunError:
         return {}
+    return results if isinstance(results, dict) else {}
 
 
 def _scalars(report: dict | None) -> dict[str, float]:
@@ -62,22 +63,20 @@ def _public_config(config) -> dict[str, Any]:
             "chunking": config.chunking.model_dump(mode="json")}
 
 
-def _plain_file(path: Path) -> bool:
+def _has_plot(run_dir: Path, name: str) -> bool:
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
+        return run_file(run_dir, PLOTS_DIR, name, missing_ok=True).is_file()
+    except RunError:  # a link, or not a plain file
         return False
 
 
 def read_plot(run_dir: Path, name: str) -> bytes | None:
-    """The bytes of plot `name` of the run, or None: no such plot, or not a plain file (a symlink there is not
-    followed, whatever it points to), or larger than any plot llmcls draws."""
+    """The bytes of plot `name` of the run, or None: no such plot, not a plain file reached without a link
+    (`llmcls.run.paths.run_file`), or larger than any plot llmcls draws."""
     try:
-        fd = os.open(run_dir / PLOTS_DIR / name, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PLOT_BYTES:
+        path = run_file(run_dir, PLOTS_DIR, name, missing_ok=True)
+        if not path.is_file() or path.stat().st_size > MAX_PLOT_BYTES:
             return None
-        return file.read(MAX_PLOT_BYTES + 1)
+        return read_run_bytes(run_dir, PLOTS_DIR, name)
+    except (RunError, OSError):
+        return None

@@ -28,8 +28,7 @@ def load_predictor(run_dir: str | Path, settings: ServeSettings) -> Predictor:
     predictor = Predictor.load(run_dir, settings.device, settings.batch_size, backend=settings.backend)
     forward = predictor.forward
     if isinstance(forward, OnnxClassifier):  # a session whose idle threads leave the CPU to the event loop
-        predictor.forward = OnnxClassifier(forward.path, forward.pad_index, forward.num_outputs, forward.name,
-                                           spinning=False)
+        predictor.forward = OnnxClassifier.from_run(predictor.run.run_dir, forward.name, spinning=False)
         if settings.batch_size is None:
             predictor.batch_size = ONNX_BATCH_SIZE
     return predictor
