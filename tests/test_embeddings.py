@@ -302,7 +302,7 @@ def test_concurrent_downloads_use_temporary_names_of_their_own(tmp_path):
 
 
 def test_a_checked_cached_download_is_not_hashed_again_until_it_changes(tmp_path, monkeypatch):
-    import llmcls.embeddings as embeddings
+    import llmcls.embeddings.fetch as embeddings
 
     body = GLOVE_LINES.encode()
     good = hashlib.sha256(body).hexdigest()
