@@ -66,11 +66,14 @@ class TokenizerConfig(_Section):
     lang: str = "en"
     lower: bool = True
     max_tokens: Union[Annotated[int, Field(ge=1, le=MAX_TOKENS)], None, Literal["auto"]] = Field(None, description=(
-        "cut each text to this many tokens; null: no cut; auto: chosen from the training data when training starts "
-        "(see `llmcls init`)"))
+        "cut each text to this many tokens; null: no cut, except that training cuts texts far longer than the rest "
+        "(4 x the 99th percentile of the training texts' lengths, within 1,000 .. 10,000 tokens, said in the log) "
+        "and its validation and test texts at predict_max_tokens; auto: chosen from the training data when "
+        "training starts (see `llmcls init`)"))
     predict_max_tokens: int | None = Field(10_000, ge=1, le=MAX_TOKENS, description=(
         "eval and predict: cut longer texts to this many tokens (counted in a note) when max_tokens is null and "
-        "chunking is off, so that one huge input cannot ask for unbounded memory; null: no cut"))
+        "chunking is off, so that one huge input cannot ask for unbounded memory (training cuts its validation "
+        "and test texts here too); null: no cut"))
     remove_stopwords: bool = False
     lemmatize: bool = False
     cache: bool = Field(True, description="keep tokenized training data on disk, keyed by texts and settings")
