@@ -17,6 +17,15 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 
+def alias_bomb(levels: int) -> str:
+    """Ten aliases to ten aliases to ... ten strings: `levels` lines that expand to 10**levels strings (7 levels:
+    the issue's 339 bytes)."""
+    names = "abcdefghijklmnop"
+    lines = ["a: &a [" + ", ".join(['"x"'] * 10) + "]"]
+    lines += [f"{names[i]}: &{names[i]} [{', '.join(['*' + names[i - 1]] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
 def cpu_runs_bf16() -> bool:
     """Whether oneDNN runs the LSTM in bfloat16 on this CPU (not on AVX2-only CPUs, or under
     ONEDNN_MAX_CPU_ISA=AVX2): the bf16 tests check the bf16 path there, and its refusal elsewhere."""

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 
-from conftest import FIXTURES, SHIPPED_GLOVE
+from conftest import FIXTURES, SHIPPED_GLOVE, alias_bomb
 
 runner = CliRunner()
 
@@ -86,6 +86,13 @@ def with_file(tmp: Path, run: Path, name: str) -> Path:
     return target
 
 
+def with_config(tmp: Path, run: Path, text: str) -> Path:
+    """A copy of the run whose config.yaml is `text`."""
+    target = run_copy(tmp, run)
+    (target / "config.yaml").write_text(text)
+    return target
+
+
 def linked_lock(tmp: Path) -> Path:
     """A run directory whose .lock is a symbolic link to a file elsewhere."""
     target = tmp / "fresh"
@@ -142,6 +149,9 @@ CASES = {
                            "train.epochs: Input should be greater than or equal to 1"),
     "config batch size 0": (lambda t, r: ["train", "--config", write_config(t, train={"batch_size": 0})],
                             "train.batch_size"),
+    "config alias bomb": (lambda t, r: ["train", "--config", data_file(t, "bomb.yaml", alias_bomb(7))],
+                          "bomb.yaml: YAML refused at line 4, column 4: aliases expand the document by more than "
+                          "10000 values"),
     "set unknown key": (lambda t, r: ["train", "--config", write_config(t), "--set", "train.learning_rate=1"],
                         "--set train.learning_rate: no such config key"),
     "set wrong type": (lambda t, r: ["train", "--config", write_config(t), "--set", "train.batch_size=big"],
@@ -220,6 +230,8 @@ CASES = {
     "weights are a pickle": (
         lambda t, r: ["predict", damage(t, r, "model.safetensors", lambda b: pickle.dumps(Exploit())), "hi"],
         "damaged run directory"),
+    "run config alias bomb": (lambda t, r: ["predict", with_config(t, r, alias_bomb(9)), "hi"],
+                              "run/config.yaml: YAML refused at line 4, column 4: aliases expand the document"),
     "run from another version": (lambda t, r: ["predict", other_version(t, r), "hi"],
                                  "run format version 99, this llmcls"),
     "eval unknown labels": (lambda t, r: ["eval", r, "--data", data_file(t, "odd.csv", "text,label\nhm,neutral\n")],
@@ -271,6 +283,25 @@ def test_error_case(case, tmp_path, trained_sst2, monkeypatch):
     assert not (tmp_path / "runs" / "t").exists() or (tmp_path / "runs" / "t" / "meta.json").exists()
     assert snapshot(trained_sst2.run_dir) == run_before
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "eval"])
+def test_an_alias_bomb_is_refused_at_once_in_a_short_line(command, tmp_path, trained_sst2):
+    """The issue's 339-byte config (7 levels) and a 9-level run config.yaml: refused in well under a second, in a
+    line that names the file, where they took minutes and printed megabytes."""
+    import time
+
+    if command == "train":
+        args = ["train", "--config", str(data_file(tmp_path, "bomb.yaml", alias_bomb(7)))]
+    else:
+        run = with_config(tmp_path, trained_sst2.run_dir, alias_bomb(9))
+        args = [command, str(run), *(["hi"] if command == "predict" else ["--data", str(FIXTURES / "sst2_valid.csv")])]
+    start = time.perf_counter()
+    result = runner.invoke(app, args)
+    assert time.perf_counter() - start < 5.0
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and len(result.output) < 1000, result.output
+    assert ("bomb.yaml" if command == "train" else "run/config.yaml: YAML refused") in result.output
 
 
 def test_a_linked_plot_file_is_replaced_not_written_through(tmp_path, trained_sst2):

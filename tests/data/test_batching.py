@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from llmcls.config import TokenizerConfig
-from llmcls.data.batching import BucketSampler, EncodedTexts, collate, padding_fraction, truncate
+from llmcls.data.batching import BucketSampler, EncodedTexts, collate, long_text_cut, padding_fraction, truncate
 from llmcls.data.readers import read_examples
 from llmcls.inference.forward import batched_logits
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
@@ -131,3 +131,14 @@ def test_truncate_keeps_heads_and_counts():
     assert cut.offsets.tolist() == [0, 2, 5, 7] and cut.ids.tolist() == [0, 1, 2, 3, 4, 8, 9]
     same, none = truncate(texts, 6)
     assert same is texts and none == 0
+
+
+@pytest.mark.parametrize("lengths,cut", [
+    ([10] * 100, 1_000),  # short texts: the floor, which none reaches
+    ([10] * 99 + [1_000_000], 1_000),  # one huge text among short ones: cut at the floor
+    (list(range(1, 801)), 3_168),  # 4 x the 99th percentile (792)
+    ([10_001] * 50, 10_000),  # every text huge: the ceiling bounds memory whatever the data
+    ([], 1_000),
+])
+def test_long_text_cut(lengths, cut):
+    assert long_text_cut(np.array(lengths)) == cut

@@ -40,6 +40,25 @@ def test_the_tokenizer_gives_content_ids_and_an_unknown_token_for_empty_texts(ti
     assert encoding.tokenizer.id_to_token(ids[0]) == "what"
 
 
+def test_a_cut_text_is_tokenized_only_as_far_as_its_head(tiny_bert):
+    """A 4.75 MB text cut at 64 tokens gives the ids the whole text gives, cut, but the tokenizers library sees only
+    its head (given the whole text, it builds every token first: gigabytes for a million words)."""
+    found = resolve_encoder(str(tiny_bert))
+    huge = " ".join(TEXTS) * 50_000  # 4.75 MB
+    whole = WordPieceEncoding(found.tokenizer, max_tokens=None, limit=found.max_content_tokens).encode([huge[:20_000]])
+    cut = WordPieceEncoding(found.tokenizer, max_tokens=64, limit=found.max_content_tokens)
+    seen = []
+
+    class Spy:
+        def encode_batch(self, texts, **kwargs):
+            seen.extend(len(text) for text in texts)
+            return tokenizer.encode_batch(texts, **kwargs)
+
+    tokenizer, cut.tokenizer = cut.tokenizer, Spy()
+    assert cut.encode([huge]).ids.tolist() == whole.ids[:64].tolist()
+    assert len(huge) > 4_000_000 and seen == [64 * 64]
+
+
 def test_the_network_adds_cls_and_sep_around_each_text(tiny_bert):
     model, _ = network(tiny_bert)
     token_ids = torch.tensor([[7, 8, 9], [7, 99, 99]])  # the second text has one token, then junk

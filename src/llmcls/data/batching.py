@@ -48,6 +48,25 @@ def concatenate(parts: list[EncodedTexts]) -> EncodedTexts:
     return EncodedTexts(ids.astype(np.int64, copy=False), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
 
+# Training cuts texts far longer than the rest even when tokenizer.max_tokens is null: one text of a million tokens
+# (a whole file pasted into one cell) would otherwise ask for gigabytes in its batch's backward pass. The cut is
+# LONG_TEXT_FACTOR times the 99th percentile of the training texts' lengths, kept within LONG_TEXT_FLOOR ..
+# LONG_TEXT_CEILING tokens: data without such outliers is not cut, and no text costs more than LONG_TEXT_CEILING
+# tokens whatever the data (the cut eval and predict apply by default, tokenizer.predict_max_tokens, is the same).
+LONG_TEXT_FACTOR = 4
+LONG_TEXT_FLOOR = 1_000
+LONG_TEXT_CEILING = 10_000
+
+
+def long_text_cut(lengths: np.ndarray) -> int:
+    """Where training cuts texts when tokenizer.max_tokens is null (see LONG_TEXT_FACTOR): `lengths` [n_texts]
+    in tokens (lengths beyond LONG_TEXT_CEILING need not be exact)."""
+    # "lower": a length the data has, not one interpolated towards the longest text (in under 100 texts, the
+    # interpolated 99th percentile is mostly the longest text's length itself)
+    p99 = int(np.percentile(lengths, 99, method="lower")) if len(lengths) else 0
+    return min(LONG_TEXT_CEILING, max(LONG_TEXT_FLOOR, LONG_TEXT_FACTOR * p99))
+
+
 class BucketSampler:
     """Yields batches of indices whose texts have similar lengths.
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from llmcls.data.batching import EncodedTexts
+from llmcls.data.tokenize import HEAD_CHARS_PER_TOKEN
 from llmcls.errors import ConfigError
 
 MINILM = "minilm"  # the packaged model's name in model.encoder
@@ -166,6 +167,9 @@ class WordPieceEncoding:
 
     def encode(self, texts: list[str]) -> EncodedTexts:
         """Content token ids of `texts`, cut at `max_tokens`."""
+        if self.max_tokens is not None:  # a head that holds max_tokens tokens (see HEAD_CHARS_PER_TOKEN)
+            head = self.max_tokens * HEAD_CHARS_PER_TOKEN
+            texts = [text[:head] for text in texts]
         lengths: list[int] = []
         pieces: list[np.ndarray] = []
         for start in range(0, len(texts), ENCODE_BLOCK):

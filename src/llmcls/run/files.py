@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmcls import __version__
-from llmcls.config import Config, TokenizerConfig, save_config, validate_config
+from llmcls.config import Config, TokenizerConfig, parse_config_text, save_config, validate_config
 from llmcls.data.encoding import TextEncoding, WordEncoding
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
@@ -229,9 +229,8 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
     _check_complete(run_dir, (CONFIG, META, LABELS) + ((WEIGHTS,) if trained else ()))
     try:
         meta, family = _read_meta(run_dir)
-        import yaml
-
-        config = validate_config(yaml.safe_load(read_run_text(run_dir, CONFIG)), str(run_dir / CONFIG))
+        config = validate_config(parse_config_text(read_run_text(run_dir, CONFIG), str(run_dir / CONFIG)),
+                                 str(run_dir / CONFIG))  # bounded YAML: a run directory is untrusted input
         model_args = dict(meta["model_args"])
         vocab = _read_vocab(run_dir, model_args) if family == LSTM_FAMILY else None
         labels = LabelMap.load(run_file(run_dir, LABELS))
