@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 
-from conftest import FIXTURES, SHIPPED_GLOVE
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 runner = CliRunner()
 
