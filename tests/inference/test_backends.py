@@ -116,6 +116,7 @@ def test_the_onnx_path_does_not_import_torch(trained_sst2):
             f"info, forward = open_forward({str(trained_sst2.run_dir)!r}, 'cpu', 'auto')\n"
             "print(forward.name, 'torch' in sys.modules)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onnx", "False"]

@@ -20,7 +20,8 @@ from llmcls.inference.scoring import report as score
 HOSTILE_LABEL = "<b>a&b</b>"
 HOSTILE_TEXT = "<img src=x onerror=alert(1)> & more"
 LABELS = [HOSTILE_LABEL, "plain", "z\"q'", "unseen"]
-# true classes, and the class each text's probabilities favour: confusion rows [2 1 0 0], [0 1 1 0], [0 0 1 0], [0 0 0 0]
+# the true classes, and the class each text's probabilities favour: confusion rows
+# [2 1 0 0], [0 1 1 0], [0 0 1 0], [0 0 0 0]
 TARGETS = np.array([0, 0, 0, 1, 1, 2])
 PROBS = np.array([[0.9, 0.05, 0.03, 0.02], [0.6, 0.2, 0.1, 0.1], [0.3, 0.5, 0.1, 0.1],
                   [0.1, 0.8, 0.05, 0.05], [0.1, 0.2, 0.65, 0.05], [0.05, 0.05, 0.85, 0.05]])
@@ -98,7 +99,7 @@ def test_hostile_labels_texts_and_names_are_escaped():
     structure = parsed(page)
     assert HOSTILE_LABEL in " ".join(structure.text)  # shown as text, not as markup
     assert set(structure.opened) <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "b",
-                                     "table", "tr", "th", "td", "svg", "rect", "title", "line", "text"}
+                                     "table", "tr", "th", "td", "svg", "rect", "line", "text"}
     assert structure.opened.count("b") == 1  # the ECE's own <b>, not the label's
     assert structure.opened.count("table") == structure.closed.count("table")
 

@@ -63,9 +63,9 @@ def test_pydantic_errors_in_the_apis_words(value, expected):
 def test_fastapis_body_prefix_is_dropped_and_its_json_errors_name_the_cause():
     assert validation_message([{"type": "missing", "loc": ("body", "texts"), "msg": "Field required"}]) == (
         "texts", "texts: required field is missing")
-    assert validation_message([{"type": "json_invalid", "loc": ("body", 12), "msg": "JSON decode error",
-                                "ctx": {"error": "Expecting value"}}]) == ("body", "body: malformed JSON (Expecting "
-                                                                                   "value)")
+    invalid = {"type": "json_invalid", "loc": ("body", 12), "msg": "JSON decode error",
+               "ctx": {"error": "Expecting value"}}
+    assert validation_message([invalid]) == ("body", "body: malformed JSON (Expecting value)")
     assert validation_message([{"type": "too_short", "loc": ("body", "texts"), "msg": "List should have at least 1 "
                                 "item after validation, not 0"}]) == ("texts", "texts: must not be empty")
     assert validation_message([{"type": "something_new", "loc": (), "msg": "Odd"}]) == ("body", "body: Odd")
