@@ -6,7 +6,7 @@ import yaml
 from llmcls.config import Config, apply_overrides, load_config, parse_yaml, save_config, validate_config
 from llmcls.errors import ConfigError
 
-from conftest import alias_bomb
+from support.configs import alias_bomb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))

@@ -17,7 +17,7 @@ from llmcls.embeddings import (KNOWN_SHA256, PACKAGED_GLOVE, Coverage, DownloadL
                                vector_coverage, wanted_words)
 from llmcls.errors import EmbeddingsError
 
-from conftest import FIXTURES, SHIPPED_GLOVE
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 GLOVE_LINES = "the 0.1 0.2 0.3\nfilm -1 0.5 2.5\ngood 0 0 1\n"
 

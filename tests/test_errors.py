@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 
-from conftest import FIXTURES, SHIPPED_GLOVE, alias_bomb
+from support.configs import alias_bomb
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 runner = CliRunner()
 

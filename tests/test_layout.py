@@ -118,3 +118,30 @@ def test_no_function_over_60_lines():
                 if lines > 60:
                     long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
     assert not long
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_tests_import_helpers_from_support_not_conftest_nor_sys_path():
+    """conftest.py holds fixtures only; what tests import lives in tests/support (importable because pytest puts
+    tests/ on sys.path for the rootdir conftest), so no test imports conftest or edits sys.path."""
+    found = []
+    for path in sorted(TESTS.rglob("*.py")):
+        where = path.relative_to(TESTS)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "conftest" for a in node.names):
+                found.append(f"{where}:{node.lineno} imports conftest")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "conftest":
+                found.append(f"{where}:{node.lineno} imports from conftest")
+            elif isinstance(node, ast.Attribute) and node.attr == "syspath_prepend":
+                found.append(f"{where}:{node.lineno} prepends to sys.path")
+            elif (isinstance(node, ast.Attribute) and node.attr == "path"
+                  and isinstance(node.value, ast.Name) and node.value.id == "sys"
+                  and not isinstance(node.ctx, ast.Load)):
+                found.append(f"{where}:{node.lineno} assigns sys.path")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "path"
+                  and isinstance(node.func.value.value, ast.Name) and node.func.value.value.id == "sys"):
+                found.append(f"{where}:{node.lineno} calls sys.path.{node.func.attr}")
+    assert not found

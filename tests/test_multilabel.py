@@ -26,7 +26,8 @@ from llmcls.inference.scoring import probabilities
 from llmcls.training.setup import class_weights
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, small_config
+from support.configs import small_config
+from support.paths import FIXTURES
 
 TRAIN = FIXTURES / "trec_multi_train.csv"
 TEST = FIXTURES / "trec_multi_test.jsonl"

@@ -15,7 +15,8 @@ import yaml
 from llmcls.errors import ConfigError
 from llmcls.precision import choose_precision, cpu_bf16_units, fast_bf16
 
-from conftest import FIXTURES, SHIPPED_GLOVE, cpu_runs_bf16
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 CPU = torch.device("cpu")
 

@@ -22,7 +22,8 @@ from llmcls.errors import ConfigError
 from llmcls.events import Info
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, ROOT, small_config
+from support.configs import small_config
+from support.paths import FIXTURES, ROOT
 
 SST2 = ROOT / "data" / "sst2"
 IMDB = FIXTURES / "imdb_train.csv"  # 60 real IMDB reviews (tests/fixtures/README.md)

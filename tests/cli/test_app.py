@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from llmcls.cli import app
 from llmcls.config import load_config
 
-from conftest import FIXTURES, ROOT, small_config
+from support.configs import small_config
+from support.paths import FIXTURES, ROOT
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 
-from conftest import FIXTURES
+from support.paths import FIXTURES
 
 runner = CliRunner()
 

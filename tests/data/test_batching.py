@@ -9,7 +9,7 @@ from llmcls.inference.forward import batched_logits
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import PAD, UNK, Vocab
 
-from conftest import FIXTURES
+from support.paths import FIXTURES
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 from llmcls.data.readers import detect_format, read_examples, read_texts, split_off
 from llmcls.errors import DataError
 
-from conftest import FIXTURES
+from support.paths import FIXTURES
 
 
 def test_reads_the_shipped_csv_fixture():

@@ -38,7 +38,7 @@ def test_batches_keep_order():
 
 
 def test_compact_form_equals_token_lists():
-    from conftest import FIXTURES
+    from support.paths import FIXTURES
     from llmcls.data.readers import read_examples
 
     texts = read_examples(FIXTURES / "sst2_train.csv").texts + ["", "   "]

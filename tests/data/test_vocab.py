@@ -67,7 +67,7 @@ def test_extend_appends_pretrained_words_after_training_tokens(tmp_path):
 
 
 def test_compact_build_and_encode_equal_the_list_based_oracle():
-    from conftest import FIXTURES
+    from support.paths import FIXTURES
     from llmcls.config import TokenizerConfig
     from llmcls.data.readers import read_examples
     from llmcls.data.tokenize import Tokenizer

@@ -27,7 +27,9 @@ from llmcls.inference.scoring import probabilities
 from llmcls.run.layout import EXPORT_MANIFEST as MANIFEST
 from llmcls.inference.predict import Predictor
 
-from conftest import FIXTURES, cold_predict, cpu_runs_bf16
+from support.cold import cold_predict
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES
 
 onnxruntime = pytest.importorskip("onnxruntime")
 

@@ -16,7 +16,7 @@ from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.training.loop import train
 
-from conftest import small_config
+from support.configs import small_config
 
 
 @pytest.mark.parametrize("length,size,stride,starts", [

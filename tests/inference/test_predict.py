@@ -18,7 +18,8 @@ from llmcls.events import Info, PredictionProgress
 from llmcls.inference.torch_forward import TorchForward
 from llmcls.inference.predict import Predictor
 
-from conftest import FIXTURES, ROOT, cpu_runs_bf16
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES, ROOT
 
 runner = CliRunner()
 

@@ -158,7 +158,7 @@ def test_a_refused_run_dir_is_left_byte_identical(tmp_path, linked, resume, over
 
 
 def test_train_leaves_a_refused_run_dir_byte_identical(tmp_path):
-    from conftest import small_config
+    from support.configs import small_config
     from llmcls.training.loop import train
 
     folder = foreign_folder(tmp_path)

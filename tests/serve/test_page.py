@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("websockets")
 
-from conftest import ROOT  # noqa: E402
 from support.browser import CHROMIUM, Browser  # noqa: E402
+from support.paths import ROOT  # noqa: E402
 from support.serving import running_server  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")

@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 import signal
-import sys
 import time
 
 import numpy as np
@@ -21,11 +20,9 @@ pytest.importorskip("uvicorn")
 import httpx  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from conftest import FIXTURES  # noqa: E402
 from llmcls.cli import app  # noqa: E402
 from llmcls.data.readers import read_examples  # noqa: E402
-
-sys.path.insert(0, str(FIXTURES.parents[0]))
+from support.paths import FIXTURES  # noqa: E402
 from support.serving import running_server  # noqa: E402
 
 TEXTS = read_examples(FIXTURES / "sst2_valid.csv").texts[:60] + ["", "x", "an été à Paris — 東京 ✓"]

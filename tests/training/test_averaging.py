@@ -9,7 +9,7 @@ from llmcls.errors import RunError
 from llmcls.run.checkpoint import load_checkpoint
 from llmcls.training.averaging import WeightAverage
 
-from conftest import small_config
+from support.configs import small_config
 
 
 def tiny_model():

@@ -13,7 +13,8 @@ from llmcls.inference.predict import Predictor
 from llmcls.run.files import load_run_info
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, small_config
+from support.configs import small_config
+from support.paths import FIXTURES
 
 VALID = FIXTURES / "sst2_valid.csv"
 

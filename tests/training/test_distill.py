@@ -20,7 +20,8 @@ from llmcls.run.files import load_run, read_transfer
 from llmcls.training.distill import NO_CLASS, DistillationLoss, distilled_config, teacher_backend
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, small_config
+from support.configs import small_config
+from support.paths import FIXTURES
 
 pytest.importorskip("tokenizers")
 

@@ -23,7 +23,8 @@ from llmcls.inference.predict import Predictor
 from llmcls.training.setup import class_weights
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, ROOT, encoder_config, small_config
+from support.configs import encoder_config, small_config
+from support.paths import FIXTURES, ROOT
 from support.resume import assert_same_run, comparable, run_until_killed
 
 WORKER = ROOT / "tests" / "support" / "distributed_worker.py"  # launched by the tests, not a test

@@ -20,7 +20,9 @@ from llmcls.run.checkpoint import load_checkpoint
 from llmcls.run.files import load_run_info
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, cold_predict, encoder_config
+from support.cold import cold_predict
+from support.configs import encoder_config
+from support.paths import FIXTURES
 from support.resume import assert_same_run, run_until_killed
 
 pytest.importorskip("tokenizers")

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, cold_predict, small_config
+from support.cold import cold_predict
+from support.configs import small_config
+from support.paths import FIXTURES
 from llmcls.events import Info
 from llmcls.export.write import export_after_training
 from llmcls.inference.evaluate import evaluate_file

@@ -17,7 +17,8 @@ import yaml
 from llmcls.data.prepare import prepare_data
 from llmcls.data.readers import read_examples
 
-from conftest import FIXTURES, ROOT, SHIPPED_GLOVE, small_config
+from support.configs import small_config
+from support.paths import FIXTURES, ROOT, SHIPPED_GLOVE
 
 CUT_NOTE = ("1 of 601 training texts, far longer than the rest, were cut to their first 1,000 tokens (4 x the 99th "
             "percentile of the lengths, within 1,000 .. 10,000); tokenizer.max_tokens sets a cut of your own")

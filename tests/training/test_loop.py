@@ -16,7 +16,9 @@ from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, ROOT, SHIPPED_GLOVE, cpu_runs_bf16, small_config
+from support.configs import small_config
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES, ROOT, SHIPPED_GLOVE
 
 
 def test_run_directory_is_complete(trained_sst2):

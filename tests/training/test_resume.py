@@ -15,7 +15,7 @@ from llmcls.inference.onnx_forward import weights_digest
 from llmcls.run.claim import run_lock
 from llmcls.training.loop import train
 
-from conftest import small_config
+from support.configs import small_config
 from support.resume import assert_same_run, comparable, run_until_killed
 
 

@@ -22,7 +22,7 @@ from llmcls.run.claim import is_run_dir, run_lock  # noqa: E402
 from llmcls.tuning.search import _Budget, _EpochWatch, parse_budget, tune  # noqa: E402
 from llmcls.tuning.space import Param, check_space, default_space, has_key  # noqa: E402
 
-from conftest import small_config  # noqa: E402
+from support.configs import small_config  # noqa: E402
 
 TINY_SPACE = [Param("train.lr", "log", 1e-3, 1e-2), Param("model.hidden_size", "choice", choices=(8, 16)),
               Param("model.pooling", "choice", choices=("last", "max"))]
