@@ -283,9 +283,6 @@ def test_a_non_http_scope_passes_through_uncounted_and_drain_is_handed_on():
     assert h.drained == [True]
 
 
-@pytest.mark.xfail(strict=True, reason="a client that leaves while its body is read gets nothing sent, so the guard "
-                                       "records the request under its default status 500, a server error; the "
-                                       "predict endpoint counts a client gone as 499 (client_gone)")
 def test_a_client_that_leaves_during_its_body_is_counted_as_gone_not_as_a_server_error():
     h = harness()
     answer = run(send_request(h.guard, chunks=(b'{"texts": [',), then="gone"))

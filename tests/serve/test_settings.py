@@ -98,9 +98,6 @@ def test_an_unreadable_token_file_says_why(tmp_path):
         ServeSettings(token_file=tmp_path).read_token()
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="read_token catches OSError only: a token file that is not UTF-8 escapes as a "
-                          "UnicodeDecodeError instead of the documented ConfigError")
 def test_a_token_file_that_is_not_utf8_is_refused_in_one_line(tmp_path):
     binary = tmp_path / "binary"
     binary.write_bytes(b"\xff\xfe\x00")

@@ -127,10 +127,6 @@ def test_a_non_finite_gradient_under_grad_clip_stops_the_step_before_the_update(
     assert all(torch.equal(start[n], p) for n, p in s.model.named_parameters())
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="train_step checks the gradient norm only when train.grad_clip is set: without it an "
-                          "infinite gradient is applied and the weights become NaN, though its docstring says it "
-                          "raises TrainingError for a non-finite gradient norm")
 def test_a_non_finite_gradient_without_grad_clip_is_refused_too(data):
     s = stepper(data, criterion=InfiniteSlope())
     start = weights(s.model)

@@ -10,7 +10,7 @@ import time
 from typing import Callable
 
 from llmcls.serve.metrics import ServeMetrics
-from llmcls.serve.responses import RETRY_AFTER_S, RequestRefused, error_body
+from llmcls.serve.responses import CLIENT_GONE, RETRY_AFTER_S, RequestRefused, error_body
 from llmcls.serve.settings import ServeSettings
 
 ROUTES = frozenset({"/", "/health", "/ready", "/metrics", "/v1/predict", "/v1/info", "/openapi.json"})
@@ -59,18 +59,22 @@ class Guard:
         start = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
-            await self._dispatch(scope, receive, counting_send)
+            unanswered = await self._dispatch(scope, receive, counting_send)
+            if unanswered is not None:
+                status["code"] = unanswered
         except RequestRefused as exc:
             await _refuse(counting_send, exc)
         finally:
             self.metrics.in_flight.dec()
             self._record(route, status["code"], time.perf_counter() - start)
 
-    async def _dispatch(self, scope, receive, send) -> None:
+    async def _dispatch(self, scope, receive, send) -> int | None:
+        """Answer the request; or return the status to count it under when there is nobody left to answer."""
         headers = dict(scope["headers"])
         self._check_host(headers.get(b"host"))
         if scope["path"] != LIMITED or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return None
         authorization = headers.get(b"authorization")
         self.authorize(authorization.decode("latin-1") if authorization is not None else None)
         if self.predicting >= self.settings.max_concurrent:
@@ -80,8 +84,10 @@ class Guard:
         self.predicting += 1
         try:
             replay = await self._limited_body(headers, receive)
-            if replay is not None:
-                await self.predict(scope, replay, send)
+            if replay is None:  # the client left during its body: nothing to answer
+                return CLIENT_GONE
+            await self.predict(scope, replay, send)
+            return None
         finally:
             self.predicting -= 1
 

@@ -18,7 +18,7 @@ from llmcls.errors import ConfigError
 from llmcls.inference.predict import PreparedTexts, Predictor, rank
 from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded
 from llmcls.serve.metrics import ServeMetrics
-from llmcls.serve.responses import INTERNAL_ERROR, RETRY_AFTER_S, RequestRefused, error_body
+from llmcls.serve.responses import CLIENT_GONE, INTERNAL_ERROR, RETRY_AFTER_S, RequestRefused, error_body
 from llmcls.serve.schemas import PredictRequest, read_predict_request
 from llmcls.serve.settings import ServeSettings
 
@@ -26,7 +26,6 @@ from llmcls.serve.settings import ServeSettings
 # 1 / MIN_STRIDE_FRACTION times.
 MIN_STRIDE_FRACTION = 0.25
 JSON_HEADERS = ((b"content-type", b"application/json"),)
-CLIENT_GONE = 499  # counted in the metrics; never sent: nobody is there to read it
 log = logging.getLogger("llmcls.serve")
 
 

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from llmcls.errors import ConfigError
 
+CLIENT_GONE = 499  # the status under which a request whose client left is counted (never sent: nobody reads it)
 RETRY_AFTER_S = 1  # what a 503 tells a client to wait before trying again (Retry-After)
 INTERNAL_ERROR = "internal error (the server's log has the details)"  # never the exception's own text
 # pydantic's error types, said in the words of this API

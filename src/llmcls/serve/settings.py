@@ -91,6 +91,8 @@ class ServeSettings:
             token = Path(self.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"--token-file {self.token_file}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"--token-file {self.token_file}: not UTF-8 text") from None
         if not token or any(c.isspace() for c in token):
             raise ConfigError(f"--token-file {self.token_file}: expected one token (no spaces) on one line")
         return token

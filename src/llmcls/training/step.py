@@ -70,9 +70,9 @@ def train_step(s: Stepper, group: list[np.ndarray], on_batch: Callable[[np.ndarr
             # batches count alike
             (loss * (share * s.world.size / len(group))).backward()
         on_batch(batch, batch_loss)
-    if s.grad_clip:
-        norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip)
-        if not torch.isfinite(norm):
-            raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {done + len(group)}; "
-                                "stopped with the last checkpoint kept. Try a lower train.lr")
+    # without grad_clip the norm is only measured (an infinite max_norm scales the gradients by exactly 1)
+    norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip or math.inf)
+    if not torch.isfinite(norm):
+        raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {done + len(group)}; "
+                            "stopped with the last checkpoint kept. Try a lower train.lr")
     s.optimizer.step()
