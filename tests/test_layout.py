@@ -18,7 +18,7 @@ PACKAGE = SRC / "llmcls"
 # plots, scores the model on the validation split (inference/) and ends by writing the ONNX export (export/).
 # profiling and tuning/ are tools over a training run.
 LAYERS = [
-    {"errors", "events", "fileio"},
+    {"errors", "events", "fileio", "records"},
     {"config"},
     {"device", "precision", "embeddings"},
     {"data"},

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
 from llmcls.run.claim import run_subdir
-from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, METRICS_JSONL, PLOTS_DIR, RESULTS
+from llmcls.run.files import read_history, read_results
+from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
+from llmcls.records import EpochRecord
 
 
-def _history(run_dir: Path) -> list[dict]:
-    path = run_dir / METRICS_JSONL
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no metrics.jsonl, so nothing to plot (is it a run directory?)")
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _history(run_dir: Path) -> list[EpochRecord]:
+    records = read_history(run_dir)
     if not records:
-        raise RunError(f"{path}: no finished epoch yet, so nothing to plot")
+        raise RunError(f"{run_dir}: no finished epoch yet, so nothing to plot")
     return records
 
 
@@ -63,7 +61,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     for key, label in (("valid_accuracy", "subset accuracy" if multi_label else "accuracy"),
                        ("valid_micro_f1", "micro-F1"), ("valid_macro_f1", "macro-F1")):
         if key in history[0]:
-            ax_metric.plot(epochs, [r[key] for r in history], "o-", label=label)
+            ax_metric.plot(epochs, [r.get(key) for r in history], "o-", label=label)
     best = [r for r in history if r.get("best")]
     if best:
         ax_metric.axvline(best[-1]["epoch"], color="grey", linestyle=":", label=f"best (epoch {best[-1]['epoch']})")
@@ -75,9 +73,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     fig.suptitle(run_dir.name)
     written.append(_save(fig, out_dir / CURVES_PLOT))
 
-    results_path = run_dir / RESULTS
-    report = json.loads(results_path.read_text(encoding="utf-8"))["valid"] if results_path.is_file() else {}
-    if "confusion_matrix" in report:
+    results = read_results(run_dir)
+    if results is not None and "confusion_matrix" in results["valid"]:
+        report = results["valid"]
         labels, matrix = report["labels"], report["confusion_matrix"]
         size = max(4.0, 0.6 * len(labels) + 2)
         fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)

@@ -103,3 +103,26 @@ def test_atomic_write_replaces_whole_files(tmp_path):
     atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_results_and_history_are_read_as_untrusted_run_files(tmp_path):
+    from llmcls.run.files import read_history, read_results
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(RunError, match="no metrics.jsonl"):
+        read_history(run)
+    assert read_results(run) is None  # still training
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 0.5}\n\n{"epoch": 2, "train_loss": 0.4}\n')
+    assert [r["epoch"] for r in read_history(run)] == [1, 2]
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2\n')
+    with pytest.raises(RunError, match="metrics.jsonl, line 2: damaged"):
+        read_history(run)
+    (run / "results.json").write_text('[1, 2]')
+    with pytest.raises(RunError, match="not the results of a run"):
+        read_results(run)
+    (run / "results.json").unlink()
+    (run / "results.json").symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text('{"valid": {}}')
+    with pytest.raises(RunError):
+        read_results(run)

@@ -11,6 +11,7 @@ that the validation split's probabilities are as likely as they can be; it chang
 
 from __future__ import annotations
 
+from llmcls.records import CalibrationReport
 import numpy as np
 
 N_BINS = 15  # as Guo et al. (2017), "On calibration of modern neural networks"
@@ -72,7 +73,7 @@ def expected_calibration_error(bins: list[dict]) -> float:
     return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / total)
 
 
-def calibration(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) -> dict:
+def calibration(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) -> CalibrationReport:
     """The calibration of probabilities [n, classes] against class ids [n] or (multi-label) 0/1 rows [n, classes].
 
     Returns:

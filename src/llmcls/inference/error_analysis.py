@@ -3,6 +3,7 @@ targets. NumPy only."""
 
 from __future__ import annotations
 
+from llmcls.records import Confusion, ErrorAnalysis, Mistake, Report
 import numpy as np
 
 MISTAKES = 10  # how many of the most confident mistakes a report lists by default
@@ -48,7 +49,7 @@ def predicted_confidence(probs: np.ndarray, predicted: np.ndarray) -> np.ndarray
 
 
 def confident_mistakes(probs: np.ndarray, targets: np.ndarray, texts: list[str], labels: list[str],
-                       thresholds: np.ndarray | None = None, limit: int = MISTAKES) -> list[dict]:
+                       thresholds: np.ndarray | None = None, limit: int = MISTAKES) -> list[Mistake]:
     """The `limit` wrong answers given with the highest confidence, most confident first (ties: input order).
 
     Args:
@@ -76,7 +77,7 @@ def confident_mistakes(probs: np.ndarray, targets: np.ndarray, texts: list[str],
              "confidence": float(confidence[i])} for i in rows]
 
 
-def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> list[dict]:
+def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> list[Confusion]:
     """The off-diagonal cells of a confusion matrix that are not empty, the largest first (ties: the larger share,
     then the matrix order).
 
@@ -95,8 +96,8 @@ def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> l
             for count, share, t, p in cells]
 
 
-def error_report(probs: np.ndarray, targets: np.ndarray, texts: list[str], report: dict,
-                 thresholds: np.ndarray | None = None, limit: int = MISTAKES) -> dict:
+def error_report(probs: np.ndarray, targets: np.ndarray, texts: list[str], report: Report,
+                 thresholds: np.ndarray | None = None, limit: int = MISTAKES) -> ErrorAnalysis:
     """The error analysis of an evaluation, to add to its classification report.
 
     Args:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmcls.records import Report
 from llmcls.config import ChunkingConfig
 from llmcls.data.prepare import encode_targets, read_labelled
 from llmcls.events import EventHandler, ignore
@@ -22,7 +23,7 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
                   fmt: str | None = None, batch_size: int | None = None,
                   chunking: ChunkingConfig | dict[str, Any] | None = None,
                   threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto",
-                  mistakes: int = MISTAKES) -> dict:
+                  mistakes: int = MISTAKES) -> Report:
     """Metrics of a run's model on a labelled file.
 
     The file is read with the run's data settings (format, columns, header, encoding, multi-label separator)
@@ -58,9 +59,11 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
     probs = predictor.class_probabilities(examples.texts, on_event)
     report = score(probs, targets, predictor.labels, predictor.thresholds)
     report["calibration"] = calibration(probs, targets)
-    report.update(error_report(probs, targets, examples.texts, report, predictor.thresholds, mistakes))
+    analysis = error_report(probs, targets, examples.texts, report, predictor.thresholds, mistakes)
+    report["n_mistakes"], report["mistakes"] = analysis["n_mistakes"], analysis["mistakes"]
+    report["confusions"] = analysis["confusions"]
     report["path"] = str(data_path)
     if predictor.chunking.enabled:
         c = predictor.chunking
-        report["chunking"] = {"max_tokens": c.max_tokens, "stride": c.step, "aggregate": c.aggregate}
+        report["chunking"] = {"max_tokens": c.max_tokens or 0, "stride": c.step, "aggregate": c.aggregate}
     return report

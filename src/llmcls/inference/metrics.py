@@ -3,6 +3,7 @@ classification micro/macro F1, subset accuracy, and per-class thresholds."""
 
 from __future__ import annotations
 
+from llmcls.records import Report
 import numpy as np
 
 
@@ -18,7 +19,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
     """All metrics of one evaluation, as plain JSON-ready values.
 
     Returns:
@@ -47,7 +48,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     }
 
 
-def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
     """The metrics of a multi-label evaluation, as plain JSON-ready values.
 
     Args:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from llmcls.records import CalibrationReport, Report
 from llmcls.fileio import atomic_write_text
 
 STYLE = """
@@ -30,7 +31,7 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> s
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _summary(report: dict, run: str) -> str:
+def _summary(report: Report, run: str) -> str:
     """The run, the data and the headline scores."""
     rows = [["run", escape(run)], ["data", escape(str(report.get("path", "")))], ["texts", str(report["n"])]]
     if report.get("multi_label"):
@@ -45,7 +46,7 @@ def _summary(report: dict, run: str) -> str:
     return f"<table class=summary>{''.join(f'<tr><td>{a}</td><td>{b}</td></tr>' for a, b in rows)}</table>"
 
 
-def _confusion(report: dict) -> str:
+def _confusion(report: Report) -> str:
     """The confusion matrix, each cell shaded by its share of the true class; multi-label: why there is none."""
     if "confusion_matrix" not in report:
         return ("<p class=note>Does not apply to a multi-label run: a text may have several labels, so no single "
@@ -61,7 +62,7 @@ def _confusion(report: dict) -> str:
             f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
 
 
-def _per_class(report: dict) -> str:
+def _per_class(report: Report) -> str:
     """Per class: precision, recall, F1 and support (multi-label: and how often predicted)."""
     multi = bool(report.get("multi_label"))
     header = ["class", "precision", "recall", "F1", "support"] + (["predicted"] if multi else [])
@@ -73,7 +74,7 @@ def _per_class(report: dict) -> str:
     return _table(header, rows)
 
 
-def reliability_svg(calibration: dict, size: int = 360) -> str:
+def reliability_svg(calibration: CalibrationReport, size: int = 360) -> str:
     """The reliability diagram as inline SVG: per non-empty bin, a bar as high as its accuracy over the bin's
     confidence range, the gap to its mean confidence in red, and the diagonal of perfect calibration."""
     pad, inner = 44, size - 58  # room for the axes' labels on the left and below
@@ -107,7 +108,7 @@ def reliability_svg(calibration: dict, size: int = 360) -> str:
     return "".join(parts) + "</svg>"
 
 
-def _calibration(report: dict) -> str:
+def _calibration(report: Report) -> str:
     """The reliability diagram, the ECE and the bins as a table."""
     c = report.get("calibration")
     if c is None:
@@ -126,7 +127,7 @@ def _names(answer: str | list[str]) -> str:
     return escape(answer if isinstance(answer, str) else ", ".join(answer) or "(none)")
 
 
-def _mistakes(report: dict) -> str:
+def _mistakes(report: Report) -> str:
     """The most confident mistakes, and the largest confusions."""
     mistakes = report.get("mistakes")
     if mistakes is None:
@@ -136,14 +137,14 @@ def _mistakes(report: dict) -> str:
     out += _table(["#", "text", "true", "predicted", "confidence"],
                   [[str(m["index"]), escape(m["text"]), _names(m["true"]), _names(m["predicted"]),
                     f"{m['confidence']:.3f}"] for m in mistakes], numeric_from=4)
-    if report.get("confusions") is None:
+    confusions = report.get("confusions")
+    if confusions is None:
         return out + "<h3>Confusions</h3><p class=note>Do not apply to a multi-label run.</p>"
-    rows = [[escape(c["true"]), escape(c["predicted"]), str(c["count"]), f"{c['share']:.1%}"]
-            for c in report["confusions"]]
+    rows = [[escape(c["true"]), escape(c["predicted"]), str(c["count"]), f"{c['share']:.1%}"] for c in confusions]
     return out + "<h3>Confusions</h3>" + _table(["true", "predicted", "count", "share of the true class"], rows, 2)
 
 
-def report_html(report: dict, run: str) -> str:
+def report_html(report: Report, run: str) -> str:
     """The page of an evaluation report (llmcls.inference.evaluate.evaluate_file's) of the run named `run`."""
     title = f"llmcls eval: {run} on {report.get('path', 'data')}"
     sections = [("Scores", _summary(report, run)), ("Confusion matrix", _confusion(report)),
@@ -154,7 +155,7 @@ def report_html(report: dict, run: str) -> str:
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>\n")
 
 
-def write_report_html(report: dict, run: str, path: str | Path) -> Path:
+def write_report_html(report: Report, run: str, path: str | Path) -> Path:
     """Write `report_html` to `path` atomically (llmcls.fileio).
 
     Raises:

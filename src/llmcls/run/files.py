@@ -9,7 +9,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from llmcls.run.layout import (CONFIG, DISTILL_DIR, FAMILY_FILES, FORMAT_VERSION
                                METRICS_CSV, METRICS_JSONL, RESULTS, TEMPERATURE, THRESHOLDS, TOKENIZER, TRANSFER, VOCAB,
                                WEIGHTS)
 from llmcls.run.paths import read_run_bytes, read_run_json, read_run_text, run_file
+from llmcls.records import EpochRecord, Results
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
@@ -38,12 +39,44 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8"), RunError)
 
 
-def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+def write_results(run_dir: Path, results: Results) -> None:
     """The summary of a finished run: best epoch, validation and test reports, timings."""
     write_json(run_dir / RESULTS, results)
 
 
-def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+def read_results(run_dir: str | Path) -> Results | None:
+    """results.json, or None for a run still training (or one whose results were removed by --resume).
+
+    Raises:
+        RunError: results.json is a link, not a plain file, damaged, or not a JSON object.
+    """
+    if not run_file(run_dir, RESULTS, missing_ok=True).exists():
+        return None
+    results = read_run_json(run_dir, RESULTS)
+    if not isinstance(results, dict) or not isinstance(results.get("valid"), dict):
+        raise RunError(f"{Path(run_dir) / RESULTS}: damaged: not the results of a run")
+    return cast(Results, results)
+
+
+def read_history(run_dir: str | Path) -> list[EpochRecord]:
+    """The records of the finished epochs (metrics.jsonl), oldest first; [] when none has finished.
+
+    Raises:
+        RunError: metrics.jsonl is missing (not a run directory), a link, or damaged.
+    """
+    if not run_file(run_dir, METRICS_JSONL, missing_ok=True).exists():
+        raise RunError(f"{run_dir}: no {METRICS_JSONL} (is it a run directory?)")
+    records = []
+    for number, line in enumerate(read_run_text(run_dir, METRICS_JSONL).splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise RunError(f"{Path(run_dir) / METRICS_JSONL}, line {number}: damaged, not JSON") from None
+    return cast(list[EpochRecord], records)
+
+
+def write_metrics(run_dir: Path, history: list[EpochRecord]) -> None:
     """(Re)write `metrics.jsonl` and `metrics.csv` from the per-epoch records."""
     atomic_write_bytes(run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"), RunError)
     buffer = io.StringIO()

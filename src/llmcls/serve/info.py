@@ -8,8 +8,10 @@ from typing import Any
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
 from llmcls.errors import RunError
-from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, RESULTS
-from llmcls.run.paths import read_run_bytes, read_run_json, run_file
+from llmcls.run.files import read_results
+from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
+from llmcls.run.paths import read_run_bytes, run_file
+from llmcls.records import Report, Results
 from llmcls.serve.settings import ServeSettings
 
 PLOTS = (CURVES_PLOT, CONFUSION_PLOT)
@@ -30,26 +32,34 @@ def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
         "multi_label": predictor.multi_label,
         "temperature": run.temperature,  # what the logits are divided by before probabilities (null: none)
         "config": _public_config(config),
-        "best_epoch": results.get("best_epoch"),
-        "metrics": {split: _scalars(results.get(split)) for split in ("valid", "test") if results.get(split)},
-        "confusion_matrix": (results.get("valid") or {}).get("confusion_matrix"),
+        "best_epoch": results["best_epoch"] if results else None,
+        "metrics": _metrics(results),
+        "confusion_matrix": results["valid"].get("confusion_matrix") if results else None,
         "plots": [name for name in PLOTS if _has_plot(run.run_dir, name)],
         "limits": settings.limits(),
     }
 
 
-def _results(run_dir) -> dict:
-    """results.json, or {} for a run still training (or one whose results were removed by --resume), or one whose
-    results.json is not a plain file holding a JSON object."""
+def _results(run_dir: Path) -> Results | None:
+    """results.json; None for a run still training (or one whose results were removed by --resume), or one whose
+    results.json is damaged, a link or not a plain file."""
     try:
-        results = read_run_json(run_dir, RESULTS)
+        return read_results(run_dir)
     except RunError:
+        return None
+
+
+def _metrics(results: Results | None) -> dict[str, dict[str, float]]:
+    if results is None:
         return {}
-    return results if isinstance(results, dict) else {}
+    return {split: _scalars(report) for split, report in (("valid", results["valid"]), ("test", results["test"]))
+            if report}
 
 
-def _scalars(report: dict | None) -> dict[str, float]:
-    return {key: report[key] for key in SCALAR_METRICS if report and isinstance(report.get(key), (int, float))}
+def _scalars(report: Report | None) -> dict[str, float]:
+    if not report:
+        return {}
+    return {key: value for key in SCALAR_METRICS if isinstance(value := report.get(key), (int, float))}
 
 
 def _public_config(config) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from llmcls.inference.metrics import tune_thresholds
 from llmcls.inference.scoring import probabilities, report
 from llmcls.inference.torch_forward import logits_loss, predict_logits
 from llmcls.model import LstmClassifier
+from llmcls.records import Report
 from llmcls.training.distributed import SINGLE, World, all_gather, shard_range, text_range
 
 
 def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
                    device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None,
-                   batch_tokens: int | None = None, temperature: float | None = None) -> dict:
+                   batch_tokens: int | None = None, temperature: float | None = None) -> Report:
     """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
     predicted at `thresholds`, default 0.5; probabilities and loss of the logits divided by `temperature`).
 
@@ -32,7 +33,7 @@ def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch
 
 
 def report_of_logits(logits: torch.Tensor, split: Split, labels: list[str], thresholds: np.ndarray | None = None,
-                     temperature: float | None = None) -> dict:
+                     temperature: float | None = None) -> Report:
     """`evaluate_split`'s report from the logits [n, outputs] of the whole split, already computed."""
     if temperature is not None:
         logits = logits / temperature

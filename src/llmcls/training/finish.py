@@ -10,11 +10,12 @@ from llmcls.inference.scoring import probabilities
 from llmcls.inference.torch_forward import predict_logits
 from llmcls.run.files import write_results, write_temperature, write_thresholds
 from llmcls.run.layout import WEIGHTS
+from llmcls.records import Report, Results
 from llmcls.training.evaluation import decision_thresholds, evaluate_split, fit_calibration, report_of_logits
 from llmcls.training.state import TrainingParts, TrainState
 
 
-def finish_run(parts: TrainingParts, state: TrainState) -> tuple[dict, dict | None]:
+def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report | None]:
     """The best model's calibration, thresholds, reports, results.json, the plots and the ONNX export (by process
     0 alone, which holds the weights)."""
     from safetensors.torch import load_file
@@ -34,18 +35,20 @@ def finish_run(parts: TrainingParts, state: TrainState) -> tuple[dict, dict | No
     if data.test is not None:
         test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device, thresholds=thresholds,
                               batch_tokens=cfg.eval_batch_tokens, temperature=temperature)
-    write_results(parts.run_dir, {
+    results: Results = {
         "best_epoch": state.best_epoch,
         "select_metric": cfg.select_metric,
         "epochs_run": len(state.history),
         "train_seconds": sum(r["seconds"] for r in state.history),
         "precision": parts.step.precision,
         "temperature": temperature,
-        **ece,
+        "valid_ece_before": ece["valid_ece_before"],
+        "valid_ece_after": ece["valid_ece_after"],
         "vector_coverage": state.vector_coverage,
         "valid": valid,
         "test": test,
-    })
+    }
+    write_results(parts.run_dir, results)
     if cfg.plots:
         from llmcls.plots import plot_run
 

@@ -11,6 +11,7 @@ import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, s
 from llmcls.run.claim import claim_run_dir
 from llmcls.run.files import save_weights, write_metrics
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
+from llmcls.records import EpochRecord, VectorCoverage
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.distill import DistillationLoss
 from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
@@ -165,7 +167,9 @@ def _build_parts(config: Config, data: PreparedData, model: LstmClassifier, devi
 def _start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:
     """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
     if checkpoint is None:
-        return TrainState(vector_coverage=None if parts.data.coverage is None else asdict(parts.data.coverage))
+        coverage = parts.data.coverage
+        return TrainState(vector_coverage=None if coverage is None else
+                          VectorCoverage(tokens=coverage.tokens, words=coverage.words))
     parts.step.optimizer.load_state_dict(checkpoint["optimizer"])
     parts.scheduler.load_state_dict(checkpoint["scheduler"])
     state = TrainState(**checkpoint["state"])
@@ -229,7 +233,7 @@ def _train_epoch(parts: TrainingParts, state: TrainState, batches: list[np.ndarr
     state.seconds += time.perf_counter() - t_start
 
 
-def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]) -> tuple[dict, bool]:
+def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]) -> tuple[EpochRecord, bool]:
     """Score the epoch's model (with train.ema, its averaged weights) on the validation split, keep those weights
     if they are the best so far, and return the epoch's record and whether it improved."""
     cfg, world = parts.config.train, parts.step.world
@@ -245,7 +249,7 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
     else:
         state.since_best += 1
     shards = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
-    record = {
+    record = cast(EpochRecord, {
         "epoch": state.epoch,
         "train_loss": state.loss_sum / state.examples,
         "valid_loss": report["loss"],
@@ -257,13 +261,13 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
         "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
         "padding_fraction": padding_fraction(shards, parts.data.train.texts.lengths),
         "best": improved,
-    }
+    })
     if not parts.per_step_schedule:
         parts.scheduler.step(value)
     return record, improved
 
 
-def _end_epoch(parts: TrainingParts, state: TrainState, record: dict, tensorboard) -> None:
+def _end_epoch(parts: TrainingParts, state: TrainState, record: EpochRecord, tensorboard) -> None:
     """Log the epoch's record, move on to the next epoch and save the checkpoint."""
     state.history.append(record)
     state.epoch, state.step = state.epoch + 1, 0

@@ -13,6 +13,7 @@ from llmcls.config import Config, TrainConfig
 from llmcls.data.batching import BucketSampler
 from llmcls.data.prepare import PreparedData
 from llmcls.events import EventHandler
+from llmcls.records import EpochRecord, Report, VectorCoverage
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.step import Stepper
 
@@ -21,9 +22,9 @@ from llmcls.training.step import Stepper
 class TrainResult:
     run_dir: Path
     best_epoch: int
-    valid: dict  # classification report of the best model on the validation split, plus "loss"
-    test: dict | None  # likewise on the test split, when the config has one
-    history: list[dict]
+    valid: Report  # classification report of the best model on the validation split, with its "loss"
+    test: Report | None  # likewise on the test split, when the config has one
+    history: list[EpochRecord]
 
 
 @dataclass
@@ -40,10 +41,10 @@ class TrainState:
     examples: int = 0
     tokens: int = 0
     seconds: float = 0.0  # training seconds of `epoch` so far
-    history: list[dict] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     # {"tokens": share, "words": share} of the training data with a pretrained vector (None without vectors):
     # measured when the run starts, kept here so that a resumed run's results.json still says it
-    vector_coverage: dict | None = None
+    vector_coverage: VectorCoverage | None = None
 
     def finished(self, cfg: TrainConfig) -> bool:
         return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
