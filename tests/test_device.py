@@ -44,7 +44,7 @@ def test_a_malformed_spec_is_refused_with_the_forms_accepted(spec, monkeypatch):
     pretend_gpus(monkeypatch, 8)  # refused for its form, not for want of a GPU
     with pytest.raises(DeviceError) as caught:
         resolve_device(spec)
-    assert str(caught.value) == f"--device {spec.strip().lower()!r}: expected auto, cpu, cuda or cuda:N"
+    assert str(caught.value) == f"device {spec.strip().lower()!r}: expected auto, cpu, cuda or cuda:N"
 
 
 @pytest.mark.parametrize("spec", ["cuda", "cuda:0", "cuda:3"])
@@ -53,8 +53,8 @@ def test_cuda_on_a_machine_without_it_says_so_and_what_to_use(spec, monkeypatch)
     with pytest.raises(DeviceError) as caught:
         resolve_device(spec)
     message = str(caught.value)
-    assert message.startswith(f"--device {spec}: CUDA is not available on this machine (torch {torch.__version__})")
-    assert message.endswith("use --device cpu") and "\n" not in message
+    assert message.startswith(f"device {spec}: CUDA is not available on this machine (torch {torch.__version__})")
+    assert message.endswith("use device cpu") and "\n" not in message
 
 
 @pytest.mark.parametrize("count, spec", [(1, "cuda:1"), (2, "cuda:2"), (2, "cuda:9")])
@@ -62,6 +62,6 @@ def test_an_index_past_the_gpus_present_names_the_range(count, spec, monkeypatch
     pretend_gpus(monkeypatch, count)
     with pytest.raises(DeviceError) as caught:
         resolve_device(spec)
-    assert str(caught.value) == (f"--device {spec}: this machine has {count} CUDA device(s), numbered 0 to "
+    assert str(caught.value) == (f"device {spec}: this machine has {count} CUDA device(s), numbered 0 to "
                                  f"{count - 1}")
     assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)  # the last one is there

@@ -324,7 +324,7 @@ def test_cuda_index_beyond_the_gpus_present(trained_sst2, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     result = runner.invoke(app, ["predict", str(trained_sst2.run_dir), "hi", "--device", "cuda:7"])
     assert result.exit_code == 1
-    assert "--device cuda:7: this machine has 1 CUDA device(s), numbered 0 to 0" in result.output
+    assert "device cuda:7: this machine has 1 CUDA device(s), numbered 0 to 0" in result.output
 
 
 def test_no_space_left_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

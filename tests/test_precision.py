@@ -92,4 +92,4 @@ def test_cli_on_an_avx2_cpu_trains_auto_in_fp32_and_refuses_bf16(tmp_path, train
     predicted = as_avx2(["-m", "llmcls", "predict", str(trained_sst2.run_dir), "a fine film", "--backend",
                          "torch-bf16"])
     assert predicted.returncode == 1 and predicted.stderr.strip().count("\n") == 0
-    assert "--backend torch-bf16 is not available" in predicted.stderr and "use --backend torch" in predicted.stderr
+    assert "backend torch-bf16 is not available" in predicted.stderr and "use backend torch" in predicted.stderr

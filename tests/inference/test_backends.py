@@ -83,24 +83,24 @@ def test_the_name_and_the_device_are_checked_before_the_run_is_read(tmp_path):
     missing = tmp_path / "no-such-run"
     with pytest.raises(ExportError) as caught:
         open_forward(missing, "cpu", "tensorrt")
-    assert str(caught.value) == "--backend 'tensorrt': expected one of auto, torch, torch-bf16, onnx, onnx-int8"
+    assert str(caught.value) == "backend 'tensorrt': expected one of auto, torch, torch-bf16, onnx, onnx-int8"
     assert BACKENDS == ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
     for backend, device in [("onnx", "cuda"), ("onnx-int8", "cuda:1"), ("onnx", torch.device("cuda", 0))]:
         with pytest.raises(ExportError) as caught:
             open_forward(missing, device, backend)
-        assert str(caught.value) == f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch"
+        assert str(caught.value) == f"backend {backend} runs on the CPU; use device cpu, or backend torch"
 
 
 def test_auto_on_a_gpu_device_means_torch(trained_sst2, monkeypatch):
     """Not the ONNX export: `auto` with a CUDA device goes to torch, which refuses a GPU this machine lacks."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match="--device cuda: CUDA is not available on this machine"):
+    with pytest.raises(DeviceError, match="device cuda: CUDA is not available on this machine"):
         open_forward(trained_sst2.run_dir, "cuda", "auto")
 
 
 def test_torch_bf16_runs_under_bfloat16_where_the_cpu_can(trained_sst2):
     if not cpu_runs_bf16():
-        with pytest.raises(DeviceError, match="--backend torch-bf16 is not available"):
+        with pytest.raises(DeviceError, match="backend torch-bf16 is not available"):
             open_forward(trained_sst2.run_dir, "cpu", "torch-bf16")
         return
     run, forward = open_forward(trained_sst2.run_dir, "cpu", "torch-bf16")

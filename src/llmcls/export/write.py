@@ -98,12 +98,12 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         DataError: the measurement data cannot be read.
     """
     if format == "torchscript":
-        raise ExportError("--format torchscript: torch.jit.script and torch.jit.trace are deprecated in this torch "
-                          "(and script cannot compile the model); use --format onnx")
+        raise ExportError("export format torchscript: torch.jit.script and torch.jit.trace are deprecated in this "
+                          "torch (and script cannot compile the model); use the onnx format")
     if format not in FORMATS:
-        raise ExportError(f"--format {format!r}: expected onnx")
+        raise ExportError(f"export format {format!r}: expected onnx")
     if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ExportError(f"--quantize {quantize!r}: expected int8")
+        raise ExportError(f"quantization {quantize!r}: expected int8")
     try:
         import onnx
     except ImportError:
@@ -212,7 +212,7 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
     loss = accuracy["onnx"] - accuracy["onnx-int8"]
     if loss <= INT8_MAX_LOSS:
         on_event(Info(f"int8 export kept: validation accuracy {accuracy['onnx-int8']:.4f} (float "
-                      f"{accuracy['onnx']:.4f}); --backend onnx-int8 uses it"))
+                      f"{accuracy['onnx']:.4f}); the onnx-int8 backend uses it"))
         return True
     int8 = next(m for m in result.models if m.name == "onnx-int8")
     manifest = json.loads(result.manifest.read_text(encoding="utf-8"))

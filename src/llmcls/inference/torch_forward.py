@@ -29,7 +29,7 @@ class TorchForward:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
         if precision == "bf16" and (problem := bf16_problem(device)) is not None:
-            raise DeviceError(f"--backend torch-bf16 is not available: {problem}; use --backend torch")
+            raise DeviceError(f"backend torch-bf16 is not available: {problem}; use backend torch")
         self.model = model
         self.device = device
         self.precision = precision

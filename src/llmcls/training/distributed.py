@@ -69,8 +69,8 @@ def process_device(spec: str | torch.device, world: World) -> torch.device:
         return device
     named = device.index is not None if isinstance(spec, torch.device) else ":" in spec
     if named:
-        raise DeviceError(f"--device {spec}: with several processes each uses its own GPU (cuda:LOCAL_RANK); "
-                          "give --device cuda or auto")
+        raise DeviceError(f"device {spec}: with several processes each uses its own GPU (cuda:LOCAL_RANK); "
+                          "ask for device cuda or auto")
     count = torch.cuda.device_count()
     if world.local_rank >= count:
         raise DeviceError(f"{world.local_size} processes on this machine but {count} CUDA device(s); "
