@@ -42,13 +42,19 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(latencies: list[float], texts: int, errors: dict[str, int], seconds: float) -> dict:
-    return {"requests": len(latencies), "errors": errors, "seconds": round(seconds, 2),
-            "requests_per_s": round(len(latencies) / seconds, 1), "texts_per_s": round(texts / seconds, 1),
-            **{f"p{int(q * 100)}_ms": round(1000 * percentile(latencies, q), 2) for q in (0.5, 0.95, 0.99)}}
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": round(seconds, 2),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "texts_per_s": round(texts / seconds, 1),
+        **{f"p{int(q * 100)}_ms": round(1000 * percentile(latencies, q), 2) for q in (0.5, 0.95, 0.99)},
+    }
 
 
-async def run_load(url: str, texts: list[str], clients: int, per_request: int, seconds: float,
-                   rate: float | None, token: str | None) -> dict:
+async def run_load(
+    url: str, texts: list[str], clients: int, per_request: int, seconds: float, rate: float | None, token: str | None
+) -> dict:
     import httpx
 
     headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -89,9 +95,11 @@ async def run_load(url: str, texts: list[str], clients: int, per_request: int, s
         began, cpu = time.perf_counter(), time.process_time()
         end = began + seconds
         if rate is None:
+
             async def client_loop() -> None:
                 while time.perf_counter() < end:
                     await one()
+
             await asyncio.gather(*(client_loop() for _ in range(clients)))
         else:
             pending = []
@@ -109,8 +117,15 @@ async def run_load(url: str, texts: list[str], clients: int, per_request: int, s
             await connection.aclose()
 
 
-async def run_overload(url: str, texts: list[str], clients: int, seconds: float, token: str | None,
-                       pid: int | None, ignore_retry_after: bool = False) -> dict:
+async def run_overload(
+    url: str,
+    texts: list[str],
+    clients: int,
+    seconds: float,
+    token: str | None,
+    pid: int | None,
+    ignore_retry_after: bool = False,
+) -> dict:
     """`clients` closed-loop clients, one connection each, and a polite client (a request a second), for
     `seconds`; statuses, latencies and the server's RSS. A refused client waits as Retry-After says, unless
     `ignore_retry_after` (then it sends again at once: the worst case).
@@ -128,8 +143,10 @@ async def run_overload(url: str, texts: list[str], clients: int, seconds: float,
 
     def request(text: str) -> bytes:
         body = json.dumps({"texts": [text]}).encode()
-        return (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}"
-                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        return (
+            f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
     async def loop(i: int, into: dict[str, list[float]], pause: float) -> None:
         n, connection = 0, None
@@ -157,15 +174,20 @@ async def run_overload(url: str, texts: list[str], clients: int, seconds: float,
     began = time.perf_counter()
     await asyncio.gather(*(loop(i, crowd, 0.0) for i in range(clients)), loop(0, polite, 1.0))
     elapsed = time.perf_counter() - began
-    result = {"clients": clients, "seconds": round(elapsed, 1), **_statuses("crowd", crowd, elapsed),
-              **_statuses("polite", polite, elapsed)}
+    result = {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        **_statuses("crowd", crowd, elapsed),
+        **_statuses("polite", polite, elapsed),
+    }
     if rss is not None:
         result.update(await rss)
     return result
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    message: bytes) -> tuple[int, dict[str, str]]:
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes
+) -> tuple[int, dict[str, str]]:
     """Send one request; read its answer's status line, headers and body (by Content-Length)."""
     writer.write(message)
     await writer.drain()
@@ -190,6 +212,7 @@ def _statuses(who: str, kinds: dict[str, list[float]], seconds: float) -> dict:
 
 async def _sample_rss(pid: int, end: float) -> dict:
     """The server's largest RSS seen during the load (sampled every 0.1 s), and its peak since it started."""
+
     def status(field: str) -> float:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -200,8 +223,11 @@ async def _sample_rss(pid: int, end: float) -> dict:
     while time.perf_counter() < end:
         largest = max(largest, status("VmRSS"))
         await asyncio.sleep(0.1)
-    return {"server_rss_before_mb": round(before), "server_rss_max_mb": round(largest),
-            "server_peak_rss_mb": round(status("VmHWM"))}
+    return {
+        "server_rss_before_mb": round(before),
+        "server_rss_max_mb": round(largest),
+        "server_peak_rss_mb": round(status("VmHWM")),
+    }
 
 
 def offline(run: Path, texts: list[str], seconds: float, backend: str) -> dict:
@@ -216,8 +242,12 @@ def offline(run: Path, texts: list[str], seconds: float, backend: str) -> dict:
         predictor.predict(texts)
         done += len(texts)
     elapsed = time.perf_counter() - began
-    return {"backend": predictor.backend, "texts": done, "seconds": round(elapsed, 2),
-            "texts_per_s": round(done / elapsed, 1)}
+    return {
+        "backend": predictor.backend,
+        "texts": done,
+        "seconds": round(elapsed, 2),
+        "texts_per_s": round(done / elapsed, 1),
+    }
 
 
 def main() -> None:
@@ -230,13 +260,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
     parser.add_argument("--token", default=None, help="bearer token, if the server wants one")
-    parser.add_argument("--overload", action="store_true", help="--clients closed-loop clients of one text each, "
-                                                                "beside a polite one (a request a second)")
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="--clients closed-loop clients of one text each, beside a polite one (a request a second)",
+    )
     parser.add_argument("--pid", type=int, default=None, help="--overload: the server's process, for its RSS")
-    parser.add_argument("--ignore-retry-after", action="store_true",
-                        help="--overload: a refused client sends again at once instead of waiting as told")
-    parser.add_argument("--offline", type=Path, default=None, metavar="RUN",
-                        help="instead: time offline batch predict of RUN on the same texts")
+    parser.add_argument(
+        "--ignore-retry-after",
+        action="store_true",
+        help="--overload: a refused client sends again at once instead of waiting as told",
+    )
+    parser.add_argument(
+        "--offline",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="instead: time offline batch predict of RUN on the same texts",
+    )
     parser.add_argument("--backend", default="auto", help="--offline: the predict backend")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -245,13 +286,21 @@ def main() -> None:
     if args.offline is not None:
         result = {"mode": "offline", **offline(args.offline, texts, args.seconds, args.backend)}
     elif args.overload:
-        result = {"mode": "overload", **asyncio.run(run_overload(args.url, texts, args.clients, args.seconds,
-                                                                 args.token, args.pid, args.ignore_retry_after))}
+        result = {
+            "mode": "overload",
+            **asyncio.run(
+                run_overload(args.url, texts, args.clients, args.seconds, args.token, args.pid, args.ignore_retry_after)
+            ),
+        }
     else:
-        result = asyncio.run(run_load(args.url, texts, args.clients, args.texts_per_request, args.seconds,
-                                      args.rate, args.token))
-        result = {"mode": f"rate {args.rate}/s" if args.rate else f"{args.clients} clients",
-                  "texts_per_request": args.texts_per_request, **result}
+        result = asyncio.run(
+            run_load(args.url, texts, args.clients, args.texts_per_request, args.seconds, args.rate, args.token)
+        )
+        result = {
+            "mode": f"rate {args.rate}/s" if args.rate else f"{args.clients} clients",
+            "texts_per_request": args.texts_per_request,
+            **result,
+        }
     if args.json:
         print(json.dumps(result))
     else:

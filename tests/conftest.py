@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from support.configs import encoder_config, small_config
 
 # Caches (tokens, downloads) go to a directory of this test session, never to the user's ~/.cache.
@@ -39,4 +40,3 @@ def trained_sst2(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("sst2run")
     return train(small_config(tmp), device="cpu")
-

@@ -5,7 +5,6 @@ import yaml
 
 from llmcls.config import Config, apply_overrides, load_config, parse_yaml, save_config, validate_config
 from llmcls.errors import ConfigError
-
 from support.configs import alias_bomb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +51,25 @@ def test_unknown_key_names_file_key_and_suggestion(tmp_path):
     assert "train.lrr" in str(err.value) and "did you mean 'train.lr'" in str(err.value)
 
 
-@pytest.mark.parametrize("section,key,value", [
-    ("train", "lr", -1), ("model", "dropout", 1.0), ("train", "epochs", 0), ("train", "batch_size", 0),
-    ("model", "hidden_size", "big"), ("model", "pooling", "attention"), ("data", "valid_fraction", 1.5),
-    ("train", "accumulate", 0), ("train", "accumulate", 1.5), ("train", "ema", 0), ("train", "ema", 1.0),
-    ("train", "ema", "fast"), ("train", "ema_start", 1.0), ("train", "ema_start", -0.1),
-])
+@pytest.mark.parametrize(
+    "section,key,value",
+    [
+        ("train", "lr", -1),
+        ("model", "dropout", 1.0),
+        ("train", "epochs", 0),
+        ("train", "batch_size", 0),
+        ("model", "hidden_size", "big"),
+        ("model", "pooling", "attention"),
+        ("data", "valid_fraction", 1.5),
+        ("train", "accumulate", 0),
+        ("train", "accumulate", 1.5),
+        ("train", "ema", 0),
+        ("train", "ema", 1.0),
+        ("train", "ema", "fast"),
+        ("train", "ema_start", 1.0),
+        ("train", "ema_start", -0.1),
+    ],
+)
 def test_bad_values_are_rejected_naming_the_key(tmp_path, section, key, value):
     path = write(tmp_path, yaml.safe_dump({"data": {"train": "x.csv"}, section: {key: value}}))
     with pytest.raises(ConfigError, match=rf"{section}\.{key}"):
@@ -68,10 +80,15 @@ def test_scientific_notation_is_a_number(tmp_path):
     assert load_config(write(tmp_path, "data: {train: x}\ntrain: {lr: 3e-4}\n")).train.lr == pytest.approx(3e-4)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("", "empty"), ("- a\n- b\n", "mapping"), ("data: [unclosed\n", "not valid YAML at line"),
-    ("model: {}\n", "missing required key 'data'"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", "empty"),
+        ("- a\n- b\n", "mapping"),
+        ("data: [unclosed\n", "not valid YAML at line"),
+        ("model: {}\n", "missing required key 'data'"),
+    ],
+)
 def test_malformed_files(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match):
         load_config(write(tmp_path, text))
@@ -110,12 +127,22 @@ def test_saved_config_reloads_identically(tmp_path):
 
 
 def test_auto_keys_are_listed_and_a_bad_value_names_auto():
-    config = validate_config({"data": {"train": "t.csv"}, "tokenizer": {"max_tokens": "auto"},
-                              "model": {"wide": "auto"}, "train": {"epochs": "auto"}}, "c.yaml")
+    config = validate_config(
+        {
+            "data": {"train": "t.csv"},
+            "tokenizer": {"max_tokens": "auto"},
+            "model": {"wide": "auto"},
+            "train": {"epochs": "auto"},
+        },
+        "c.yaml",
+    )
     assert config.auto_keys() == ["tokenizer.max_tokens", "model.wide", "train.epochs"]
     assert config.model.pooling == "last"
-    with pytest.raises(ConfigError, match=r"c.yaml: train.epochs: Input should be greater than or equal to 1 or "
-                                          r"Input should be 'auto' \(got 0\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"c.yaml: train.epochs: Input should be greater than or equal to 1 or "
+        r"Input should be 'auto' \(got 0\)",
+    ):
         validate_config({"data": {"train": "t.csv"}, "train": {"epochs": 0}}, "c.yaml")
     with pytest.raises(ConfigError, match=r"c.yaml: model.wide: .*Input should be 'auto' \(got 'sometimes'\)"):
         validate_config({"data": {"train": "t.csv"}, "model": {"wide": "sometimes"}}, "c.yaml")
@@ -129,8 +156,9 @@ def nested_bomb(levels: int) -> str:
     return "data: {train: train.csv}\nname: [" + ",\n  ".join(chain) + "]\n"
 
 
-@pytest.mark.parametrize("text", [alias_bomb(7), alias_bomb(9), nested_bomb(9)], ids=["339 bytes", "9 levels",
-                                                                                      "inside a key"])
+@pytest.mark.parametrize(
+    "text", [alias_bomb(7), alias_bomb(9), nested_bomb(9)], ids=["339 bytes", "9 levels", "inside a key"]
+)
 def test_alias_bombs_are_refused_at_once_in_a_short_message(tmp_path, text):
     import time
 
@@ -146,22 +174,27 @@ def test_alias_bombs_are_refused_at_once_in_a_short_message(tmp_path, text):
 
 
 def test_small_anchors_and_aliases_still_work(tmp_path):
-    text = ("data: &files {train: t.csv, valid: v.csv}\n"
-            "distill: {unlabelled: u.csv}\n"
-            "model: &wide {hidden_size: 64, num_layers: 1}\n"
-            "tokenizer: {max_tokens: &n 300}\n"
-            "chunking: {max_tokens: *n}\n")
+    text = (
+        "data: &files {train: t.csv, valid: v.csv}\n"
+        "distill: {unlabelled: u.csv}\n"
+        "model: &wide {hidden_size: 64, num_layers: 1}\n"
+        "tokenizer: {max_tokens: &n 300}\n"
+        "chunking: {max_tokens: *n}\n"
+    )
     config = load_config(write(tmp_path, text))
     assert (config.data.valid, config.tokenizer.max_tokens, config.chunking.max_tokens) == ("v.csv", 300, 300)
     merged = "base: &b {lr: 0.01, epochs: 3}\n"  # a merge key repeats a mapping
     assert parse_yaml(merged + "train: {<<: *b, epochs: 4}\n")["train"] == {"lr": 0.01, "epochs": 4}
 
 
-@pytest.mark.parametrize("text,match", [
-    ("a: &a [*a]\n", "line 1, column 4: an alias refers to a node that holds it"),
-    ("x: " + "[" * 100 + "]" * 100 + "\n", "line 1, column 67: nested deeper than 64 levels"),
-    ("x: *" + "n" * 100_000 + "\n", r"found undefined alias 'n+\.\.\. \(\d+ more characters\)$"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("a: &a [*a]\n", "line 1, column 4: an alias refers to a node that holds it"),
+        ("x: " + "[" * 100 + "]" * 100 + "\n", "line 1, column 67: nested deeper than 64 levels"),
+        ("x: *" + "n" * 100_000 + "\n", r"found undefined alias 'n+\.\.\. \(\d+ more characters\)$"),
+    ],
+)
 def test_other_hostile_yaml_is_refused_in_one_short_line(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as err:
         load_config(write(tmp_path, text))

@@ -30,16 +30,24 @@ def test_auto_is_the_first_gpu_when_there_is_one_else_the_cpu(monkeypatch):
     assert resolve_device(" AUTO ") == torch.device("cuda")
 
 
-@pytest.mark.parametrize("spec, expected", [("cuda", torch.device("cuda", 0)), ("cuda:0", torch.device("cuda", 0)),
-                                            ("CUDA:2", torch.device("cuda", 2)), ("cuda:02", torch.device("cuda", 2))])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("cuda", torch.device("cuda", 0)),
+        ("cuda:0", torch.device("cuda", 0)),
+        ("CUDA:2", torch.device("cuda", 2)),
+        ("cuda:02", torch.device("cuda", 2)),
+    ],
+)
 def test_cuda_and_an_index_name_that_gpu(spec, expected, monkeypatch):
     pretend_gpus(monkeypatch, 3)
     device = resolve_device(spec)
     assert device == expected and device.index == expected.index  # plain `cuda` is pinned to GPU 0
 
 
-@pytest.mark.parametrize("spec", ["tpu", "gpu", "", "cuda:", "cuda:-1", "cuda:x", "cuda 1", "cuda:1:2", "mps",
-                                  "cpu:0", "cuda:1.5"])
+@pytest.mark.parametrize(
+    "spec", ["tpu", "gpu", "", "cuda:", "cuda:-1", "cuda:x", "cuda 1", "cuda:1:2", "mps", "cpu:0", "cuda:1.5"]
+)
 def test_a_malformed_spec_is_refused_with_the_forms_accepted(spec, monkeypatch):
     pretend_gpus(monkeypatch, 8)  # refused for its form, not for want of a GPU
     with pytest.raises(DeviceError) as caught:
@@ -62,6 +70,5 @@ def test_an_index_past_the_gpus_present_names_the_range(count, spec, monkeypatch
     pretend_gpus(monkeypatch, count)
     with pytest.raises(DeviceError) as caught:
         resolve_device(spec)
-    assert str(caught.value) == (f"device {spec}: this machine has {count} CUDA device(s), numbered 0 to "
-                                 f"{count - 1}")
+    assert str(caught.value) == (f"device {spec}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}")
     assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)  # the last one is there

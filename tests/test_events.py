@@ -12,8 +12,16 @@ import pytest
 
 from llmcls import events
 from llmcls.data.prepare import prepare_data
-from llmcls.events import (DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone, TrialEnded,
-                           ignore)
+from llmcls.events import (
+    DownloadProgress,
+    EpochEnded,
+    EpochStarted,
+    Info,
+    PredictionProgress,
+    StepDone,
+    TrialEnded,
+    ignore,
+)
 from llmcls.training.loop import train
 from support.configs import small_config
 
@@ -31,8 +39,11 @@ def test_defaults_a_fresh_epoch_and_an_empty_record_of_its_own():
 def test_every_event_is_a_dataclass_compared_by_value():
     kinds = [Info, DownloadProgress, EpochStarted, StepDone, EpochEnded, PredictionProgress, TrialEnded]
     assert all(dataclasses.is_dataclass(kind) for kind in kinds)
-    assert {name for name, value in vars(events).items() if isinstance(value, type) and dataclasses.is_dataclass(value)
-            and value.__module__ == events.__name__} == {kind.__name__ for kind in kinds}
+    assert {
+        name
+        for name, value in vars(events).items()
+        if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == events.__name__
+    } == {kind.__name__ for kind in kinds}
     assert StepDone(0.5, 16, 200) == StepDone(0.5, 16, 200) != StepDone(0.5, 16, 201)
     assert PredictionProgress(done=3, total=10) == PredictionProgress(3, 10)
     assert DownloadProgress("u", 5, None).total_bytes is None  # a download of unknown size

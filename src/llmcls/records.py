@@ -1,4 +1,5 @@
-"""The records that cross modules and layers: an evaluation report, an epoch's record (a line of metrics.jsonl) and a run's
+"""The records that cross modules and layers: an evaluation report, an epoch's record (a line of metrics.jsonl)
+and a run's
 results.json. Typed, so that a key renamed where a record is made fails in the type checker where it is read
 (cli/render.py, inference/report_html.py, plots.py, serve/info.py, the bench), not in a user's run."""
 

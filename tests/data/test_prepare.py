@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 
 from llmcls.config import DataConfig
-from llmcls.data.prepare import (build_label_map, drop_empty_texts, encode_labelled, encode_targets, label_sets,
-                                 make_tokenizer, prepare_data, read_input, read_labelled, single_labels)
+from llmcls.data.prepare import (
+    build_label_map,
+    drop_empty_texts,
+    encode_labelled,
+    encode_targets,
+    label_sets,
+    make_tokenizer,
+    prepare_data,
+    read_input,
+    read_labelled,
+    single_labels,
+)
 from llmcls.data.readers import Examples, read_examples
 from llmcls.data.vocab import LabelMap
 from llmcls.embeddings import default_cache_dir
@@ -35,8 +45,9 @@ def test_empty_texts_are_skipped_and_counted_or_refused():
     assert said == [Info("f.csv: skipped 3 empty or whitespace-only texts")]
     with pytest.raises(DataError) as caught:
         drop_empty_texts(examples, "f.csv", "error")
-    assert str(caught.value) == ("f.csv: 3 empty or whitespace-only texts (the first is record 2); set "
-                                 "data.empty_texts: skip to leave them out")
+    assert str(caught.value) == (
+        "f.csv: 3 empty or whitespace-only texts (the first is record 2); set data.empty_texts: skip to leave them out"
+    )
     with pytest.raises(DataError, match=r"^f.csv: every text is empty$"):
         drop_empty_texts(Examples([" ", ""], ["a", "b"]), "f.csv", "skip")
 
@@ -78,14 +89,18 @@ def test_an_unknown_label_is_named_with_the_known_ones():
     examples = Examples(["a", "b", "c"], ["positive", "neutral", "mixed"])
     with pytest.raises(DataError) as caught:
         encode_targets(examples, "v.csv", labels, data_config())
-    assert str(caught.value) == ("v.csv: labels not seen in the training data: 'mixed', 'neutral' (training labels: "
-                                 "negative, positive)")
+    assert str(caught.value) == (
+        "v.csv: labels not seen in the training data: 'mixed', 'neutral' (training labels: negative, positive)"
+    )
     with pytest.raises(DataError) as caught:
         encode_targets(examples, "v.csv", labels, data_config(), for_model=True)
-    assert str(caught.value) == ("v.csv: labels the model was not trained on: 'mixed', 'neutral' (model labels: "
-                                 "negative, positive)")
+    assert str(caught.value) == (
+        "v.csv: labels the model was not trained on: 'mixed', 'neutral' (model labels: negative, positive)"
+    )
     many = Examples([str(i) for i in range(12)], [f"c{i:02d}" for i in range(12)])
-    message = str(pytest.raises(DataError, encode_targets, many, "v.csv", labels, data_config()).value)
+    with pytest.raises(DataError) as caught:
+        encode_targets(many, "v.csv", labels, data_config())
+    message = str(caught.value)
     assert message.count("'c") == 10 and "'c09' ..." in message and "c10" not in message
 
 
@@ -103,8 +118,9 @@ def test_lists_in_single_label_data_point_at_multi_label():
     examples = Examples(["a", "b", "c", "d"], ["x", ["x", "y"], "y", ["y"]])
     with pytest.raises(DataError) as caught:
         single_labels(examples, "f.jsonl")
-    assert str(caught.value) == ("f.jsonl: 2 labels are lists (the first in record 2); for multi-label data set "
-                                 "data.multi_label: true")
+    assert str(caught.value) == (
+        "f.jsonl: 2 labels are lists (the first in record 2); for multi-label data set data.multi_label: true"
+    )
     assert label_sets(examples, "|") == [["x"], ["x", "y"], ["y"], ["y"]]
 
 
@@ -113,8 +129,9 @@ def test_the_label_map_holds_every_label_sorted_and_at_most_max_classes():
     assert build_label_map(examples, "f", data_config()).labels == ["ABBR", "HUM", "NUM"]
     with pytest.raises(DataError) as caught:
         build_label_map(examples, "f", data_config(max_classes=2))
-    assert str(caught.value) == ("f: label column 'label' holds 3 distinct labels, more than data.max_classes (2); "
-                                 "is it the right column?")
+    assert str(caught.value) == (
+        "f: label column 'label' holds 3 distinct labels, more than data.max_classes (2); is it the right column?"
+    )
     multi = Examples(["1", "2"], ["LOC|NUM", " HUM |"])
     assert build_label_map(multi, "f", data_config(multi_label=True)).labels == ["HUM", "LOC", "NUM"]
 
@@ -136,18 +153,19 @@ def test_texts_to_predict_from_a_file_or_standard_input(tmp_path, monkeypatch):
 
 def test_the_tokenizer_cache_goes_where_the_config_says(tmp_path):
     assert make_tokenizer(small_config(tmp_path, tokenizer={"cache": False})).cache_dir is None
-    assert make_tokenizer(small_config(tmp_path, tokenizer={"cache_dir": str(tmp_path / "c")})).cache_dir == \
-        tmp_path / "c"
+    assert (
+        make_tokenizer(small_config(tmp_path, tokenizer={"cache_dir": str(tmp_path / "c")})).cache_dir == tmp_path / "c"
+    )
     assert make_tokenizer(small_config(tmp_path)).cache_dir == default_cache_dir() / "tokens"
 
 
 def test_a_config_with_auto_keys_is_refused_before_any_file_is_read(tmp_path):
-    config = small_config(tmp_path, data={"train": str(tmp_path / "missing.csv")},
-                          model={"pooling": "auto"}, train={"epochs": "auto"})
+    config = small_config(
+        tmp_path, data={"train": str(tmp_path / "missing.csv")}, model={"pooling": "auto"}, train={"epochs": "auto"}
+    )
     with pytest.raises(ConfigError) as caught:
         prepare_data(config)
-    assert str(caught.value).startswith("model.pooling, train.epochs: auto must be chosen from the training data "
-                                        "first")
+    assert str(caught.value).startswith("model.pooling, train.epochs: auto must be chosen from the training data first")
 
 
 def test_a_new_run_builds_its_tables_and_a_resumed_one_keeps_those_given(tmp_path):
@@ -170,8 +188,10 @@ def test_a_new_run_builds_its_tables_and_a_resumed_one_keeps_those_given(tmp_pat
 def test_an_encoder_cut_longer_than_the_model_reads_is_refused(tmp_path, tiny_bert):
     with pytest.raises(ConfigError) as caught:
         prepare_data(encoder_config(tmp_path, tiny_bert, tokenizer={"max_tokens": 129}))
-    assert str(caught.value).startswith(f"tokenizer.max_tokens: 129 WordPiece tokens is more than {tiny_bert.name} "
-                                        "reads (128: its 130 positions less [CLS] and [SEP])")
+    assert str(caught.value).startswith(
+        f"tokenizer.max_tokens: 129 WordPiece tokens is more than {tiny_bert.name} "
+        "reads (128: its 130 positions less [CLS] and [SEP])"
+    )
     data = prepare_data(encoder_config(tmp_path, tiny_bert, tokenizer={"max_tokens": None}))
     assert data.encoding.max_tokens == 128 and data.vocab is None and data.tokenizer is None
     assert data.encoder.path == tiny_bert and int(data.train.texts.lengths.max()) <= 128

@@ -53,8 +53,11 @@ def test_the_manifest_records_each_file_and_its_network(run_copy):
 @pytest.mark.parametrize("where", ["absolute", "parent", "folder"])
 def test_a_manifest_path_outside_the_export_folder_is_refused(run_copy, tmp_path, where):
     """Another .onnx elsewhere (here: a copy of the run's own) is never loaded through the manifest."""
-    other = {"absolute": tmp_path / "elsewhere" / "model.onnx", "parent": run_copy / "model.onnx",
-             "folder": run_copy / "plots" / "model.onnx"}[where]
+    other = {
+        "absolute": tmp_path / "elsewhere" / "model.onnx",
+        "parent": run_copy / "model.onnx",
+        "folder": run_copy / "plots" / "model.onnx",
+    }[where]
     other.parent.mkdir(exist_ok=True)
     shutil.copy(run_copy / "export" / "model.onnx", other)
     name = {"absolute": str(other), "parent": "../model.onnx", "folder": "../plots/model.onnx"}[where]
@@ -81,8 +84,11 @@ def test_a_tampered_model_file_is_refused(run_copy):
     data = bytearray(path.read_bytes())
     data[-100] ^= 0x01  # one bit of a weight: still a model onnxruntime would load
     path.write_bytes(bytes(data))
-    refused(run_copy, r"run/export/model.onnx: its bytes do not match their sha256 in manifest.json \(the file was "
-                      r"changed after the export\); export again with: llmcls export")
+    refused(
+        run_copy,
+        r"run/export/model.onnx: its bytes do not match their sha256 in manifest.json \(the file was "
+        r"changed after the export\); export again with: llmcls export",
+    )
     result = CliRunner().invoke(app, ["predict", str(run_copy), "a fine film"])
     assert result.exit_code == 1 and "do not match their sha256" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
@@ -100,7 +106,7 @@ def test_an_int8_model_in_place_of_the_float_one_is_refused(trained_encoder, tmp
 
 
 def test_a_manifest_of_another_network_is_refused(run_copy):
-    edit_manifest(run_copy, lambda manifest: manifest["model_args"].update(vocab_size=10 ** 6))
+    edit_manifest(run_copy, lambda manifest: manifest["model_args"].update(vocab_size=10**6))
     refused(run_copy, "run/export/manifest.json: exported from a network with other arguments than")
 
 

@@ -75,8 +75,10 @@ def test_an_onnx_backend_named_outright_does_not_fall_back(no_export, trained_ss
     assert str(caught.value) == f"{no_export} has no exported model (make one with: llmcls export {no_export})"
     with pytest.raises(ExportError) as caught:
         open_forward(trained_sst2.run_dir, "cpu", "onnx-int8")  # exported, but not quantized
-    assert str(caught.value) == (f"{trained_sst2.run_dir} has no onnx-int8 export (make one with: llmcls export "
-                                 f"{trained_sst2.run_dir} --quantize int8)")
+    assert str(caught.value) == (
+        f"{trained_sst2.run_dir} has no onnx-int8 export (make one with: llmcls export "
+        f"{trained_sst2.run_dir} --quantize int8)"
+    )
 
 
 def test_the_name_and_the_device_are_checked_before_the_run_is_read(tmp_path):
@@ -111,12 +113,15 @@ def test_torch_bf16_runs_under_bfloat16_where_the_cpu_can(trained_sst2):
 
 
 def test_the_onnx_path_does_not_import_torch(trained_sst2):
-    code = ("import sys\n"
-            "from llmcls.inference.backends import open_forward\n"
-            f"info, forward = open_forward({str(trained_sst2.run_dir)!r}, 'cpu', 'auto')\n"
-            "print(forward.name, 'torch' in sys.modules)\n")
+    code = (
+        "import sys\n"
+        "from llmcls.inference.backends import open_forward\n"
+        f"info, forward = open_forward({str(trained_sst2.run_dir)!r}, 'cpu', 'auto')\n"
+        "print(forward.name, 'torch' in sys.modules)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onnx", "False"]

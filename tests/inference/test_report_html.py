@@ -23,8 +23,16 @@ LABELS = [HOSTILE_LABEL, "plain", "z\"q'", "unseen"]
 # the true classes, and the class each text's probabilities favour: confusion rows
 # [2 1 0 0], [0 1 1 0], [0 0 1 0], [0 0 0 0]
 TARGETS = np.array([0, 0, 0, 1, 1, 2])
-PROBS = np.array([[0.9, 0.05, 0.03, 0.02], [0.6, 0.2, 0.1, 0.1], [0.3, 0.5, 0.1, 0.1],
-                  [0.1, 0.8, 0.05, 0.05], [0.1, 0.2, 0.65, 0.05], [0.05, 0.05, 0.85, 0.05]])
+PROBS = np.array(
+    [
+        [0.9, 0.05, 0.03, 0.02],
+        [0.6, 0.2, 0.1, 0.1],
+        [0.3, 0.5, 0.1, 0.1],
+        [0.1, 0.8, 0.05, 0.05],
+        [0.1, 0.2, 0.65, 0.05],
+        [0.05, 0.05, 0.85, 0.05],
+    ]
+)
 TEXTS = ["fine", "good", HOSTILE_TEXT, "ok", "meh", "bad"]
 
 
@@ -67,10 +75,24 @@ def test_the_confusion_matrix_cells_are_the_counts_shaded_by_their_share_of_the_
     assert report["confusion_matrix"] == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
     page = report_html(report, "run-1")
     cells = re.findall(r"<td class=n style='background: rgba\(40, 90, 180, ([0-9.]+)\)'>(\d+)</td>", page)
-    assert cells == [("0.50", "2"), ("0.25", "1"), ("0.00", "0"), ("0.00", "0"),
-                     ("0.00", "0"), ("0.38", "1"), ("0.38", "1"), ("0.00", "0"),
-                     ("0.00", "0"), ("0.00", "0"), ("0.75", "1"), ("0.00", "0"),
-                     ("0.00", "0"), ("0.00", "0"), ("0.00", "0"), ("0.00", "0")]  # a class never true: no division
+    assert cells == [
+        ("0.50", "2"),
+        ("0.25", "1"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.38", "1"),
+        ("0.38", "1"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.75", "1"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+        ("0.00", "0"),
+    ]  # a class never true: no division
 
 
 def test_the_scores_on_the_page_are_the_reports():
@@ -78,9 +100,15 @@ def test_the_scores_on_the_page_are_the_reports():
     page = report_html(report, "run-1")
     text = " ".join(parsed(page).text)
     summary = re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", page)
-    assert summary == [("run", "run-1"), ("data", "valid&lt;1&gt;.csv"), ("texts", "6"),
-                       ("accuracy", f"{4 / 6:.4f}"), ("macro-F1", f"{report['macro_f1']:.4f}"),
-                       ("loss", f"{report['loss']:.4f}"), ("ECE", f"{report['calibration']['ece']:.4f}")]
+    assert summary == [
+        ("run", "run-1"),
+        ("data", "valid&lt;1&gt;.csv"),
+        ("texts", "6"),
+        ("accuracy", f"{4 / 6:.4f}"),
+        ("macro-F1", f"{report['macro_f1']:.4f}"),
+        ("loss", f"{report['loss']:.4f}"),
+        ("ECE", f"{report['calibration']['ece']:.4f}"),
+    ]
     for label in LABELS:
         c = report["per_class"][label]
         assert f"{c['precision']:.4f}" in text and f"{c['recall']:.4f}" in text and f"{c['f1']:.4f}" in text
@@ -98,8 +126,27 @@ def test_hostile_labels_texts_and_names_are_escaped():
     assert "&lt;b&gt;a&amp;b&lt;/b&gt;" in page and "z&quot;q&#x27;" in page
     structure = parsed(page)
     assert HOSTILE_LABEL in " ".join(structure.text)  # shown as text, not as markup
-    assert set(structure.opened) <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "b",
-                                     "table", "tr", "th", "td", "svg", "rect", "line", "text"}
+    assert set(structure.opened) <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "h2",
+        "h3",
+        "p",
+        "b",
+        "table",
+        "tr",
+        "th",
+        "td",
+        "svg",
+        "rect",
+        "line",
+        "text",
+    }
     assert structure.opened.count("b") == 1  # the ECE's own <b>, not the label's
     assert structure.opened.count("table") == structure.closed.count("table")
 
@@ -116,8 +163,11 @@ def test_the_reliability_diagram_draws_one_bar_a_non_empty_bin_as_high_as_its_ac
     c = calibration(PROBS, TARGETS)
     svg = reliability_svg(c, size=360)
     inner = 360 - 58
-    bars = re.findall(r"<rect x=([0-9.]+) y=([0-9.]+) width=([0-9.]+) height=([0-9.]+) fill='#3568b8' "
-                      r"stroke='#fff'><title>(\d+) forecasts", svg)
+    bars = re.findall(
+        r"<rect x=([0-9.]+) y=([0-9.]+) width=([0-9.]+) height=([0-9.]+) fill='#3568b8' "
+        r"stroke='#fff'><title>(\d+) forecasts",
+        svg,
+    )
     full = [b for b in c["bins"] if b["count"]]
     assert len(bars) == len(full) == 6 and sum(b["count"] for b in full) == 6 and len(c["bins"]) == 15
     for (x, _, width, height, count), b in zip(bars, full):
@@ -126,8 +176,9 @@ def test_the_reliability_diagram_draws_one_bar_a_non_empty_bin_as_high_as_its_ac
         assert float(width) == pytest.approx((b["upper"] - b["lower"]) * inner, abs=0.1)
         assert int(count) == b["count"]
     gaps = re.findall(r"height=([0-9.]+) fill='rgba\(220, 50, 50, 0.45\)'", svg)
-    assert [float(g) for g in gaps] == pytest.approx([abs(b["accuracy"] - b["confidence"]) * inner for b in full],
-                                                     abs=0.1)
+    assert [float(g) for g in gaps] == pytest.approx(
+        [abs(b["accuracy"] - b["confidence"]) * inner for b in full], abs=0.1
+    )
     assert f"<line x1=44 y1={360 - 44 + 14} x2={44 + inner} y2={360 - 44 + 14 - inner}" in svg  # the diagonal
 
 

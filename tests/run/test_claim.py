@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from llmcls.errors import RunError
-from llmcls.run.claim import (check_new_run, claim_run_dir, clear_for_new_run, remove_from_run,
-                              remove_stale_temporaries, run_lock)
+from llmcls.run.claim import (
+    check_new_run,
+    claim_run_dir,
+    clear_for_new_run,
+    remove_from_run,
+    remove_stale_temporaries,
+    run_lock,
+)
 from llmcls.run.layout import FROM_WEIGHTS
 
 
@@ -20,12 +26,28 @@ def make_files(root, names):
         (root / name).write_text(name)
 
 
-EVERY_NAME = ["config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors", "metrics.jsonl",
-              "metrics.csv", "checkpoint-last.pt", "results.json", "thresholds.json", "temperature.json",
-              ".meta.json.1.ab12cd34.tmp",
-              "plots/curves.png", "plots/confusion_matrix.png", "plots/.curves.png.7.00ff00ff.tmp",
-              "export/manifest.json", "export/model.onnx", "export/model.int8.onnx",
-              "export/.quantize-k3j_x9a2/prepared.onnx", "tensorboard/events.out.tfevents.1700000000.host.1.0"]
+EVERY_NAME = [
+    "config.yaml",
+    "meta.json",
+    "vocab.json",
+    "labels.json",
+    "model.safetensors",
+    "metrics.jsonl",
+    "metrics.csv",
+    "checkpoint-last.pt",
+    "results.json",
+    "thresholds.json",
+    "temperature.json",
+    ".meta.json.1.ab12cd34.tmp",
+    "plots/curves.png",
+    "plots/confusion_matrix.png",
+    "plots/.curves.png.7.00ff00ff.tmp",
+    "export/manifest.json",
+    "export/model.onnx",
+    "export/model.int8.onnx",
+    "export/.quantize-k3j_x9a2/prepared.onnx",
+    "tensorboard/events.out.tfevents.1700000000.host.1.0",
+]
 
 
 def test_overwrite_clears_every_name_llmcls_writes_and_keeps_the_lock(tmp_path):
@@ -36,17 +58,20 @@ def test_overwrite_clears_every_name_llmcls_writes_and_keeps_the_lock(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [".lock"]
 
 
-@pytest.mark.parametrize("foreign, named", [
-    ("notes.txt", "(1): notes.txt"),
-    ("plots/mine.png", "(1): plots"),  # a folder llmcls writes, holding something else
-    ("export/model.onnx.bak", "(1): export"),
-    ("tensorboard/other-run/events.out.tfevents.1", "(1): tensorboard"),
-    ("model.safetensors.orig", "(1): model.safetensors.orig"),
-    (".x.tmp", "(1): .x.tmp"),  # a temporary file, but of no atomic write of llmcls's
-    (".notes.txt.12.abcdef01.tmp", "(1): .notes.txt.12.abcdef01.tmp"),  # of a file llmcls does not write
-    ("export/.quantize-mine/prepared.onnx", "(1): export"),  # not a name tempfile gives
-    ("export/.quantize-abcd1234/notes.txt", "(1): export"),  # the scratch folder's name, not its files
-])
+@pytest.mark.parametrize(
+    "foreign, named",
+    [
+        ("notes.txt", "(1): notes.txt"),
+        ("plots/mine.png", "(1): plots"),  # a folder llmcls writes, holding something else
+        ("export/model.onnx.bak", "(1): export"),
+        ("tensorboard/other-run/events.out.tfevents.1", "(1): tensorboard"),
+        ("model.safetensors.orig", "(1): model.safetensors.orig"),
+        (".x.tmp", "(1): .x.tmp"),  # a temporary file, but of no atomic write of llmcls's
+        (".notes.txt.12.abcdef01.tmp", "(1): .notes.txt.12.abcdef01.tmp"),  # of a file llmcls does not write
+        ("export/.quantize-mine/prepared.onnx", "(1): export"),  # not a name tempfile gives
+        ("export/.quantize-abcd1234/notes.txt", "(1): export"),  # the scratch folder's name, not its files
+    ],
+)
 def test_overwrite_refuses_anything_llmcls_did_not_write_and_deletes_nothing(tmp_path, foreign, named):
     make_files(tmp_path, EVERY_NAME + [foreign])
     before = sorted(p for p in tmp_path.rglob("*"))
@@ -81,9 +106,16 @@ def test_resume_drops_what_the_weights_made_and_nothing_else(tmp_path):
     make_files(tmp_path, EVERY_NAME + ["export/mine.txt"])
     remove_from_run(tmp_path, FROM_WEIGHTS)
     left = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    assert left == set(EVERY_NAME) - {"results.json", "thresholds.json", "temperature.json", "plots/confusion_matrix.png",
-                                      "export/manifest.json", "export/model.onnx", "export/model.int8.onnx",
-                                      "export/.quantize-k3j_x9a2/prepared.onnx"} | {"export/mine.txt"}
+    assert left == set(EVERY_NAME) - {
+        "results.json",
+        "thresholds.json",
+        "temperature.json",
+        "plots/confusion_matrix.png",
+        "export/manifest.json",
+        "export/model.onnx",
+        "export/model.int8.onnx",
+        "export/.quantize-k3j_x9a2/prepared.onnx",
+    } | {"export/mine.txt"}
 
 
 def test_resume_does_not_follow_a_linked_export_folder(tmp_path):
@@ -108,8 +140,9 @@ def test_the_lock_is_never_written_through(tmp_path, kind):
         os.link(outside, run / ".lock")
     else:
         (run / ".lock").mkdir()
-    why = {"symlink": "is a symbolic link", "hardlink": "is a hard link to another file",
-           "folder": "cannot be opened"}[kind]
+    why = {"symlink": "is a symbolic link", "hardlink": "is a hard link to another file", "folder": "cannot be opened"}[
+        kind
+    ]
     with pytest.raises(RunError, match=f"run/.lock: {why}"):
         with run_lock(run):
             pass
@@ -158,8 +191,8 @@ def test_a_refused_run_dir_is_left_byte_identical(tmp_path, linked, resume, over
 
 
 def test_train_leaves_a_refused_run_dir_byte_identical(tmp_path):
-    from support.configs import small_config
     from llmcls.training.loop import train
+    from support.configs import small_config
 
     folder = foreign_folder(tmp_path)
     (tmp_path / "link").symlink_to(folder)

@@ -61,8 +61,9 @@ def test_linked_plots_are_refused(trained_sst2, tmp_path):
         run_file(run, "plots", "secret.png")
 
 
-@pytest.mark.parametrize("name", ["model.safetensors", "config.yaml", "meta.json", "TOKENS", "labels.json",
-                                  "temperature.json"])
+@pytest.mark.parametrize(
+    "name", ["model.safetensors", "config.yaml", "meta.json", "TOKENS", "labels.json", "temperature.json"]
+)
 def test_a_linked_run_file_is_refused(run_copy, tmp_path, name):
     name = token_file(run_copy) if name == "TOKENS" else name
     elsewhere = tmp_path / "elsewhere"
@@ -82,16 +83,19 @@ def test_meta_sizes_that_contradict_the_weights_are_refused(run_copy):
     key = network_size(run_copy)
     edit_json(run_copy / "meta.json", lambda meta: meta["model_args"].update({key: meta["model_args"][key] + 16}))
     load_run_info(run_copy)  # the tables still agree with meta.json
-    with pytest.raises(RunError, match=r"run/model.safetensors: tensor \S+ is \[[0-9, ]+\], but the model meta.json "
-                                       r"describes has it \[[0-9, ]+\]; the files come from different runs"):
+    with pytest.raises(
+        RunError,
+        match=r"run/model.safetensors: tensor \S+ is \[[0-9, ]+\], but the model meta.json "
+        r"describes has it \[[0-9, ]+\]; the files come from different runs",
+    ):
         load_run(run_copy)
 
 
 def test_an_impossible_size_is_refused_before_anything_is_allocated(run_copy):
     """10^12 hidden units would take terabytes: refused from the weights' header alone."""
     key = network_size(run_copy)
-    edit_json(run_copy / "meta.json", lambda meta: meta["model_args"].update({key: 10 ** 12}))
-    with pytest.raises(RunError, match=f"run/meta.json: model_args.{key} = {10 ** 12} is impossible beside "):
+    edit_json(run_copy / "meta.json", lambda meta: meta["model_args"].update({key: 10**12}))
+    with pytest.raises(RunError, match=f"run/meta.json: model_args.{key} = {10**12} is impossible beside "):
         load_run(run_copy)
 
 
@@ -126,8 +130,11 @@ def test_a_tokenizer_with_ids_past_the_embedding_rows_is_refused(trained_encoder
 
 def test_labels_that_do_not_fit_the_outputs_are_refused(run_copy):
     edit_json(run_copy / "labels.json", lambda saved: saved["labels"].append("neutral"))
-    with pytest.raises(RunError, match="run/labels.json: 3 labels take 3 outputs, but the model meta.json describes "
-                                       "has 1; the files come from different runs"):
+    with pytest.raises(
+        RunError,
+        match="run/labels.json: 3 labels take 3 outputs, but the model meta.json describes "
+        "has 1; the files come from different runs",
+    ):
         load_run_info(run_copy)
     edit_json(run_copy / "labels.json", lambda saved: saved.update(labels=["negative", "negative"]))
     with pytest.raises(RunError, match="run/labels.json: the labels must be distinct strings"):

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from llmcls.inference.predict import Predictor  # noqa: E402
-from llmcls.errors import ConfigError  # noqa: E402
-from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded  # noqa: E402
-from llmcls.serve.settings import ServeSettings  # noqa: E402
-from support.serving import FailingPredictor, SlowPredictor  # noqa: E402
+from llmcls.errors import ConfigError
+from llmcls.inference.predict import Predictor
+from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded
+from llmcls.serve.settings import ServeSettings
+from support.serving import FailingPredictor, SlowPredictor
 
 TEXTS = ["a gripping film", "dull", "an utterly charming , funny and moving story", "", "bad bad bad"]
 
@@ -33,8 +33,9 @@ def test_concurrent_requests_share_rounds_and_keep_their_rows(predictor):
     async def main():
         batcher = Batcher(wait_s=0.05, max_texts=1024, max_queue_texts=1024, on_round=rounds.append)
         batcher.start()
-        answers = await asyncio.gather(*(batcher.probabilities(predictor, [t, *TEXTS[:i]], timeout_s=60) for i, t in
-                                         enumerate(TEXTS)))
+        answers = await asyncio.gather(
+            *(batcher.probabilities(predictor, [t, *TEXTS[:i]], timeout_s=60) for i, t in enumerate(TEXTS))
+        )
         await batcher.stop()
         return answers
 
@@ -48,9 +49,12 @@ def test_a_failing_request_fails_alone(predictor):
     async def main():
         batcher = Batcher(wait_s=0.05, max_texts=1024, max_queue_texts=1024)
         batcher.start()
-        results = await asyncio.gather(batcher.probabilities(predictor, ["fine"], timeout_s=60),
-                                       batcher.probabilities(predictor, ["boom"], timeout_s=60),
-                                       batcher.probabilities(predictor, ["also fine"], timeout_s=60), return_exceptions=True)
+        results = await asyncio.gather(
+            batcher.probabilities(predictor, ["fine"], timeout_s=60),
+            batcher.probabilities(predictor, ["boom"], timeout_s=60),
+            batcher.probabilities(predictor, ["also fine"], timeout_s=60),
+            return_exceptions=True,
+        )
         after = await batcher.probabilities(predictor, ["still serving"], timeout_s=60)
         await batcher.stop()
         return results, after
@@ -61,8 +65,9 @@ def test_a_failing_request_fails_alone(predictor):
 
 
 def slow(predictor, seconds_per_batch=0.1, batches=10) -> SlowPredictor:
-    return SlowPredictor(predictor.run, predictor.forward, predictor.batch_size,
-                         seconds_per_batch=seconds_per_batch, batches=batches)
+    return SlowPredictor(
+        predictor.run, predictor.forward, predictor.batch_size, seconds_per_batch=seconds_per_batch, batches=batches
+    )
 
 
 def test_a_full_queue_refuses_and_later_requests_are_served(predictor):
@@ -153,13 +158,16 @@ def test_draining_refuses_queued_and_new_requests_and_answers_the_running_one(pr
     assert isinstance(queued, Overloaded) and queued.draining
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"max_texts": 0}, "serve --max-texts: must be at least 1"),
-    ({"batch_wait_ms": -1}, "serve --batch-wait-ms: must be between 0 and 1000"),
-    ({"max_queue_texts": 10, "max_texts": 20}, "serve --max-queue-texts: must be at least --max-texts"),
-    ({"request_timeout_s": 0}, "serve --request-timeout: must be between 0 and 3600"),
-    ({"max_concurrent": 0}, "serve --max-concurrent: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"max_texts": 0}, "serve --max-texts: must be at least 1"),
+        ({"batch_wait_ms": -1}, "serve --batch-wait-ms: must be between 0 and 1000"),
+        ({"max_queue_texts": 10, "max_texts": 20}, "serve --max-queue-texts: must be at least --max-texts"),
+        ({"request_timeout_s": 0}, "serve --request-timeout: must be between 0 and 3600"),
+        ({"max_concurrent": 0}, "serve --max-concurrent: must be at least 1"),
+    ],
+)
 def test_settings_refuse_nonsense(changes, message):
     with pytest.raises(ConfigError, match=message):
         ServeSettings(**changes)

@@ -15,10 +15,10 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from llmcls.serve.app import _bearer  # noqa: E402
-from llmcls.serve.guard import Guard, _host_name  # noqa: E402
-from llmcls.serve.metrics import ServeMetrics  # noqa: E402
-from llmcls.serve.settings import ServeSettings  # noqa: E402
+from llmcls.serve.app import _bearer
+from llmcls.serve.guard import Guard, _host_name
+from llmcls.serve.metrics import ServeMetrics
+from llmcls.serve.settings import ServeSettings
 
 TOKEN = "t0ken"
 BODY = b'{"texts": ["a fine film"]}'
@@ -45,12 +45,15 @@ class Harness:
     drained: list = field(default_factory=list)
 
     def count(self, route: str, status: int) -> float:
-        return self.metrics.registry.get_sample_value("llmcls_requests_total",
-                                                      {"route": route, "status": str(status)}) or 0.0
+        return (
+            self.metrics.registry.get_sample_value("llmcls_requests_total", {"route": route, "status": str(status)})
+            or 0.0
+        )
 
     def errors(self, route: str, kind: str) -> float:
-        return self.metrics.registry.get_sample_value("llmcls_request_errors_total",
-                                                      {"route": route, "kind": kind}) or 0.0
+        return (
+            self.metrics.registry.get_sample_value("llmcls_request_errors_total", {"route": route, "kind": kind}) or 0.0
+        )
 
     def timed(self, route: str) -> float:
         return self.metrics.registry.get_sample_value("llmcls_request_seconds_count", {"route": route}) or 0.0
@@ -77,14 +80,29 @@ def harness(**settings) -> Harness:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": answer})
 
-    h.guard = Guard(app, metrics=h.metrics, settings=ServeSettings(**settings), predict=predict,
-                    authorize=_bearer(TOKEN), drain=lambda: h.drained.append(True))
+    h.guard = Guard(
+        app,
+        metrics=h.metrics,
+        settings=ServeSettings(**settings),
+        predict=predict,
+        authorize=_bearer(TOKEN),
+        drain=lambda: h.drained.append(True),
+    )
     return h
 
 
-async def send_request(guard: Guard, *, method: str = "POST", path: str = "/v1/predict",
-                       host: bytes | None = b"127.0.0.1:8000", token: str | None = TOKEN, headers: list | None = None, chunks=(BODY,), then: str = "end",
-                       gate: asyncio.Event | None = None) -> Answer:
+async def send_request(
+    guard: Guard,
+    *,
+    method: str = "POST",
+    path: str = "/v1/predict",
+    host: bytes | None = b"127.0.0.1:8000",
+    token: str | None = TOKEN,
+    headers: list | None = None,
+    chunks=(BODY,),
+    then: str = "end",
+    gate: asyncio.Event | None = None,
+) -> Answer:
     """One request. `chunks` arrive one a receive; then the body ends ("end"), never finishes ("hang") or the
     client leaves ("gone"). With `gate`, the first chunk waits for it."""
     sent, calls = [], [0]
@@ -138,21 +156,31 @@ def test_other_routes_and_methods_go_to_the_app_unchecked_but_the_host():
     assert refused.status == 400 and len(h.reached_app) == 3
 
 
-@pytest.mark.parametrize("host", [b"127.0.0.1:8000", b"LOCALHOST", b"localhost:1", b"[::1]:8000", b"[::1]", b"::1",
-                                  b"127.0.0.1"])
+@pytest.mark.parametrize(
+    "host", [b"127.0.0.1:8000", b"LOCALHOST", b"localhost:1", b"[::1]:8000", b"[::1]", b"::1", b"127.0.0.1"]
+)
 def test_the_default_hosts_are_answered(host):
     assert run(send_request(harness().guard, host=host)).status == 200
 
 
-@pytest.mark.parametrize("host, name", [(b"evil.example", "evil.example"), (b"Evil.Example:8000", "evil.example"),
-                                        (b"127.0.0.1.nip.io", "127.0.0.1.nip.io"), (b"[::2]:80", "::2"),
-                                        (b"localhost.:8000", "localhost.")])
+@pytest.mark.parametrize(
+    "host, name",
+    [
+        (b"evil.example", "evil.example"),
+        (b"Evil.Example:8000", "evil.example"),
+        (b"127.0.0.1.nip.io", "127.0.0.1.nip.io"),
+        (b"[::2]:80", "::2"),
+        (b"localhost.:8000", "localhost."),
+    ],
+)
 def test_another_host_is_refused_before_the_token_or_the_body(host, name):
     h = harness()
     answer = run(send_request(h.guard, host=host, token=None))
     assert answer.status == 400 and answer.receives == 0 and h.predicted == []
-    assert answer.error == {"status": 400,
-                            "message": f"Host {name!r} is not allowed (llmcls serve --allow-host adds it)"}
+    assert answer.error == {
+        "status": 400,
+        "message": f"Host {name!r} is not allowed (llmcls serve --allow-host adds it)",
+    }
 
 
 def test_allowed_hosts_replace_the_defaults_and_a_star_answers_any():
@@ -168,8 +196,10 @@ def test_the_long_host_of_a_refusal_is_cut():
     assert answer.status == 400 and len(answer.error["message"]) < 200
 
 
-@pytest.mark.parametrize("value, name", [("[::1]:8000", "::1"), ("a.b:80", "a.b"), ("A.B", "a.b"), ("::1", "::1"),
-                                         (" host ", "host"), ("[::1", "[::1")])
+@pytest.mark.parametrize(
+    "value, name",
+    [("[::1]:8000", "::1"), ("a.b:80", "a.b"), ("A.B", "a.b"), ("::1", "::1"), (" host ", "host"), ("[::1", "[::1")],
+)
 def test_host_names_lose_their_port_and_case(value, name):
     assert _host_name(value) == name
 
@@ -180,16 +210,21 @@ def test_a_missing_or_wrong_token_is_refused_before_the_body_is_read(token):
     answer = run(send_request(h.guard, token=token, headers=[(b"content-length", b"50000")], then="hang"))
     assert answer.status == 401 and answer.receives == 0 and h.predicted == []  # no 413, no 408: not even asked
     assert answer.headers[b"www-authenticate"] == b"Bearer"
-    assert answer.error == {"status": 401, "message": "missing or wrong bearer token (send Authorization: Bearer "
-                                                      "TOKEN)"}
+    assert answer.error == {
+        "status": 401,
+        "message": "missing or wrong bearer token (send Authorization: Bearer TOKEN)",
+    }
 
 
 def test_a_declared_length_past_max_bytes_is_413_before_the_body_is_read():
     h = harness(max_bytes=1000)
     answer = run(send_request(h.guard, headers=[(b"content-length", b"1001")], then="hang"))
     assert answer.status == 413 and answer.receives == 0
-    assert answer.error == {"status": 413, "message": "request body too large: 1001 bytes > max_bytes 1000",
-                            "limit": "max_bytes"}
+    assert answer.error == {
+        "status": 413,
+        "message": "request body too large: 1001 bytes > max_bytes 1000",
+        "limit": "max_bytes",
+    }
     assert answer.headers[b"connection"] == b"close" and answer.headers[b"content-type"] == b"application/json"
     assert answer.headers[b"content-length"] == str(len(answer.body)).encode()
     fits = run(send_request(h.guard, headers=[(b"content-length", b"1000")], chunks=(b"x" * 1000,)))
@@ -203,7 +238,7 @@ def test_a_streamed_body_past_max_bytes_is_413_at_the_chunk_that_crosses_it():
     assert answer.status == 413 and answer.receives == 3  # 400, 800, 1200: stopped there
     assert answer.error["message"] == "request body too large: 1200 bytes > max_bytes 1000"
     lying = run(send_request(h.guard, headers=[(b"content-length", b"10")], chunks=chunks))  # a declared length
-    assert lying.status == 413 and lying.receives == 3                                      # is not trusted
+    assert lying.status == 413 and lying.receives == 3  # is not trusted
     odd = run(send_request(h.guard, headers=[(b"content-length", b"99999x")], chunks=chunks))
     assert odd.status == 413 and odd.receives == 3 and h.predicted == []
 
@@ -214,8 +249,11 @@ def test_a_body_that_does_not_arrive_in_time_is_408():
     answer = run(send_request(h.guard, chunks=(b'{"texts": [',), then="hang"))
     assert 0.15 < time.monotonic() - start < 2
     assert answer.status == 408 and answer.headers[b"connection"] == b"close" and h.predicted == []
-    assert answer.error == {"status": 408, "message": "the request body did not arrive within 0.2 s (read_timeout_s)",
-                            "limit": "read_timeout_s"}
+    assert answer.error == {
+        "status": 408,
+        "message": "the request body did not arrive within 0.2 s (read_timeout_s)",
+        "limit": "read_timeout_s",
+    }
     assert h.guard.predicting == 0 and h.errors("/v1/predict", "timeout") == 1
 
 
@@ -237,8 +275,11 @@ def test_past_max_concurrent_a_request_gets_503_with_retry_after_and_its_slot_co
     unauthorized, third, first, second, fourth = run(crowd())
     assert unauthorized.status == 401
     assert third.status == 503 and third.receives == 0 and third.headers[b"retry-after"] == b"1"
-    assert third.error == {"status": 503, "message": "too many requests in the server (max_concurrent 2); try again "
-                                                     "shortly", "limit": "max_concurrent"}
+    assert third.error == {
+        "status": 503,
+        "message": "too many requests in the server (max_concurrent 2); try again shortly",
+        "limit": "max_concurrent",
+    }
     assert (first.status, second.status, fourth.status) == (200, 200, 200) and len(h.predicted) == 3
     assert h.guard.predicting == 0
 

@@ -20,9 +20,9 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-import httpx  # noqa: E402
+import httpx
 
-from support.serving import ROOT, running_server  # noqa: E402
+from support.serving import ROOT, running_server
 
 OK = {"texts": ["a gripping , funny film"]}
 
@@ -56,8 +56,9 @@ def guarded(trained_sst2, tmp_path_factory):
     (run / "plots" / "curves.png").unlink()
     (run / "plots" / "curves.png").symlink_to(secret)
     (folder / "token").write_text("s3cret\n")
-    with running_server(run, "--read-timeout", "1", "--token-file", str(folder / "token"), "--max-bytes", "100000",
-                        log_dir=folder) as server:
+    with running_server(
+        run, "--read-timeout", "1", "--token-file", str(folder / "token"), "--max-bytes", "100000", log_dir=folder
+    ) as server:
         server.headers = {"authorization": "Bearer s3cret"}
         server.rss_at_start = rss_mb(server.process.pid)
         yield server
@@ -74,8 +75,10 @@ def test_the_token_is_checked_before_the_body_is_read(guarded):
     """A client without the token is refused at once, even with a body too large or one that never comes."""
     port = int(guarded.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 50000\r\n\r\n{\"texts\": [")  # the rest never comes
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 50000\r\n\r\n{"texts": ['
+        )  # the rest never comes
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 401")
     huge = httpx.post(f"{guarded.url}/v1/predict", content=b"x" * 200_000, timeout=30)
@@ -95,8 +98,10 @@ def test_slow_headers_are_cut_off_and_a_slow_body_gets_408(guarded):
         assert sock.recv(1024) == b""  # a connection that sends nothing is closed too
         assert time.monotonic() - start < 5
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"texts\": [")
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"texts": ['
+        )
         answer = b""
         while chunk := sock.recv(65536):  # until the server closes
             answer += chunk
@@ -108,8 +113,9 @@ def test_slow_headers_are_cut_off_and_a_slow_body_gets_408(guarded):
 def test_only_allowed_hosts_are_answered(guarded):
     rebound = httpx.get(f"{guarded.url}/health", headers={"host": "attacker.example"})
     assert rebound.status_code == 400 and "--allow-host" in rebound.json()["error"]["message"]
-    predict = httpx.post(f"{guarded.url}/v1/predict", json=OK, headers={"host": "attacker.example:80",
-                                                                          **guarded.headers})
+    predict = httpx.post(
+        f"{guarded.url}/v1/predict", json=OK, headers={"host": "attacker.example:80", **guarded.headers}
+    )
     assert predict.status_code == 400
     port = guarded.url.rsplit(":", 1)[1]
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", "[::1]"):
@@ -118,8 +124,12 @@ def test_only_allowed_hosts_are_answered(guarded):
 
 def test_errors_carry_no_exception_text_and_docs_are_off(guarded):
     assert httpx.get(f"{guarded.url}/docs").status_code == 404
-    deep = httpx.post(f"{guarded.url}/v1/predict", content=b"[" * 50_000 + b"]" * 50_000, timeout=30,
-                      headers={"content-type": "application/json", **guarded.headers})
+    deep = httpx.post(
+        f"{guarded.url}/v1/predict",
+        content=b"[" * 50_000 + b"]" * 50_000,
+        timeout=30,
+        headers={"content-type": "application/json", **guarded.headers},
+    )
     assert deep.status_code == 422 and "Recursion" not in deep.text and "Traceback" not in guarded.output()
 
 
@@ -127,8 +137,18 @@ def test_errors_carry_no_exception_text_and_docs_are_off(guarded):
 def crowded(trained_sst2, tmp_path_factory):
     """A server that admits 3 requests at a time and queues 10 texts, and whose rounds wait a second for company
     (so that requests stay inside it long enough to crowd it)."""
-    with running_server(trained_sst2.run_dir, "--max-concurrent", "3", "--max-texts", "10", "--max-queue-texts",
-                        "10", "--batch-wait-ms", "1000", log_dir=tmp_path_factory.mktemp("crowded")) as server:
+    with running_server(
+        trained_sst2.run_dir,
+        "--max-concurrent",
+        "3",
+        "--max-texts",
+        "10",
+        "--max-queue-texts",
+        "10",
+        "--batch-wait-ms",
+        "1000",
+        log_dir=tmp_path_factory.mktemp("crowded"),
+    ) as server:
         server.headers = {}
         server.rss_at_start = rss_mb(server.process.pid)
         yield server
@@ -162,8 +182,9 @@ def test_a_full_queue_gets_503(crowded):
 
 
 def test_a_request_past_its_deadline_gets_503_before_it_starts(trained_sst2, tmp_path):
-    with running_server(trained_sst2.run_dir, "--request-timeout", "0.3", "--batch-wait-ms", "1000",
-                        log_dir=tmp_path) as server:
+    with running_server(
+        trained_sst2.run_dir, "--request-timeout", "0.3", "--batch-wait-ms", "1000", log_dir=tmp_path
+    ) as server:
         response = httpx.post(f"{server.url}/v1/predict", json=OK, timeout=30)
         assert response.status_code == 503 and response.json()["error"]["limit"] == "request_timeout_s"
         assert "still queued" in response.json()["error"]["message"]
@@ -176,14 +197,19 @@ def test_the_worst_chunking_a_client_may_send_is_bounded(trained_sst2, tmp_path)
     with running_server(trained_sst2.run_dir, "--request-timeout", "20", log_dir=tmp_path) as server:
         server.headers = {}
         server.rss_at_start = rss_mb(server.process.pid)
-        cases = [({"chunk_tokens": 1, "chunk_stride": 1}, 413), ({"chunk_tokens": 8, "chunk_stride": 1}, 422),
-                 ({"chunk_tokens": 16, "chunk_stride": 4}, 413), ({"chunk_tokens": 64, "chunk_stride": 16}, 413)]
+        cases = [
+            ({"chunk_tokens": 1, "chunk_stride": 1}, 413),
+            ({"chunk_tokens": 8, "chunk_stride": 1}, 422),
+            ({"chunk_tokens": 16, "chunk_stride": 4}, 413),
+            ({"chunk_tokens": 64, "chunk_stride": 16}, 413),
+        ]
         for options, status in cases:
             response = httpx.post(f"{server.url}/v1/predict", json={"texts": [text] * 40, **options}, timeout=60)
             assert response.status_code == status, (options, response.text)
         start = time.monotonic()  # the heaviest request the limits admit: 15 texts x 250 windows x 64 tokens
-        heavy = httpx.post(f"{server.url}/v1/predict", json={"texts": [text] * 15, "chunk_tokens": 64,
-                                                               "chunk_stride": 16}, timeout=60)
+        heavy = httpx.post(
+            f"{server.url}/v1/predict", json={"texts": [text] * 15, "chunk_tokens": 64, "chunk_stride": 16}, timeout=60
+        )
         assert heavy.status_code in (200, 504) and time.monotonic() - start < 20 + 5
         still_serving(server)
 
@@ -192,14 +218,31 @@ def test_sigterm_during_a_long_pass_exits_within_the_graceful_timeout(trained_ss
     """The running request is answered (504) before the graceful timeout, and the process is gone soon after,
     though the pass it was on would have run much longer."""
     text = " ".join(["word"] * 20_000)
-    args = ("--graceful-timeout", "3", "--max-bytes", "50000000", "--max-texts", "500", "--max-queue-texts", "500",
-            "--max-text-chars", "200000", "--max-request-tokens", "100000000", "--max-windows-per-text", "100000",
-            "--request-timeout", "600")
+    args = (
+        "--graceful-timeout",
+        "3",
+        "--max-bytes",
+        "50000000",
+        "--max-texts",
+        "500",
+        "--max-queue-texts",
+        "500",
+        "--max-text-chars",
+        "200000",
+        "--max-request-tokens",
+        "100000000",
+        "--max-windows-per-text",
+        "100000",
+        "--request-timeout",
+        "600",
+    )
     with running_server(trained_sst2.run_dir, *args, log_dir=tmp_path) as server:
+
         async def long_pass_then_sigterm():
             async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
-                request = asyncio.ensure_future(client.post("/v1/predict", json={
-                    "texts": [text] * 50, "chunk_tokens": 8, "chunk_stride": 2}))
+                request = asyncio.ensure_future(
+                    client.post("/v1/predict", json={"texts": [text] * 50, "chunk_tokens": 8, "chunk_stride": 2})
+                )
                 while "llmcls_requests_in_flight 2.0" not in (await client.get("/metrics")).text:
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(1.0)  # well into the pass (tens of seconds of windows on this tiny model)
@@ -221,10 +264,29 @@ def test_loadtest_overload_mode_reports_answered_and_refused(crowded, tmp_path):
     the server's RSS."""
     data = tmp_path / "texts.csv"
     data.write_text("text\n" + "".join(f"text number {i}\n" for i in range(50)))
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--url", crowded.url, "--data",
-                          str(data), "--overload", "--clients", "20", "--seconds", "3", "--pid",
-                          str(crowded.process.pid), "--ignore-retry-after", "--json"],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "loadtest.py"),
+            "--url",
+            crowded.url,
+            "--data",
+            str(data),
+            "--overload",
+            "--clients",
+            "20",
+            "--seconds",
+            "3",
+            "--pid",
+            str(crowded.process.pid),
+            "--ignore-retry-after",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     kinds = {key.split("_")[1] for key in report if key.startswith("crowd_") and key.split("_")[1].isalnum()}
@@ -237,6 +299,7 @@ def test_loadtest_overload_mode_reports_answered_and_refused(crowded, tmp_path):
 
 def test_a_client_that_disconnects_is_not_computed(crowded):
     """A request whose client goes away while it waits is dropped: counted as 499, its texts never classified."""
+
     def texts_classified() -> float:
         metrics = httpx.get(f"{crowded.url}/metrics").text
         return float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("llmcls_texts_total ")))
@@ -245,8 +308,10 @@ def test_a_client_that_disconnects_is_not_computed(crowded):
     port = int(crowded.url.rsplit(":", 1)[1])
     body = json.dumps({"texts": ["gone"] * 7}).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         time.sleep(0.3)  # inside the round's 1 s gathering window
     time.sleep(1.5)
     metrics = httpx.get(f"{crowded.url}/metrics").text

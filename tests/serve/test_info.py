@@ -13,11 +13,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from llmcls import __version__  # noqa: E402
-from llmcls.inference.predict import Predictor  # noqa: E402
-from llmcls.serve.info import MAX_PLOT_BYTES, _public_config, read_plot, run_info  # noqa: E402
-from llmcls.serve.settings import ServeSettings  # noqa: E402
-from support.configs import encoder_config  # noqa: E402
+from llmcls import __version__
+from llmcls.inference.predict import Predictor
+from llmcls.serve.info import MAX_PLOT_BYTES, _public_config, read_plot, run_info
+from llmcls.serve.settings import ServeSettings
+from support.configs import encoder_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -85,8 +85,9 @@ def test_a_symlinked_plots_folder_lists_nothing(run, tmp_path):
     assert read_plot(run, "curves.png") is None and read_plot(run, "confusion_matrix.png") is None
 
 
-@pytest.mark.parametrize("name", ["../model.safetensors", "../results.json", "/etc/passwd", "", ".", "..",
-                                  "nothing.png", "plots/curves.png"])
+@pytest.mark.parametrize(
+    "name", ["../model.safetensors", "../results.json", "/etc/passwd", "", ".", "..", "nothing.png", "plots/curves.png"]
+)
 def test_only_a_plot_of_the_plots_folder_is_read(run, name):
     assert read_plot(run, name) is None
 

@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from llmcls.inference.predict import Predictor  # noqa: E402
-from llmcls.serve.batcher import Batcher  # noqa: E402
-from llmcls.serve.metrics import ServeMetrics  # noqa: E402
-from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits  # noqa: E402
-from llmcls.serve.settings import ServeSettings  # noqa: E402
-from support.serving import FailingPredictor  # noqa: E402
+from llmcls.inference.predict import Predictor
+from llmcls.serve.batcher import Batcher
+from llmcls.serve.metrics import ServeMetrics
+from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits
+from llmcls.serve.settings import ServeSettings
+from support.serving import FailingPredictor
 
 
 def call(endpoint: PredictEndpoint, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> tuple[int, dict, dict]:
@@ -33,8 +33,12 @@ def call(endpoint: PredictEndpoint, body: dict, headers: list[tuple[bytes, bytes
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/predict",
-             "headers": [(b"content-type", b"application/json"), *headers]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/predict",
+        "headers": [(b"content-type", b"application/json"), *headers],
+    }
     endpoint.loop.run_until_complete(endpoint(scope, receive, send))
     start, body_message = sent
     answer = json.loads(body_message["body"])
@@ -51,8 +55,9 @@ def endpoint(trained_sst2):
     async def start():
         batcher.start()  # in the loop that runs it
 
-    endpoint = PredictEndpoint(FailingPredictor(base.run, base.forward, base.batch_size), settings, batcher,
-                               ServeMetrics())
+    endpoint = PredictEndpoint(
+        FailingPredictor(base.run, base.forward, base.batch_size), settings, batcher, ServeMetrics()
+    )
     endpoint.loop = asyncio.new_event_loop()
     endpoint.loop.run_until_complete(start())
     yield endpoint
@@ -62,21 +67,38 @@ def endpoint(trained_sst2):
 
 def test_a_failing_model_is_answered_500_and_the_next_request_200(endpoint):
     status, answer, _ = call(endpoint, {"texts": ["a fine film", "boom"]})
-    assert status == 500 and answer["error"] == {"status": 500,
-                                                 "message": "internal error (the server's log has the details)"}
+    assert status == 500 and answer["error"] == {
+        "status": 500,
+        "message": "internal error (the server's log has the details)",
+    }
     status, answer, _ = call(endpoint, {"texts": ["a fine film"]})
     assert status == 200 and answer["predictions"][0]["label"] in ("negative", "positive")
     assert endpoint.metrics.texts._value.get() == 1  # the failed request's texts are not counted as answered
 
 
-@pytest.mark.parametrize("body, status, limit, message", [
-    ({"texts": ["word " * 40], "chunk_tokens": 8, "chunk_stride": 1}, 422, None,
-     "chunk_stride: 1 is under a quarter of the window (8 tokens); send at least 2"),
-    ({"texts": ["word " * 40], "chunk_tokens": 8}, 413, "max_windows_per_text",
-     "a text makes 9 windows > max_windows_per_text 5"),
-    ({"texts": ["word " * 20] * 5}, 413, "max_request_tokens", "the texts make 100 tokens for the model > "
-                                                                  "max_request_tokens 80"),
-])
+@pytest.mark.parametrize(
+    "body, status, limit, message",
+    [
+        (
+            {"texts": ["word " * 40], "chunk_tokens": 8, "chunk_stride": 1},
+            422,
+            None,
+            "chunk_stride: 1 is under a quarter of the window (8 tokens); send at least 2",
+        ),
+        (
+            {"texts": ["word " * 40], "chunk_tokens": 8},
+            413,
+            "max_windows_per_text",
+            "a text makes 9 windows > max_windows_per_text 5",
+        ),
+        (
+            {"texts": ["word " * 20] * 5},
+            413,
+            "max_request_tokens",
+            "the texts make 100 tokens for the model > max_request_tokens 80",
+        ),
+    ],
+)
 def test_work_limits_refuse_before_the_network_runs(endpoint, body, status, limit, message):
     status_got, answer, _ = call(endpoint, body)
     assert status_got == status and message in answer["error"]["message"]

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi import FastAPI  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from llmcls.serve.responses import RequestRefused, install_error_handlers  # noqa: E402
-from llmcls.serve.schemas import PredictRequest, read_predict_request  # noqa: E402
+from llmcls.serve.responses import RequestRefused, install_error_handlers
+from llmcls.serve.schemas import PredictRequest, read_predict_request
 
 JSON = "application/json"
 NOT_AN_OBJECT = 'body: expected a JSON object such as {"texts": ["..."]}, sent as Content-Type: application/json'
@@ -37,32 +37,35 @@ def fastapi_route():
     return TestClient(app, raise_server_exceptions=False)
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b'{"texts": ["a", ', JSON),  # malformed
-    (b'{"texts": ["a"], "colour": "red"}', JSON),  # an unknown field
-    (b'{"texts": ["a"], "colour": 1, "size": 2}', JSON),  # two
-    (b"{}", JSON),
-    (b'{"texts": []}', JSON),
-    (b'{"texts": "a film"}', JSON),
-    (b'{"texts": ["ok", 3, 4]}', JSON),
-    (b'{"texts": ["a"], "top_k": 0}', JSON),
-    (b'{"texts": ["a"], "top_k": 1e400}', JSON),
-    (b'{"texts": ["a"], "threshold": 1.0}', JSON),
-    (b'{"texts": ["a"], "chunk_stride": 0}', JSON),
-    (b'{"texts": ["a"], "chunk_aggregate": "median"}', JSON),
-    (b"[1, 2]", JSON),
-    (b"null", JSON),
-    (b'"texts"', JSON),
-    (b"", JSON),
-    (b"", None),
-    (b'{"texts": ["a"]}', "text/plain"),
-    (b'{"texts": ["a"]}', None),
-    (b'{"texts": ["a"]}', "text/json"),
-    (b'{"texts": ["a"]}', "application/jsonx"),
-    (b'{"texts": ["a"]}', "application/vnd.api+json"),
-    (b'{"texts": ["a"]}', "Application/JSON; charset=utf-8"),
-    (b'{"texts": ["a", "b"], "top_k": 2, "chunk_tokens": 0, "chunk_aggregate": "max"}', JSON),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b'{"texts": ["a", ', JSON),  # malformed
+        (b'{"texts": ["a"], "colour": "red"}', JSON),  # an unknown field
+        (b'{"texts": ["a"], "colour": 1, "size": 2}', JSON),  # two
+        (b"{}", JSON),
+        (b'{"texts": []}', JSON),
+        (b'{"texts": "a film"}', JSON),
+        (b'{"texts": ["ok", 3, 4]}', JSON),
+        (b'{"texts": ["a"], "top_k": 0}', JSON),
+        (b'{"texts": ["a"], "top_k": 1e400}', JSON),
+        (b'{"texts": ["a"], "threshold": 1.0}', JSON),
+        (b'{"texts": ["a"], "chunk_stride": 0}', JSON),
+        (b'{"texts": ["a"], "chunk_aggregate": "median"}', JSON),
+        (b"[1, 2]", JSON),
+        (b"null", JSON),
+        (b'"texts"', JSON),
+        (b"", JSON),
+        (b"", None),
+        (b'{"texts": ["a"]}', "text/plain"),
+        (b'{"texts": ["a"]}', None),
+        (b'{"texts": ["a"]}', "text/json"),
+        (b'{"texts": ["a"]}', "application/jsonx"),
+        (b'{"texts": ["a"]}', "application/vnd.api+json"),
+        (b'{"texts": ["a"]}', "Application/JSON; charset=utf-8"),
+        (b'{"texts": ["a", "b"], "top_k": 2, "chunk_tokens": 0, "chunk_aggregate": "max"}', JSON),
+    ],
+)
 def test_refusals_and_messages_are_fastapis(fastapi_route, body, content_type):
     headers = {"content-type": content_type} if content_type else {}
     reference = fastapi_route.post("/v1/predict", content=body, headers=headers)
@@ -94,17 +97,34 @@ def test_bytes_that_are_not_utf8_are_a_bad_request():
     assert refusal(b'{"texts": ["caf\xe9"]}') == (400, "body: not UTF-8 text", None)
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
-                                          "APPLICATION/JSON", "application/merge-patch+json",
-                                          "application/vnd.llmcls.v1+json; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/merge-patch+json",
+        "application/vnd.llmcls.v1+json; charset=utf-8",
+    ],
+)
 def test_json_and_its_plus_json_subtypes_are_read(content_type):
     request = read_predict_request(b'{"texts": ["a fine film"], "top_k": 2}', content_type)
     assert request.texts == ["a fine film"] and request.top_k == 2
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "text/json", "application/jsonx",
-                                          "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-                                          "application/json+xml", "json"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "text/json",
+        "application/jsonx",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json+xml",
+        "json",
+    ],
+)
 def test_a_body_not_declared_as_json_is_not_parsed(content_type):
     assert refusal(b'{"texts": ["a"]}', content_type) == (422, NOT_AN_OBJECT, "body")
     # nor is a body that would be refused as JSON: it is never parsed
@@ -127,9 +147,14 @@ def test_the_options_and_their_chunking_changes():
     assert (request.top_k, request.threshold, request.chunking()) == (1, None, {})
     request = read_predict_request(b'{"texts": ["a"], "chunk_tokens": 0}', JSON)
     assert request.chunking() == {"max_tokens": None}  # 0: no chunking
-    request = read_predict_request(b'{"texts": ["a"], "chunk_tokens": 64, "chunk_stride": 32, '
-                                   b'"chunk_aggregate": "max", "threshold": 0.3}', JSON)
+    request = read_predict_request(
+        b'{"texts": ["a"], "chunk_tokens": 64, "chunk_stride": 32, "chunk_aggregate": "max", "threshold": 0.3}', JSON
+    )
     assert request.chunking() == {"max_tokens": 64, "stride": 32, "aggregate": "max"} and request.threshold == 0.3
-    for bad, field in [(b'"threshold": 0', "threshold"), (b'"threshold": 1', "threshold"),
-                       (b'"chunk_tokens": -1', "chunk_tokens"), (b'"top_k": 2.5', "top_k")]:
+    for bad, field in [
+        (b'"threshold": 0', "threshold"),
+        (b'"threshold": 1', "threshold"),
+        (b'"chunk_tokens": -1', "chunk_tokens"),
+        (b'"top_k": 2.5', "top_k"),
+    ]:
         assert refusal(b'{"texts": ["a"], ' + bad + b"}")[2] == field

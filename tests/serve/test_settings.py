@@ -12,8 +12,18 @@ import pytest
 from llmcls.errors import ConfigError
 from llmcls.serve.settings import ServeSettings
 
-POSITIVE = ["port", "workers", "max_batch_texts", "max_texts", "max_bytes", "max_text_chars", "max_request_tokens",
-            "max_windows_per_text", "max_concurrent", "max_queue_texts"]
+POSITIVE = [
+    "port",
+    "workers",
+    "max_batch_texts",
+    "max_texts",
+    "max_bytes",
+    "max_text_chars",
+    "max_request_tokens",
+    "max_windows_per_text",
+    "max_concurrent",
+    "max_queue_texts",
+]
 
 
 @pytest.mark.parametrize("name", POSITIVE)
@@ -47,8 +57,9 @@ def test_the_queue_holds_at_least_one_full_request():
     assert ServeSettings(max_texts=50, max_queue_texts=50).max_queue_texts == 50
     with pytest.raises(ConfigError) as caught:
         ServeSettings(max_texts=50, max_queue_texts=49)
-    assert str(caught.value) == ("serve --max-queue-texts: must be at least --max-texts (50), or a full request could "
-                                 "never be queued (got 49)")
+    assert str(caught.value) == (
+        "serve --max-queue-texts: must be at least --max-texts (50), or a full request could never be queued (got 49)"
+    )
 
 
 def test_settings_are_frozen_and_keyword_only():
@@ -119,7 +130,21 @@ def test_a_worker_takes_the_settings_it_knows_from_the_json(tmp_path):
 
 
 def test_the_limits_info_reports():
-    settings = ServeSettings(max_texts=10, max_bytes=5000, max_text_chars=300, max_request_tokens=1000,
-                             max_windows_per_text=4, request_timeout_s=2.5, max_queue_texts=100, max_concurrent=3)
-    assert settings.limits() == {"max_texts": 10, "max_bytes": 5000, "max_text_chars": 300, "max_request_tokens": 1000,
-                                 "max_windows_per_text": 4, "request_timeout_s": 2.5}
+    settings = ServeSettings(
+        max_texts=10,
+        max_bytes=5000,
+        max_text_chars=300,
+        max_request_tokens=1000,
+        max_windows_per_text=4,
+        request_timeout_s=2.5,
+        max_queue_texts=100,
+        max_concurrent=3,
+    )
+    assert settings.limits() == {
+        "max_texts": 10,
+        "max_bytes": 5000,
+        "max_text_chars": 300,
+        "max_request_tokens": 1000,
+        "max_windows_per_text": 4,
+        "request_timeout_s": 2.5,
+    }

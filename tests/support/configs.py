@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.paths import FIXTURES, SHIPPED_GLOVE
-
 from llmcls.config import Config, validate_config
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 
 def small_config(tmp_path: Path, dataset: str = "sst2", **sections) -> Config:
@@ -35,9 +34,11 @@ def encoder_config(tmp_path: Path, encoder: Path, dataset: str = "sst2", **secti
     for key in ("embeddings", "vocab", "model", "tokenizer", "train"):  # the BiLSTM's settings
         raw.pop(key)
     raw["name"] = f"tiny-lm-{dataset}"
-    defaults = {"model": {"encoder": str(encoder)},
-                "tokenizer": {"max_tokens": 64},
-                "train": {"epochs": 4, "lr": 2e-3, "batch_size": 16, "threads": 1, "warmup_fraction": 0.0}}
+    defaults = {
+        "model": {"encoder": str(encoder)},
+        "tokenizer": {"max_tokens": 64},
+        "train": {"epochs": 4, "lr": 2e-3, "batch_size": 16, "threads": 1, "warmup_fraction": 0.0},
+    }
     return validate_config(_updated(_updated(raw, defaults), sections), "test")
 
 

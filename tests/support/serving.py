@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -86,8 +86,23 @@ def running_server(run_dir: Path, *args: str, log_dir: Path, ready_within: float
     log = log_dir / f"serve-{port}.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "llmcls", "serve", str(run_dir), "--port", str(port),
-                                    "--log-level", "warning", *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmcls",
+                "serve",
+                str(run_dir),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.monotonic() + ready_within

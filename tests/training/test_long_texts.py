@@ -16,12 +16,13 @@ import yaml
 
 from llmcls.data.prepare import prepare_data
 from llmcls.data.readers import read_examples
-
 from support.configs import small_config
 from support.paths import FIXTURES, ROOT, SHIPPED_GLOVE
 
-CUT_NOTE = ("1 of 601 training texts, far longer than the rest, were cut to their first 1,000 tokens (4 x the 99th "
-            "percentile of the lengths, within 1,000 .. 10,000); tokenizer.max_tokens sets a cut of your own")
+CUT_NOTE = (
+    "1 of 601 training texts, far longer than the rest, were cut to their first 1,000 tokens (4 x the 99th "
+    "percentile of the lengths, within 1,000 .. 10,000); tokenizer.max_tokens sets a cut of your own"
+)
 
 
 def with_long_text(source: Path, out: Path, tokens: int, tail: str = "") -> Path:
@@ -40,8 +41,9 @@ def with_long_text(source: Path, out: Path, tokens: int, tail: str = "") -> Path
 def test_a_text_far_longer_than_the_rest_is_cut_once_and_said(tmp_path):
     train = with_long_text(FIXTURES / "sst2_train.csv", tmp_path / "train.csv", 5_000, tail=" zzzbeyondthecut")
     valid = with_long_text(FIXTURES / "sst2_valid.csv", tmp_path / "valid.csv", 300)
-    config = small_config(tmp_path, data={"train": str(train), "valid": str(valid)},
-                          tokenizer={"predict_max_tokens": 100})
+    config = small_config(
+        tmp_path, data={"train": str(train), "valid": str(valid)}, tokenizer={"predict_max_tokens": 100}
+    )
     events = []
     data = prepare_data(config, events.append)
     assert [e.message for e in events if "far longer" in e.message] == [CUT_NOTE]
@@ -54,8 +56,9 @@ def test_a_text_far_longer_than_the_rest_is_cut_once_and_said(tmp_path):
 def test_a_cut_of_ones_own_replaces_the_default(tmp_path):
     train = with_long_text(FIXTURES / "sst2_train.csv", tmp_path / "train.csv", 5_000, tail=" zzzbeyondthecut")
     events = []
-    data = prepare_data(small_config(tmp_path, data={"train": str(train)}, tokenizer={"max_tokens": 6_000}),
-                        events.append)
+    data = prepare_data(
+        small_config(tmp_path, data={"train": str(train)}, tokenizer={"max_tokens": 6_000}), events.append
+    )
     assert not [e for e in events if "far longer" in e.message]
     assert 5_000 < data.train.texts.lengths.max() < 6_000 and "zzzbeyondthecut" in data.vocab.stoi
 
@@ -71,14 +74,26 @@ def test_a_million_token_text_trains_under_3_gb_with_the_default_config(tmp_path
     short, for the suite's time; the tokenizer and batching keys keep their defaults."""
     train = with_long_text(FIXTURES / "sst2_train.csv", tmp_path / "train.csv", 1_000_000)
     valid = with_long_text(FIXTURES / "sst2_valid.csv", tmp_path / "valid.csv", 1_000_000)
-    config = {"name": "long", "output_dir": str(tmp_path / "runs"), "data": {"train": str(train), "valid": str(valid)},
-              "embeddings": {"source": str(SHIPPED_GLOVE)}, "vocab": {"add_from_vectors": 0},
-              "model": {"hidden_size": 32, "num_layers": 1}, "train": {"epochs": 1, "threads": 1, "plots": False}}
+    config = {
+        "name": "long",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"train": str(train), "valid": str(valid)},
+        "embeddings": {"source": str(SHIPPED_GLOVE)},
+        "vocab": {"add_from_vectors": 0},
+        "model": {"hidden_size": 32, "num_layers": 1},
+        "train": {"epochs": 1, "threads": 1, "plots": False},
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-m", "llmcls", "train", "--config", str(path), "--device", "cpu"],
-                          capture_output=True, text=True, env=env, timeout=600, preexec_fn=limit_memory)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmcls", "train", "--config", str(path), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        preexec_fn=limit_memory,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
     assert output.count("far longer than the rest, were cut to their first 1,000 tokens") == 1

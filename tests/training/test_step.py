@@ -29,12 +29,29 @@ def data(tmp_path_factory):
 def stepper(data, seed: int = 0, grad_clip: float | None = None, criterion: torch.nn.Module | None = None) -> Stepper:
     """A fresh model (no dropout, so that a pass is a function of the weights) and plain SGD over `data`."""
     torch.manual_seed(seed)
-    model = LstmClassifier(ModelArgs(vocab_size=len(data.vocab), embedding_dim=16, num_outputs=1, hidden_size=8,
-                                     dropout=0.0, embedding_dropout=0.0, pad_index=data.vocab.pad_index))
+    model = LstmClassifier(
+        ModelArgs(
+            vocab_size=len(data.vocab),
+            embedding_dim=16,
+            num_outputs=1,
+            hidden_size=8,
+            dropout=0.0,
+            embedding_dropout=0.0,
+            pad_index=data.vocab.pad_index,
+        )
+    )
     model.train()
-    return Stepper(model, model, criterion or loss_function(2), torch.optim.SGD(model.parameters(), lr=LR),
-                   data.train.texts, torch.from_numpy(data.train.targets), np.ones(len(data.train)),
-                   torch.device("cpu"), grad_clip=grad_clip)
+    return Stepper(
+        model,
+        model,
+        criterion or loss_function(2),
+        torch.optim.SGD(model.parameters(), lr=LR),
+        data.train.texts,
+        torch.from_numpy(data.train.targets),
+        np.ones(len(data.train)),
+        torch.device("cpu"),
+        grad_clip=grad_clip,
+    )
 
 
 def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -100,8 +117,10 @@ def test_a_non_finite_loss_stops_the_step_before_the_update_and_says_where(data)
     seen = []
     with pytest.raises(TrainingError) as caught:
         train_step(s, [np.arange(8), np.arange(8, 16)], lambda *a: seen.append(a), epoch=3, done=5)
-    assert str(caught.value) == ("the training loss became nan at epoch 3, batch 6; stopped with the last checkpoint "
-                                 "kept. Try a lower train.lr or set train.grad_clip")
+    assert str(caught.value) == (
+        "the training loss became nan at epoch 3, batch 6; stopped with the last checkpoint "
+        "kept. Try a lower train.lr or set train.grad_clip"
+    )
     assert seen == []
     assert all(torch.allclose(start[n], p, rtol=0, atol=0, equal_nan=True) for n, p in s.model.named_parameters())
 
@@ -121,8 +140,11 @@ def test_a_non_finite_gradient_under_grad_clip_stops_the_step_before_the_update(
     seen = []
     with pytest.raises(TrainingError) as caught:
         train_step(s, [np.arange(8), np.arange(8, 16)], lambda batch, loss: seen.append(loss), epoch=2, done=10)
-    assert re.fullmatch(r"the gradient became (inf|nan) at epoch 2, batch 12; stopped with the last checkpoint "
-                        r"kept\. Try a lower train\.lr", str(caught.value))
+    assert re.fullmatch(
+        r"the gradient became (inf|nan) at epoch 2, batch 12; stopped with the last checkpoint "
+        r"kept\. Try a lower train\.lr",
+        str(caught.value),
+    )
     assert seen == [0.0, 0.0]  # both batches ran: the loss itself is finite
     assert all(torch.equal(start[n], p) for n, p in s.model.named_parameters())
 

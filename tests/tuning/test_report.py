@@ -15,34 +15,73 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from llmcls.config import load_config  # noqa: E402
 from llmcls.errors import ConfigError  # noqa: E402
-from llmcls.tuning.report import (BEST_CONFIG, TRIALS_CSV, TRIALS_MD, best_trial, trial_dir, trial_rows,  # noqa: E402
-                                  write_best, write_tables)
+from llmcls.tuning.report import (  # noqa: E402
+    BEST_CONFIG,
+    TRIALS_CSV,
+    TRIALS_MD,
+    best_trial,
+    trial_dir,
+    trial_rows,
+    write_best,
+    write_tables,
+)
 from support.configs import small_config  # noqa: E402
 
 LR = FloatDistribution(1e-4, 1e-1, log=True)
 POOLING = CategoricalDistribution(["last", "max"])
-COLUMNS = ["number", "state", "valid_accuracy", "epochs", "seconds", "train.lr", "model.pooling", "model.hidden_size",
-           "note"]
+COLUMNS = [
+    "number",
+    "state",
+    "valid_accuracy",
+    "epochs",
+    "seconds",
+    "train.lr",
+    "model.pooling",
+    "model.hidden_size",
+    "note",
+]
 
 
-def study_of_every_state(direction: str = "maximize") -> "optuna.Study":
+def study_of_every_state(direction: str = "maximize") -> optuna.Study:
     """Trial 0 complete (0.8), 1 pruned, 2 failed, 3 complete (0.9, with a note holding a | and a newline), 4 still
     running (it drew a key no other trial drew)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=direction)
     both = {"train.lr": LR, "model.pooling": POOLING}
-    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.8, params={"train.lr": 0.0123456,
-                                 "model.pooling": "last"}, distributions=both,
-                                 user_attrs={"metric": 0.8, "epochs": 4, "best_epoch": 3, "seconds": 12.5}))
-    study.add_trial(create_trial(state=TrialState.PRUNED, params={"train.lr": 0.05}, distributions={"train.lr": LR},
-                                 user_attrs={"metric": 0.61, "epochs": 1, "seconds": 3.0,
-                                             "note": "pruned after epoch 1"}))
-    study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={},
-                                 user_attrs={"note": "TrainingError: the training loss became nan"}))
-    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.9, params={"train.lr": 0.001,
-                                 "model.pooling": "max"}, distributions=both,
-                                 user_attrs={"metric": 0.9, "epochs": 4, "best_epoch": 2, "seconds": 11.0,
-                                             "note": "a | b\nc"}))
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.8,
+            params={"train.lr": 0.0123456, "model.pooling": "last"},
+            distributions=both,
+            user_attrs={"metric": 0.8, "epochs": 4, "best_epoch": 3, "seconds": 12.5},
+        )
+    )
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            params={"train.lr": 0.05},
+            distributions={"train.lr": LR},
+            user_attrs={"metric": 0.61, "epochs": 1, "seconds": 3.0, "note": "pruned after epoch 1"},
+        )
+    )
+    study.add_trial(
+        create_trial(
+            state=TrialState.FAIL,
+            params={},
+            distributions={},
+            user_attrs={"note": "TrainingError: the training loss became nan"},
+        )
+    )
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.9,
+            params={"train.lr": 0.001, "model.pooling": "max"},
+            distributions=both,
+            user_attrs={"metric": 0.9, "epochs": 4, "best_epoch": 2, "seconds": 11.0, "note": "a | b\nc"},
+        )
+    )
     running = study.ask()
     running.suggest_int("model.hidden_size", 8, 64)
     return study
@@ -66,10 +105,19 @@ def test_one_row_a_trial_with_every_searched_key_in_the_order_first_drawn():
     rows = trial_rows(study_of_every_state(), "accuracy")
     assert [list(row) for row in rows] == [COLUMNS] * 5
     assert [(r["number"], r["state"], r["valid_accuracy"], r["epochs"]) for r in rows] == [
-        (0, "complete", 0.8, 4), (1, "pruned", 0.61, 1), (2, "failed", None, None), (3, "complete", 0.9, 4),
-        (4, "running", None, None)]
-    assert [(r["train.lr"], r["model.pooling"]) for r in rows] == [(0.0123456, "last"), (0.05, None), (None, None),
-                                                                   (0.001, "max"), (None, None)]
+        (0, "complete", 0.8, 4),
+        (1, "pruned", 0.61, 1),
+        (2, "failed", None, None),
+        (3, "complete", 0.9, 4),
+        (4, "running", None, None),
+    ]
+    assert [(r["train.lr"], r["model.pooling"]) for r in rows] == [
+        (0.0123456, "last"),
+        (0.05, None),
+        (None, None),
+        (0.001, "max"),
+        (None, None),
+    ]
     assert rows[4]["model.hidden_size"] is not None and rows[0]["model.hidden_size"] is None
     assert [r["note"] for r in rows][:3] == ["", "pruned after epoch 1", "TrainingError: the training loss became nan"]
     assert list(trial_rows(study_of_every_state(), "loss")[0])[2] == "valid_loss"
@@ -113,11 +161,17 @@ def test_best_yaml_is_the_base_config_with_the_best_values_under_a_header(tmp_pa
     best = write_best(study_of_every_state(), config, out, command="llmcls tune --config base.yaml --trials 5")
     assert config.model.pooling == "last" and best.train.lr == 0.001 and best.model.pooling == "max"
     assert best.to_dict() == load_config(out / BEST_CONFIG).to_dict()
-    changed = {(s, k) for s, values in config.to_dict().items() if isinstance(values, dict)
-               for k, v in values.items() if best.to_dict()[s][k] != v}
+    changed = {
+        (s, k)
+        for s, values in config.to_dict().items()
+        if isinstance(values, dict)
+        for k, v in values.items()
+        if best.to_dict()[s][k] != v
+    }
     assert changed == {("train", "lr"), ("model", "pooling")}  # everything else is the base config's
-    header = [line[2:] for line in (out / BEST_CONFIG).read_text(encoding="utf-8").splitlines()
-              if line.startswith("# ")]
+    header = [
+        line[2:] for line in (out / BEST_CONFIG).read_text(encoding="utf-8").splitlines() if line.startswith("# ")
+    ]
     assert header == [
         "The best of 5 trials of llmcls tune: trial 3, valid accuracy 0.9000 (epoch 2 of 4 trained).",
         f"Its run directory, ready for llmcls eval / predict: {out / 'trials' / '003'}",
@@ -130,8 +184,14 @@ def test_best_yaml_is_the_base_config_with_the_best_values_under_a_header(tmp_pa
 
 def test_a_best_value_the_config_refuses_is_named_with_its_trial(tmp_path):
     study = optuna.create_study(direction="maximize")
-    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.7, params={"model.pooling": "median"},
-                                 distributions={"model.pooling": CategoricalDistribution(["median"])}))
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.7,
+            params={"model.pooling": "median"},
+            distributions={"model.pooling": CategoricalDistribution(["median"])},
+        )
+    )
     with pytest.raises(ConfigError) as caught:
         write_best(study, small_config(tmp_path), tmp_path)
     assert "trial 0" in str(caught.value) and "model.pooling" in str(caught.value)

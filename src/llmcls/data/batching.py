@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -80,8 +81,15 @@ class BucketSampler:
     those of `batch_size` alone.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, pool_batches: int = 100, seed: int = 0,
-                 shuffle: bool = True, max_tokens: int | None = None):
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        pool_batches: int = 100,
+        seed: int = 0,
+        shuffle: bool = True,
+        max_tokens: int | None = None,
+    ):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -101,7 +109,7 @@ class BucketSampler:
         order = rng.permutation(n)
         batches = []
         for start in range(0, n, self.pool_size):
-            pool = order[start:start + self.pool_size]
+            pool = order[start : start + self.pool_size]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
             batches += cut_batches(pool, self.lengths, self.batch_size, self.max_tokens)
         return [batches[i] for i in rng.permutation(len(batches))]
@@ -129,8 +137,9 @@ class BucketSampler:
         return pools * -(-self.pool_size // self.batch_size) + -(-rest // self.batch_size)
 
 
-def cut_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int,
-                max_tokens: int | None = None) -> list[np.ndarray]:
+def cut_batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: int | None = None
+) -> list[np.ndarray]:
     """Cut `order` (indices sorted by ascending length) into consecutive batches of at most `batch_size` texts
     and, with `max_tokens`, at most `max_tokens` padded tokens (texts x the batch's longest length). A text longer
     than `max_tokens` is a batch of its own.
@@ -139,7 +148,7 @@ def cut_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int,
         The batches, each an array of indices, in the order of `order`.
     """
     if max_tokens is None or len(order) == 0 or int(lengths[order].max()) * batch_size <= max_tokens:
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     batches = []
     start = 0
     sorted_lengths = lengths[order].tolist()
@@ -169,11 +178,11 @@ def pad_batch(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple
     lengths = texts.offsets[indices + 1] - starts
     out = np.full((len(indices), int(lengths.max())), pad_index, dtype=np.int64)
     for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
-        out[row, :length] = texts.ids[start:start + length]
+        out[row, :length] = texts.ids[start : start + length]
     return out, lengths
 
 
-def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad the texts at `indices` into one tensor.
 
     Returns:

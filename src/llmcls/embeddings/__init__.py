@@ -8,18 +8,45 @@ from pathlib import Path
 
 from llmcls.embeddings.fetch import KNOWN_SHA256, DownloadLimits, ProgressFn, default_cache_dir, download
 from llmcls.embeddings.files import PACKAGED_GLOVE, Vectors, read_packaged_glove, read_text_vectors
-from llmcls.embeddings.matrix import (LOW_TOKEN_COVERAGE, Coverage, build_embedding_matrix, lookup_candidates,
-                                      vector_coverage, wanted_words)
+from llmcls.embeddings.matrix import (
+    LOW_TOKEN_COVERAGE,
+    Coverage,
+    build_embedding_matrix,
+    lookup_candidates,
+    vector_coverage,
+    wanted_words,
+)
 from llmcls.errors import EmbeddingsError
 
-__all__ = ["KNOWN_SHA256", "LOW_TOKEN_COVERAGE", "PACKAGED_GLOVE", "Coverage", "DownloadLimits", "ProgressFn",
-           "Vectors", "build_embedding_matrix", "default_cache_dir", "download", "load_vectors", "lookup_candidates",
-           "read_packaged_glove", "read_text_vectors", "vector_coverage", "wanted_words"]
+__all__ = [
+    "KNOWN_SHA256",
+    "LOW_TOKEN_COVERAGE",
+    "PACKAGED_GLOVE",
+    "Coverage",
+    "DownloadLimits",
+    "ProgressFn",
+    "Vectors",
+    "build_embedding_matrix",
+    "default_cache_dir",
+    "download",
+    "load_vectors",
+    "lookup_candidates",
+    "read_packaged_glove",
+    "read_text_vectors",
+    "vector_coverage",
+    "wanted_words",
+]
 
 
-def load_vectors(source: str, wanted: set[str] | None = None, dim: int | None = None,
-                 cache_dir: Path | None = None, on_progress: ProgressFn | None = None, extra: int = 0,
-                 limits: DownloadLimits = DownloadLimits()) -> Vectors:
+def load_vectors(
+    source: str,
+    wanted: set[str] | None = None,
+    dim: int | None = None,
+    cache_dir: Path | None = None,
+    on_progress: ProgressFn | None = None,
+    extra: int = 0,
+    limits: DownloadLimits = DownloadLimits(),
+) -> Vectors:
     """Load vectors from `source`: the packaged GloVe name, an http(s) URL (downloaded within `limits`), or a
     local path.
 

@@ -11,9 +11,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from llmcls.errors import EmbeddingsError
 
@@ -52,8 +53,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LLMCLS_CACHE", Path.home() / ".cache" / "llmcls"))
 
 
-def download(url: str, cache_dir: Path, on_progress: ProgressFn | None = None,
-             limits: DownloadLimits = DownloadLimits()) -> Path:
+def download(
+    url: str, cache_dir: Path, on_progress: ProgressFn | None = None, limits: DownloadLimits = DownloadLimits()
+) -> Path:
     """Fetch `url` into `cache_dir` once; later calls return the cached file.
 
     The file is written to a temporary name of its own (concurrent downloads never share one), checked against
@@ -107,8 +109,9 @@ def _fetch(url: str, out: IO[bytes], limits: DownloadLimits, on_progress: Progre
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         if total is not None and total > limits.max_bytes:
-            raise EmbeddingsError(f"{url}: {total} bytes, more than the limit of {limits.max_bytes} "
-                                  "(embeddings.download_max_mb)")
+            raise EmbeddingsError(
+                f"{url}: {total} bytes, more than the limit of {limits.max_bytes} (embeddings.download_max_mb)"
+            )
         done = 0
         # read1: at most one read of the socket, so that a server trickling bytes cannot outlast the deadline
         while chunk := response.read1(1 << 20):
@@ -116,11 +119,14 @@ def _fetch(url: str, out: IO[bytes], limits: DownloadLimits, on_progress: Progre
             digest.update(chunk)
             done += len(chunk)
             if done > limits.max_bytes:
-                raise EmbeddingsError(f"{url}: more than the limit of {limits.max_bytes} bytes "
-                                      "(embeddings.download_max_mb)")
+                raise EmbeddingsError(
+                    f"{url}: more than the limit of {limits.max_bytes} bytes (embeddings.download_max_mb)"
+                )
             if time.monotonic() > deadline:
-                raise EmbeddingsError(f"{url}: download took longer than {limits.total_timeout:g} s "
-                                      f"(embeddings.download_timeout); {done} bytes received")
+                raise EmbeddingsError(
+                    f"{url}: download took longer than {limits.total_timeout:g} s "
+                    f"(embeddings.download_timeout); {done} bytes received"
+                )
             if on_progress:
                 on_progress(done, total)
     if total is not None and done != total:

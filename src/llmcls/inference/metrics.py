@@ -3,8 +3,9 @@ classification micro/macro F1, subset accuracy, and per-class thresholds."""
 
 from __future__ import annotations
 
-from llmcls.records import Report
 import numpy as np
+
+from llmcls.records import Report
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -86,8 +87,7 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str])
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
         "per_class": {
-            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s),
-                    "predicted": int(k)}
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s), "predicted": int(k)}
             for label, p, r, f, s, k in zip(labels, precision, recall, f1, support, predicted)
         },
         "labels": list(labels),

@@ -71,8 +71,14 @@ def find_export(run_dir: str | Path, variant: str = "onnx") -> tuple[Path | None
         return None, None, f"{exc}; export again with: llmcls export {run_dir}"
     manifest = manifest if isinstance(manifest, dict) else {}
     if manifest.get("format_version") != MANIFEST_VERSION:
-        return None, manifest, (f"{manifest_path}: export format version {manifest.get('format_version')}, this "
-                                f"llmcls reads {MANIFEST_VERSION}; export again with: llmcls export {run_dir}")
+        return (
+            None,
+            manifest,
+            (
+                f"{manifest_path}: export format version {manifest.get('format_version')}, this "
+                f"llmcls reads {MANIFEST_VERSION}; export again with: llmcls export {run_dir}"
+            ),
+        )
     models = manifest.get("models")
     entry = models.get(variant) if isinstance(models, dict) else None
     if entry is None:
@@ -87,8 +93,14 @@ def find_export(run_dir: str | Path, variant: str = "onnx") -> tuple[Path | None
     except OSError as exc:
         return None, manifest, f"{run_dir}: cannot read model.safetensors ({exc.strerror or exc})"
     if manifest.get("weights_sha256") != current:
-        return None, manifest, (f"{path} was exported from other weights than {run_dir / 'model.safetensors'} "
-                                f"(the run was trained further); export again with: llmcls export {run_dir}")
+        return (
+            None,
+            manifest,
+            (
+                f"{path} was exported from other weights than {run_dir / 'model.safetensors'} "
+                f"(the run was trained further); export again with: llmcls export {run_dir}"
+            ),
+        )
     return path, manifest, ""
 
 
@@ -112,8 +124,10 @@ def _check_same_network(run_dir: Path, manifest: dict, manifest_path: Path) -> N
     """
     meta = read_run_json(run_dir, META)
     if not isinstance(meta, dict) or manifest.get("model_args") != meta.get("model_args"):
-        raise RunError(f"{manifest_path}: exported from a network with other arguments than {run_dir / META} "
-                       f"describes; the files come from different runs (export again with: llmcls export {run_dir})")
+        raise RunError(
+            f"{manifest_path}: exported from a network with other arguments than {run_dir / META} "
+            f"describes; the files come from different runs (export again with: llmcls export {run_dir})"
+        )
 
 
 class OnnxClassifier:
@@ -122,8 +136,17 @@ class OnnxClassifier:
     Any padding id and any batch size or length may be used; no sorting or packing is needed.
     """
 
-    def __init__(self, path: str | Path, pad_index: int, num_outputs: int, name: str = "onnx",
-                 threads: int | None = None, spinning: bool = True, *, content: bytes | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        pad_index: int,
+        num_outputs: int,
+        name: str = "onnx",
+        threads: int | None = None,
+        spinning: bool = True,
+        *,
+        content: bytes | None = None,
+    ):
         """`threads`: onnxruntime's intra-op threads (None: its default, one per physical core). `spinning`: let
         idle intra-op threads spin for work (onnxruntime's default); a server turns it off, so that they leave
         the CPU to the threads that parse and answer requests. `content`: the bytes of the file at `path`, when
@@ -135,8 +158,9 @@ class OnnxClassifier:
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path) if content is None else content, options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path) if content is None else content, options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
             raise ExportError(f"{path}: onnxruntime cannot load it: {exc}") from None
         self.path = Path(path)
@@ -145,8 +169,9 @@ class OnnxClassifier:
         self.num_outputs = num_outputs
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, variant: str = "onnx", threads: int | None = None, *,
-                 spinning: bool = True) -> "OnnxClassifier":
+    def from_run(
+        cls, run_dir: str | Path, variant: str = "onnx", threads: int | None = None, *, spinning: bool = True
+    ) -> OnnxClassifier:
         """The exported model `variant` ("onnx" or "onnx-int8") of a run, its file read once: those bytes are
         checked against the manifest's digest and loaded. `threads`, `spinning`: as the constructor's.
 
@@ -162,15 +187,19 @@ class OnnxClassifier:
             raise ExportError(why)
         content = read_run_bytes(run_dir, EXPORT_DIR, path.name)
         if hashlib.sha256(content).hexdigest() != manifest["models"][variant].get("sha256"):
-            raise RunError(f"{path}: its bytes do not match their sha256 in {EXPORT_MANIFEST} (the file was changed "
-                           f"after the export); export again with: llmcls export {run_dir}")
+            raise RunError(
+                f"{path}: its bytes do not match their sha256 in {EXPORT_MANIFEST} (the file was changed "
+                f"after the export); export again with: llmcls export {run_dir}"
+            )
         args = manifest["model_args"]
         return cls(path, args["pad_index"], args["num_outputs"], variant, threads, spinning, content=content)
 
     def logits(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Logits [batch, num_outputs] float32 of token ids [batch, seq_len] int64 and lengths [batch] int64 (>= 1)."""
-        feed = {"token_ids": np.ascontiguousarray(token_ids, dtype=np.int64),
-                "lengths": np.ascontiguousarray(lengths, dtype=np.int64)}
+        feed = {
+            "token_ids": np.ascontiguousarray(token_ids, dtype=np.int64),
+            "lengths": np.ascontiguousarray(lengths, dtype=np.int64),
+        }
         return self.session.run(["logits"], feed)[0]
 
     __call__ = logits  # a Forward (llmcls.data.batching)

@@ -26,7 +26,7 @@ def safetensors_shapes(data: bytes, path: Path) -> Shapes:
         size = int.from_bytes(data[:8], "little")
         if len(data) < 8 or size > len(data) - 8:
             raise ValueError("the header is longer than the file")
-        header = json.loads(data[8:8 + size])
+        header = json.loads(data[8 : 8 + size])
         shapes = {name: tuple(entry["shape"]) for name, entry in header.items() if name != "__metadata__"}
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for s in shapes.values() for n in s):
             raise ValueError("a shape is not a list of sizes")
@@ -46,8 +46,10 @@ def check_sizes_possible(model_args: dict[str, Any], shapes: Shapes, run_dir: Pa
     numel = sum(math.prod(shape) for shape in shapes.values())
     for key, value in model_args.items():
         if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= numel:
-            raise RunError(f"{run_dir / META}: model_args.{key} = {value} is impossible beside {run_dir / WEIGHTS} "
-                           f"({numel:,} weights); the files come from different runs")
+            raise RunError(
+                f"{run_dir / META}: model_args.{key} = {value} is impossible beside {run_dir / WEIGHTS} "
+                f"({numel:,} weights); the files come from different runs"
+            )
 
 
 def check_weight_shapes(found: Shapes, expected: Shapes, run_dir: Path) -> None:
@@ -58,8 +60,10 @@ def check_weight_shapes(found: Shapes, expected: Shapes, run_dir: Path) -> None:
     """
     for name in sorted(found.keys() | expected.keys()):
         if found.get(name) != expected.get(name):
-            raise RunError(f"{run_dir / WEIGHTS}: tensor {name} is {_shape(found.get(name))}, but the model "
-                           f"{META} describes has it {_shape(expected.get(name))}; the files come from different runs")
+            raise RunError(
+                f"{run_dir / WEIGHTS}: tensor {name} is {_shape(found.get(name))}, but the model "
+                f"{META} describes has it {_shape(expected.get(name))}; the files come from different runs"
+            )
 
 
 def _shape(shape: tuple[int, ...] | None) -> str:
@@ -91,8 +95,10 @@ def check_token_rows(tokens: int, model_args: dict[str, Any], *, path: Path, exa
     """
     rows = embedding_rows(model_args, path.parent)
     if tokens > rows or (exact and tokens != rows):
-        raise RunError(f"{path}: {tokens:,} tokens, but the model {META} describes has {rows:,} embedding rows; "
-                       "the files come from different runs")
+        raise RunError(
+            f"{path}: {tokens:,} tokens, but the model {META} describes has {rows:,} embedding rows; "
+            "the files come from different runs"
+        )
 
 
 def check_labels(labels: LabelMap, model_args: dict[str, Any], *, path: Path, multi_label: bool) -> None:
@@ -106,8 +112,10 @@ def check_labels(labels: LabelMap, model_args: dict[str, Any], *, path: Path, mu
     expected = num_outputs(len(labels), multi_label)
     found = _size(model_args, "num_outputs", path.parent)
     if found != expected:
-        raise RunError(f"{path}: {len(labels)} labels take {expected} outputs, but the model {META} describes has "
-                       f"{found}; the files come from different runs")
+        raise RunError(
+            f"{path}: {len(labels)} labels take {expected} outputs, but the model {META} describes has "
+            f"{found}; the files come from different runs"
+        )
 
 
 def check_number(value: Any, *, where: str, low: float, high: float = math.inf) -> float:
@@ -119,8 +127,12 @@ def check_number(value: Any, *, where: str, low: float, high: float = math.inf) 
     Raises:
         RunError: it is not such a number (NaN, infinite, out of range, or not a number at all).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low < value < high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low < value < high
+    ):
         bounds = f"> {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
         raise RunError(f"{where}: {value!r} is not a finite number {bounds}")
     return float(value)

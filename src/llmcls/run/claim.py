@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Iterator
 
 from llmcls.errors import RunError
 from llmcls.fileio import temporary_of
@@ -21,7 +21,7 @@ def is_run_dir(path: Path) -> bool:
     return any((path / name).exists() for name in (META, CONFIG, CHECKPOINT))
 
 
-def _layout_of(name: str, layout: Layout) -> tuple[bool, "Layout | None"]:
+def _layout_of(name: str, layout: Layout) -> tuple[bool, Layout | None]:
     """(whether llmcls writes an entry called `name` where `layout` applies, what it writes inside it): a name of
     the table, or the temporary file of an atomic write of a file named there."""
     for pattern, inside in layout.items():
@@ -75,14 +75,19 @@ def check_new_run(run_dir: Path, overwrite: bool) -> None:
     if not any(entry.name != LOCK for entry in run_dir.iterdir()):
         return
     if not overwrite:
-        hint = "continue it with --resume, or start again with --overwrite" if is_run_dir(run_dir) else \
-            "choose another --run-dir or name"
+        hint = (
+            "continue it with --resume, or start again with --overwrite"
+            if is_run_dir(run_dir)
+            else "choose another --run-dir or name"
+        )
         raise RunError(f"{run_dir}: already exists and is not empty; {hint}")
     foreign = foreign_entries(run_dir)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise RunError(f"{run_dir}: --overwrite refused, nothing deleted: it holds what llmcls did not write "
-                       f"({len(foreign)}): {shown}")
+        raise RunError(
+            f"{run_dir}: --overwrite refused, nothing deleted: it holds what llmcls did not write "
+            f"({len(foreign)}): {shown}"
+        )
     if not is_run_dir(run_dir):
         raise RunError(f"{run_dir}: --overwrite refused: the directory holds files but no llmcls run")
 
@@ -119,8 +124,14 @@ def _remove_path(folder: Path, parts: list[str], layout: Layout = RUN_LAYOUT) ->
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Delete the temporary files that writes of the run's own files left when they were killed before their
     rename (by exact name: `.NAME.PID.HEX8.tmp` of a NAME llmcls writes there); returns them."""
-    stale = [entry for entry in run_dir.iterdir() if temporary_of(entry.name) is not None
-             and _layout_of(entry.name, RUN_LAYOUT) == (True, None) and entry.is_file() and not entry.is_symlink()]
+    stale = [
+        entry
+        for entry in run_dir.iterdir()
+        if temporary_of(entry.name) is not None
+        and _layout_of(entry.name, RUN_LAYOUT) == (True, None)
+        and entry.is_file()
+        and not entry.is_symlink()
+    ]
     for path in stale:
         path.unlink()
     return stale
@@ -192,8 +203,9 @@ def run_subdir(run_dir: Path, name: str) -> Path:
     """
     path = run_dir / name
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise RunError(f"{path}: is a symbolic link or not a folder; llmcls writes only into a real folder there "
-                       "(move it away)")
+        raise RunError(
+            f"{path}: is a symbolic link or not a folder; llmcls writes only into a real folder there (move it away)"
+        )
     path.mkdir(exist_ok=True)
     return path
 

@@ -21,18 +21,38 @@ from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.data.wordpiece import SPECIAL_IDS, WordPieceEncoding
 from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
-from llmcls.run.checks import (check_labels, check_number, check_sizes_possible, check_token_rows, check_weight_shapes,
-                               safetensors_shapes)
-from llmcls.run.claim import run_subdir
-from llmcls.run.layout import (CONFIG, DISTILL_DIR, FAMILY_FILES, FORMAT_VERSION, LABELS, LSTM_FAMILY, META,
-                               METRICS_CSV, METRICS_JSONL, RESULTS, TEMPERATURE, THRESHOLDS, TOKENIZER, TRANSFER, VOCAB,
-                               WEIGHTS)
-from llmcls.run.paths import read_run_bytes, read_run_json, read_run_text, run_file
 from llmcls.records import EpochRecord, Results
+from llmcls.run.checks import (
+    check_labels,
+    check_number,
+    check_sizes_possible,
+    check_token_rows,
+    check_weight_shapes,
+    safetensors_shapes,
+)
+from llmcls.run.claim import run_subdir
+from llmcls.run.layout import (
+    CONFIG,
+    DISTILL_DIR,
+    FAMILY_FILES,
+    FORMAT_VERSION,
+    LABELS,
+    LSTM_FAMILY,
+    META,
+    METRICS_CSV,
+    METRICS_JSONL,
+    RESULTS,
+    TEMPERATURE,
+    THRESHOLDS,
+    TOKENIZER,
+    TRANSFER,
+    VOCAB,
+    WEIGHTS,
+)
+from llmcls.run.paths import read_run_bytes, read_run_json, read_run_text, run_file
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
-
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -78,7 +98,9 @@ def read_history(run_dir: str | Path) -> list[EpochRecord]:
 
 def write_metrics(run_dir: Path, history: list[EpochRecord]) -> None:
     """(Re)write `metrics.jsonl` and `metrics.csv` from the per-epoch records."""
-    atomic_write_bytes(run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"), RunError)
+    atomic_write_bytes(
+        run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"), RunError
+    )
     buffer = io.StringIO()
     if history:
         writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
@@ -87,8 +109,15 @@ def write_metrics(run_dir: Path, history: list[EpochRecord]) -> None:
     atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"), RunError)
 
 
-def write_run_header(run_dir: Path, config: Config, *, encoding: TextEncoding, labels: LabelMap,
-                     model: "torch.nn.Module", extra: dict[str, Any] | None = None) -> None:
+def write_run_header(
+    run_dir: Path,
+    config: Config,
+    *,
+    encoding: TextEncoding,
+    labels: LabelMap,
+    model: torch.nn.Module,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs (the
     vocabulary, or an encoder's tokenizer.json), and in meta.json the model's family and arguments.
 
@@ -106,17 +135,20 @@ def write_run_header(run_dir: Path, config: Config, *, encoding: TextEncoding, l
     else:
         raise TypeError(f"no run file for the encoding {type(encoding).__name__}")
     labels.save(run_dir / LABELS)
-    write_json(run_dir / META, {
-        "format_version": FORMAT_VERSION,
-        "llmcls_version": __version__,
-        "torch_version": torch.__version__,
-        "model_family": model.family,
-        "model_args": model.args.to_dict(),
-        **(extra or {}),
-    })
+    write_json(
+        run_dir / META,
+        {
+            "format_version": FORMAT_VERSION,
+            "llmcls_version": __version__,
+            "torch_version": torch.__version__,
+            "model_family": model.family,
+            "model_args": model.args.to_dict(),
+            **(extra or {}),
+        },
+    )
 
 
-def save_weights(path: Path, model: "torch.nn.Module") -> None:
+def save_weights(path: Path, model: torch.nn.Module) -> None:
     from safetensors.torch import save
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
@@ -152,8 +184,7 @@ def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
 
 def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
     """Save the per-class decision thresholds of a multi-label run, and how they were chosen."""
-    write_json(run_dir / THRESHOLDS, {"method": method,
-                                             "thresholds": dict(zip(labels, map(float, thresholds)))})
+    write_json(run_dir / THRESHOLDS, {"method": method, "thresholds": dict(zip(labels, map(float, thresholds)))})
 
 
 def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
@@ -170,8 +201,12 @@ def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
     missing = [label for label in labels.labels if not isinstance(table, dict) or label not in table]
     if missing:
         raise RunError(f"{path}: no threshold for {', '.join(map(repr, missing[:5]))}")
-    return np.asarray([check_number(table[label], where=f"{path}: threshold of {label!r}", low=0.0, high=1.0)
-                       for label in labels.labels])
+    return np.asarray(
+        [
+            check_number(table[label], where=f"{path}: threshold of {label!r}", low=0.0, high=1.0)
+            for label in labels.labels
+        ]
+    )
 
 
 def write_temperature(run_dir: Path, temperature: float, calibration: dict[str, float]) -> None:
@@ -180,8 +215,14 @@ def write_temperature(run_dir: Path, temperature: float, calibration: dict[str, 
     Args:
         calibration: figures of the fit, such as {"valid_ece_before": ..., "valid_ece_after": ...}.
     """
-    write_json(run_dir / TEMPERATURE, {"method": "temperature scaling, fitted on the validation split",
-                                       "temperature": float(temperature), **calibration})
+    write_json(
+        run_dir / TEMPERATURE,
+        {
+            "method": "temperature scaling, fitted on the validation split",
+            "temperature": float(temperature),
+            **calibration,
+        },
+    )
 
 
 def read_temperature(run_dir: Path) -> float | None:
@@ -225,8 +266,9 @@ class RunInfo:
             return WordEncoding(Tokenizer(tokenizer), self.vocab)
         limit = int(self.model_args["max_positions"]) - SPECIAL_IDS
         try:
-            encoding = WordPieceEncoding(run_file(self.run_dir, TOKENIZER), max_tokens=tokenizer.max_tokens,
-                                         limit=limit)
+            encoding = WordPieceEncoding(
+                run_file(self.run_dir, TOKENIZER), max_tokens=tokenizer.max_tokens, limit=limit
+            )
         except ConfigError as exc:
             raise RunError(f"{self.run_dir}: damaged run directory: {exc}") from None
         ids = max(encoding.tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
@@ -238,7 +280,7 @@ class RunInfo:
 class LoadedRun(RunInfo):
     """A trained model and everything needed to feed it."""
 
-    model: "torch.nn.Module" = None  # type: ignore[assignment]  # an LstmClassifier or EncoderClassifier
+    model: torch.nn.Module = None  # type: ignore[assignment]  # an LstmClassifier or EncoderClassifier
 
 
 def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
@@ -262,8 +304,9 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
     _check_complete(run_dir, (CONFIG, META, LABELS) + ((WEIGHTS,) if trained else ()))
     try:
         meta, family = _read_meta(run_dir)
-        config = validate_config(parse_config_text(read_run_text(run_dir, CONFIG), str(run_dir / CONFIG)),
-                                 str(run_dir / CONFIG))  # bounded YAML: a run directory is untrusted input
+        config = validate_config(
+            parse_config_text(read_run_text(run_dir, CONFIG), str(run_dir / CONFIG)), str(run_dir / CONFIG)
+        )  # bounded YAML: a run directory is untrusted input
         model_args = dict(meta["model_args"])
         vocab = _read_vocab(run_dir, model_args) if family == LSTM_FAMILY else None
         labels = LabelMap.load(run_file(run_dir, LABELS))
@@ -286,8 +329,10 @@ def _read_meta(run_dir: Path) -> tuple[dict[str, Any], str]:
         raise RunError(f"{run_dir / META}: damaged run directory: not a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise RunError(f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
-                       f"version {FORMAT_VERSION}; retrain or use a matching llmcls")
+        raise RunError(
+            f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
+            f"version {FORMAT_VERSION}; retrain or use a matching llmcls"
+        )
     family = meta.get("model_family", LSTM_FAMILY)
     if family not in FAMILY_FILES:
         raise RunError(f"{run_dir}: unknown model_family {family!r} in {META}")
@@ -308,7 +353,7 @@ def _check_complete(run_dir: Path, names: tuple[str, ...]) -> None:
         raise RunError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
 
 
-def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights: bytes | None = None) -> LoadedRun:
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu", weights: bytes | None = None) -> LoadedRun:
     """Load a run directory written by `llmcls train`, model in eval mode on `device`.
 
     Args:
@@ -325,7 +370,7 @@ def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights:
     return LoadedRun(**vars(info), model=model)
 
 
-def _network(info: RunInfo, weights: bytes) -> "torch.nn.Module":
+def _network(info: RunInfo, weights: bytes) -> torch.nn.Module:
     """The run's network holding `weights`: the tensors the weights' header declares are compared with those of
     the network meta.json describes (built on torch's meta device: shapes, no memory) before any is allocated."""
     import torch
@@ -338,8 +383,9 @@ def _network(info: RunInfo, weights: bytes) -> "torch.nn.Module":
     check_sizes_possible(info.model_args, shapes, info.run_dir)
     try:
         with torch.device("meta"):
-            expected = {name: tuple(t.shape) for name, t in
-                        build_network(info.family, info.model_args).state_dict().items()}
+            expected = {
+                name: tuple(t.shape) for name, t in build_network(info.family, info.model_args).state_dict().items()
+            }
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise RunError(f"{info.run_dir / META}: damaged run directory: {type(exc).__name__}: {exc}") from None
     check_weight_shapes(shapes, expected, info.run_dir)

@@ -50,12 +50,15 @@ PREPARED_ONNX, QUANTIZED_ONNX = "prepared.onnx", "quantized.onnx"
 # an atomic write of a file named here (llmcls.fileio.temporary_of) is llmcls's too; no other name is.
 Layout = dict[str, "Layout | None"]
 RUN_LAYOUT: Layout = {
-    **dict.fromkeys(RUN_FILES + (TOKENIZER, METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE,
-                                 LOCK)),
+    **dict.fromkeys(
+        RUN_FILES + (TOKENIZER, METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE, LOCK)
+    ),
     DISTILL_DIR: dict.fromkeys((TRANSFER,)),
     PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT)),
-    EXPORT_DIR: {**dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values())),
-                 QUANTIZE_PREFIX + "[a-z0-9_]" * 8: dict.fromkeys((PREPARED_ONNX, QUANTIZED_ONNX))},
+    EXPORT_DIR: {
+        **dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values())),
+        QUANTIZE_PREFIX + "[a-z0-9_]" * 8: dict.fromkeys((PREPARED_ONNX, QUANTIZED_ONNX)),
+    },
     TENSORBOARD_DIR: {"events.out.tfevents.*": None},
 }
 # What was computed from the best weights, and would be stale beside weights trained further.

@@ -42,8 +42,10 @@ def run_file(run_dir: str | Path, *relative: str, missing_ok: bool = False) -> P
         except OSError as exc:
             raise RunError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         if stat.S_ISLNK(mode):
-            raise RunError(f"{path}: is a symbolic link; llmcls reads a run's own files only, never through a link "
-                           "(put the file itself there)")
+            raise RunError(
+                f"{path}: is a symbolic link; llmcls reads a run's own files only, never through a link "
+                "(put the file itself there)"
+            )
         last = depth == len(parts)
         if (last and not stat.S_ISREG(mode)) or (not last and not stat.S_ISDIR(mode)):
             raise RunError(f"{path}: is not a {'regular file' if last else 'folder'}")

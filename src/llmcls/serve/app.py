@@ -11,9 +11,9 @@ import asyncio
 import hmac
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -56,8 +56,14 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
 
     authorized = [Depends(check_token)]
     service = _Service(predictor, settings)
-    app = FastAPI(title="llmcls", version=__version__, lifespan=service.lifespan, docs_url=None, redoc_url=None,
-                  description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.")
+    app = FastAPI(
+        title="llmcls",
+        version=__version__,
+        lifespan=service.lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.",
+    )
     install_error_handlers(app)
     app.router.add_route("/v1/predict", service.predict, methods=["POST"])  # for 405s: Guard calls it directly
     app.openapi = _openapi_with_predict(app)
@@ -68,8 +74,14 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
     app.add_api_route("/metrics", service.prometheus, methods=["GET"], responses=ERRORS, dependencies=authorized)
     app.add_api_route("/", service.page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
-    return Guard(app, metrics=service.metrics, settings=settings, predict=service.predict, authorize=authorize,
-                 drain=service.drain)
+    return Guard(
+        app,
+        metrics=service.metrics,
+        settings=settings,
+        predict=service.predict,
+        authorize=authorize,
+        drain=service.drain,
+    )
 
 
 class _Service:
@@ -78,9 +90,13 @@ class _Service:
     def __init__(self, predictor: Predictor, settings: ServeSettings):
         self.predictor, self.settings = predictor, settings
         self.metrics = ServeMetrics()
-        self.batcher = Batcher(wait_s=settings.batch_wait_ms / 1000, max_texts=settings.max_batch_texts,
-                               max_queue_texts=settings.max_queue_texts, admit=work_limits(settings),
-                               on_round=self.metrics.batch_texts.observe)
+        self.batcher = Batcher(
+            wait_s=settings.batch_wait_ms / 1000,
+            max_texts=settings.max_batch_texts,
+            max_queue_texts=settings.max_queue_texts,
+            admit=work_limits(settings),
+            on_round=self.metrics.batch_texts.observe,
+        )
         self.predict = PredictEndpoint(predictor, settings, self.batcher, self.metrics)
         self.info = run_info(predictor, settings)
         self.is_ready = False
@@ -91,7 +107,9 @@ class _Service:
         self._loop = asyncio.get_running_loop()
         self.batcher.start()
         # loads the tokenizer before /ready says yes
-        await self.batcher.probabilities(self.predictor, ["warm up"], timeout_s=max(600.0, self.settings.request_timeout_s))
+        await self.batcher.probabilities(
+            self.predictor, ["warm up"], timeout_s=max(600.0, self.settings.request_timeout_s)
+        )
         self.is_ready = True
         restore = _before_shutdown_signals(self.drain)
         try:
@@ -116,8 +134,9 @@ class _Service:
         """A plot of the run: curves.png or confusion_matrix.png (a symlink there is not followed)."""
         image = read_plot(self.predictor.run.run_dir, name) if name in PLOTS else None
         if image is None:
-            raise RequestRefused(404, f"no plot {name[:100]!r}; this run has: "
-                                      f"{', '.join(self.info['plots']) or 'none'}")
+            raise RequestRefused(
+                404, f"no plot {name[:100]!r}; this run has: {', '.join(self.info['plots']) or 'none'}"
+            )
         return Response(image, media_type="image/png")
 
     async def health(self) -> dict:
@@ -145,13 +164,20 @@ async def _predict_schema(body: PredictRequest) -> PredictResponse:
 def _openapi_with_predict(app: FastAPI):
     """app.openapi, with POST /v1/predict described as a FastAPI route would be (it is a Starlette one)."""
     documented = APIRouter()
-    documented.add_api_route("/v1/predict", _predict_schema, methods=["POST"], response_model=PredictResponse,
-                             responses=PREDICT_ERRORS, name="predict")
+    documented.add_api_route(
+        "/v1/predict",
+        _predict_schema,
+        methods=["POST"],
+        response_model=PredictResponse,
+        responses=PREDICT_ERRORS,
+        name="predict",
+    )
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                             routes=documented.routes + app.routes)
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=documented.routes + app.routes
+            )
         return app.openapi_schema
 
     return openapi
@@ -189,7 +215,10 @@ def _bearer(token: str | None):
             return
         scheme, _, value = (given or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            raise RequestRefused(401, "missing or wrong bearer token (send Authorization: Bearer TOKEN)",
-                                 headers={"WWW-Authenticate": "Bearer"})
+            raise RequestRefused(
+                401,
+                "missing or wrong bearer token (send Authorization: Bearer TOKEN)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     return authorize

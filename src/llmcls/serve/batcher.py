@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from llmcls.inference.predict import PreparedTexts, Predictor
+from llmcls.inference.predict import Predictor, PreparedTexts
 
 
 class Overloaded(Exception):
@@ -69,9 +70,15 @@ class Batcher:
         on_round: called with the number of texts of each round (for metrics).
     """
 
-    def __init__(self, *, wait_s: float, max_texts: int, max_queue_texts: int,
-                 admit: Callable[[PreparedTexts], None] = lambda prepared: None,
-                 on_round: Callable[[int], None] = lambda n: None):
+    def __init__(
+        self,
+        *,
+        wait_s: float,
+        max_texts: int,
+        max_queue_texts: int,
+        admit: Callable[[PreparedTexts], None] = lambda prepared: None,
+        on_round: Callable[[int], None] = lambda n: None,
+    ):
         self.wait_s, self.max_texts, self.max_queue_texts = wait_s, max_texts, max_queue_texts
         self.admit, self.on_round = admit, on_round
         self.draining = False
@@ -128,8 +135,9 @@ class Batcher:
         if self.draining:
             raise Overloaded("the server is shutting down", draining=True)
         if self._queued_texts + len(texts) > self.max_queue_texts:
-            raise Overloaded(f"the queue is full ({self._queued_texts} texts waiting; max_queue_texts "
-                             f"{self.max_queue_texts})")
+            raise Overloaded(
+                f"the queue is full ({self._queued_texts} texts waiting; max_queue_texts {self.max_queue_texts})"
+            )
         loop = asyncio.get_running_loop()
         job = _Job(predictor, texts, loop.create_future(), timeout_s)
         job.timer = loop.call_later(timeout_s, self._expire, job)

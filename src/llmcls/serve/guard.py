@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, RETRY_AFTER_S, RequestRefused, error_body
@@ -30,8 +30,16 @@ class Guard:
         drain: called when the server starts shutting down (see `drain`).
     """
 
-    def __init__(self, app, *, metrics: ServeMetrics, settings: ServeSettings, predict,
-                 authorize: Callable[[str | None], None], drain: Callable[[], None]):
+    def __init__(
+        self,
+        app,
+        *,
+        metrics: ServeMetrics,
+        settings: ServeSettings,
+        predict,
+        authorize: Callable[[str | None], None],
+        drain: Callable[[], None],
+    ):
         self.app, self.metrics, self.settings, self.predict = app, metrics, settings, predict
         self.authorize, self._drain = authorize, drain
         self.hosts = settings.hosts()
@@ -47,8 +55,13 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        route = path if path in ROUTES else ("/v1/plots" if path.startswith("/v1/plots/") else
-                                             "/static" if path.startswith("/static/") else "other")
+        route = (
+            path
+            if path in ROUTES
+            else (
+                "/v1/plots" if path.startswith("/v1/plots/") else "/static" if path.startswith("/static/") else "other"
+            )
+        )
         status = {"code": 500}
 
         async def counting_send(message):
@@ -78,9 +91,12 @@ class Guard:
         authorization = headers.get(b"authorization")
         self.authorize(authorization.decode("latin-1") if authorization is not None else None)
         if self.predicting >= self.settings.max_concurrent:
-            raise RequestRefused(503, f"too many requests in the server (max_concurrent "
-                                      f"{self.settings.max_concurrent}); try again shortly", limit="max_concurrent",
-                                 headers={"Retry-After": str(RETRY_AFTER_S)})
+            raise RequestRefused(
+                503,
+                f"too many requests in the server (max_concurrent {self.settings.max_concurrent}); try again shortly",
+                limit="max_concurrent",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         self.predicting += 1
         try:
             replay = await self._limited_body(headers, receive)
@@ -106,12 +122,22 @@ class Guard:
         as the rest of the bookkeeping of a request."""
         series = self._series.get((route, code))
         if series is None:
-            kind = {401: "unauthorized", 404: "not_found", 405: "method", 408: "timeout", 413: "too_large",
-                    422: "invalid", 499: "client_gone", 503: "unavailable", 504: "deadline"}.get(
-                code, "server" if code >= 500 else "client")
+            kind = {
+                401: "unauthorized",
+                404: "not_found",
+                405: "method",
+                408: "timeout",
+                413: "too_large",
+                422: "invalid",
+                499: "client_gone",
+                503: "unavailable",
+                504: "deadline",
+            }.get(code, "server" if code >= 500 else "client")
             series = self._series[(route, code)] = (
-                self.metrics.requests.labels(route, str(code)), self.metrics.latency.labels(route),
-                self.metrics.errors.labels(route, kind) if code >= 400 else None)
+                self.metrics.requests.labels(route, str(code)),
+                self.metrics.latency.labels(route),
+                self.metrics.errors.labels(route, kind) if code >= 400 else None,
+            )
         requests, latency, errors = series
         requests.inc()
         latency.observe(seconds)
@@ -132,9 +158,12 @@ class Guard:
             async with asyncio.timeout(self.settings.read_timeout_s):
                 body = await self._read(receive)
         except TimeoutError:
-            raise RequestRefused(408, f"the request body did not arrive within {self.settings.read_timeout_s:g} s "
-                                      "(read_timeout_s)", limit="read_timeout_s",
-                                 headers={"Connection": "close"}) from None
+            raise RequestRefused(
+                408,
+                f"the request body did not arrive within {self.settings.read_timeout_s:g} s (read_timeout_s)",
+                limit="read_timeout_s",
+                headers={"Connection": "close"},
+            ) from None
         if body is None:
             return None
         sent = False
@@ -166,19 +195,27 @@ def _host_name(value: str) -> str:
     """The host of a Host header, lower case, without the port: "[::1]:8000" -> "::1", "a.b:80" -> "a.b"."""
     value = value.strip().lower()
     if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
+        return value[1 : value.find("]")] if "]" in value else value
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 def _too_large(size: int, limit: int) -> RequestRefused:
-    return RequestRefused(413, f"request body too large: {size} bytes > max_bytes {limit}", limit="max_bytes",
-                          headers={"Connection": "close"})
+    return RequestRefused(
+        413,
+        f"request body too large: {size} bytes > max_bytes {limit}",
+        limit="max_bytes",
+        headers={"Connection": "close"},
+    )
 
 
 async def _refuse(send, exc: RequestRefused) -> None:
     body = json.dumps(error_body(exc.status, exc.message, exc.field, exc.limit)).encode()
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
-    await send({"type": "http.response.start", "status": exc.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

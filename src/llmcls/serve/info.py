@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from llmcls import __version__
-from llmcls.inference.predict import Predictor
 from llmcls.errors import RunError
+from llmcls.inference.predict import Predictor
+from llmcls.records import Report, Results
 from llmcls.run.files import read_results
 from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
 from llmcls.run.paths import read_run_bytes, run_file
-from llmcls.records import Report, Results
 from llmcls.serve.settings import ServeSettings
 
 PLOTS = (CURVES_PLOT, CONFUSION_PLOT)
@@ -52,8 +52,9 @@ def _results(run_dir: Path) -> Results | None:
 def _metrics(results: Results | None) -> dict[str, dict[str, float]]:
     if results is None:
         return {}
-    return {split: _scalars(report) for split, report in (("valid", results["valid"]), ("test", results["test"]))
-            if report}
+    return {
+        split: _scalars(report) for split, report in (("valid", results["valid"]), ("test", results["test"])) if report
+    }
 
 
 def _scalars(report: Report | None) -> dict[str, float]:
@@ -69,8 +70,12 @@ def _public_config(config) -> dict[str, Any]:
     if model.get("encoder"):
         model["encoder"] = Path(model["encoder"]).name
     tokenizer = config.tokenizer.model_dump(mode="json", exclude={"cache_dir"})
-    return {"name": config.name, "model": model, "tokenizer": tokenizer,
-            "chunking": config.chunking.model_dump(mode="json")}
+    return {
+        "name": config.name,
+        "model": model,
+        "tokenizer": tokenizer,
+        "chunking": config.chunking.model_dump(mode="json"),
+    }
 
 
 def _has_plot(run_dir: Path, name: str) -> bool:

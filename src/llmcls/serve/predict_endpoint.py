@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from llmcls.errors import ConfigError
-from llmcls.inference.predict import PreparedTexts, Predictor, rank
+from llmcls.inference.predict import Predictor, PreparedTexts, rank
 from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, INTERNAL_ERROR, RETRY_AFTER_S, RequestRefused, error_body
@@ -58,8 +58,13 @@ class PredictEndpoint:
             await send({"type": "http.response.start", "status": status, "headers": []})  # for the metrics only
             return
         payload = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*JSON_HEADERS, (b"content-length", str(len(payload)).encode()), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(payload)).encode()), *headers],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
     async def answer(self, headers: dict[bytes, bytes], body: bytes, receive=None) -> dict:
@@ -83,13 +88,13 @@ class PredictEndpoint:
         probs = await self._probabilities(chosen, request.texts, receive)
         self.metrics.texts.inc(len(request.texts))
         predictions = rank(request.texts, probs, predictor.labels, request.top_k, thresholds)
-        return {"predictions": [_as_json(p, predictor.multi_label) for p in predictions],
-                "backend": predictor.backend}
+        return {"predictions": [_as_json(p, predictor.multi_label) for p in predictions], "backend": predictor.backend}
 
     async def _probabilities(self, predictor: Predictor, texts: list[str], receive) -> np.ndarray:
         """The batcher's answer, as the API's refusals; dropped if the client disconnects first."""
-        work = asyncio.ensure_future(self.batcher.probabilities(predictor, texts,
-                                                                timeout_s=self.settings.request_timeout_s))
+        work = asyncio.ensure_future(
+            self.batcher.probabilities(predictor, texts, timeout_s=self.settings.request_timeout_s)
+        )
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
             await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -101,11 +106,16 @@ class PredictEndpoint:
         try:
             return work.result()
         except Overloaded as exc:
-            raise RequestRefused(503, str(exc), limit=None if exc.draining else "max_queue_texts",
-                                 headers=_retry_headers(exc.draining)) from None
+            raise RequestRefused(
+                503, str(exc), limit=None if exc.draining else "max_queue_texts", headers=_retry_headers(exc.draining)
+            ) from None
         except DeadlineExceeded as exc:
-            raise RequestRefused(504 if exc.started else 503, str(exc), limit="request_timeout_s",
-                                 headers=None if exc.started else _retry_headers(False)) from None
+            raise RequestRefused(
+                504 if exc.started else 503,
+                str(exc),
+                limit="request_timeout_s",
+                headers=None if exc.started else _retry_headers(False),
+            ) from None
 
 
 def work_limits(settings: ServeSettings):
@@ -114,13 +124,22 @@ def work_limits(settings: ServeSettings):
 
     def admit(prepared: PreparedTexts) -> None:
         if prepared.most_windows > settings.max_windows_per_text:
-            raise RequestRefused(413, f"a text makes {prepared.most_windows} windows > max_windows_per_text "
-                                      f"{settings.max_windows_per_text} (send a larger chunk_tokens or chunk_stride)",
-                                 "chunk_tokens", "max_windows_per_text")
+            raise RequestRefused(
+                413,
+                f"a text makes {prepared.most_windows} windows > max_windows_per_text "
+                f"{settings.max_windows_per_text} (send a larger chunk_tokens or chunk_stride)",
+                "chunk_tokens",
+                "max_windows_per_text",
+            )
         if prepared.tokens > settings.max_request_tokens:
-            raise RequestRefused(413, f"the texts make {prepared.tokens} tokens for the model > max_request_tokens "
-                                      f"{settings.max_request_tokens} (send fewer or shorter texts, or a larger "
-                                      "chunk_stride)", "texts", "max_request_tokens")
+            raise RequestRefused(
+                413,
+                f"the texts make {prepared.tokens} tokens for the model > max_request_tokens "
+                f"{settings.max_request_tokens} (send fewer or shorter texts, or a larger "
+                "chunk_stride)",
+                "texts",
+                "max_request_tokens",
+            )
 
     return admit
 
@@ -152,8 +171,12 @@ def _chunked(predictor: Predictor, request: PredictRequest) -> Predictor:
     chunking = chosen.chunking
     if chosen is not predictor and chunking.enabled and chunking.step < MIN_STRIDE_FRACTION * chunking.max_tokens:
         least = -(-chunking.max_tokens // round(1 / MIN_STRIDE_FRACTION))
-        raise RequestRefused(422, f"chunk_stride: {chunking.step} is under a quarter of the window "
-                                  f"({chunking.max_tokens} tokens); send at least {least}", "chunk_stride")
+        raise RequestRefused(
+            422,
+            f"chunk_stride: {chunking.step} is under a quarter of the window "
+            f"({chunking.max_tokens} tokens); send at least {least}",
+            "chunk_stride",
+        )
     return chosen
 
 
@@ -173,32 +196,42 @@ def _check_texts(body: PredictRequest, settings: ServeSettings) -> None:
     """Refuse too many or too long texts (413), and texts that are not valid Unicode (422): JSON's escapes can
     spell a lone surrogate, which no tokenizer takes."""
     if len(body.texts) > settings.max_texts:
-        raise RequestRefused(413, f"too many texts: {len(body.texts)} > max_texts {settings.max_texts}",
-                             "texts", "max_texts")
+        raise RequestRefused(
+            413, f"too many texts: {len(body.texts)} > max_texts {settings.max_texts}", "texts", "max_texts"
+        )
     for i, text in enumerate(body.texts):
         if len(text) > settings.max_text_chars:
-            raise RequestRefused(413, f"texts.{i}: {len(text)} characters > max_text_chars "
-                                      f"{settings.max_text_chars}", f"texts.{i}", "max_text_chars")
+            raise RequestRefused(
+                413,
+                f"texts.{i}: {len(text)} characters > max_text_chars {settings.max_text_chars}",
+                f"texts.{i}",
+                "max_text_chars",
+            )
         if not text.isascii():
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise RequestRefused(422, f"texts.{i}: not valid Unicode ({exc.reason} at character {exc.start})",
-                                     f"texts.{i}") from None
+                raise RequestRefused(
+                    422, f"texts.{i}: not valid Unicode ({exc.reason} at character {exc.start})", f"texts.{i}"
+                ) from None
 
 
 def _thresholds(predictor: Predictor, threshold: float | None) -> np.ndarray | None:
     if threshold is None:
         return predictor.thresholds
     if not predictor.multi_label:
-        raise RequestRefused(422, "threshold: applies to multi-label runs only; this run has one label per text",
-                             "threshold")
+        raise RequestRefused(
+            422, "threshold: applies to multi-label runs only; this run has one label per text", "threshold"
+        )
     return np.full(len(predictor.labels), threshold)
 
 
 def _as_json(prediction, multi_label: bool) -> dict:
     """One prediction as `llmcls predict --format jsonl` writes it, without the text."""
-    row: dict = ({"labels": prediction.labels, "probabilities": prediction.probabilities} if multi_label else
-                 {"label": prediction.label, "probability": prediction.probability})
+    row: dict = (
+        {"labels": prediction.labels, "probabilities": prediction.probabilities}
+        if multi_label
+        else {"label": prediction.label, "probability": prediction.probability}
+    )
     row["top_k"] = [{"label": label, "probability": p} for label, p in prediction.top]
     return row

@@ -18,8 +18,9 @@ class PredictRequest(BaseModel):
 
     texts: list[StrictStr] = Field(..., min_length=1, description="the texts, answered in this order")
     top_k: int = Field(1, ge=1, description="how many of the most probable labels to list per text")
-    threshold: float | None = Field(None, gt=0.0, lt=1.0, description=(
-        "multi-label runs: one threshold for every class instead of the run's"))
+    threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description=("multi-label runs: one threshold for every class instead of the run's")
+    )
     chunk_tokens: int | None = Field(None, ge=0, description="window length for long texts (0: no chunking)")
     chunk_stride: int | None = Field(None, ge=1, description="tokens between window starts")
     chunk_aggregate: Literal["mean", "max"] | None = Field(None, description="how windows' probabilities combine")
@@ -60,9 +61,13 @@ class ErrorBody(BaseModel):
     status: int
     message: str = Field(..., description="one line saying what was wrong")
     field: str | None = Field(None, description="the request field at fault, e.g. texts.3")
-    limit: str | None = Field(None, description=(
-        "the limit exceeded: max_texts, max_bytes, max_text_chars, max_request_tokens, max_windows_per_text, "
-        "max_concurrent, max_queue_texts, request_timeout_s or read_timeout_s"))
+    limit: str | None = Field(
+        None,
+        description=(
+            "the limit exceeded: max_texts, max_bytes, max_text_chars, max_request_tokens, max_windows_per_text, "
+            "max_concurrent, max_queue_texts, request_timeout_s or read_timeout_s"
+        ),
+    )
 
 
 class ErrorResponse(BaseModel):

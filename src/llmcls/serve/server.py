@@ -34,8 +34,9 @@ def load_predictor(run_dir: str | Path, settings: ServeSettings) -> Predictor:
     return predictor
 
 
-def serve(run_dir: str | Path, settings: ServeSettings, predictor: Predictor | None = None,
-          log_level: str = "info") -> None:
+def serve(
+    run_dir: str | Path, settings: ServeSettings, predictor: Predictor | None = None, log_level: str = "info"
+) -> None:
     """Serve a run over HTTP until SIGINT or SIGTERM; then stop taking connections, let the requests in flight
     finish (for up to `settings.graceful_timeout_s`), and return.
 
@@ -52,13 +53,18 @@ def serve(run_dir: str | Path, settings: ServeSettings, predictor: Predictor | N
     import uvicorn
 
     from llmcls.serve.app import create_app
-
     from llmcls.serve.connections import HeaderDeadlineProtocol
 
     # timeout_keep_alive is also the deadline of a request's headers (HeaderDeadlineProtocol)
-    common = dict(host=settings.host, port=settings.port, log_level=log_level, access_log=False,
-                  timeout_graceful_shutdown=settings.graceful_timeout_s, http=HeaderDeadlineProtocol,
-                  timeout_keep_alive=settings.read_timeout_s)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout_s,
+        "http": HeaderDeadlineProtocol,
+        "timeout_keep_alive": settings.read_timeout_s,
+    }
     if settings.workers == 1:
         app = create_app(predictor or load_predictor(run_dir, settings), settings)
         uvicorn.Server(uvicorn.Config(app, **common)).run()

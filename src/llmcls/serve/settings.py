@@ -61,18 +61,32 @@ class ServeSettings:
     graceful_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        positive = ("port", "workers", "max_batch_texts", "max_texts", "max_bytes", "max_text_chars",
-                    "max_request_tokens", "max_windows_per_text", "max_concurrent", "max_queue_texts")
+        positive = (
+            "port",
+            "workers",
+            "max_batch_texts",
+            "max_texts",
+            "max_bytes",
+            "max_text_chars",
+            "max_request_tokens",
+            "max_windows_per_text",
+            "max_concurrent",
+            "max_queue_texts",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve --{name.replace('_', '-')}: must be at least 1 (got {getattr(self, name)})")
         for name in ("request_timeout_s", "read_timeout_s"):
             if not 0 < getattr(self, name) <= 3600:
-                raise ConfigError(f"serve --{name[:-2].replace('_', '-')}: must be between 0 and 3600 seconds "
-                                  f"(got {getattr(self, name)})")
+                raise ConfigError(
+                    f"serve --{name[:-2].replace('_', '-')}: must be between 0 and 3600 seconds "
+                    f"(got {getattr(self, name)})"
+                )
         if self.max_queue_texts < self.max_texts:
-            raise ConfigError(f"serve --max-queue-texts: must be at least --max-texts ({self.max_texts}), or a full "
-                              f"request could never be queued (got {self.max_queue_texts})")
+            raise ConfigError(
+                f"serve --max-queue-texts: must be at least --max-texts ({self.max_texts}), or a full "
+                f"request could never be queued (got {self.max_queue_texts})"
+            )
         object.__setattr__(self, "allowed_hosts", tuple(host.lower() for host in self.allowed_hosts))
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError(f"serve --batch-wait-ms: must be between 0 and 1000 (got {self.batch_wait_ms})")
@@ -102,7 +116,7 @@ class ServeSettings:
         return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()})
 
     @classmethod
-    def from_json(cls, text: str) -> "ServeSettings":
+    def from_json(cls, text: str) -> ServeSettings:
         values = json.loads(text)
         known = {f.name for f in fields(cls)}
         if values.get("token_file") is not None:
@@ -112,8 +126,14 @@ class ServeSettings:
 
     def limits(self) -> dict[str, float]:
         """The request limits, as /v1/info reports them."""
-        names = ("max_texts", "max_bytes", "max_text_chars", "max_request_tokens", "max_windows_per_text",
-                 "request_timeout_s")
+        names = (
+            "max_texts",
+            "max_bytes",
+            "max_text_chars",
+            "max_request_tokens",
+            "max_windows_per_text",
+            "request_timeout_s",
+        )
         return {name: getattr(self, name) for name in names}
 
     def hosts(self) -> frozenset[str] | None:

@@ -17,9 +17,17 @@ from llmcls.records import Report
 from llmcls.training.distributed import SINGLE, World, all_gather, shard_range, text_range
 
 
-def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
-                   device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None,
-                   batch_tokens: int | None = None, temperature: float | None = None) -> Report:
+def evaluate_split(
+    model: LstmClassifier,
+    split: Split,
+    labels: list[str],
+    batch_size: int,
+    device: torch.device,
+    world: World = SINGLE,
+    thresholds: np.ndarray | None = None,
+    batch_tokens: int | None = None,
+    temperature: float | None = None,
+) -> Report:
     """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
     predicted at `thresholds`, default 0.5; probabilities and loss of the logits divided by `temperature`).
 
@@ -32,8 +40,13 @@ def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch
     return report_of_logits(torch.cat(all_gather(logits, world)), split, labels, thresholds, temperature)
 
 
-def report_of_logits(logits: torch.Tensor, split: Split, labels: list[str], thresholds: np.ndarray | None = None,
-                     temperature: float | None = None) -> Report:
+def report_of_logits(
+    logits: torch.Tensor,
+    split: Split,
+    labels: list[str],
+    thresholds: np.ndarray | None = None,
+    temperature: float | None = None,
+) -> Report:
     """`evaluate_split`'s report from the logits [n, outputs] of the whole split, already computed."""
     if temperature is not None:
         logits = logits / temperature

@@ -8,9 +8,9 @@ import numpy as np
 from llmcls.events import Info
 from llmcls.inference.scoring import probabilities
 from llmcls.inference.torch_forward import predict_logits
+from llmcls.records import Report, Results
 from llmcls.run.files import write_results, write_temperature, write_thresholds
 from llmcls.run.layout import WEIGHTS
-from llmcls.records import Report, Results
 from llmcls.training.evaluation import decision_thresholds, evaluate_split, fit_calibration, report_of_logits
 from llmcls.training.state import TrainingParts, TrainState
 
@@ -33,8 +33,16 @@ def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report 
     valid = report_of_logits(valid_logits, data.valid, data.labels.labels, thresholds, temperature)
     test = None
     if data.test is not None:
-        test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device, thresholds=thresholds,
-                              batch_tokens=cfg.eval_batch_tokens, temperature=temperature)
+        test = evaluate_split(
+            model,
+            data.test,
+            data.labels.labels,
+            cfg.eval_batch_size,
+            device,
+            thresholds=thresholds,
+            batch_tokens=cfg.eval_batch_tokens,
+            temperature=temperature,
+        )
     results: Results = {
         "best_epoch": state.best_epoch,
         "select_metric": cfg.select_metric,

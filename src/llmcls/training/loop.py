@@ -24,15 +24,24 @@ from llmcls.errors import ConfigError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.model import LstmClassifier, loss_function
 from llmcls.precision import choose_precision
+from llmcls.records import EpochRecord, VectorCoverage
 from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from llmcls.run.claim import claim_run_dir
 from llmcls.run.files import save_weights, write_metrics
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
-from llmcls.records import EpochRecord, VectorCoverage
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.distill import DistillationLoss
-from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
-                                         process_group, process_seed, shard_batch)
+from llmcls.training.distributed import (
+    SINGLE,
+    World,
+    all_gather,
+    data_parallel,
+    on_main,
+    process_device,
+    process_group,
+    process_seed,
+    shard_batch,
+)
 from llmcls.training.evaluation import evaluate_split
 from llmcls.training.finish import finish_run
 from llmcls.training.optim import make_optimizer, make_scheduler
@@ -47,9 +56,15 @@ def _is_better(metric: str, value: float, best: float | None) -> bool:
     return value < best if metric == "loss" else value > best
 
 
-def train(config: Config, device: str | torch.device = "auto", run_dir: Path | None = None,
-          on_event: EventHandler = ignore, resume: bool = False, overwrite: bool = False,
-          world: World = SINGLE) -> TrainResult:
+def train(
+    config: Config,
+    device: str | torch.device = "auto",
+    run_dir: Path | None = None,
+    on_event: EventHandler = ignore,
+    resume: bool = False,
+    overwrite: bool = False,
+    world: World = SINGLE,
+) -> TrainResult:
     """Train a classifier as `config` says and write its run directory.
 
     Args:
@@ -81,6 +96,7 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     precision = choose_precision(config.train.precision, device)  # refuses bf16 before any work
     on_event(Info(f"precision: {precision.precision} ({precision.reason})"))
     with process_group(world, device), ExitStack() as held:
+
         def claim() -> dict | None:
             # locked until training ends; deletes nothing (setup_run does, once the data is read); a directory
             # created here is removed again if the run fails before it is written (e.g. a data file is missing)
@@ -99,8 +115,15 @@ def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> Non
         torch.manual_seed(process_seed(seed, world.rank, global_step))
 
 
-def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
-           checkpoint: dict | None, world: World, precision: str) -> TrainResult:
+def _train(
+    config: Config,
+    device: torch.device,
+    run_dir: Path,
+    on_event: EventHandler,
+    checkpoint: dict | None,
+    world: World,
+    precision: str,
+) -> TrainResult:
     """The loop: set up, then per epoch train, validate and record, then score the best model."""
     config = on_main(world, lambda: resolve_auto(config, on_event))  # `auto` keys, chosen from the training data
     cfg = config.train
@@ -134,29 +157,55 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
 
 
-def _build_parts(config: Config, data: PreparedData, model: LstmClassifier, device: torch.device, world: World,
-              precision: str, run_dir: Path, on_event: EventHandler) -> TrainingParts:
+def _build_parts(
+    config: Config,
+    data: PreparedData,
+    model: LstmClassifier,
+    device: torch.device,
+    world: World,
+    precision: str,
+    run_dir: Path,
+    on_event: EventHandler,
+) -> TrainingParts:
     """The model on its device, the loss, optimizer, sampler and schedule of a run."""
     cfg = config.train
     model.to(device)
     ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
-    criterion = (DistillationLoss(config.distill, len(data.labels), model.args.num_outputs, config.data.multi_label)
-                 if config.distill.teacher else loss_function(len(data.labels), weights, config.data.multi_label))
+    criterion = (
+        DistillationLoss(config.distill, len(data.labels), model.args.num_outputs, config.data.multi_label)
+        if config.distill.teacher
+        else loss_function(len(data.labels), weights, config.data.multi_label)
+    )
     criterion.to(device)
     optimizer = make_optimizer(model, cfg, config.model.wide_lr_scale)
-    sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed,
-                            max_tokens=cfg.batch_tokens)
+    sampler = BucketSampler(
+        data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed, max_tokens=cfg.batch_tokens
+    )
     # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that
     # binds, the number of batches may differ a little between epochs)
     total_steps = sum(-(-n // cfg.accumulate) for n in sampler.batch_counts(range(1, cfg.epochs + 1)))
     scheduler = make_scheduler(optimizer, cfg, total_steps)
     # each example's weight in the loss of its batch: its class weight, or 1
     # (multi-label: class weights act inside each example's loss, as pos_weight, so examples count alike)
-    loss_weights = (np.ones(len(data.train)) if weights is None or config.data.multi_label
-                    else weights.double().numpy()[data.train.targets])
-    step = Stepper(model, ddp_model, criterion, optimizer, data.train.texts, torch.from_numpy(data.train.targets),
-                   loss_weights, device, precision, cfg.grad_clip, world)
+    loss_weights = (
+        np.ones(len(data.train))
+        if weights is None or config.data.multi_label
+        else weights.double().numpy()[data.train.targets]
+    )
+    step = Stepper(
+        model,
+        ddp_model,
+        criterion,
+        optimizer,
+        data.train.texts,
+        torch.from_numpy(data.train.targets),
+        loss_weights,
+        device,
+        precision,
+        cfg.grad_clip,
+        world,
+    )
     epoch_thresholds = None
     if config.data.multi_label:
         epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
@@ -168,8 +217,9 @@ def _start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:
     """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
     if checkpoint is None:
         coverage = parts.data.coverage
-        return TrainState(vector_coverage=None if coverage is None else
-                          VectorCoverage(tokens=coverage.tokens, words=coverage.words))
+        return TrainState(
+            vector_coverage=None if coverage is None else VectorCoverage(tokens=coverage.tokens, words=coverage.words)
+        )
     parts.step.optimizer.load_state_dict(checkpoint["optimizer"])
     parts.scheduler.load_state_dict(checkpoint["scheduler"])
     state = TrainState(**checkpoint["state"])
@@ -183,13 +233,16 @@ def _start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:
 def _describe(parts: TrainingParts) -> str:
     """The line that says what is trained, where and how."""
     cfg, world, model = parts.config.train, parts.step.world, parts.step.model
-    return (f"model: {model.describe()}, "
-            f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
-            f"{parts.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
-            f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"
-            f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
-            f"{cfg.epochs} epochs, {parts.step.precision}"
-            f"{f', weights averaged (EMA {cfg.ema:g} from step {parts.average.start_step})' if parts.average else ''}; resolved config: {parts.run_dir / 'config.yaml'}")
+    return (
+        f"model: {model.describe()}, "
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
+        f"{parts.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
+        f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"
+        f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
+        f"{cfg.epochs} epochs, {parts.step.precision}"
+        f"{f', weights averaged (EMA {cfg.ema:g} from step {parts.average.start_step})' if parts.average else ''}"
+        f"; resolved config: {parts.run_dir / 'config.yaml'}"
+    )
 
 
 def _save_last(parts: TrainingParts, state: TrainState) -> None:
@@ -197,10 +250,18 @@ def _save_last(parts: TrainingParts, state: TrainState) -> None:
     world = parts.step.world
     rng = all_gather(rng_state(), world)
     if world.main:
-        save_checkpoint(parts.run_dir, {"model": parts.step.model.state_dict(), "optimizer": parts.step.optimizer.state_dict(),
-                                    "scheduler": parts.scheduler.state_dict(), "state": asdict(state), "rng": rng[0],
-                                    **({"rng_ranks": rng} if world.size > 1 else {}),
-                                    **({"ema": parts.average.state_dict()} if parts.average else {})})
+        save_checkpoint(
+            parts.run_dir,
+            {
+                "model": parts.step.model.state_dict(),
+                "optimizer": parts.step.optimizer.state_dict(),
+                "scheduler": parts.scheduler.state_dict(),
+                "state": asdict(state),
+                "rng": rng[0],
+                **({"rng_ranks": rng} if world.size > 1 else {}),
+                **({"ema": parts.average.state_dict()} if parts.average else {}),
+            },
+        )
 
 
 def _train_epoch(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]) -> None:
@@ -220,7 +281,7 @@ def _train_epoch(parts: TrainingParts, state: TrainState, batches: list[np.ndarr
     parts.step.model.train()
     t_start = time.perf_counter()
     for first in range(state.step, len(batches), cfg.accumulate):
-        train_step(parts.step, batches[first:first + cfg.accumulate], count, state.epoch, state.step)
+        train_step(parts.step, batches[first : first + cfg.accumulate], count, state.epoch, state.step)
         if parts.per_step_schedule:
             parts.scheduler.step()
         state.global_step += 1
@@ -238,8 +299,16 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
     if they are the best so far, and return the epoch's record and whether it improved."""
     cfg, world = parts.config.train, parts.step.world
     with parts.average.applied(parts.step.model) if parts.average else nullcontext(parts.step.model) as model:
-        report = evaluate_split(model, parts.data.valid, parts.data.labels.labels, cfg.eval_batch_size, parts.step.device,
-                                world, parts.epoch_thresholds, cfg.eval_batch_tokens)
+        report = evaluate_split(
+            model,
+            parts.data.valid,
+            parts.data.labels.labels,
+            cfg.eval_batch_size,
+            parts.step.device,
+            world,
+            parts.epoch_thresholds,
+            cfg.eval_batch_tokens,
+        )
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved and world.main:
@@ -249,19 +318,22 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
     else:
         state.since_best += 1
     shards = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
-    record = cast(EpochRecord, {
-        "epoch": state.epoch,
-        "train_loss": state.loss_sum / state.examples,
-        "valid_loss": report["loss"],
-        "valid_accuracy": report["accuracy"],
-        "valid_macro_f1": report["macro_f1"],
-        **({"valid_micro_f1": report["micro_f1"]} if "micro_f1" in report else {}),
-        "lr": parts.step.optimizer.param_groups[0]["lr"],
-        "seconds": state.seconds,
-        "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
-        "padding_fraction": padding_fraction(shards, parts.data.train.texts.lengths),
-        "best": improved,
-    })
+    record = cast(
+        EpochRecord,
+        {
+            "epoch": state.epoch,
+            "train_loss": state.loss_sum / state.examples,
+            "valid_loss": report["loss"],
+            "valid_accuracy": report["accuracy"],
+            "valid_macro_f1": report["macro_f1"],
+            **({"valid_micro_f1": report["micro_f1"]} if "micro_f1" in report else {}),
+            "lr": parts.step.optimizer.param_groups[0]["lr"],
+            "seconds": state.seconds,
+            "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
+            "padding_fraction": padding_fraction(shards, parts.data.train.texts.lengths),
+            "best": improved,
+        },
+    )
     if not parts.per_step_schedule:
         parts.scheduler.step(value)
     return record, improved
@@ -287,6 +359,7 @@ def _tensorboard_writer_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("train.tensorboard is true, but TensorBoard is not installed: "
-                          "pip install 'llmcls[tensorboard]'") from None
+        raise ConfigError(
+            "train.tensorboard is true, but TensorBoard is not installed: pip install 'llmcls[tensorboard]'"
+        ) from None
     return SummaryWriter
