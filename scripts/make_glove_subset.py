@@ -40,8 +40,10 @@ def main() -> None:
     lines = [" ".join([vectors.words[i]] + [f"{v:.6g}" for v in vectors.matrix[i].tolist()]) for i in order]
     with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as fh:
         fh.write(("\n".join(lines) + "\n").encode("utf-8"))
-    print(f"{args.out}: {len(lines)} of {len(tokens)} tokens have vectors "
-          f"({len(lines) / len(tokens):.1%}); {args.out.stat().st_size / 1e6:.2f} MB")
+    print(
+        f"{args.out}: {len(lines)} of {len(tokens)} tokens have vectors "
+        f"({len(lines) / len(tokens):.1%}); {args.out.stat().st_size / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,17 @@ def main(data: str, out: str) -> None:
     bodies = [json.dumps({"texts": [text]}) for text in read_texts(data)]
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"', "local bodies = {"]
     lines += [f"  [==[{body}]==]," for body in bodies]  # json.dumps escapes non-ASCII, so no "]==]" can occur
-    lines += ["}", "local i = 0", "request = function()", "  i = i % #bodies + 1",
-              '  return wrk.format(nil, "/v1/predict", nil, bodies[i])', "end",
-              "response = function(status)", '  if status ~= 200 then io.write("status " .. status .. "\\n") end',
-              "end"]
+    lines += [
+        "}",
+        "local i = 0",
+        "request = function()",
+        "  i = i % #bodies + 1",
+        '  return wrk.format(nil, "/v1/predict", nil, bodies[i])',
+        "end",
+        "response = function(status)",
+        '  if status ~= 200 then io.write("status " .. status .. "\\n") end',
+        "end",
+    ]
     with open(out, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
 

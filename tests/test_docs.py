@@ -27,11 +27,28 @@ NOT_YET_WRITTEN = {"docs/serving.md"}
 # Keys that the docs show on purpose as wrong (the error messages in docs/troubleshooting.md).
 SHOWN_AS_WRONG = {"model.hiden_size", "train.learning_rate"}
 # `model.safetensors`, `train.csv`: file names that begin like a config key.
-FILE_SUFFIXES = {"csv", "tsv", "jsonl", "json", "yaml", "yml", "txt", "py", "pt", "onnx", "safetensors", "gz", "png",
-                 "md", "zip", "vec"}
+FILE_SUFFIXES = {
+    "csv",
+    "tsv",
+    "jsonl",
+    "json",
+    "yaml",
+    "yml",
+    "txt",
+    "py",
+    "pt",
+    "onnx",
+    "safetensors",
+    "gz",
+    "png",
+    "md",
+    "zip",
+    "vec",
+}
 
 
 # --- reading Markdown -------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Block:
@@ -100,6 +117,7 @@ def anchors(page: Page) -> set[str]:
 
 
 # --- what exists ------------------------------------------------------------------------------------------------
+
 
 def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> dict[str, bool]:
     """Every key of the config, dotted, mapped to whether it is a section (a nested model)."""
@@ -184,8 +202,11 @@ def yaml_keys(page: Page) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("page", PAGES, ids=page_ids)
 def test_config_keys_exist(page):
-    problems = [f"{page.name}:{n}: YAML key {key} is not in llmcls.config.Config"
-                for n, key in yaml_keys(page) if key not in KEYS]
+    problems = [
+        f"{page.name}:{n}: YAML key {key} is not in llmcls.config.Config"
+        for n, key in yaml_keys(page)
+        if key not in KEYS
+    ]
     for n, text in page.spans() + page.shell_lines():
         for m in KEY_IN_CODE.finditer(text):
             key, last = m.groups()
@@ -213,7 +234,7 @@ def invocations(text: str, shell: bool = True) -> list[list[str]]:
     start = r"(?:^\s*|-m\s+|&&\s*|;\s*|\|\s*)" if shell else r"(?:^\s*|-m\s+)"
     out = []
     for m in re.finditer(start + r"\bllmcls(?=\s)", text):
-        rest = re.split(r"\s#|&&|;|\|\s+(?=[A-Za-z])", text[m.end():])[0]
+        rest = re.split(r"\s#|&&|;|\|\s+(?=[A-Za-z])", text[m.end() :])[0]
         out.append(rest.split())
     return out
 
@@ -263,9 +284,12 @@ def test_the_checks_see_what_they_check():
     assert len(yaml_keys(next(p for p in PAGES if p.name == "docs/configuration.md"))) >= len(KEYS)
     assert "python-api" in anchors(readme) and len(SECTIONS) >= 5
     assert command_problems(["trian"]) and command_problems(["predict", "--colour"]) == [
-        "llmcls predict has no option --colour"]
+        "llmcls predict has no option --colour"
+    ]
     assert [m.group(1) for m in KEY_IN_CODE.finditer("--set train.lr=3e-4 model.safetensors data/train.csv")] == [
-        "train.lr", "model.safetensors"]  # the suffix check drops the second
+        "train.lr",
+        "model.safetensors",
+    ]  # the suffix check drops the second
 
 
 CODE_PATH = re.compile(r"^(?:src/llmcls|tests|scripts|configs)/[\w/.-]+$")

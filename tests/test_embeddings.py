@@ -12,12 +12,22 @@ import pytest
 from llmcls.config import TokenizerConfig
 from llmcls.data.readers import read_examples
 from llmcls.data.tokenize import Tokenizer
-from llmcls.embeddings import (KNOWN_SHA256, PACKAGED_GLOVE, Coverage, DownloadLimits, Vectors,
-                               build_embedding_matrix, download, load_vectors, read_packaged_glove, read_text_vectors,
-                               vector_coverage, wanted_words)
+from llmcls.embeddings import (
+    KNOWN_SHA256,
+    PACKAGED_GLOVE,
+    Coverage,
+    DownloadLimits,
+    Vectors,
+    build_embedding_matrix,
+    download,
+    load_vectors,
+    read_packaged_glove,
+    read_text_vectors,
+    vector_coverage,
+    wanted_words,
+)
 from llmcls.errors import EmbeddingsError
-
-from conftest import FIXTURES, SHIPPED_GLOVE
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 GLOVE_LINES = "the 0.1 0.2 0.3\nfilm -1 0.5 2.5\ngood 0 0 1\n"
 
@@ -77,7 +87,7 @@ def test_shipped_subset_is_real_glove():
     v = read_text_vectors(SHIPPED_GLOVE, wanted={"good", "bad", "great"})
     assert v.dim == 50 and sorted(v.words) == ["bad", "good", "great"]
     g = dict(zip(v.words, v.matrix))
-    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
     assert cos(g["good"], g["great"]) > 0.7
     np.testing.assert_allclose(g["good"][:3], [-0.35586, 0.5213, -0.6107], atol=1e-5)
 
@@ -86,8 +96,9 @@ def test_packaged_glove_matches_shipped_subset():
     packaged = load_vectors(PACKAGED_GLOVE, wanted={"film", "the"})
     shipped = read_text_vectors(SHIPPED_GLOVE, wanted={"film", "the"})
     for word in ("film", "the"):
-        np.testing.assert_allclose(packaged.matrix[packaged.words.index(word)],
-                                   shipped.matrix[shipped.words.index(word)], atol=1e-5)
+        np.testing.assert_allclose(
+            packaged.matrix[packaged.words.index(word)], shipped.matrix[shipped.words.index(word)], atol=1e-5
+        )
 
 
 def test_embedding_matrix_rows():
@@ -192,7 +203,7 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
             for start in range(0, len(server.body), server.piece):
                 if server.release is not None and start >= half:
                     server.release.wait(10)
-                self.wfile.write(server.body[start:start + server.piece])
+                self.wfile.write(server.body[start : start + server.piece])
                 self.wfile.flush()
                 time.sleep(server.pause)
         except (BrokenPipeError, ConnectionResetError):
@@ -202,8 +213,9 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def scripted_server(body: bytes, announce: bool = True, piece: int = 1 << 20, pause: float = 0.0,
-                    release: threading.Event | None = None):
+def scripted_server(
+    body: bytes, announce: bool = True, piece: int = 1 << 20, pause: float = 0.0, release: threading.Event | None = None
+):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
     httpd.protocol_version = "HTTP/1.0"  # the body ends when the connection closes
     httpd.body, httpd.announce, httpd.piece, httpd.pause, httpd.release = body, announce, piece, pause, release
@@ -228,8 +240,9 @@ def test_download_checks_the_given_sha256(tmp_path):
             download(f"{base}/g.txt", tmp_path / "bad", limits=DownloadLimits(sha256="ab" * 32))
     finally:
         stop(httpd)
-    assert str(caught.value) == (f"{base}/g.txt: SHA-256 mismatch: expected {'ab' * 32}, got {good}; "
-                                 "the download was removed")
+    assert str(caught.value) == (
+        f"{base}/g.txt: SHA-256 mismatch: expected {'ab' * 32}, got {good}; the download was removed"
+    )
     assert list((tmp_path / "bad").iterdir()) == []
 
 
@@ -302,7 +315,7 @@ def test_concurrent_downloads_use_temporary_names_of_their_own(tmp_path):
 
 
 def test_a_checked_cached_download_is_not_hashed_again_until_it_changes(tmp_path, monkeypatch):
-    import llmcls.embeddings as embeddings
+    import llmcls.embeddings.fetch as embeddings
 
     body = GLOVE_LINES.encode()
     good = hashlib.sha256(body).hexdigest()

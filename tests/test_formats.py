@@ -21,7 +21,8 @@ from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.training.loop import train
 
-from conftest import FIXTURES, SHIPPED_GLOVE, small_config
+from support.configs import small_config
+from support.paths import FIXTURES, SHIPPED_GLOVE
 from support.formats import FORMATS, SUFFIX, in_folder_order, write_class_folders, write_fasttext, write_format
 from support.resume import assert_same_run
 

@@ -18,7 +18,7 @@ PACKAGE = SRC / "llmcls"
 # plots, scores the model on the validation split (inference/) and ends by writing the ONNX export (export/).
 # profiling and tuning/ are tools over a training run.
 LAYERS = [
-    {"errors", "events", "fileio"},
+    {"errors", "events", "fileio", "records"},
     {"config"},
     {"device", "precision", "embeddings"},
     {"data"},
@@ -56,8 +56,10 @@ def imported(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
-                     for alias in node.names]
+            names = [
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                for alias in node.names
+            ]
         else:
             continue
         found.update(name for name in names if name.startswith("llmcls.") and name in known)
@@ -79,9 +81,13 @@ def test_every_module_has_a_layer():
 
 
 def test_imports_point_down_only():
-    upward = [f"{module} imports {target}"
-              for module, targets in graph().items() if module != "llmcls"  # the public facade: llmcls.load
-              for target in targets if RANK[layer(target)] > RANK[layer(module)]]
+    upward = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if module != "llmcls"  # the public facade: llmcls.load
+        for target in targets
+        if RANK[layer(target)] > RANK[layer(module)]
+    ]
     assert not upward
 
 
@@ -93,7 +99,7 @@ def test_no_import_cycle():
         state[module] = 1
         for target in sorted(edges[module]):
             if state.get(target) == 1:
-                pytest.fail("import cycle: " + " -> ".join(path[path.index(target):] + [target]))
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(target) :] + [target]))
             if target not in state:
                 visit(target, path + [target])
         state[module] = 2
@@ -118,3 +124,39 @@ def test_no_function_over_60_lines():
                 if lines > 60:
                     long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
     assert not long
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_tests_import_helpers_from_support_not_conftest_nor_sys_path():
+    """conftest.py holds fixtures only; what tests import lives in tests/support (importable because pytest puts
+    tests/ on sys.path for the rootdir conftest), so no test imports conftest or edits sys.path."""
+    found = []
+    for path in sorted(TESTS.rglob("*.py")):
+        where = path.relative_to(TESTS)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "conftest" for a in node.names):
+                found.append(f"{where}:{node.lineno} imports conftest")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "conftest":
+                found.append(f"{where}:{node.lineno} imports from conftest")
+            elif isinstance(node, ast.Attribute) and node.attr == "syspath_prepend":
+                found.append(f"{where}:{node.lineno} prepends to sys.path")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr == "path"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "sys"
+                and not isinstance(node.ctx, ast.Load)
+            ):
+                found.append(f"{where}:{node.lineno} assigns sys.path")
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "path"
+                and isinstance(node.func.value.value, ast.Name)
+                and node.func.value.value.id == "sys"
+            ):
+                found.append(f"{where}:{node.lineno} calls sys.path.{node.func.attr}")
+    assert not found

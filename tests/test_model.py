@@ -1,5 +1,5 @@
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from llmcls.inference.scoring import probabilities
@@ -80,8 +80,9 @@ def test_loss_choice():
     expected = -(torch.log(torch.sigmoid(torch.tensor(2.0))) + torch.log(1 - torch.sigmoid(torch.tensor(-1.0)))) / 2
     torch.testing.assert_close(compute_loss(loss_function(2), logits, targets), expected)
     multi = torch.tensor([[1.0, 2.0, 0.0]])
-    torch.testing.assert_close(compute_loss(loss_function(3), multi, torch.tensor([1])),
-                               -torch.log_softmax(multi, 1)[0, 1])
+    torch.testing.assert_close(
+        compute_loss(loss_function(3), multi, torch.tensor([1])), -torch.log_softmax(multi, 1)[0, 1]
+    )
 
 
 def test_probabilities():
@@ -91,8 +92,11 @@ def test_probabilities():
     q = probabilities(np.array([[1.0, 2.0, 3.0]]))
     np.testing.assert_allclose(q.sum(1), np.ones(1))
     assert q.argmax() == 2
-    np.testing.assert_allclose(probabilities(np.array([[0.0, 2.0]]), multi_label=True)[0],
-                               torch.sigmoid(torch.tensor([0.0, 2.0])).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        probabilities(np.array([[0.0, 2.0]]), multi_label=True)[0],
+        torch.sigmoid(torch.tensor([0.0, 2.0])).numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_fixed_pretrained_rows_are_looked_up_but_never_trained():
@@ -113,8 +117,11 @@ def test_class_weights_change_the_loss_as_computed_by_hand():
     logits = torch.tensor([[2.0], [-1.0], [0.5]])
     targets = torch.tensor([1, 0, 0])
     weights = torch.tensor([1.0, 3.0])  # class 1 counts three times
-    losses = [-torch.log(torch.sigmoid(torch.tensor(2.0))), -torch.log(1 - torch.sigmoid(torch.tensor(-1.0))),
-              -torch.log(1 - torch.sigmoid(torch.tensor(0.5)))]
+    losses = [
+        -torch.log(torch.sigmoid(torch.tensor(2.0))),
+        -torch.log(1 - torch.sigmoid(torch.tensor(-1.0))),
+        -torch.log(1 - torch.sigmoid(torch.tensor(0.5))),
+    ]
     by_hand = (3 * losses[0] + losses[1] + losses[2]) / (3 + 1 + 1)
     torch.testing.assert_close(compute_loss(loss_function(2, weights), logits, targets), by_hand)
     unweighted = compute_loss(loss_function(2), logits, targets)
@@ -138,7 +145,7 @@ def test_wide_branch_is_the_normalised_sum_of_its_ngram_rows():
     torch.nn.init.normal_(model.wide.table.weight)
     rows = model.wide.table.weight.detach()
     pairs = [(5 * 1_000_003 + 9) % 7, (9 * 1_000_003 + 3) % 7]
-    expected = (rows[5] + rows[9] + rows[3] + rows[30 + pairs[0]] + rows[30 + pairs[1]]) / 5 ** 0.5
+    expected = (rows[5] + rows[9] + rows[3] + rows[30 + pairs[0]] + rows[30 + pairs[1]]) / 5**0.5
     got = model.wide(torch.tensor([[5, 9, 3, 0]]), torch.tensor([3]))
     torch.testing.assert_close(got[0], expected)
     deep = make("last", num_outputs=2)

@@ -10,23 +10,23 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from llmcls.run.files import load_run
 from llmcls.cli import app
 from llmcls.config import TrainConfig, validate_config
 from llmcls.data.prepare import label_sets, prepare_data
 from llmcls.data.readers import Examples, read_examples
 from llmcls.data.vocab import LabelMap
 from llmcls.errors import ConfigError, DataError
-from llmcls.inference.evaluate import evaluate_file
-from llmcls.inference.metrics import multilabel_report, tune_thresholds
 from llmcls.inference.calibration import scaled_nll
+from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.forward import batched_logits
+from llmcls.inference.metrics import multilabel_report, tune_thresholds
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities
-from llmcls.training.setup import class_weights
+from llmcls.run.files import load_run
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, small_config
+from llmcls.training.setup import class_weights
+from support.configs import small_config
+from support.paths import FIXTURES
 
 TRAIN = FIXTURES / "trec_multi_train.csv"
 TEST = FIXTURES / "trec_multi_test.jsonl"
@@ -34,12 +34,15 @@ runner = CliRunner()
 
 
 def multi_config(tmp_path, **sections):
-    base = {"data": {"train": str(TRAIN), "test": None, "label_column": "labels", "multi_label": True},
-            # fp32 everywhere: 150 test texts are too few for per-class F1 floors that hold in bf16 too (on an AMX
-            # Xeon, bf16 training gave DESC an F1 of 0.52, fp32 0.70); bf16 has its own tests
-            "embeddings": {"source": "none", "dim": 32}, "train": {"epochs": 12, "precision": "fp32"},
-            # the LSTM alone: the predictions checked below were set on it (the wide branch is in test_wide_multi_label)
-            "model": {"pooling": "max", "wide": False}}
+    base = {
+        "data": {"train": str(TRAIN), "test": None, "label_column": "labels", "multi_label": True},
+        # fp32 everywhere: 150 test texts are too few for per-class F1 floors that hold in bf16 too (on an AMX
+        # Xeon, bf16 training gave DESC an F1 of 0.52, fp32 0.70); bf16 has its own tests
+        "embeddings": {"source": "none", "dim": 32},
+        "train": {"epochs": 12, "precision": "fp32"},
+        # the LSTM alone: the predictions checked below were set on it (the wide branch is in test_wide_multi_label)
+        "model": {"pooling": "max", "wide": False},
+    }
     for key, values in sections.items():
         base.setdefault(key, {}).update(values)
     return small_config(tmp_path, "trec", name="multi", **base)
@@ -84,9 +87,11 @@ def test_multi_label_config():
     assert validate_config(raw, "c").train.select_metric == "micro_f1"
     raw["train"] = {"select_metric": "loss", "threshold": "tune"}
     assert validate_config(raw, "c").train.select_metric == "loss"
-    for data, train_, message in (({}, {"select_metric": "micro_f1"}, "micro_f1 is for multi-label runs"),
-                                  ({}, {"threshold": 0.3}, "train.threshold applies to multi-label runs only"),
-                                  ({"multi_label": True}, {"threshold": 1.0}, "train.threshold: must be between")):
+    for data, train_, message in (
+        ({}, {"select_metric": "micro_f1"}, "micro_f1 is for multi-label runs"),
+        ({}, {"threshold": 0.3}, "train.threshold applies to multi-label runs only"),
+        ({"multi_label": True}, {"threshold": 1.0}, "train.threshold: must be between"),
+    ):
         with pytest.raises(ConfigError, match=message):
             validate_config({"data": {"train": "x.csv", **data}, "train": train_}, "c")
 
@@ -145,11 +150,17 @@ def test_multi_label_runs_are_calibrated_before_their_thresholds_are_tuned(multi
 
 def test_multi_label_test_scores_beat_every_constant_answer(multi_run):
     report = evaluate_file(multi_run.run_dir, TEST, "cpu")
-    truth = np.asarray([[label in row for label in report["labels"]] for row in
-                        (json.loads(line)["labels"] for line in TEST.read_text().splitlines())])
+    truth = np.asarray(
+        [
+            [label in row for label in report["labels"]]
+            for row in (json.loads(line)["labels"] for line in TEST.read_text().splitlines())
+        ]
+    )
     # the best answer that ignores the text: the same label set for every text (all 64 sets tried)
-    constant = max(multilabel_report(truth, np.tile(np.array(bits, dtype=bool), (len(truth), 1)),
-                                     report["labels"])["micro_f1"] for bits in itertools.product([0, 1], repeat=6))
+    constant = max(
+        multilabel_report(truth, np.tile(np.array(bits, dtype=bool), (len(truth), 1)), report["labels"])["micro_f1"]
+        for bits in itertools.product([0, 1], repeat=6)
+    )
     assert constant < 0.5
     assert report["n"] == 150 and report["micro_f1"] > constant + 0.15
     assert report["macro_f1"] > 0.45 and report["accuracy"] > 0.3
@@ -182,15 +193,17 @@ def test_multi_label_cli(multi_run):
     assert "confusion matrix" not in result.output
 
     texts = "Who wrote Hamlet ? How many acts does it have ?\nWhere is Lake Titicaca ?\n"
-    result = runner.invoke(app, ["predict", str(multi_run.run_dir), "--input", "-", "--json", "--top-k", "2"],
-                           input=texts)
+    result = runner.invoke(
+        app, ["predict", str(multi_run.run_dir), "--input", "-", "--json", "--top-k", "2"], input=texts
+    )
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert [r["text"] for r in rows] == texts.splitlines()
     assert {"HUM", "NUM"} <= set(rows[0]["labels"]) and len(rows[0]["probabilities"]) == len(rows[0]["labels"])
     assert "label" not in rows[0] and len(rows[0]["top_k"]) == 2
 
-    result = runner.invoke(app, ["predict", str(multi_run.run_dir), "--input", "-", "--format", "csv",
-                                 "--threshold", "0.001"], input=texts)
+    result = runner.invoke(
+        app, ["predict", str(multi_run.run_dir), "--input", "-", "--format", "csv", "--threshold", "0.001"], input=texts
+    )
     table = list(csv.reader(io.StringIO(result.output)))
     assert table[0] == ["text", "label", "probability"]
     assert all(len(row[1].split("|")) == 6 and len(row[2].split("|")) == 6 for row in table[1:])
@@ -228,8 +241,7 @@ def test_exporting_a_multi_label_run(multi_run):
 
 def test_multi_label_eval_calibration_mistakes_and_report(multi_run, tmp_path):
     page = tmp_path / "multi.html"
-    result = runner.invoke(app, ["eval", str(multi_run.run_dir), "--data", str(TEST), "--json", "--report",
-                                 str(page)])
+    result = runner.invoke(app, ["eval", str(multi_run.run_dir), "--data", str(TEST), "--json", "--report", str(page)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     n_classes = len(report["labels"])

@@ -14,8 +14,8 @@ import yaml
 
 from llmcls.errors import ConfigError
 from llmcls.precision import choose_precision, cpu_bf16_units, fast_bf16
-
-from conftest import FIXTURES, SHIPPED_GLOVE, cpu_runs_bf16
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES, SHIPPED_GLOVE
 
 CPU = torch.device("cpu")
 
@@ -46,9 +46,11 @@ def test_bf16_on_this_cpu_is_taken_or_refused_in_one_line():
 
 
 def test_an_avx2_cpu_gets_fp32_and_refuses_bf16():
-    code = ("import torch; from llmcls.precision import choose_precision as c; cpu = torch.device('cpu')\n"
-            "print(c('auto', cpu).precision, '|', c('auto', cpu).reason)\n"
-            "try:\n    c('bf16', cpu)\nexcept Exception as e:\n    print(type(e).__name__, '|', e)\n")
+    code = (
+        "import torch; from llmcls.precision import choose_precision as c; cpu = torch.device('cpu')\n"
+        "print(c('auto', cpu).precision, '|', c('auto', cpu).reason)\n"
+        "try:\n    c('bf16', cpu)\nexcept Exception as e:\n    print(type(e).__name__, '|', e)\n"
+    )
     out = as_avx2(["-c", code])
     assert out.returncode == 0, out.stderr
     auto, refusal = out.stdout.strip().splitlines()
@@ -68,10 +70,14 @@ def test_a_gpu_with_bf16_gets_bf16_and_one_without_is_refused(monkeypatch):
 
 
 def _tiny_config(tmp_path, precision: str):
-    raw = {"name": "p", "output_dir": str(tmp_path / "runs"),
-           "data": {"train": str(FIXTURES / "sst2_train.csv"), "valid": str(FIXTURES / "sst2_valid.csv")},
-           "embeddings": {"source": str(SHIPPED_GLOVE)}, "model": {"hidden_size": 8},
-           "train": {"epochs": 1, "threads": 1, "precision": precision}}
+    raw = {
+        "name": "p",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"train": str(FIXTURES / "sst2_train.csv"), "valid": str(FIXTURES / "sst2_valid.csv")},
+        "embeddings": {"source": str(SHIPPED_GLOVE)},
+        "model": {"hidden_size": 8},
+        "train": {"epochs": 1, "threads": 1, "precision": precision},
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -88,7 +94,8 @@ def test_cli_on_an_avx2_cpu_trains_auto_in_fp32_and_refuses_bf16(tmp_path, train
     assert "precision: fp32 (auto: " in trained.stdout + trained.stderr
     assert (tmp_path / "runs" / "p" / "model.safetensors").is_file()
 
-    predicted = as_avx2(["-m", "llmcls", "predict", str(trained_sst2.run_dir), "a fine film", "--backend",
-                         "torch-bf16"])
+    predicted = as_avx2(
+        ["-m", "llmcls", "predict", str(trained_sst2.run_dir), "a fine film", "--backend", "torch-bf16"]
+    )
     assert predicted.returncode == 1 and predicted.stderr.strip().count("\n") == 0
-    assert "--backend torch-bf16 is not available" in predicted.stderr and "use --backend torch" in predicted.stderr
+    assert "backend torch-bf16 is not available" in predicted.stderr and "use backend torch" in predicted.stderr

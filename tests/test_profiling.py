@@ -13,8 +13,7 @@ def test_flops_of_the_seed_model_by_hand():
     layer2 = 2 * (8 * 256 * (512 + 256) + 10 * 256)
     assert f["forward"] == layer1 + layer2
     assert f["train_step"] == pytest.approx(13.2e6, rel=0.01)
-    uni = flops_per_token(ModelArgs(vocab_size=10, embedding_dim=4, num_outputs=3, hidden_size=2,
-                                    bidirectional=False))
+    uni = flops_per_token(ModelArgs(vocab_size=10, embedding_dim=4, num_outputs=3, hidden_size=2, bidirectional=False))
     assert uni["forward"] == 8 * 2 * (4 + 2) + 20
 
 
@@ -29,10 +28,12 @@ def test_profile_measures_a_run(trained_sst2):
     assert figures["texts"] == 200 and figures["device"] == "cpu"
     assert figures["train_tokens_per_s"] > 0 and figures["predict_tokens_per_s"] > figures["train_tokens_per_s"]
     assert figures["train_flop_per_s"] == pytest.approx(
-        figures["flops_per_token_train_step"] * figures["train_tokens_per_s"])
+        figures["flops_per_token_train_step"] * figures["train_tokens_per_s"]
+    )
     if figures["clock_hz"]:
         assert figures["train_cycles_per_token"] == pytest.approx(
-            figures["clock_hz"] * figures["threads"] / figures["train_tokens_per_s"])
+            figures["clock_hz"] * figures["threads"] / figures["train_tokens_per_s"]
+        )
     result = CliRunner().invoke(app, ["profile", str(trained_sst2.run_dir), "--seconds", "0.2", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "FLOPs/token" in result.output and "tokens/s" in result.output

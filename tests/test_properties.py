@@ -18,8 +18,33 @@ from llmcls.inference.predict import Predictor
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 csv_like = st.lists(
-    st.lists(st.sampled_from(["text", "label", "pos", "neg", "a b", '"', '""', ",", "\t", "\n", "\r\n", "é",
-                              "\x00", "\xff", "日本", "{", "}", ":", "[", "]"]), max_size=12),
+    st.lists(
+        st.sampled_from(
+            [
+                "text",
+                "label",
+                "pos",
+                "neg",
+                "a b",
+                '"',
+                '""',
+                ",",
+                "\t",
+                "\n",
+                "\r\n",
+                "é",
+                "\x00",
+                "\xff",
+                "日本",
+                "{",
+                "}",
+                ":",
+                "[",
+                "]",
+            ]
+        ),
+        max_size=12,
+    ),
     max_size=8,
 ).map(lambda rows: "".join("".join(r) + "\n" for r in rows))
 
@@ -35,8 +60,11 @@ def _read(tmp_path, suffix, content: bytes):
     assert len(result.texts) == len(result.labels) > 0
     assert all(isinstance(t, str) for t in result.texts)
     # A JSONL label may be a list (multi-label data): then it is a list of strings.
-    assert all(isinstance(l, str) or (suffix == ".jsonl" and isinstance(l, list) and all(isinstance(v, str) for v in l))
-               for l in result.labels)
+    assert all(
+        isinstance(label, str)
+        or (suffix == ".jsonl" and isinstance(label, list) and all(isinstance(v, str) for v in label))
+        for label in result.labels
+    )
     return result
 
 
@@ -55,10 +83,19 @@ def test_csv_like_text_never_crashes_the_readers(tmp_path, content):
 
 
 @SETTINGS
-@given(records=st.lists(st.one_of(
-    st.dictionaries(st.sampled_from(["text", "label", "x"]),
-                    st.one_of(st.text(max_size=20), st.integers(), st.none(), st.lists(st.integers(), max_size=2))),
-    st.integers(), st.text(max_size=10)), max_size=6))
+@given(
+    records=st.lists(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["text", "label", "x"]),
+                st.one_of(st.text(max_size=20), st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
+            ),
+            st.integers(),
+            st.text(max_size=10),
+        ),
+        max_size=6,
+    )
+)
 def test_random_jsonl_records(tmp_path, records):
     content = "\n".join(json.dumps(r) for r in records).encode()
     result = _read(tmp_path, ".jsonl", content)
@@ -78,7 +115,7 @@ def tokenizer():
 @SETTINGS
 @given(text=st.text(max_size=400))
 def test_tokenizer_on_any_text(tokenizer, text):
-    tokens = list(tokenizer([text]))[0]
+    tokens = next(iter(tokenizer([text])))
     assert len(tokens) <= 40
     assert all(isinstance(t, str) and t and not t.isspace() for t in tokens)
     assert all(t == t.lower() for t in tokens)

@@ -17,12 +17,18 @@ if TYPE_CHECKING:
     from llmcls.inference.predict import Predictor
 
 __version__ = "0.1.0"
-__all__ = ["load", "__version__"]
+__all__ = ["__version__", "load"]
 
 
-def load(run_dir: str | Path, device: str = "auto", batch_size: int | None = None,
-         chunking: dict[str, Any] | None = None, threshold: float | None = None, *,
-         backend: str = "auto") -> "Predictor":
+def load(
+    run_dir: str | Path,
+    device: str = "auto",
+    batch_size: int | None = None,
+    chunking: dict[str, Any] | None = None,
+    threshold: float | None = None,
+    *,
+    backend: str = "auto",
+) -> Predictor:
     """Load a run directory written by `llmcls train`, ready to classify texts.
 
     Args:

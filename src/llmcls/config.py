@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmcls.errors import ConfigError, RunError
+from llmcls.errors import ConfigError, RunError, clip, echo
 from llmcls.fileio import atomic_write_text
 
 
@@ -83,11 +83,14 @@ class TokenizerConfig(_Section):
     lang: str = "en"
     lower: bool = True
     max_tokens: Union[Annotated[int, Field(ge=1, le=MAX_TOKENS)], None, Literal["auto"]] = Field(None, description=(
-        "cut each text to this many tokens; null: no cut; auto: chosen from the training data when training starts "
-        "(see `llmcls init`)"))
+        "cut each text to this many tokens; null: no cut, except that training cuts texts far longer than the rest "
+        "(4 x the 99th percentile of the training texts' lengths, within 1,000 .. 10,000 tokens, said in the log) "
+        "and its validation and test texts at predict_max_tokens; auto: chosen from the training data when "
+        "training starts (see `llmcls init`)"))
     predict_max_tokens: int | None = Field(10_000, ge=1, le=MAX_TOKENS, description=(
         "eval and predict: cut longer texts to this many tokens (counted in a note) when max_tokens is null and "
-        "chunking is off, so that one huge input cannot ask for unbounded memory; null: no cut"))
+        "chunking is off, so that one huge input cannot ask for unbounded memory (training cuts its validation "
+        "and test texts here too); null: no cut"))
     remove_stopwords: bool = False
     lemmatize: bool = False
     cache: bool = Field(True, description="keep tokenized training data on disk, keyed by texts and settings")
@@ -216,7 +219,7 @@ class TrainConfig(_Section):
         if isinstance(self.class_weights, dict):
             bad = [label for label, weight in self.class_weights.items() if not weight > 0]
             if bad:
-                raise ValueError(f"train.class_weights: weights must be > 0 (labels {', '.join(bad)})")
+                raise ValueError(f"train.class_weights: weights must be > 0 (labels {clip(', '.join(bad))})")
         return self
 
 
@@ -396,7 +399,7 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def _describe(key: str, errors: list[dict[str, Any]]) -> str:
-    error = errors[0]
+    error, key = errors[0], clip(key)
     if error["type"] == "extra_forbidden":
         hint = difflib.get_close_matches(key, _known_keys(Config), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
@@ -406,10 +409,13 @@ def _describe(key: str, errors: list[dict[str, Any]]) -> str:
     if error["type"] == "value_error":  # our own validators name their keys
         return error["msg"].removeprefix("Value error, ")
     messages = " or ".join(dict.fromkeys(e["msg"] for e in errors))  # a union reports once per member
-    return f"{key}: {messages} (got {error.get('input')!r})"
+    return f"{key}: {messages} (got {echo(error.get('input'))})"
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "constrained-int"}
+
+
+MAX_PROBLEMS = 5  # keys a message names: a file of a thousand wrong keys still makes one short line
 
 
 def _problems(exc: ValidationError) -> str:
@@ -418,7 +424,9 @@ def _problems(exc: ValidationError) -> str:
         # drop the union-member tags pydantic puts in the location, e.g. "int" or "literal['none','auto']"
         key = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
         by_key.setdefault(key, []).append(error)
-    return "; ".join(_describe(key, errors) for key, errors in by_key.items())
+    shown = [_describe(key, errors) for key, errors in list(by_key.items())[:MAX_PROBLEMS]]
+    more = f"; and {len(by_key) - MAX_PROBLEMS} more keys" if len(by_key) > MAX_PROBLEMS else ""
+    return "; ".join(shown) + more
 
 
 def validate_config(raw: Any, source: str) -> Config:
@@ -442,10 +450,10 @@ def parse_override(item: str) -> tuple[str, Any]:
     """
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+        raise ConfigError(f"--set {echo(item)}: expected KEY=VALUE, e.g. train.lr=3e-4")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = parse_yaml(value) if value.strip() else ""
+    except yaml.YAMLError:  # refused YAML included: the value stays text
         parsed = value
     return key.strip(), parsed
 
@@ -458,7 +466,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
         if key not in known:
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ConfigError(f"--set {key}: no such config key{suggestion}")
+            raise ConfigError(f"--set {clip(key)}: no such config key{suggestion}")
         node = raw
         *parents, leaf = key.split(".")
         for part in parents:
@@ -472,6 +480,79 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
     return raw
 
 
+# Anchors and aliases may repeat parts of a config (`<<: *defaults`), but a file whose aliases expand it by more
+# than this many values beyond those it writes out is refused before anything walks the expansion: ten aliases to
+# ten aliases to ... (an "alias bomb") makes 10**9 values of 851 bytes, and validating or quoting them would take
+# minutes and gigabytes. A config is a few dozen values; this is far above any hand-written repetition.
+MAX_ALIAS_VALUES = 10_000
+MAX_YAML_DEPTH = 64  # nesting levels; a config has 3 or 4
+
+
+class _YamlRefused(yaml.YAMLError):
+    def __init__(self, problem: str, mark: Any):
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than MAX_YAML_DEPTH, aliases that refer to the node holding them, and
+    aliases that expand the document by more than MAX_ALIAS_VALUES values."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth, self._sizes, self._repeated = 0, {}, 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_YAML_DEPTH:
+            raise _YamlRefused(f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            self._expanded(node)
+        return node
+
+    def _expanded(self, node: yaml.Node) -> int:
+        """How many values `node` holds once its aliases are expanded (each node is walked once)."""
+        self._sizes[id(node)] = None  # in progress: met again below, it would hold itself
+        children = ([part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        size = 1
+        for child in children:
+            if id(child) not in self._sizes:
+                size += self._expanded(child)
+                continue
+            known = self._sizes[id(child)]  # an alias
+            if known is None:
+                raise _YamlRefused("an alias refers to a node that holds it (a recursive structure)", node.start_mark)
+            self._repeated += known
+            if self._repeated > MAX_ALIAS_VALUES:
+                raise _YamlRefused(f"aliases expand the document by more than {MAX_ALIAS_VALUES} values (an alias "
+                                   "bomb?); anchors and aliases may repeat small parts of a config only",
+                                   node.start_mark)
+            size += known
+        self._sizes[id(node)] = size
+        return size
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text safely (no tags that make objects) and boundedly (see _BoundedLoader).
+
+    Raises:
+        yaml.YAMLError: invalid or refused YAML; `problem` and `problem_mark` say what and where.
+    """
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
@@ -481,13 +562,23 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    return parse_config_text(text, str(path))
+
+
+def parse_config_text(text: str, source: str) -> Any:
+    """The text of a YAML config (a file, or a run's config.yaml), parsed by `parse_yaml`: safely and boundedly.
+
+    Raises:
+        ConfigError: invalid or refused YAML, naming `source`, the line and the column.
+    """
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        problem = clip(getattr(exc, "problem", None) or "invalid YAML")
+        verdict = "YAML refused" if isinstance(exc, _YamlRefused) else "not valid YAML"
+        raise ConfigError(f"{source}: {verdict}{where}: {problem}") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
@@ -569,7 +660,7 @@ def merge_chunking(base: ChunkingConfig, changes: dict[str, Any]) -> ChunkingCon
     """
     unknown = sorted(set(changes) - set(ChunkingConfig.model_fields))
     if unknown:
-        raise ConfigError(f"chunking.{unknown[0]}: no such key (keys: {', '.join(ChunkingConfig.model_fields)})")
+        raise ConfigError(f"chunking.{clip(unknown[0])}: no such key (keys: {', '.join(ChunkingConfig.model_fields)})")
     values = base.model_dump()
     if "max_tokens" in changes and "stride" not in changes:
         values["stride"] = None

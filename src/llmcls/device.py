@@ -22,12 +22,13 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", spec)
     if not match:
-        raise DeviceError(f"--device {spec!r}: expected auto, cpu, cuda or cuda:N")
+        raise DeviceError(f"device {spec!r}: expected auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise DeviceError(f"--device {spec}: CUDA is not available on this machine (torch {torch.__version__}); "
-                          "use --device cpu")
+        raise DeviceError(
+            f"device {spec}: CUDA is not available on this machine (torch {torch.__version__}); use device cpu"
+        )
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise DeviceError(f"--device {spec}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}")
+        raise DeviceError(f"device {spec}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}")
     return torch.device("cuda", index)

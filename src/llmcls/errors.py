@@ -1,4 +1,29 @@
-"""The project's own error types: each one carries a message meant for the user."""
+"""The project's own error types: each one carries a message meant for the user, and `echo`, the one way a
+message quotes what the user gave."""
+
+import reprlib
+
+# The most characters of user input a message quotes: enough to recognise a value, and a hostile input (a
+# megabyte string, an expanded alias bomb) cannot make a message of megabytes.
+ECHO_CHARS = 200
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, ECHO_CHARS, ECHO_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """`repr(value)` cut to about `limit` characters, without building the whole repr of a large value."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` as it is, if short and printable; else cut to `limit` characters and escaped onto one line."""
+    short = text[:limit]
+    if not short.isprintable():
+        short = short.encode("unicode_escape").decode("ascii")[:limit]
+    return short if len(text) <= limit else f"{short}... ({len(text) - limit} more characters)"
 
 
 class LlmclsError(Exception):

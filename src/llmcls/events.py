@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
+
+from llmcls.records import EpochRecord
 
 
 @dataclass
@@ -35,9 +37,13 @@ class StepDone:
     tokens: int
 
 
+def _no_record() -> EpochRecord:
+    return cast(EpochRecord, {})
+
+
 @dataclass
 class EpochEnded:
-    record: dict[str, Any] = field(default_factory=dict)
+    record: EpochRecord = field(default_factory=_no_record)  # the epoch's line of metrics.jsonl
     improved: bool = False
 
 

@@ -4,12 +4,23 @@ here: the data layer (token cache, vocabulary), the run directory, and the CLI (
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
 from llmcls.errors import LlmclsError, WriteError
+
+# `.NAME.PID.HEX8.tmp`: the temporary file of an atomic write of NAME, left behind only when the write was killed
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9]+\.[0-9a-f]{8}\.tmp")
+
+
+def temporary_of(name: str) -> str | None:
+    """The name of the file whose atomic write made the temporary file `name`, or None when `name` is not the
+    name of such a temporary file."""
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
 
 
 @contextmanager
@@ -28,7 +39,7 @@ def atomic_open(path: Path, error: type[LlmclsError] = WriteError, *, text: bool
     if path.exists() and not path.is_file():  # /dev/null, a named pipe: written in place, never replaced
         yield from _write_in_place(path, error, text)
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # as _TEMPORARY matches
     try:
         # created with the usual permissions (umask), unlike mkstemp's 0600
         with (open(tmp, "x", encoding="utf-8", newline="") if text else open(tmp, "xb")) as fh:

@@ -55,26 +55,36 @@ class LstmClassifier(nn.Module):
         if args.fixed_vocab_size:
             self.fixed_embedding = nn.Embedding(args.fixed_vocab_size, args.embedding_dim).requires_grad_(False)
         self.embedding_dropout = nn.Dropout(args.embedding_dropout)
-        self.lstm = nn.LSTM(args.embedding_dim, args.hidden_size, num_layers=args.num_layers,
-                            bidirectional=args.bidirectional, batch_first=True,
-                            dropout=args.lstm_dropout if args.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            args.embedding_dim,
+            args.hidden_size,
+            num_layers=args.num_layers,
+            bidirectional=args.bidirectional,
+            batch_first=True,
+            dropout=args.lstm_dropout if args.num_layers > 1 else 0.0,
+        )
         state_size = args.hidden_size * (2 if args.bidirectional else 1)
         features = state_size * (2 if args.pooling == "last_max" else 1)
         self.dropout = nn.Dropout(args.dropout)
         self.head = nn.Linear(features, args.num_outputs)
         self.wide = None
         if args.wide_buckets:
-            self.wide = WideNgrams(args.vocab_size + args.fixed_vocab_size, args.wide_buckets, args.num_outputs,
-                                   args.wide_dropout)
+            self.wide = WideNgrams(
+                args.vocab_size + args.fixed_vocab_size, args.wide_buckets, args.num_outputs, args.wide_dropout
+            )
 
     def describe(self) -> str:
         """The network in a few words, for the line that says what is trained."""
         a = self.args
-        return (f"{'Bi' if a.bidirectional else ''}LSTM {a.num_layers}x{a.hidden_size}, {a.embedding_dim}d embeddings, "
-                f"pooling {a.pooling}{', wide n-gram branch' if a.wide_buckets else ''}")
+        return (
+            f"{'Bi' if a.bidirectional else ''}LSTM {a.num_layers}x{a.hidden_size}, {a.embedding_dim}d embeddings, "
+            f"pooling {a.pooling}{', wide n-gram branch' if a.wide_buckets else ''}"
+        )
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """Vectors of token ids [batch, seq_len]: learned rows, then fixed pretrained rows. Returns [batch, seq_len, emb]."""
+        """Vectors of token ids [batch, seq_len]: learned rows, then fixed pretrained rows.
+
+        Returns [batch, seq_len, emb]."""
         if self.fixed_embedding is None:
             return self.embedding(token_ids)
         n = self.args.vocab_size
@@ -123,8 +133,7 @@ class LstmClassifier(nn.Module):
         top = hidden[-2:] if self.args.bidirectional else hidden[-1:]
         return outputs, torch.cat(list(top), dim=1)
 
-    def _lstm_by_direction(self, embedded: torch.Tensor,
-                           lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _lstm_by_direction(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same LSTM as `_lstm_packed`, computed one layer and direction at a time over the padded batch.
 
         Why: on the CPU a packed batch takes PyTorch's slow per-step path, while an unpacked one takes oneDNN's
@@ -152,8 +161,10 @@ class LstmClassifier(nn.Module):
                 x = nn.functional.dropout(x, lstm.dropout, training=True)
             directions = []
             for suffix in ("", "_reverse") if self.args.bidirectional else ("",):
-                weights = [getattr(lstm, f"{name}_l{layer}{suffix}")
-                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                weights = [
+                    getattr(lstm, f"{name}_l{layer}{suffix}")
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                ]
                 inputs = flip(x) if suffix else x
                 out, _, _ = torch.lstm(inputs, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)
                 directions.append(flip(out) if suffix else out)
@@ -216,13 +227,7 @@ class WeightedBCEWithLogitsLoss(nn.Module):
         return (per_example * weights).sum() / weights.sum()
 
 
-def num_outputs(num_classes: int, multi_label: bool = False) -> int:
-    """Logits the head needs: one for two exclusive classes, else one per class."""
-    return num_classes if multi_label or num_classes > 2 else 1
-
-
-def loss_function(num_classes: int, class_weights: torch.Tensor | None = None,
-                  multi_label: bool = False) -> nn.Module:
+def loss_function(num_classes: int, class_weights: torch.Tensor | None = None, multi_label: bool = False) -> nn.Module:
     """BCE with logits for two classes (one logit), cross-entropy for more; optionally weighted per class.
 
     Multi-label: BCE with logits on each class's own logit; `class_weights` then weigh each class's positive

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
+from llmcls.records import EpochRecord, Report
 from llmcls.run.claim import run_subdir
-from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, METRICS_JSONL, PLOTS_DIR, RESULTS
+from llmcls.run.files import read_history, read_results
+from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
 
 
-def _history(run_dir: Path) -> list[dict]:
-    path = run_dir / METRICS_JSONL
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no metrics.jsonl, so nothing to plot (is it a run directory?)")
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _history(run_dir: Path) -> list[EpochRecord]:
+    records = read_history(run_dir)
     if not records:
-        raise RunError(f"{path}: no finished epoch yet, so nothing to plot")
+        raise RunError(f"{run_dir}: no finished epoch yet, so nothing to plot")
     return records
 
 
@@ -51,8 +49,15 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     history = _history(run_dir)
     out_dir = run_subdir(run_dir, PLOTS_DIR)
-    written = []
+    written = [_save(_curves(plt, history, run_dir.name), out_dir / CURVES_PLOT)]
+    results = read_results(run_dir)
+    if results is not None and "confusion_matrix" in results["valid"]:
+        written.append(_save(_confusion(plt, results["valid"]), out_dir / CONFUSION_PLOT))
+    return written
 
+
+def _curves(plt, history: list[EpochRecord], title: str):
+    """The figure of the loss and the validation metrics per epoch, the best epoch marked."""
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -60,10 +65,13 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     ax_loss.set(title="loss", xlabel="epoch")
     ax_loss.legend()
     multi_label = "valid_micro_f1" in history[0]
-    for key, label in (("valid_accuracy", "subset accuracy" if multi_label else "accuracy"),
-                       ("valid_micro_f1", "micro-F1"), ("valid_macro_f1", "macro-F1")):
+    for key, label in (
+        ("valid_accuracy", "subset accuracy" if multi_label else "accuracy"),
+        ("valid_micro_f1", "micro-F1"),
+        ("valid_macro_f1", "macro-F1"),
+    ):
         if key in history[0]:
-            ax_metric.plot(epochs, [r[key] for r in history], "o-", label=label)
+            ax_metric.plot(epochs, [r.get(key) for r in history], "o-", label=label)
     best = [r for r in history if r.get("best")]
     if best:
         ax_metric.axvline(best[-1]["epoch"], color="grey", linestyle=":", label=f"best (epoch {best[-1]['epoch']})")
@@ -72,24 +80,22 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(run_dir.name)
-    written.append(_save(fig, out_dir / CURVES_PLOT))
+    fig.suptitle(title)
+    return fig
 
-    results_path = run_dir / RESULTS
-    report = json.loads(results_path.read_text(encoding="utf-8"))["valid"] if results_path.is_file() else {}
-    if "confusion_matrix" in report:
-        labels, matrix = report["labels"], report["confusion_matrix"]
-        size = max(4.0, 0.6 * len(labels) + 2)
-        fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
-        image = ax.imshow(matrix, cmap="Blues")
-        top = max(max(row) for row in matrix) or 1
-        for i, row in enumerate(matrix):
-            for j, count in enumerate(row):
-                ax.text(j, i, str(count), ha="center", va="center", color="white" if count > top / 2 else "black")
-        ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.set(xlabel="predicted", ylabel="true",
-               title=f"validation, best model: accuracy {report['accuracy']:.3f}")
-        fig.colorbar(image, ax=ax)
-        written.append(_save(fig, out_dir / CONFUSION_PLOT))
-    return written
+
+def _confusion(plt, report: Report):
+    """The figure of the best model's confusion matrix on the validation split."""
+    labels, matrix = report["labels"], report["confusion_matrix"]
+    size = max(4.0, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
+    image = ax.imshow(matrix, cmap="Blues")
+    top = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > top / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=f"validation, best model: accuracy {report['accuracy']:.3f}")
+    fig.colorbar(image, ax=ax)
+    return fig

@@ -18,8 +18,19 @@ import torch
 from llmcls.errors import ConfigError
 
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA) that still include bf16 instructions.
-_BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
-              "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
+_BF16_ISAS = {
+    "ALL",
+    "DEFAULT",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,8 @@ def cpu_bf16_lstm_error() -> str | None:
 
 
 def _cpu_name() -> str:
-    return f"this CPU ({torch.backends.cpu.get_cpu_capability()}{f', ONEDNN_MAX_CPU_ISA={_isa_cap()}' if _isa_cap() else ''})"
+    capped = f", ONEDNN_MAX_CPU_ISA={_isa_cap()}" if _isa_cap() else ""
+    return f"this CPU ({torch.backends.cpu.get_cpu_capability()}{capped})"
 
 
 def bf16_problem(device: torch.device) -> str | None:
@@ -104,8 +116,7 @@ def choose_precision(requested: str, device: torch.device) -> PrecisionChoice:
     if requested == "bf16":
         problem = bf16_problem(device)
         if problem is not None:
-            raise ConfigError(f"train.precision: bf16 is not available: {problem}; set train.precision to auto "
-                              "or fp32")
+            raise ConfigError(f"train.precision: bf16 is not available: {problem}; set train.precision to auto or fp32")
         units = fast_bf16(device)
         return PrecisionChoice("bf16", f"train.precision is bf16 ({units or 'emulated: slower than fp32 here'})")
     units = fast_bf16(device)

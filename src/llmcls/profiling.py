@@ -80,8 +80,13 @@ def cpu_peak_flops(threads: int, info: dict) -> float | None:
     return per_cycle * info["clock_hz"] * threads
 
 
-def profile_run(run_dir: str | Path, data_path: str | Path | None = None, device: str | torch.device = "auto",
-                batch_size: int | None = None, seconds: float = 10.0) -> dict:
+def profile_run(
+    run_dir: str | Path,
+    data_path: str | Path | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    seconds: float = 10.0,
+) -> dict:
     """Measure a run's training and prediction throughput on real texts, and relate it to its FLOPs.
 
     Training steps (`llmcls.training.step.train_step`, as training runs them) run on a copy of the model, so the
@@ -145,8 +150,9 @@ def _predict_seconds(run: LoadedRun, texts: EncodedTexts, device: torch.device, 
     return (time.perf_counter() - start) / passes
 
 
-def _train_tokens_per_second(run: LoadedRun, texts: EncodedTexts, device: torch.device, precision: str,
-                             batch_size: int, seconds: float) -> float:
+def _train_tokens_per_second(
+    run: LoadedRun, texts: EncodedTexts, device: torch.device, precision: str, batch_size: int, seconds: float
+) -> float:
     """Tokens per second of full training steps (forward, backward, clip, optimizer) on a copy of the model, on
     bucketed batches of the texts with random targets of the run's kind (class ids, or multi-label 0/1 rows)."""
     cfg = run.config
@@ -155,10 +161,23 @@ def _train_tokens_per_second(run: LoadedRun, texts: EncodedTexts, device: torch.
     multi_label = cfg.data.multi_label
     criterion = loss_function(len(run.labels), multi_label=multi_label).to(device)
     rng = np.random.default_rng(0)
-    targets = (rng.integers(0, 2, (len(texts), len(run.labels))).astype(np.float32) if multi_label
-               else rng.integers(0, len(run.labels), len(texts)))
-    stepper = Stepper(model, model, criterion, optimizer, texts, torch.from_numpy(targets), np.ones(len(texts)),
-                      device, precision, cfg.train.grad_clip)
+    targets = (
+        rng.integers(0, 2, (len(texts), len(run.labels))).astype(np.float32)
+        if multi_label
+        else rng.integers(0, len(run.labels), len(texts))
+    )
+    stepper = Stepper(
+        model,
+        model,
+        criterion,
+        optimizer,
+        texts,
+        torch.from_numpy(targets),
+        np.ones(len(texts)),
+        device,
+        precision,
+        cfg.train.grad_clip,
+    )
     batches = BucketSampler(texts.lengths, batch_size, cfg.train.bucket_pool, seed=0).batches()
     steps = trained_tokens = 0
     start = time.perf_counter()

@@ -21,8 +21,8 @@ from llmcls.data.prepare import prepare_data
 from llmcls.errors import ConfigError
 from llmcls.events import Info
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, ROOT, small_config
+from support.configs import small_config
+from support.paths import FIXTURES, ROOT
 
 SST2 = ROOT / "data" / "sst2"
 IMDB = FIXTURES / "imdb_train.csv"  # 60 real IMDB reviews (tests/fixtures/README.md)
@@ -51,13 +51,21 @@ def test_profile_counts_every_row_and_samples_the_lengths(sst2_profile):
 
 
 def test_short_phrases_get_no_cut_final_states_no_wide_branch_and_about_the_token_budget(sst2_profile):
-    assert chosen(sst2_profile) == {"tokenizer.max_tokens": None, "model.pooling": "last", "model.wide": False,
-                                    "train.epochs": round(adapt.TOKEN_BUDGET / sst2_profile.tokens_per_epoch),
-                                    "train.patience": 3, "train.lr": 1e-3, "train.batch_size": 64}
+    assert chosen(sst2_profile) == {
+        "tokenizer.max_tokens": None,
+        "model.pooling": "last",
+        "model.wide": False,
+        "train.epochs": round(adapt.TOKEN_BUDGET / sst2_profile.tokens_per_epoch),
+        "train.patience": 3,
+        "train.lr": 1e-3,
+        "train.batch_size": 64,
+    }
     assert 3 < chosen(sst2_profile)["train.epochs"] < 20
     reason = {c.key: c.reason for c in choose(sst2_profile)}["model.wide"]
-    assert reason == (f"no n-gram branch: training holds fragments (median {sst2_profile.valid_median} validation "
-                      f"tokens, {sst2_profile.percentiles[50]} training; >= 2x)")
+    assert reason == (
+        f"no n-gram branch: training holds fragments (median {sst2_profile.valid_median} validation "
+        f"tokens, {sst2_profile.percentiles[50]} training; >= 2x)"
+    )
 
 
 def test_long_reviews_get_a_round_cut_near_p95_and_max_pooling():
@@ -76,8 +84,15 @@ def test_long_reviews_get_a_round_cut_near_p95_and_max_pooling():
 def test_small_question_set_trains_the_most_epochs_with_early_stopping():
     p = profile_data(config_for(train=FIXTURES / "trec_train.csv"))
     assert (p.texts, p.classes, p.class_counts["ABBR"]) == (500, 6, 3)
-    assert chosen(p) == {"tokenizer.max_tokens": None, "model.pooling": "last", "model.wide": True,
-                         "train.epochs": 20, "train.patience": 3, "train.lr": 2e-3, "train.batch_size": 32}
+    assert chosen(p) == {
+        "tokenizer.max_tokens": None,
+        "model.pooling": "last",
+        "model.wide": True,
+        "train.epochs": 20,
+        "train.patience": 3,
+        "train.lr": 2e-3,
+        "train.batch_size": 32,
+    }
 
 
 def test_a_validation_file_of_texts_like_the_training_texts_keeps_the_wide_branch():
@@ -165,8 +180,12 @@ def test_auto_values_are_resolved_and_logged():
         setattr(getattr(config, section), leaf, "auto")
     events = []
     resolved = resolve_auto(config, events.append)
-    assert (resolved.tokenizer.max_tokens, resolved.model.pooling, resolved.model.wide, resolved.train.epochs) == \
-        (None, "last", True, 20)
+    assert (resolved.tokenizer.max_tokens, resolved.model.pooling, resolved.model.wide, resolved.train.epochs) == (
+        None,
+        "last",
+        True,
+        20,
+    )
     assert resolved.train.patience == 3 and resolved.auto_keys() == [] and config.train.epochs == "auto"
     lines = [e.message for e in events if isinstance(e, Info)]
     assert any(line.startswith("train.epochs: 20 (about 6,000,000 training tokens") for line in lines)
@@ -177,8 +196,9 @@ def test_auto_values_are_resolved_and_logged():
 
 
 def test_a_patience_that_is_set_stays():
-    config = validate_config({"data": {"train": str(FIXTURES / "trec_train.csv")},
-                              "train": {"epochs": "auto", "patience": None}}, "test")
+    config = validate_config(
+        {"data": {"train": str(FIXTURES / "trec_train.csv")}, "train": {"epochs": "auto", "patience": None}}, "test"
+    )
     resolved = resolve_auto(config)
     assert resolved.train.epochs == 20 and resolved.train.patience is None
     concrete = config_for(train=IMDB)
@@ -186,8 +206,13 @@ def test_a_patience_that_is_set_stays():
 
 
 def test_training_saves_the_resolved_values_and_resume_keeps_them(tmp_path):
-    config = small_config(tmp_path, data={"train": str(IMDB), "valid": str(IMDB)},
-                          tokenizer={"max_tokens": "auto"}, model={"pooling": "auto"}, train={"epochs": 1})
+    config = small_config(
+        tmp_path,
+        data={"train": str(IMDB), "valid": str(IMDB)},
+        tokenizer={"max_tokens": "auto"},
+        model={"pooling": "auto"},
+        train={"epochs": 1},
+    )
     events = []
     result = train(config, device="cpu", on_event=events.append)
     saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
@@ -249,11 +274,18 @@ def wordpiece_lengths(folder, path) -> np.ndarray:
 
 def encoder_profile(train_texts: int, p99: int = 100, hidden: int = 384, limit: int = 510) -> DataProfile:
     """A synthetic profile measured for an encoder: `train_texts` texts whose p99 is `p99` WordPiece tokens."""
-    return DataProfile(path="x.csv", texts=train_texts, train_texts=train_texts, class_counts={"a": 2, "b": 1},
-                       multi_label=False, sampled=min(train_texts, 5_000),
-                       percentiles={50: max(p99 // 4, 1), 90: max(p99 // 2, 1), 95: max(p99 - 1, 1), 99: p99},
-                       max_tokens=2 * p99, mean_tokens=p99 / 4,
-                       encoder=EncoderFacts(spec="minilm", limit=limit, hidden_size=hidden, layers=6))
+    return DataProfile(
+        path="x.csv",
+        texts=train_texts,
+        train_texts=train_texts,
+        class_counts={"a": 2, "b": 1},
+        multi_label=False,
+        sampled=min(train_texts, 5_000),
+        percentiles={50: max(p99 // 4, 1), 90: max(p99 // 2, 1), 95: max(p99 - 1, 1), 99: p99},
+        max_tokens=2 * p99,
+        mean_tokens=p99 / 4,
+        encoder=EncoderFacts(spec="minilm", limit=limit, hidden_size=hidden, layers=6),
+    )
 
 
 def encoder_chosen(profile) -> dict:
@@ -276,8 +308,14 @@ def test_init_with_an_encoder_writes_a_fine_tuning_config_from_wordpiece_lengths
     assert 32 <= cut <= TINY_LIMIT and cut >= min(p99, TINY_LIMIT)  # 99% of the texts are whole, if the model allows
     train_texts = result.profile.train_texts  # under 2,000: 5 epochs, batches of 16, MiniLM's small-data step
     assert train_texts < adapt.TINY_DATA_TEXTS and (valid is None) == (train_texts < result.profile.texts)
-    assert (config.train.epochs, config.train.patience, config.train.lr, config.train.batch_size,
-            config.train.warmup_fraction, config.train.optimizer) == (5, 3, 1e-4, 16, 0.1, "adamw")
+    assert (
+        config.train.epochs,
+        config.train.patience,
+        config.train.lr,
+        config.train.batch_size,
+        config.train.warmup_fraction,
+        config.train.optimizer,
+    ) == (5, 3, 1e-4, 16, 0.1, "adamw")
     assert {c.key: c.value for c in result.choices}["tokenizer.max_tokens"] == cut
     written = yaml.safe_load(out.read_text())
     assert set(written) == {"name", "data", "tokenizer", "model", "train"}  # no embeddings, vocab
@@ -291,17 +329,25 @@ def test_the_encoder_config_comments_state_the_figures(tmp_path, tiny_bert):
     p = result.profile.percentiles
     text = out.read_text()
     lines = text.splitlines()
-    assert lines[0] == (f"# Written by `llmcls init --encoder {tiny_bert}` from {FIXTURES / 'trec_train.csv'}: "
-                        "500 texts (450 to train on, 50 held out for validation).")
-    assert lines[2] == (f"# WordPiece tokens per text (the encoder's, without [CLS] and [SEP]) in 500 sampled texts: "
-                        f"p50 {p[50]}, p90 {p[90]}, p95 {p[95]}, p99 {p[99]}, max {result.profile.max_tokens}; "
-                        "the model reads at most 128.")
+    assert lines[0] == (
+        f"# Written by `llmcls init --encoder {tiny_bert}` from {FIXTURES / 'trec_train.csv'}: "
+        "500 texts (450 to train on, 50 held out for validation)."
+    )
+    assert lines[2] == (
+        f"# WordPiece tokens per text (the encoder's, without [CLS] and [SEP]) in 500 sampled texts: "
+        f"p50 {p[50]}, p90 {p[90]}, p95 {p[95]}, p99 {p[99]}, max {result.profile.max_tokens}; "
+        "the model reads at most 128."
+    )
     comment = {line.split(":")[0].strip(): line.split(" # ", 1)[1] for line in lines if " # " in line}
-    assert comment["max_tokens"].startswith(f"99% of 500 sampled training texts have at most {p[99]} WordPiece tokens "
-                                            f"(p50 {p[50]}, p95 {p[95]}, p99 {p[99]}, max {result.profile.max_tokens})")
+    assert comment["max_tokens"].startswith(
+        f"99% of 500 sampled training texts have at most {p[99]} WordPiece tokens "
+        f"(p50 {p[50]}, p95 {p[95]}, p99 {p[99]}, max {result.profile.max_tokens})"
+    )
     assert "read whole at prediction with chunking" in comment["max_tokens"]
-    assert comment["encoder"] == "the pretrained model to fine-tune (2 layers, hidden size 32, at most 128 WordPiece " \
-                                 "tokens a text)"
+    assert (
+        comment["encoder"] == "the pretrained model to fine-tune (2 layers, hidden size 32, at most 128 WordPiece "
+        "tokens a text)"
+    )
     assert comment["epochs"] == "450 training texts (< 5,000): small data takes a few more passes"
     assert comment["lr"] == "450 training texts (< 50,000), hidden size 32 (<= 384, MiniLM's)"
     assert comment["batch_size"] == "450 training texts (< 2,000): more, smaller steps"
@@ -340,14 +386,27 @@ def test_the_encoder_cut_is_a_multiple_of_32_from_32_to_the_model_limit():
 
 def test_an_encoder_profile_chooses_no_bilstm_keys():
     keys = [c.key for c in choose(encoder_profile(1_000))]
-    assert keys == ["tokenizer.max_tokens", "model.encoder", "model.encoder_pooling", "train.epochs", "train.patience",
-                    "train.lr", "train.batch_size", "train.warmup_fraction"]
+    assert keys == [
+        "tokenizer.max_tokens",
+        "model.encoder",
+        "model.encoder_pooling",
+        "train.epochs",
+        "train.patience",
+        "train.lr",
+        "train.batch_size",
+        "train.warmup_fraction",
+    ]
 
 
 def test_auto_values_of_an_encoder_config_are_chosen_from_wordpiece_lengths(tiny_bert):
-    config = validate_config({"data": {"train": str(FIXTURES / "trec_train.csv")},
-                              "model": {"encoder": str(tiny_bert), "pooling": "auto", "wide": "auto"},
-                              "train": {"epochs": "auto"}}, "test")
+    config = validate_config(
+        {
+            "data": {"train": str(FIXTURES / "trec_train.csv")},
+            "model": {"encoder": str(tiny_bert), "pooling": "auto", "wide": "auto"},
+            "train": {"epochs": "auto"},
+        },
+        "test",
+    )
     assert config.tokenizer.max_tokens == "auto"  # an encoder run's default
     events = []
     resolved = resolve_auto(config, events.append)
@@ -356,16 +415,31 @@ def test_auto_values_of_an_encoder_config_are_chosen_from_wordpiece_lengths(tiny
     assert (resolved.train.epochs, resolved.train.patience, resolved.model.wide) == (5, 3, False)
     assert resolved.auto_keys() == []
     lines = [e.message for e in events if isinstance(e, Info)]
-    assert any(line.startswith(f"tokenizer.max_tokens: {resolved.tokenizer.max_tokens} (99% of 500 sampled "
-                               f"training texts have at most {p99} WordPiece tokens") for line in lines)
+    assert any(
+        line.startswith(
+            f"tokenizer.max_tokens: {resolved.tokenizer.max_tokens} (99% of 500 sampled "
+            f"training texts have at most {p99} WordPiece tokens"
+        )
+        for line in lines
+    )
     prepare_data(resolved)  # nothing left `auto`
 
 
 def test_init_without_encoder_writes_what_it_wrote_before(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "trec.yaml"
-    result = CliRunner().invoke(app, ["init", "--train", "tests/fixtures/trec_train.csv",
-                                      "--test", "tests/fixtures/trec_test.csv", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "init",
+            "--train",
+            "tests/fixtures/trec_train.csv",
+            "--test",
+            "tests/fixtures/trec_test.csv",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text() == TREC_INIT
 
@@ -376,17 +450,23 @@ def test_the_shipped_cr_config_is_still_what_init_writes(tmp_path, monkeypatch):
         pytest.skip("needs ../shared/data/cr")
     monkeypatch.chdir(ROOT)
     shipped = (ROOT / "configs" / "cr.yaml").read_text()
-    data = {"train": "../shared/data/cr/train.csv", "valid": "../shared/data/cr/valid.csv",
-            "test": "../shared/data/cr/test.csv"}
+    data = {
+        "train": "../shared/data/cr/train.csv",
+        "valid": "../shared/data/cr/valid.csv",
+        "test": "../shared/data/cr/test.csv",
+    }
     init_config(data, tmp_path / "cr.yaml", name="cr")
     written = (tmp_path / "cr.yaml").read_text()
-    assert shipped.endswith(written) and shipped[:-len(written)].count("\n") == 4  # under 4 lines of its own
+    assert shipped.endswith(written) and shipped[: -len(written)].count("\n") == 4  # under 4 lines of its own
 
 
-@pytest.mark.parametrize("model, message", [
-    (None, "no such folder"),
-    ({"model_type": "gpt2"}, "model_type 'gpt2' is not a BERT-family model"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (None, "no such folder"),
+        ({"model_type": "gpt2"}, "model_type 'gpt2' is not a BERT-family model"),
+    ],
+)
 def test_init_with_a_bad_encoder_says_so_in_one_line(tmp_path, model, message):
     pytest.importorskip("tokenizers")
     folder = tmp_path / "model"
@@ -394,8 +474,9 @@ def test_init_with_a_bad_encoder_says_so_in_one_line(tmp_path, model, message):
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps(model))
     out = tmp_path / "c.yaml"
-    result = CliRunner().invoke(app, ["init", "--train", str(FIXTURES / "trec_train.csv"), "--encoder", str(folder),
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["init", "--train", str(FIXTURES / "trec_train.csv"), "--encoder", str(folder), "--out", str(out)]
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: model.encoder: {folder}") and message in lines[0]

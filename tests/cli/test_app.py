@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 from llmcls.config import load_config
-
-from conftest import FIXTURES, ROOT, small_config
+from support.configs import small_config
+from support.paths import FIXTURES, ROOT
 
 runner = CliRunner()
 
@@ -23,8 +23,19 @@ def test_train_eval_predict(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     run_dir = tmp_path / "out"
-    result = invoke("train", "--config", path, "--set", "train.epochs=2", "--set", "name=cli",
-                    "--run-dir", run_dir, "--device", "cpu")
+    result = invoke(
+        "train",
+        "--config",
+        path,
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "name=cli",
+        "--run-dir",
+        run_dir,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert "best epoch" in result.output and "accuracy" in result.output
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 2
@@ -55,20 +66,24 @@ def test_eval_with_other_columns(trained_sst2, tmp_path):
 
     rows = list(csv.DictReader(open(FIXTURES / "sst2_valid.csv")))
     path.write_text("".join(json.dumps({"sentence": r["text"], "y": r["label"]}) + "\n" for r in rows))
-    result = invoke("eval", trained_sst2.run_dir, "--data", path, "--text-column", "sentence",
-                    "--label-column", "y", "--json")
+    result = invoke(
+        "eval", trained_sst2.run_dir, "--data", path, "--text-column", "sentence", "--label-column", "y", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["accuracy"] == pytest.approx(trained_sst2.valid["accuracy"])
 
 
-@pytest.mark.parametrize("args,culprit", [
-    (["train", "--config", "missing.yaml"], "missing.yaml: config file not found"),
-    (["eval", "no-such-run", "--data", FIXTURES / "sst2_valid.csv"], "no-such-run: no such run directory"),
-    (["predict", "no-such-run", "hello"], "no-such-run: no such run directory"),
-    (["predict", FIXTURES, "hello"], "not a complete run directory"),
-    (["train", "--config", FIXTURES / "README.md"], "README.md: not valid YAML at line 5"),
-    (["train", "--config", FIXTURES], "is a directory"),
-])
+@pytest.mark.parametrize(
+    "args,culprit",
+    [
+        (["train", "--config", "missing.yaml"], "missing.yaml: config file not found"),
+        (["eval", "no-such-run", "--data", FIXTURES / "sst2_valid.csv"], "no-such-run: no such run directory"),
+        (["predict", "no-such-run", "hello"], "no-such-run: no such run directory"),
+        (["predict", FIXTURES, "hello"], "not a complete run directory"),
+        (["train", "--config", FIXTURES / "README.md"], "README.md: not valid YAML at line 5"),
+        (["train", "--config", FIXTURES], "is a directory"),
+    ],
+)
 def test_errors_are_one_line_without_traceback(args, culprit):
     result = invoke(*args)
     assert result.exit_code == 1
@@ -111,13 +126,16 @@ def test_debug_shows_the_traceback():
     assert result.exit_code == 1 and "Traceback" in result.output
 
 
-@pytest.mark.parametrize("command,options", [
-    ([], ["train", "eval", "predict", "plot", "--debug", "--version"]),
-    (["train"], ["--config", "--set", "--resume", "--overwrite", "--device", "--run-dir", "--quiet"]),
-    (["plot"], ["RUN"]),
-    (["eval"], ["--data", "--text-column", "--label-column", "--format", "--device", "--batch-size", "--json"]),
-    (["predict"], ["--top-k", "--device", "--json"]),
-])
+@pytest.mark.parametrize(
+    "command,options",
+    [
+        ([], ["train", "eval", "predict", "plot", "--debug", "--version"]),
+        (["train"], ["--config", "--set", "--resume", "--overwrite", "--device", "--run-dir", "--quiet"]),
+        (["plot"], ["RUN"]),
+        (["eval"], ["--data", "--text-column", "--label-column", "--format", "--device", "--batch-size", "--json"]),
+        (["predict"], ["--top-k", "--device", "--json"]),
+    ],
+)
 def test_help_explains_every_option(command, options):
     result = runner.invoke(app, command + ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
@@ -151,10 +169,20 @@ def test_nproc_starts_the_processes_with_every_option_given():
     from llmcls.cli.app import _command_line
 
     command = typer.main.get_command(app).commands["train"]
-    ctx = command.make_context("train", ["--nproc", "2", "-q", "--resume", "r", "-s", "a=1", "-s", "b=2",
-                                         "--device", "cpu"])
-    assert _command_line(ctx, without=("nproc",)) == ["--set", "a=1", "--set", "b=2", "--resume", "r",
-                                                      "--device", "cpu", "--quiet"]
+    ctx = command.make_context(
+        "train", ["--nproc", "2", "-q", "--resume", "r", "-s", "a=1", "-s", "b=2", "--device", "cpu"]
+    )
+    assert _command_line(ctx, without=("nproc",)) == [
+        "--set",
+        "a=1",
+        "--set",
+        "b=2",
+        "--resume",
+        "r",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
 
 
 def test_help_texts_are_paragraphs_the_terminal_wraps():
@@ -162,11 +190,14 @@ def test_help_texts_are_paragraphs_the_terminal_wraps():
     from llmcls.cli.app import app as typer_app
     from llmcls.cli.render import paragraphs
 
-    assert paragraphs("""First line
+    assert (
+        paragraphs("""First line
         goes on.
 
         Second paragraph
-        here.""") == "First line goes on.\n\nSecond paragraph here."
+        here.""")
+        == "First line goes on.\n\nSecond paragraph here."
+    )
     for command in typer_app.registered_commands:
         assert command.help and "\n" not in command.help.replace("\n\n", ""), command.callback.__name__
     result = CliRunner().invoke(typer_app, ["--help"], env={"COLUMNS": "200"})
@@ -176,16 +207,28 @@ def test_help_texts_are_paragraphs_the_terminal_wraps():
 def test_init_writes_a_config_that_trains(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the written config names the shipped vectors by their path in the repository
     out = tmp_path / "trec.yaml"
-    result = invoke("init", "--train", FIXTURES / "trec_train.csv", "--test", FIXTURES / "trec_test.csv",
-                    "--out", out)
+    result = invoke("init", "--train", FIXTURES / "trec_train.csv", "--test", FIXTURES / "trec_test.csv", "--out", out)
     assert result.exit_code == 0, result.output
     assert f"wrote {out}: 500 texts, 6 classes" in result.output and "train.epochs: 20" in result.output
     assert load_config(out).data.test == str(FIXTURES / "trec_test.csv")
     again = invoke("init", "--train", FIXTURES / "trec_train.csv", "--out", out)
     assert again.exit_code == 1 and "already exists; give --force" in again.output
     run_dir = tmp_path / "run"
-    trained = invoke("train", "--config", out, "--set", "train.epochs=2", "--set", "train.export_onnx=false",
-                     "--set", "train.plots=false", "--run-dir", run_dir, "--device", "cpu")
+    trained = invoke(
+        "train",
+        "--config",
+        out,
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.export_onnx=false",
+        "--set",
+        "train.plots=false",
+        "--run-dir",
+        run_dir,
+        "--device",
+        "cpu",
+    )
     assert trained.exit_code == 0, trained.output
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert (saved["train"]["lr"], saved["train"]["batch_size"], saved["train"]["patience"]) == (2e-3, 32, 3)

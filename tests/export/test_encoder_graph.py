@@ -23,9 +23,21 @@ JUNK_IDS = [CLS, SEP, 5, 59, -1, 10**6]
 
 
 def small_args(num_outputs: int, pooling: str) -> EncoderArgs:
-    return EncoderArgs(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
-                       max_positions=40, type_vocab_size=2, num_outputs=num_outputs, pad_index=PAD, cls_index=CLS,
-                       sep_index=SEP, layer_norm_eps=1e-12, pooling=pooling)
+    return EncoderArgs(
+        vocab_size=60,
+        hidden_size=16,
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=32,
+        max_positions=40,
+        type_vocab_size=2,
+        num_outputs=num_outputs,
+        pad_index=PAD,
+        cls_index=CLS,
+        sep_index=SEP,
+        layer_norm_eps=1e-12,
+        pooling=pooling,
+    )
 
 
 def random_model(args: EncoderArgs, seed: int) -> EncoderClassifier:
@@ -42,7 +54,7 @@ def random_model(args: EncoderArgs, seed: int) -> EncoderClassifier:
     return model
 
 
-def session(model_proto: "onnx.ModelProto | str") -> "onnxruntime.InferenceSession":
+def session(model_proto: onnx.ModelProto | str) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     source = model_proto if isinstance(model_proto, str) else model_proto.SerializeToString()
@@ -67,7 +79,7 @@ def torch_logits(model: EncoderClassifier, token_ids: np.ndarray, lengths: np.nd
         return model(torch.from_numpy(token_ids), torch.from_numpy(lengths)).numpy()
 
 
-def onnx_logits(sess: "onnxruntime.InferenceSession", token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def onnx_logits(sess: onnxruntime.InferenceSession, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return sess.run([OUTPUT], {INPUTS[0]: token_ids, INPUTS[1]: lengths})[0]
 
 
@@ -83,11 +95,13 @@ def test_onnx_logits_equal_pytorch(pooling, num_outputs):
     proto = build_encoder_onnx(args, weights_of(model))
     assert proto.opset_import[0].version == OPSET
     sess = session(proto)
-    batches = [make_batch(LENGTHS, JUNK_AFTER, seed=1),
-               make_batch([1], set(), seed=2),  # batch size 1, seq length 1
-               make_batch([1, 1, 1], set(), seed=3),  # seq length 1
-               make_batch([4], set(), seed=4),  # batch size 1
-               make_batch([args.max_positions - 2, 9], {1}, seed=5)]  # the longest text the positions allow
+    batches = [
+        make_batch(LENGTHS, JUNK_AFTER, seed=1),
+        make_batch([1], set(), seed=2),  # batch size 1, seq length 1
+        make_batch([1, 1, 1], set(), seed=3),  # seq length 1
+        make_batch([4], set(), seed=4),  # batch size 1
+        make_batch([args.max_positions - 2, 9], {1}, seed=5),
+    ]  # the longest text the positions allow
     for token_ids, lengths in batches:
         expected = torch_logits(model, token_ids, lengths)
         got = onnx_logits(sess, token_ids, lengths)

@@ -18,16 +18,17 @@ from llmcls.data.readers import read_examples
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import Vocab
 from llmcls.errors import ExportError
-from llmcls.export.write import export_run
-from llmcls.model import LstmClassifier, ModelArgs
 from llmcls.export.graph import build_onnx_model
+from llmcls.export.write import export_run
 from llmcls.inference.forward import batched_logits
 from llmcls.inference.onnx_forward import OnnxClassifier
-from llmcls.inference.scoring import probabilities
-from llmcls.run.layout import EXPORT_MANIFEST as MANIFEST
 from llmcls.inference.predict import Predictor
-
-from conftest import FIXTURES, cold_predict, cpu_runs_bf16
+from llmcls.inference.scoring import probabilities
+from llmcls.model import LstmClassifier, ModelArgs
+from llmcls.run.layout import EXPORT_MANIFEST as MANIFEST
+from support.cold import cold_predict
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -52,9 +53,17 @@ def test_onnx_logits_equal_pytorch(fixture_batch, pooling, num_layers, bidirecti
     token_ids, lengths, vocab_size = fixture_batch
     torch.manual_seed(num_layers)
     # the last 40 ids index fixed pretrained rows; 3 outputs for max/mean (cross-entropy), 1 logit otherwise
-    args = ModelArgs(vocab_size=vocab_size - 40, fixed_vocab_size=40, embedding_dim=16, hidden_size=12,
-                     num_outputs=3 if pooling in ("max", "mean") else 1, num_layers=num_layers,
-                     bidirectional=bidirectional, pooling=pooling, lstm_dropout=0.3)
+    args = ModelArgs(
+        vocab_size=vocab_size - 40,
+        fixed_vocab_size=40,
+        embedding_dim=16,
+        hidden_size=12,
+        num_outputs=3 if pooling in ("max", "mean") else 1,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        pooling=pooling,
+        lstm_dropout=0.3,
+    )
     assert_onnx_equals_torch(args, token_ids, lengths)
 
 
@@ -64,8 +73,16 @@ def test_onnx_wide_branch_equals_pytorch(fixture_batch, pooling, num_outputs):
     wraps around and collides."""
     token_ids, lengths, vocab_size = fixture_batch
     torch.manual_seed(5)
-    args = ModelArgs(vocab_size=vocab_size - 40, fixed_vocab_size=40, embedding_dim=16, hidden_size=12,
-                     num_outputs=num_outputs, pooling=pooling, wide_buckets=97, wide_dropout=0.5)
+    args = ModelArgs(
+        vocab_size=vocab_size - 40,
+        fixed_vocab_size=40,
+        embedding_dim=16,
+        hidden_size=12,
+        num_outputs=num_outputs,
+        pooling=pooling,
+        wide_buckets=97,
+        wide_dropout=0.5,
+    )
     assert_onnx_equals_torch(args, token_ids, lengths)
 
 
@@ -76,8 +93,9 @@ def assert_onnx_equals_torch(args: ModelArgs, token_ids: np.ndarray, lengths: np
         for p in model.parameters():  # larger than the default init, so that every gate matters
             p.uniform_(-0.6, 0.6)
     weights = {name: t.numpy() for name, t in model.state_dict().items()}
-    session = onnxruntime.InferenceSession(build_onnx_model(args, weights).SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        build_onnx_model(args, weights).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     with torch.no_grad():
         expected = model(torch.from_numpy(token_ids), torch.from_numpy(lengths)).numpy()
     got = session.run(None, {"token_ids": token_ids, "lengths": lengths})[0]
@@ -86,8 +104,9 @@ def assert_onnx_equals_torch(args: ModelArgs, token_ids: np.ndarray, lengths: np
     assert np.abs(expected).max() > 0.1  # the comparison is not between near-zero numbers
 
     # the padding ids do not matter, and neither do extra padded steps
-    garbage = np.where(np.arange(token_ids.shape[1] + 3)[None, :] < lengths[:, None],
-                       np.pad(token_ids, ((0, 0), (0, 3))), 7)
+    garbage = np.where(
+        np.arange(token_ids.shape[1] + 3)[None, :] < lengths[:, None], np.pad(token_ids, ((0, 0), (0, 3))), 7
+    )
     again = session.run(None, {"token_ids": garbage, "lengths": lengths})[0]
     np.testing.assert_allclose(again, expected, atol=1e-4, rtol=0)
 
@@ -129,8 +148,9 @@ def test_predictor_backends_agree(exported):
     by_torch = Predictor.load(run_dir, "cpu", backend="torch")
     by_onnx = Predictor.load(run_dir, "cpu", backend="onnx")
     assert by_onnx.backend == "onnx" and Predictor.load(run_dir, backend="auto").backend == "onnx"
-    np.testing.assert_allclose(by_onnx.class_probabilities(texts), by_torch.class_probabilities(texts), atol=3e-5,
-                               rtol=0)  # logits within 1e-4
+    np.testing.assert_allclose(
+        by_onnx.class_probabilities(texts), by_torch.class_probabilities(texts), atol=3e-5, rtol=0
+    )  # logits within 1e-4
     assert [p.label for p in by_onnx.predict(texts)] == [p.label for p in by_torch.predict(texts)]
     int8, exact = Predictor.load(run_dir, backend="onnx-int8").predict_proba(texts), by_torch.predict_proba(texts)
     assert np.abs(int8 - exact).mean() < 0.02  # close on the whole, though a text near 0.5 may cross over
@@ -145,8 +165,13 @@ def test_onnx_backends_apply_the_run_temperature(exported, backend):
     assert predictor.backend == backend and predictor.run.temperature == saved > 1.0
     texts = read_examples(FIXTURES / "sst2_valid.csv").texts[:60]
     # the predictor's own batches: int8's dynamic quantization scales activations per batch
-    logits = batched_logits(predictor.forward, predictor.encode(texts), predictor.batch_size,
-                            predictor.run.vocab.pad_index, max_tokens=predictor.batch_tokens)
+    logits = batched_logits(
+        predictor.forward,
+        predictor.encode(texts),
+        predictor.batch_size,
+        predictor.run.vocab.pad_index,
+        max_tokens=predictor.batch_tokens,
+    )
     probs = predictor.class_probabilities(texts)
     np.testing.assert_allclose(probs, probabilities(logits / saved), rtol=1e-6)
     assert (probs.argmax(1) == probabilities(logits).argmax(1)).all()
@@ -211,8 +236,9 @@ def test_export_hashes_exactly_the_weights_it_exports(trained_sst2, tmp_path, mo
     both come from the one reading of it."""
     import hashlib
 
-    import llmcls.export.write as exporting
     from safetensors.torch import load, save
+
+    import llmcls.export.write as exporting
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained_sst2.run_dir, run_dir)
@@ -240,11 +266,14 @@ def test_export_hashes_exactly_the_weights_it_exports(trained_sst2, tmp_path, mo
         Predictor.load(run_dir, backend="onnx")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "torchscript"], "torch.jit.script and torch.jit.trace are deprecated"),
-    (["--format", "tflite"], "expected onnx"),
-    (["--quantize", "int4"], "expected int8"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "torchscript"], "torch.jit.script and torch.jit.trace are deprecated"),
+        (["--format", "tflite"], "expected onnx"),
+        (["--quantize", "int4"], "expected int8"),
+    ],
+)
 def test_export_errors_are_one_line(trained_sst2, args, message):
     result = invoke("export", trained_sst2.run_dir, *args)
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output

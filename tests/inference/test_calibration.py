@@ -1,14 +1,20 @@
 import numpy as np
 import pytest
 
-from llmcls.inference.calibration import (T_RANGE, calibration, confidences, expected_calibration_error, fit_temperature,
-                                         reliability, scaled_nll)
+from llmcls.inference.calibration import (
+    T_RANGE,
+    calibration,
+    confidences,
+    expected_calibration_error,
+    fit_temperature,
+    reliability,
+    scaled_nll,
+)
 from llmcls.inference.scoring import probabilities
 
 # Five texts, three classes; top-class confidence and whether the top class is the target:
 # 0.90 right, 0.85 wrong, 0.70 right, 0.65 right, 0.38 wrong.
-PROBS = np.array([[0.90, 0.05, 0.05], [0.10, 0.85, 0.05], [0.70, 0.20, 0.10], [0.25, 0.10, 0.65],
-                  [0.38, 0.32, 0.30]])
+PROBS = np.array([[0.90, 0.05, 0.05], [0.10, 0.85, 0.05], [0.70, 0.20, 0.10], [0.25, 0.10, 0.65], [0.38, 0.32, 0.30]])
 TARGETS = np.array([0, 0, 0, 2, 1])
 
 
@@ -90,8 +96,9 @@ def test_fit_temperature_recovers_a_known_temperature(kind, true_temperature):
 def test_the_fitted_temperature_minimises_the_nll_and_lowers_the_ece():
     logits, targets = synthetic(3.0, "softmax", n=5_000)
     t = fit_temperature(logits, targets)
-    assert scaled_nll(logits, targets, t) < min(scaled_nll(logits, targets, t * 0.97),
-                                                scaled_nll(logits, targets, t * 1.03))
+    assert scaled_nll(logits, targets, t) < min(
+        scaled_nll(logits, targets, t * 0.97), scaled_nll(logits, targets, t * 1.03)
+    )
     assert scaled_nll(logits, targets, t) < scaled_nll(logits, targets, 1.0)
     before = calibration(probabilities(logits), targets)["ece"]
     after = calibration(probabilities(logits, temperature=t), targets)["ece"]

@@ -8,21 +8,28 @@ import numpy as np
 import pytest
 import yaml
 
-from llmcls.inference.chunking import aggregate, split_windows, window_starts
 from llmcls.config import ChunkingConfig, merge_chunking
 from llmcls.data.batching import EncodedTexts
 from llmcls.errors import ConfigError
+from llmcls.inference.chunking import aggregate, split_windows, window_starts
 from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.training.loop import train
+from support.configs import small_config
 
-from conftest import small_config
 
-
-@pytest.mark.parametrize("length,size,stride,starts", [
-    (5, 8, 4, [0]), (8, 8, 4, [0]), (9, 8, 4, [0, 1]), (16, 8, 4, [0, 4, 8]), (17, 8, 4, [0, 4, 8, 9]),
-    (20, 8, 8, [0, 8, 12]), (10, 3, 1, list(range(8))),
-])
+@pytest.mark.parametrize(
+    "length,size,stride,starts",
+    [
+        (5, 8, 4, [0]),
+        (8, 8, 4, [0]),
+        (9, 8, 4, [0, 1]),
+        (16, 8, 4, [0, 4, 8]),
+        (17, 8, 4, [0, 4, 8, 9]),
+        (20, 8, 8, [0, 8, 12]),
+        (10, 3, 1, list(range(8))),
+    ],
+)
 def test_window_starts_cover_the_text(length, size, stride, starts):
     assert window_starts(length, size, stride) == starts
     covered = set()
@@ -36,11 +43,16 @@ def test_split_windows_keeps_owners_in_order():
     windows, owner = split_windows(texts, 4, 3)
     assert owner.tolist() == [0, 1, 1, 1, 2]
     got = [windows.ids[a:b].tolist() for a, b in zip(windows.offsets[:-1], windows.offsets[1:])]
-    assert got == [[100, 101, 102], [103, 104, 105, 106], [106, 107, 108, 109], [109, 110, 111, 112],
-                   [113, 114, 115, 116]]
+    assert got == [
+        [100, 101, 102],
+        [103, 104, 105, 106],
+        [106, 107, 108, 109],
+        [109, 110, 111, 112],
+        [113, 114, 115, 116],
+    ]
     windows, owner = split_windows(texts, 4, 4)
     assert owner.tolist() == [0, 1, 1, 1, 2]  # starts 0, 4 and 6, the last one ending at the end
-    assert windows.ids[windows.offsets[3]:windows.offsets[4]].tolist() == [109, 110, 111, 112]
+    assert windows.ids[windows.offsets[3] : windows.offsets[4]].tolist() == [109, 110, 111, 112]
     short, same = split_windows(texts, 10, 5)
     assert short is texts and same.tolist() == [0, 1, 2]
 
@@ -57,9 +69,12 @@ def test_chunking_settings_are_validated():
     base = ChunkingConfig(max_tokens=100, stride=50)
     assert merge_chunking(base, {"max_tokens": 10}).step == 5  # the old stride does not outlive its window
     assert not merge_chunking(base, {"max_tokens": None}).enabled
-    for changes, message in (({"stride": 200}, "chunking.stride (200) must not exceed chunking.max_tokens (100)"),
-                             ({"aggregate": "median"}, "chunking.aggregate"), ({"size": 3}, "chunking.size: no such key"),
-                             ({"max_tokens": 0}, "chunking.max_tokens")):
+    for changes, message in (
+        ({"stride": 200}, "chunking.stride (200) must not exceed chunking.max_tokens (100)"),
+        ({"aggregate": "median"}, "chunking.aggregate"),
+        ({"size": 3}, "chunking.size: no such key"),
+        ({"max_tokens": 0}, "chunking.max_tokens"),
+    ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             merge_chunking(base, changes)
 
@@ -68,9 +83,9 @@ def test_chunking_settings_are_validated():
 FILLER = "the film is about a man and his family . it was shown in theaters in the spring ."
 VERDICTS = {
     "positive": "a wonderful , moving and funny masterpiece . a gripping , beautifully acted film . "
-                "one of the best films of the year .",
+    "one of the best films of the year .",
     "negative": "the worst movie of the year , a complete mess . a dull , tedious and pointless film . "
-                "bad acting and a boring , stupid script .",
+    "bad acting and a boring , stupid script .",
 }
 
 
@@ -83,13 +98,13 @@ def short_run(tmp_path_factory):
 def test_chunking_reads_what_lies_beyond_the_training_length(short_run, tmp_path):
     texts = {label: f"{FILLER} {verdict}" for label, verdict in VERDICTS.items()}
     head_only = Predictor.load(short_run.run_dir, "cpu")
-    assert len(list(head_only.encoding.tokenizer([FILLER]))[0]) == 12  # the filler alone fills the training length
+    assert len(next(iter(head_only.encoding.tokenizer([FILLER])))) == 12  # the filler alone fills the training length
     head = head_only.predict_proba(list(texts.values()))
     # the head sees the filler only: the same answer for both (up to rounding: the two sit in one batch padded
     # to the longer one's length, and oneDNN's kernels may round differently there, e.g. on AVX2)
     np.testing.assert_allclose(head[0], head[1], rtol=1e-5)
     chunked = Predictor.load(short_run.run_dir, "cpu", chunking={"max_tokens": 12})
-    assert len(list(chunked.encoding.tokenizer([texts["positive"]]))[0]) > 30
+    assert len(next(iter(chunked.encoding.tokenizer([texts["positive"]])))) > 30
     got = chunked.predict(list(texts.values()))
     assert [p.label for p in got] == list(texts)  # each verdict is found ...
     assert any(p.label != head_only.labels[int(np.argmax(h))] for p, h in zip(got, head))  # ... where the head fails

@@ -6,14 +6,16 @@ from llmcls.inference.scoring import report as score
 
 LABELS = ["a", "b", "c"]
 TEXTS = ["zero", "one", "two", "three", "four", "five"]
-PROBS = np.array([
-    [0.90, 0.05, 0.05],  # true b, predicted a: wrong at 0.90
-    [0.20, 0.70, 0.10],  # true b: right
-    [0.10, 0.30, 0.60],  # true a, predicted c: wrong at 0.60
-    [0.05, 0.95, 0.00],  # true c, predicted b: wrong at 0.95
-    [0.60, 0.30, 0.10],  # true b, predicted a: wrong at 0.60 (after text 2, its tie)
-    [0.80, 0.10, 0.10],  # true a: right
-])
+PROBS = np.array(
+    [
+        [0.90, 0.05, 0.05],  # true b, predicted a: wrong at 0.90
+        [0.20, 0.70, 0.10],  # true b: right
+        [0.10, 0.30, 0.60],  # true a, predicted c: wrong at 0.60
+        [0.05, 0.95, 0.00],  # true c, predicted b: wrong at 0.95
+        [0.60, 0.30, 0.10],  # true b, predicted a: wrong at 0.60 (after text 2, its tie)
+        [0.80, 0.10, 0.10],  # true a: right
+    ]
+)
 TARGETS = np.array([1, 1, 0, 2, 1, 0])
 
 
@@ -56,6 +58,11 @@ def test_multi_label_mistakes_are_wrong_label_sets_ranked_by_the_sets_probabilit
     r = error_report(probs, targets, ["p", "q", "r", "s"], score(probs, targets, labels, thresholds), thresholds)
     assert r["n_mistakes"] == 3 and r["confusions"] is None
     assert [m["index"] for m in r["mistakes"]] == [2, 0, 3]
-    assert r["mistakes"][0] == {"index": 2, "text": "r", "true": ["x", "y"], "predicted": ["x"],
-                                "confidence": pytest.approx(0.48)}
+    assert r["mistakes"][0] == {
+        "index": 2,
+        "text": "r",
+        "true": ["x", "y"],
+        "predicted": ["x"],
+        "confidence": pytest.approx(0.48),
+    }
     assert r["mistakes"][2]["predicted"] == ["y"]

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from llmcls.cli import app
 from llmcls.data.readers import read_examples
 from llmcls.events import Info, PredictionProgress
-from llmcls.inference.torch_forward import TorchForward
 from llmcls.inference.predict import Predictor
-
-from conftest import FIXTURES, ROOT, cpu_runs_bf16
+from llmcls.inference.torch_forward import TorchForward
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES, ROOT
 
 runner = CliRunner()
 
@@ -120,8 +120,9 @@ def test_file_and_stdin_keep_order_and_count(predictor, trained_sst2, tmp_path):
     from_file = invoke("predict", trained_sst2.run_dir, "--input", path, "--format", "jsonl", "--top-k", "2")
     assert from_file.exit_code == 0, from_file.output
     assert "note: 1 empty texts (the first is text 3)" in from_file.output
-    from_stdin = invoke("predict", trained_sst2.run_dir, "--input", "-", "--json", "--top-k", "2",
-                        input="\n".join(TEXTS) + "\n")
+    from_stdin = invoke(
+        "predict", trained_sst2.run_dir, "--input", "-", "--json", "--top-k", "2", input="\n".join(TEXTS) + "\n"
+    )
     assert from_stdin.exit_code == 0, from_stdin.output
     for rows in (jsonl(from_file.output), jsonl(from_stdin.output)):
         assert [r["text"] for r in rows] == TEXTS
@@ -140,15 +141,30 @@ def test_columns_of_csv_tsv_and_jsonl_input(trained_sst2, tmp_path):
     texts = [r["text"] for r in rows]
     (tmp_path / "in.tsv").write_text("id\tsentence\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)))
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"body": t}) + "\n" for t in texts))
-    for args in (["--input", FIXTURES / "sst2_valid.csv"], ["--input", tmp_path / "in.tsv", "--column", "sentence"],
-                 ["--input", tmp_path / "in.tsv", "--column", "1"], ["--input", tmp_path / "in.jsonl", "--column", "body"]):
+    for args in (
+        ["--input", FIXTURES / "sst2_valid.csv"],
+        ["--input", tmp_path / "in.tsv", "--column", "sentence"],
+        ["--input", tmp_path / "in.tsv", "--column", "1"],
+        ["--input", tmp_path / "in.jsonl", "--column", "body"],
+    ):
         result = invoke("predict", trained_sst2.run_dir, *args, "--json")
         assert result.exit_code == 0, result.output
         got = [r["text"] for r in jsonl(result.output)]
-        assert got == ([r["text"] for r in csv.DictReader(open(FIXTURES / "sst2_valid.csv"))] if args[1].name ==
-                       "sst2_valid.csv" else texts)
-    csv_stdin = invoke("predict", trained_sst2.run_dir, "--input", "-", "--input-format", "csv", "--json",
-                       input=(FIXTURES / "sst2_valid.csv").read_text())
+        assert got == (
+            [r["text"] for r in csv.DictReader(open(FIXTURES / "sst2_valid.csv"))]
+            if args[1].name == "sst2_valid.csv"
+            else texts
+        )
+    csv_stdin = invoke(
+        "predict",
+        trained_sst2.run_dir,
+        "--input",
+        "-",
+        "--input-format",
+        "csv",
+        "--json",
+        input=(FIXTURES / "sst2_valid.csv").read_text(),
+    )
     assert len(jsonl(csv_stdin.output)) == 200
     result = invoke("predict", trained_sst2.run_dir, "--input", tmp_path / "in.tsv", "--column", "text")
     assert result.exit_code == 1 and "no text column 'text'" in result.output
@@ -161,18 +177,37 @@ def test_output_formats(predictor, trained_sst2, tmp_path):
     lines = result.output.splitlines()
     assert len(lines) == len(texts_args)
     label, prob, text = lines[0].split("\t")
-    assert (label, text) == (expected[0].label, TEXTS[0]) and float(prob) == pytest.approx(expected[0].probability,
-                                                                                          abs=1e-3)
+    assert (label, text) == (expected[0].label, TEXTS[0]) and float(prob) == pytest.approx(
+        expected[0].probability, abs=1e-3
+    )
     top = invoke("predict", trained_sst2.run_dir, *texts_args, "--top-k", "2").output.splitlines()
     assert re.fullmatch(r"(negative|positive) 0\.\d{3}, (negative|positive) 0\.\d{3}\t.+", top[0])
 
     out = tmp_path / "p.csv"
-    result = invoke("predict", trained_sst2.run_dir, "--input", "-", "--format", "csv", "--top-k", "2",
-                    "--output", out, input="\n".join(TEXTS) + "\n")
+    result = invoke(
+        "predict",
+        trained_sst2.run_dir,
+        "--input",
+        "-",
+        "--format",
+        "csv",
+        "--top-k",
+        "2",
+        "--output",
+        out,
+        input="\n".join(TEXTS) + "\n",
+    )
     assert result.exit_code == 0 and "empty texts" in result.output  # the note goes to stderr; stdout is empty
     table = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
-    assert table[0] == ["text", "label", "probability", "top_1_label", "top_1_probability", "top_2_label",
-                        "top_2_probability"]
+    assert table[0] == [
+        "text",
+        "label",
+        "probability",
+        "top_1_label",
+        "top_1_probability",
+        "top_2_label",
+        "top_2_probability",
+    ]
     assert [row[0] for row in table[1:]] == TEXTS
     assert [row[1] for row in table[1:]] == [p.label for p in expected]
     assert [float(row[2]) for row in table[1:]] == pytest.approx([p.probability for p in expected], abs=1e-5)
@@ -182,14 +217,17 @@ def test_output_formats(predictor, trained_sst2, tmp_path):
     assert plain.splitlines()[0] == "text,label,probability"
 
 
-@pytest.mark.parametrize("args,message", [
-    ([], "give the texts as arguments, or --input FILE"),
-    (["hello", "--input", "-"], "not both"),
-    (["--input", "nope.txt"], "nope.txt: file not found"),
-    (["--input", "in.docx"], "cannot tell the format from the name"),
-    (["hello", "--format", "xml"], "--format xml: expected one of table, csv, jsonl"),
-    (["--input", "-", "--input-format", "auto"], None),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([], "give the texts as arguments, or --input FILE"),
+        (["hello", "--input", "-"], "not both"),
+        (["--input", "nope.txt"], "nope.txt: file not found"),
+        (["--input", "in.docx"], "cannot tell the format from the name"),
+        (["hello", "--format", "xml"], "--format xml: expected one of table, csv, jsonl"),
+        (["--input", "-", "--input-format", "auto"], None),
+    ],
+)
 def test_input_errors(trained_sst2, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.docx").write_text("x")
@@ -202,7 +240,7 @@ def test_input_errors(trained_sst2, tmp_path, monkeypatch, args, message):
 
 def test_api_example_in_the_readme_runs(trained_sst2, tmp_path, monkeypatch, capsys):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Python API"):]
+    section = readme[readme.index("### Python API") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert 'llmcls.load("runs/sst2")' in code
     (tmp_path / "runs").mkdir()
@@ -219,17 +257,42 @@ def test_api_example_in_the_readme_runs(trained_sst2, tmp_path, monkeypatch, cap
 
 
 def test_import_llmcls_stays_light():
-    code = "import sys, llmcls, llmcls.cli; print('torch' in sys.modules, 'spacy' in sys.modules, callable(llmcls.load))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""}).stdout
+    code = (
+        "import sys, llmcls, llmcls.cli; print('torch' in sys.modules, 'spacy' in sys.modules, callable(llmcls.load))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+    ).stdout
     assert out.split() == ["False", "False", "True"]
 
 
-@pytest.mark.parametrize("command,options", [
-    ("predict", ["--input", "--input-format", "--column", "--format", "--output", "--top-k", "--threshold",
-                 "--chunk-tokens", "--chunk-stride", "--chunk-aggregate", "--batch-size", "--json"]),
-    ("eval", ["--threshold", "--chunk-tokens", "--chunk-stride", "--chunk-aggregate"]),
-])
+@pytest.mark.parametrize(
+    "command,options",
+    [
+        (
+            "predict",
+            [
+                "--input",
+                "--input-format",
+                "--column",
+                "--format",
+                "--output",
+                "--top-k",
+                "--threshold",
+                "--chunk-tokens",
+                "--chunk-stride",
+                "--chunk-aggregate",
+                "--batch-size",
+                "--json",
+            ],
+        ),
+        ("eval", ["--threshold", "--chunk-tokens", "--chunk-stride", "--chunk-aggregate"]),
+    ],
+)
 def test_help_lists_the_prediction_options(command, options):
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and all(option in result.output for option in options)
@@ -253,8 +316,10 @@ def test_texts_beyond_the_prediction_cut_are_cut_with_a_note(trained_sst2):
     events = []
     probs = predictor.predict_proba(["a gripping film", "great " * 12_000, "dull " * 9_000], on_event=events.append)
     notes = [e.message for e in events if isinstance(e, Info)]
-    assert notes == ["1 texts longer than 10000 tokens were cut to their first 10000 "
-                     "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"]
+    assert notes == [
+        "1 texts longer than 10000 tokens were cut to their first 10000 "
+        "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"
+    ]
     np.testing.assert_allclose(probs[1], predictor.predict_proba("great " * 10_000), atol=1e-6)
     windowed = Predictor.load(trained_sst2.run_dir, "cpu", chunking={"max_tokens": 50})
     assert windowed.cut is None  # windows are bounded already; every token is read
@@ -274,13 +339,30 @@ def test_one_5_mb_line_among_1000_short_ones_stays_under_2_gb(trained_sst2, tmp_
     path = tmp_path / "in.txt"
     path.write_text("\n".join(short[:500] + [huge] + short[500:]) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    code = ("import resource, subprocess, sys; "
-            "subprocess.run(sys.argv[1:], check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    command = [sys.executable, "-c", code, sys.executable, "-m", "llmcls", "predict", str(trained_sst2.run_dir),
-               "--input", str(path), "--format", "jsonl", "--output", str(out), "--device", "cpu"]
-    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "", "LLMCLS_CACHE": str(tmp_path / "cache"),
-           "OMP_NUM_THREADS": "1"}
+    code = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        code,
+        sys.executable,
+        "-m",
+        "llmcls",
+        "predict",
+        str(trained_sst2.run_dir),
+        "--input",
+        str(path),
+        "--format",
+        "jsonl",
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "", "LLMCLS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     peak_kib = int(done.stdout.split()[-1])  # ru_maxrss is in KiB on Linux

@@ -9,11 +9,10 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("tokenizers")
-import httpx  # noqa: E402
+import httpx
 
-from llmcls.inference.predict import Predictor  # noqa: E402
-
-from support.serving import running_server  # noqa: E402
+from llmcls.inference.predict import Predictor
+from support.serving import running_server
 
 
 def test_an_encoder_run_is_served_as_a_bilstm_run_is(trained_encoder, tmp_path):
@@ -26,6 +25,6 @@ def test_an_encoder_run_is_served_as_a_bilstm_run_is(trained_encoder, tmp_path):
     body = answer.json()
     assert body["backend"] == "onnx" and info["config"]["model"]["encoder"] is not None
     for row, probs in zip(body["predictions"], expected):
-        top = dict((item["label"], item["probability"]) for item in row["top_k"])
+        top = {item["label"]: item["probability"] for item in row["top_k"]}
         served = np.array([top[label] for label in info["labels"]])
         np.testing.assert_allclose(served, probs, atol=2e-3)  # the answer rounds to 3 decimals

@@ -13,14 +13,16 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("websockets")
 
-from conftest import ROOT  # noqa: E402
-from support.browser import CHROMIUM, Browser  # noqa: E402
-from support.serving import running_server  # noqa: E402
+from support.browser import CHROMIUM, Browser
+from support.paths import ROOT
+from support.serving import running_server
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
 TEXT = "a gripping , beautifully acted film"
-ROWS = ("[...document.querySelectorAll('#result .row')].map(r => [r.dataset.label, "
-        "r.querySelector('.prob').textContent, r.classList.contains('chosen'), r.querySelector('.fill').style.width])")
+ROWS = (
+    "[...document.querySelectorAll('#result .row')].map(r => [r.dataset.label, "
+    "r.querySelector('.prob').textContent, r.classList.contains('chosen'), r.querySelector('.fill').style.width])"
+)
 
 
 @pytest.fixture
@@ -34,11 +36,17 @@ def test_page_classifies_a_typed_text(trained_sst2, browser, tmp_path):
     with running_server(trained_sst2.run_dir, log_dir=tmp_path) as server:
         browser.open(server.url + "/")
         browser.wait_for("document.querySelectorAll('#metrics tr').length > 0")
-        metrics = dict(browser.evaluate("[...document.querySelectorAll('#metrics tr')]"
-                                        ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        metrics = dict(
+            browser.evaluate(
+                "[...document.querySelectorAll('#metrics tr')]"
+                ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"
+            )
+        )
         assert metrics["valid accuracy"] == f"{trained_sst2.valid['accuracy']:.4f}"
-        assert browser.wait_for("document.querySelectorAll('#plots img').length === 2 && "
-                                "[...document.querySelectorAll('#plots img')].every(i => i.complete && i.naturalWidth)")
+        assert browser.wait_for(
+            "document.querySelectorAll('#plots img').length === 2 && "
+            "[...document.querySelectorAll('#plots img')].every(i => i.complete && i.naturalWidth)"
+        )
 
         browser.type_into("#text", TEXT)
         assert browser.evaluate("document.getElementById('text').value") == TEXT

@@ -1,5 +1,6 @@
 """POST /v1/predict's ASGI endpoint in-process, with the real tiny run: a model failure is answered 500 in the
-one error shape and the next request is answered; a bad token is refused before the body is checked."""
+one error shape, without the exception's text, and the next request is answered; the work limits refuse with 413
+and the stride's floor with 422."""
 
 from __future__ import annotations
 
@@ -10,27 +11,34 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from llmcls.inference.predict import Predictor  # noqa: E402
-from llmcls.serve.app import _bearer  # noqa: E402
-from llmcls.serve.batcher import Batcher  # noqa: E402
-from llmcls.serve.metrics import ServeMetrics  # noqa: E402
-from llmcls.serve.predict_endpoint import PredictEndpoint  # noqa: E402
-from llmcls.serve.settings import ServeSettings  # noqa: E402
-from support.serving import FailingPredictor  # noqa: E402
+from llmcls.inference.predict import Predictor
+from llmcls.serve.batcher import Batcher
+from llmcls.serve.metrics import ServeMetrics
+from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits
+from llmcls.serve.settings import ServeSettings
+from support.serving import FailingPredictor
 
 
 def call(endpoint: PredictEndpoint, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> tuple[int, dict, dict]:
     """(status, JSON answer, headers) of one request sent straight to the ASGI endpoint, in the fixture's loop."""
     sent = []
 
+    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+
     async def receive():
-        return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays connected
 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/predict",
-             "headers": [(b"content-type", b"application/json"), *headers]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/predict",
+        "headers": [(b"content-type", b"application/json"), *headers],
+    }
     endpoint.loop.run_until_complete(endpoint(scope, receive, send))
     start, body_message = sent
     answer = json.loads(body_message["body"])
@@ -41,13 +49,15 @@ def call(endpoint: PredictEndpoint, body: dict, headers: list[tuple[bytes, bytes
 @pytest.fixture()
 def endpoint(trained_sst2):
     base = Predictor.load(trained_sst2.run_dir, backend="auto")
-    batcher = Batcher(0.0, 1024)
+    settings = ServeSettings(max_request_tokens=80, max_windows_per_text=5)
+    batcher = Batcher(wait_s=0.0, max_texts=1024, max_queue_texts=1024, admit=work_limits(settings))
 
     async def start():
         batcher.start()  # in the loop that runs it
 
-    endpoint = PredictEndpoint(FailingPredictor(base.run, base.forward, base.batch_size), ServeSettings(), batcher,
-                               ServeMetrics(), _bearer("s3cret"))
+    endpoint = PredictEndpoint(
+        FailingPredictor(base.run, base.forward, base.batch_size), settings, batcher, ServeMetrics()
+    )
     endpoint.loop = asyncio.new_event_loop()
     endpoint.loop.run_until_complete(start())
     yield endpoint
@@ -56,15 +66,42 @@ def endpoint(trained_sst2):
 
 
 def test_a_failing_model_is_answered_500_and_the_next_request_200(endpoint):
-    auth = [(b"authorization", b"Bearer s3cret")]
-    status, answer, _ = call(endpoint, {"texts": ["a fine film", "boom"]}, auth)
-    assert status == 500 and answer["error"] == {"status": 500, "message": "internal error: RuntimeError: boom"}
-    status, answer, _ = call(endpoint, {"texts": ["a fine film"]}, auth)
+    status, answer, _ = call(endpoint, {"texts": ["a fine film", "boom"]})
+    assert status == 500 and answer["error"] == {
+        "status": 500,
+        "message": "internal error (the server's log has the details)",
+    }
+    status, answer, _ = call(endpoint, {"texts": ["a fine film"]})
     assert status == 200 and answer["predictions"][0]["label"] in ("negative", "positive")
     assert endpoint.metrics.texts._value.get() == 1  # the failed request's texts are not counted as answered
 
 
-def test_a_wrong_token_is_refused_before_the_body_is_checked(endpoint):
-    status, answer, headers = call(endpoint, {"texts": "not even a list"}, [(b"authorization", b"Bearer nope")])
-    assert status == 401 and "bearer token" in answer["error"]["message"]
-    assert headers[b"www-authenticate"] == b"Bearer"
+@pytest.mark.parametrize(
+    "body, status, limit, message",
+    [
+        (
+            {"texts": ["word " * 40], "chunk_tokens": 8, "chunk_stride": 1},
+            422,
+            None,
+            "chunk_stride: 1 is under a quarter of the window (8 tokens); send at least 2",
+        ),
+        (
+            {"texts": ["word " * 40], "chunk_tokens": 8},
+            413,
+            "max_windows_per_text",
+            "a text makes 9 windows > max_windows_per_text 5",
+        ),
+        (
+            {"texts": ["word " * 20] * 5},
+            413,
+            "max_request_tokens",
+            "the texts make 100 tokens for the model > max_request_tokens 80",
+        ),
+    ],
+)
+def test_work_limits_refuse_before_the_network_runs(endpoint, body, status, limit, message):
+    status_got, answer, _ = call(endpoint, body)
+    assert status_got == status and message in answer["error"]["message"]
+    assert answer["error"].get("limit") == limit
+    ok, answer, _ = call(endpoint, {"texts": ["word " * 40], "chunk_tokens": 16})  # 4 windows: within the limits
+    assert ok == 200 and len(answer["predictions"]) == 1

@@ -50,6 +50,14 @@ step.collate = recording_collate
 os.replace = recording_replace
 loop._save_last = recording_save_last
 result = train(config, device="cpu", run_dir=run_dir, world=world)
-(trace_dir / f"rank{world.rank}.json").write_text(json.dumps({
-    "batches": batches, "writes": writes, "averages": averages, "valid_accuracy": result.valid["accuracy"], "history": result.history,
-}))
+(trace_dir / f"rank{world.rank}.json").write_text(
+    json.dumps(
+        {
+            "batches": batches,
+            "writes": writes,
+            "averages": averages,
+            "valid_accuracy": result.valid["accuracy"],
+            "history": result.history,
+        }
+    )
+)

@@ -61,6 +61,10 @@ def run_until_killed(config, run_dir, kill_at_step=None, kill_at_checkpoint_writ
         os.replace = replace
         train(config, device="cpu", run_dir=sys.argv[2], on_event=on_event)
     """)
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(config.to_dict()), str(run_dir)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(config.to_dict()), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr

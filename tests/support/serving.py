@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -23,10 +23,38 @@ ROOT = Path(__file__).resolve().parents[2]
 class FailingPredictor(Predictor):
     """A run's predictor that fails any pass holding the text "boom" (a stand-in for a model failure)."""
 
-    def class_probabilities(self, texts):
-        if "boom" in texts:
+    def prepare(self, texts):
+        prepared = super().prepare(texts)
+        prepared.boom = "boom" in texts
+        return prepared
+
+    def score(self, prepared, on_batch=None):
+        if any(getattr(part, "boom", False) for part in prepared):
             raise RuntimeError("boom")
-        return super().class_probabilities(texts)
+        return super().score(prepared, on_batch)
+
+
+class SlowPredictor(Predictor):
+    """A run's predictor whose passes take `seconds_per_batch` per batch of `batches` (a stand-in for a large
+    request on a slow machine); it records the texts it prepared and the batches it ran."""
+
+    def __init__(self, *args, seconds_per_batch: float = 0.1, batches: int = 10, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds_per_batch, self.batches = seconds_per_batch, batches
+        self.prepared: list[str] = []
+        self.batches_run = 0
+
+    def prepare(self, texts):
+        self.prepared.extend(texts)
+        return super().prepare(texts)
+
+    def score(self, prepared, on_batch=None):
+        for _ in range(self.batches):
+            time.sleep(self.seconds_per_batch)
+            self.batches_run += 1
+            if on_batch is not None:
+                on_batch(1)
+        return super().score(prepared, on_batch)
 
 
 def free_port() -> int:
@@ -58,8 +86,23 @@ def running_server(run_dir: Path, *args: str, log_dir: Path, ready_within: float
     log = log_dir / f"serve-{port}.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "llmcls", "serve", str(run_dir), "--port", str(port),
-                                    "--log-level", "warning", *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmcls",
+                "serve",
+                str(run_dir),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.monotonic() + ready_within

@@ -12,8 +12,8 @@ from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.run.files import load_run_info
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, small_config
+from support.configs import small_config
+from support.paths import FIXTURES
 
 VALID = FIXTURES / "sst2_valid.csv"
 
@@ -22,8 +22,9 @@ VALID = FIXTURES / "sst2_valid.csv"
 def uncalibrated(tmp_path_factory):
     """The shared tiny SST-2 run's config with `train.calibrate: none` (the same seed: the same weights)."""
     lines = []
-    config = small_config(tmp_path_factory.mktemp("raw"), train={"calibrate": "none", "export_onnx": False,
-                                                                 "plots": False})
+    config = small_config(
+        tmp_path_factory.mktemp("raw"), train={"calibrate": "none", "export_onnx": False, "plots": False}
+    )
     result = train(config, device="cpu", on_event=lambda e: lines.append(e.message) if isinstance(e, Info) else None)
     return result, lines
 
@@ -72,8 +73,10 @@ def test_training_says_what_calibration_did(tmp_path):
     config = small_config(tmp_path, train={"epochs": 2, "export_onnx": False, "plots": False})
     train(config, device="cpu", on_event=lambda e: lines.append(e.message) if isinstance(e, Info) else None)
     saved = json.loads((config.run_dir() / "temperature.json").read_text())
-    assert (f"calibration: temperature T={saved['temperature']:.3f}, validation ECE "
-            f"{saved['valid_ece_before']:.4f} -> {saved['valid_ece_after']:.4f}") in lines
+    assert (
+        f"calibration: temperature T={saved['temperature']:.3f}, validation ECE "
+        f"{saved['valid_ece_before']:.4f} -> {saved['valid_ece_after']:.4f}"
+    ) in lines
 
 
 def test_a_run_without_the_file_gives_raw_probabilities(trained_sst2, tmp_path):
@@ -88,5 +91,6 @@ def test_a_run_without_the_file_gives_raw_probabilities(trained_sst2, tmp_path):
     probs = Predictor.load(old, "cpu", backend="torch").class_probabilities(texts)
     t = calibrated.run.temperature
     logits = np.log(probs[:, 1]) - np.log(probs[:, 0])  # one logit: log p / (1 - p)
-    np.testing.assert_allclose(calibrated.class_probabilities(texts)[:, 1], 1.0 / (1.0 + np.exp(-logits / t)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        calibrated.class_probabilities(texts)[:, 1], 1.0 / (1.0 + np.exp(-logits / t)), rtol=1e-6
+    )

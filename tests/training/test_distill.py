@@ -13,22 +13,21 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 from llmcls.config import DistillConfig, resume_config
+from llmcls.data.batching import EncodedTexts
 from llmcls.inference.predict import Predictor
 from llmcls.inference.torch_forward import predict_logits
-from llmcls.data.batching import EncodedTexts
 from llmcls.run.files import load_run, read_transfer
 from llmcls.training.distill import NO_CLASS, DistillationLoss, distilled_config, teacher_backend
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, small_config
+from support.configs import small_config
+from support.paths import FIXTURES
 
 pytest.importorskip("tokenizers")
 
 
 def student_config(tmp_path, teacher, **distill):
     config = small_config(tmp_path, train={"epochs": 3, "plots": False, "export_onnx": False})
-    return distilled_config(config.model_copy(update={"distill": DistillConfig(copies=2, **distill)}),
-                            teacher=teacher)
+    return distilled_config(config.model_copy(update={"distill": DistillConfig(copies=2, **distill)}), teacher=teacher)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def test_the_transfer_set_holds_the_teachers_logits_of_the_texts_and_their_copie
     assert set(labels[:n_train]) == {0.0, 1.0} and (labels[n_train:] == NO_CLASS).all()
     # the teacher's own prediction of the training texts (as the student's tokens read, joined by spaces)
     run = load_run(student.run_dir)
-    first = EncodedTexts(saved["ids"][:saved["offsets"][20]], saved["offsets"][:21])
+    first = EncodedTexts(saved["ids"][: saved["offsets"][20]], saved["offsets"][:21])
     texts = [" ".join(run.vocab.itos[i] for i in first.ids[a:b]) for a, b in zip(first.offsets[:-1], first.offsets[1:])]
     predictor = Predictor.load(teacher, "cpu", backend="onnx")
     expected = predictor.class_probabilities(texts)[:, 1]
@@ -82,12 +81,14 @@ def test_a_resumed_student_reuses_the_cached_logits_without_the_teacher(teacher,
     gone = tmp_path / "teacher"
     shutil.copytree(teacher, gone)
     config = student_config(tmp_path, gone)
-    first = train(config.model_copy(update={"train": config.train.model_copy(update={"epochs": 1})}),
-                  device="cpu", run_dir=tmp_path / "student")
+    first = train(
+        config.model_copy(update={"train": config.train.model_copy(update={"epochs": 1})}),
+        device="cpu",
+        run_dir=tmp_path / "student",
+    )
     cached = (first.run_dir / "distill" / "transfer.npz").read_bytes()
     shutil.rmtree(gone)
-    resumed = train(resume_config(first.run_dir, ["train.epochs=2"]), device="cpu", run_dir=first.run_dir,
-                    resume=True)
+    resumed = train(resume_config(first.run_dir, ["train.epochs=2"]), device="cpu", run_dir=first.run_dir, resume=True)
     assert len(resumed.history) == 2
     assert (first.run_dir / "distill" / "transfer.npz").read_bytes() == cached
 
@@ -164,8 +165,11 @@ def test_unlabelled_texts_join_the_transfer_set_without_labels(teacher, tmp_path
     unlabelled = tmp_path / "more.txt"
     unlabelled.write_text("an utterly charming little film\nthe plot goes nowhere\nfine\n", encoding="utf-8")
     config = student_config(tmp_path, teacher)
-    config = distilled_config(config.model_copy(update={"train": config.train.model_copy(update={"epochs": 1})}),
-                              teacher=teacher, unlabelled=unlabelled)
+    config = distilled_config(
+        config.model_copy(update={"train": config.train.model_copy(update={"epochs": 1})}),
+        teacher=teacher,
+        unlabelled=unlabelled,
+    )
     result = train(config, device="cpu", run_dir=tmp_path / "student")
     saved = read_transfer(result.run_dir)
     assert len(saved["targets"]) == 600 * 3 + 3

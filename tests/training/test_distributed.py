@@ -10,20 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from llmcls.run.checkpoint import load_checkpoint
 from llmcls.config import TrainConfig, resume_config, save_config
 from llmcls.data.batching import BucketSampler
 from llmcls.data.prepare import prepare_data
-from llmcls.training.distributed import (World, process_device, shard_batch, shard_share, text_range,
-                                threads_per_process)
 from llmcls.errors import DeviceError
 from llmcls.inference.evaluate import evaluate_file
-from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
 from llmcls.inference.predict import Predictor
-from llmcls.training.setup import class_weights
+from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
+from llmcls.run.checkpoint import load_checkpoint
+from llmcls.training.distributed import World, process_device, shard_batch, shard_share, text_range, threads_per_process
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, ROOT, encoder_config, small_config
+from llmcls.training.setup import class_weights
+from support.configs import encoder_config, small_config
+from support.paths import FIXTURES, ROOT
 from support.resume import assert_same_run, comparable, run_until_killed
 
 WORKER = ROOT / "tests" / "support" / "distributed_worker.py"  # launched by the tests, not a test
@@ -72,8 +71,16 @@ def test_loss_shares_give_the_global_batch_loss_and_gradient(sst2_data):
     criterion = loss_function(2, weights)
     loss_weights = weights.double().numpy()[data.train.targets]
     torch.manual_seed(0)
-    model = LstmClassifier(ModelArgs(vocab_size=len(data.vocab), embedding_dim=8, num_outputs=1, hidden_size=8,
-                                     dropout=0.0, embedding_dropout=0.0))
+    model = LstmClassifier(
+        ModelArgs(
+            vocab_size=len(data.vocab),
+            embedding_dim=8,
+            num_outputs=1,
+            hidden_size=8,
+            dropout=0.0,
+            embedding_dropout=0.0,
+        )
+    )
     targets = torch.from_numpy(data.train.targets)
     batch = np.argsort(data.train.texts.lengths, kind="stable")[100:115]  # 15 texts: slices of 8 and 7
 
@@ -98,14 +105,16 @@ def test_loss_shares_give_the_global_batch_loss_and_gradient(sst2_data):
     torch.testing.assert_close((grads[0] + grads[1]) / 2, whole, rtol=1e-5, atol=1e-7)
     # a batch smaller than the process count: the process without a slice takes part with weight 0
     assert [shard_share(np.array([5]), loss_weights, World(rank=r, size=2)) for r in (0, 1)] == [
-        (np.array([5]), 0.0), (np.array([5]), 1.0)]
+        (np.array([5]), 0.0),
+        (np.array([5]), 1.0),
+    ]
 
 
 def test_text_range(sst2_data):
     texts = sst2_data.valid.texts
     part = text_range(texts, 10, 20)
     assert len(part) == 10 and np.array_equal(part.lengths, texts.lengths[10:20])
-    assert np.array_equal(part.ids, texts.ids[texts.offsets[10]:texts.offsets[20]])
+    assert np.array_equal(part.ids, texts.ids[texts.offsets[10] : texts.offsets[20]])
     assert text_range(texts, 0, len(texts)) is texts
 
 
@@ -132,7 +141,7 @@ def test_processes_share_the_cores():
 
 def _first_rows(n, tmp_path):
     path = tmp_path / f"train{n}.csv"
-    path.write_text("".join((FIXTURES / "sst2_train.csv").read_text().splitlines(keepends=True)[:n + 1]))
+    path.write_text("".join((FIXTURES / "sst2_train.csv").read_text().splitlines(keepends=True)[: n + 1]))
     return str(path)
 
 
@@ -141,11 +150,22 @@ def test_accumulated_batches_make_the_update_of_one_larger_batch(tmp_path):
     train16 = _first_rows(16, tmp_path)
 
     def run(name, batch_size, accumulate):
-        config = small_config(tmp_path / name, data={"train": train16},
-                              model={"dropout": 0.0, "embedding_dropout": 0.0},
-                              train={"epochs": 2, "batch_size": batch_size, "accumulate": accumulate,
-                                     "optimizer": "sgd", "momentum": 0.0, "lr": 0.5, "grad_clip": None,
-                                     "lr_schedule": "linear", "precision": "fp32"})  # bf16 rounds per batch
+        config = small_config(
+            tmp_path / name,
+            data={"train": train16},
+            model={"dropout": 0.0, "embedding_dropout": 0.0},
+            train={
+                "epochs": 2,
+                "batch_size": batch_size,
+                "accumulate": accumulate,
+                "optimizer": "sgd",
+                "momentum": 0.0,
+                "lr": 0.5,
+                "grad_clip": None,
+                "lr_schedule": "linear",
+                "precision": "fp32",
+            },
+        )  # bf16 rounds per batch
         result = train(config, device="cpu")
         checkpoint = load_checkpoint(result.run_dir)
         return result.history, checkpoint["model"], checkpoint["state"]["global_step"]
@@ -165,8 +185,11 @@ def test_accumulation_resumes_mid_epoch_identically(tmp_path):
     """Accumulate 2 over 5 batches an epoch (steps of 2, 2 and 1 batches), a checkpoint every step, a kill in
     the middle of a step: the resumed run equals the uninterrupted one."""
     train80 = _first_rows(80, tmp_path)
-    config = small_config(tmp_path, data={"train": train80},
-                          train={"epochs": 2, "accumulate": 2, "checkpoint_every_steps": 1, "lr_schedule": "linear"})
+    config = small_config(
+        tmp_path,
+        data={"train": train80},
+        train={"epochs": 2, "accumulate": 2, "checkpoint_every_steps": 1, "lr_schedule": "linear"},
+    )
     expected = train(config, device="cpu", run_dir=tmp_path / "expected")
     assert load_checkpoint(expected.run_dir)["state"]["global_step"] == 6
     assert expected.history[-1]["lr"] == 0.0  # the schedule counted the 6 steps
@@ -184,9 +207,22 @@ def launch_worker(config, tmp_path, nproc=2):
     trace = tmp_path / "trace"
     trace.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(WORKER),
-         json.dumps(config.to_dict()), str(tmp_path / "run"), str(trace)],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            str(WORKER),
+            json.dumps(config.to_dict()),
+            str(tmp_path / "run"),
+            str(trace),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((trace / f"rank{rank}.json").read_text()) for rank in range(nproc)]
 
@@ -194,8 +230,9 @@ def launch_worker(config, tmp_path, nproc=2):
 def test_two_processes_train_like_one_and_resume_in_one(tmp_path):
     # dropout 0: the two runs then make the same updates up to rounding (with dropout they draw different masks);
     # fp32: bfloat16's rounding would differ between a batch and its halves
-    config = small_config(tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0},
-                          train={"epochs": 4, "precision": "fp32"})
+    config = small_config(
+        tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0}, train={"epochs": 4, "precision": "fp32"}
+    )
     single = train(config, device="cpu", run_dir=tmp_path / "single")
     ranks = launch_worker(config, tmp_path)
     run_dir = tmp_path / "run"
@@ -216,7 +253,8 @@ def test_two_processes_train_like_one_and_resume_in_one(tmp_path):
     assert written.count("metrics.jsonl") == epochs + 1 and written.count("checkpoint-last.pt") == epochs
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == epochs
     assert sorted(p.name for p in run_dir.iterdir() if p.name != "plots") == sorted(
-        p.name for p in single.run_dir.iterdir() if p.name != "plots")
+        p.name for p in single.run_dir.iterdir() if p.name != "plots"
+    )
 
     # the same figures in every process; and one process's, up to float rounding (the gradient of a batch is
     # summed in another order): per epoch, losses within 1e-4 relative and accuracies within one text. (The
@@ -232,9 +270,10 @@ def test_two_processes_train_like_one_and_resume_in_one(tmp_path):
     # one process evaluates, predicts from and resumes the run of two
     assert evaluate_file(run_dir, FIXTURES / "sst2_valid.csv", "cpu")["accuracy"] == ranks[0]["valid_accuracy"]
     assert Predictor.load(run_dir, "cpu").predict(["a gripping , beautifully acted film"])[0].label in (
-        "negative", "positive")
-    resumed = train(resume_config(run_dir, [f"train.epochs={epochs + 1}"]), device="cpu", run_dir=run_dir,
-                    resume=True)
+        "negative",
+        "positive",
+    )
+    resumed = train(resume_config(run_dir, [f"train.epochs={epochs + 1}"]), device="cpu", run_dir=run_dir, resume=True)
     assert comparable(resumed.history[:epochs]) == comparable(ranks[0]["history"])
     assert [h["epoch"] for h in resumed.history] == list(range(1, epochs + 2))
     assert load_checkpoint(run_dir)["state"]["global_step"] == (epochs + 1) * steps_per_epoch
@@ -243,8 +282,9 @@ def test_two_processes_train_like_one_and_resume_in_one(tmp_path):
 def test_two_processes_keep_one_weight_average(tmp_path):
     """train.ema: every process averages the weights of its own model (the module DDP wraps); they are the same
     everywhere, so the averages are too, and they score like one process's."""
-    config = small_config(tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0},
-                          train={"epochs": 2, "precision": "fp32", "ema": 0.9})
+    config = small_config(
+        tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0}, train={"epochs": 2, "precision": "fp32", "ema": 0.9}
+    )
     single = train(config, device="cpu", run_dir=tmp_path / "single")
     ranks = launch_worker(config, tmp_path)
     assert len(ranks[0]["averages"]) == 2 and ranks[0]["averages"] == ranks[1]["averages"]
@@ -259,8 +299,12 @@ def test_llmcls_train_nproc_resumes_a_one_process_run_on_two(tmp_path):
     config = small_config(tmp_path, train={"epochs": 1})
     first = train(config, device="cpu")
     command = [sys.executable, "-m", "llmcls", "train", "--nproc", "2", "--quiet"]
-    proc = subprocess.run(command + ["--resume", str(first.run_dir), "--set", "train.epochs=2"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        command + ["--resume", str(first.run_dir), "--set", "train.epochs=2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("best epoch") == 1 and proc.stdout.count("validation") == 1
     history = [json.loads(line) for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -274,7 +318,8 @@ def test_llmcls_train_nproc_resumes_a_one_process_run_on_two(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"error: {first.run_dir}: already exists and is not empty; continue it with --resume, or start again "
-        "with --overwrite"]
+        "with --overwrite"
+    ]
 
 
 def _free_port() -> int:
@@ -288,19 +333,42 @@ def _free_port() -> int:
 def test_two_nodes_through_a_c10d_rendezvous_train_like_one_process(tmp_path):
     """The multi-machine path the README documents, on one machine: two torchrun launchers ("nodes") of one
     process each meet at a c10d rendezvous on 127.0.0.1, and train as one process does, up to rounding."""
-    config = small_config(tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0},
-                          train={"epochs": 2, "precision": "fp32"})
+    config = small_config(
+        tmp_path, model={"dropout": 0.0, "embedding_dropout": 0.0}, train={"epochs": 2, "precision": "fp32"}
+    )
     single = train(config, device="cpu", run_dir=tmp_path / "single")
     config_file = tmp_path / "config.yaml"
     save_config(config, config_file)
     endpoint = f"127.0.0.1:{_free_port()}"
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-              "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "llmcls-test",
-              "-m", "llmcls", "train", "--config", str(config_file), "--run-dir", str(tmp_path / "run"),
-              "--device", "cpu", "--quiet"]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        endpoint,
+        "--rdzv-id",
+        "llmcls-test",
+        "-m",
+        "llmcls",
+        "train",
+        "--config",
+        str(config_file),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    nodes = [subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
+    nodes = [
+        subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=900) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outputs]
     assert sum(out.count("best epoch") for out, _ in outputs) == 1  # process 0 alone reports
@@ -318,9 +386,12 @@ def test_two_processes_fine_tune_an_encoder_like_one(tmp_path):
     from support.tiny_bert import write_tiny_bert
 
     tiny_bert = write_tiny_bert(tmp_path / "bert", dropout=0.0)
-    config = encoder_config(tmp_path, tiny_bert, train={"epochs": 2, "precision": "fp32", "plots": False,
-                                                        "export_onnx": False},
-                            model={"dropout": 0.0})
+    config = encoder_config(
+        tmp_path,
+        tiny_bert,
+        train={"epochs": 2, "precision": "fp32", "plots": False, "export_onnx": False},
+        model={"dropout": 0.0},
+    )
     single = train(config, device="cpu", run_dir=tmp_path / "single")
     ranks = launch_worker(config, tmp_path)
     assert comparable(ranks[0]["history"]) == comparable(ranks[1]["history"])

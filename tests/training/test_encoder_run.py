@@ -19,8 +19,9 @@ from llmcls.inference.predict import Predictor
 from llmcls.run.checkpoint import load_checkpoint
 from llmcls.run.files import load_run_info
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, cold_predict, encoder_config
+from support.cold import cold_predict
+from support.configs import encoder_config
+from support.paths import FIXTURES
 from support.resume import assert_same_run, run_until_killed
 
 pytest.importorskip("tokenizers")
@@ -28,8 +29,17 @@ pytest.importorskip("tokenizers")
 
 def test_an_encoder_run_is_a_complete_run_directory_with_its_tokenizer(trained_encoder, tiny_bert):
     run_dir = trained_encoder.run_dir
-    for name in ("config.yaml", "meta.json", "labels.json", "tokenizer.json", "model.safetensors", "results.json",
-                 "temperature.json", "export/model.onnx", "plots/curves.png"):
+    for name in (
+        "config.yaml",
+        "meta.json",
+        "labels.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "results.json",
+        "temperature.json",
+        "export/model.onnx",
+        "plots/curves.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "vocab.json").exists()
     meta = json.loads((run_dir / "meta.json").read_text())
@@ -52,15 +62,25 @@ def majority_share(path) -> float:
 
 
 def test_multi_class_learns_above_the_majority_class(tiny_bert, tmp_path):
-    result = train(encoder_config(tmp_path, tiny_bert, "trec", train={"plots": False, "export_onnx": False}),
-                   device="cpu")
+    result = train(
+        encoder_config(tmp_path, tiny_bert, "trec", train={"plots": False, "export_onnx": False}), device="cpu"
+    )
     assert result.test["accuracy"] > majority_share(FIXTURES / "trec_test.csv") + 0.05
 
 
 def test_multi_label_data_trains_with_one_sigmoid_per_class(tiny_bert, tmp_path):
-    config = encoder_config(tmp_path, tiny_bert, "trec", train={"plots": False, "export_onnx": False, "epochs": 2},
-                            data={"train": str(FIXTURES / "trec_multi_train.csv"), "test": None,
-                                  "label_column": "labels", "multi_label": True})
+    config = encoder_config(
+        tmp_path,
+        tiny_bert,
+        "trec",
+        train={"plots": False, "export_onnx": False, "epochs": 2},
+        data={
+            "train": str(FIXTURES / "trec_multi_train.csv"),
+            "test": None,
+            "label_column": "labels",
+            "multi_label": True,
+        },
+    )
     result = train(config, device="cpu")
     info = load_run_info(result.run_dir)
     assert info.model_args["num_outputs"] == len(info.labels) > 2 and info.thresholds is not None
@@ -68,8 +88,9 @@ def test_multi_label_data_trains_with_one_sigmoid_per_class(tiny_bert, tmp_path)
 
 
 def test_kill_minus_nine_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_bert, tmp_path):
-    config = encoder_config(tmp_path, tiny_bert, train={"epochs": 2, "checkpoint_every_steps": 10,
-                                                        "plots": False, "export_onnx": False})
+    config = encoder_config(
+        tmp_path, tiny_bert, train={"epochs": 2, "checkpoint_every_steps": 10, "plots": False, "export_onnx": False}
+    )
     expected = train(config, device="cpu", run_dir=tmp_path / "reference")
     run_dir = tmp_path / "killed"
     run_until_killed(config, run_dir, kill_at_step=46)  # 38 batches an epoch: resumes from step 40
@@ -109,8 +130,9 @@ def test_long_texts_are_read_in_windows_the_model_can_take(trained_encoder):
 
 def test_eval_and_int8_export_through_the_cli(trained_encoder):
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", str(trained_encoder.run_dir), "--data", str(FIXTURES / "sst2_valid.csv"),
-                                 "--json"])
+    result = runner.invoke(
+        app, ["eval", str(trained_encoder.run_dir), "--data", str(FIXTURES / "sst2_valid.csv"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(trained_encoder.valid["accuracy"])
     result = runner.invoke(app, ["export", str(trained_encoder.run_dir), "--quantize", "int8", "--json"])

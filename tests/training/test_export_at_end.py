@@ -9,13 +9,15 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, cold_predict, small_config
 from llmcls.events import Info
 from llmcls.export.write import export_after_training
 from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.onnx_forward import find_export, weights_digest
 from llmcls.inference.predict import Predictor
 from llmcls.training.loop import train
+from support.cold import cold_predict
+from support.configs import small_config
+from support.paths import FIXTURES
 
 pytest.importorskip("onnxruntime")
 
@@ -57,7 +59,8 @@ def test_without_onnx_training_notes_it_and_predict_uses_torch(trained_sst2, tmp
     events = []
     assert export_after_training(run_dir, events.append) is None
     assert [e.message for e in events if isinstance(e, Info)] == [
-        "no ONNX export (onnx is not installed; pip install 'llmcls[onnx]'); predict will load torch"]
+        "no ONNX export (onnx is not installed; pip install 'llmcls[onnx]'); predict will load torch"
+    ]
     assert not (run_dir / "export").exists()
     assert Predictor.load(run_dir, backend="auto").backend == "torch"
 

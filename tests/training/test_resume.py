@@ -7,15 +7,14 @@ import sys
 import pytest
 import torch
 
-from llmcls.run.files import load_run
-from llmcls.run.checkpoint import CHECKPOINT, load_checkpoint
 from llmcls.config import resume_config, save_config, validate_config
 from llmcls.errors import ConfigError, RunError, TrainingError
 from llmcls.inference.onnx_forward import weights_digest
+from llmcls.run.checkpoint import CHECKPOINT, load_checkpoint
 from llmcls.run.claim import run_lock
+from llmcls.run.files import load_run
 from llmcls.training.loop import train
-
-from conftest import small_config
+from support.configs import small_config
 from support.resume import assert_same_run, comparable, run_until_killed
 
 
@@ -44,8 +43,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(reference, tmp_path,
 def test_a_run_with_weight_averaging_resumes_with_its_average(tmp_path):
     """train.ema: killed mid-epoch 2 (the average already started, at step 23) and resumed from step 42, the run
     ends with the uninterrupted run's averaged weights, bit for bit, and the same average to go on from."""
-    config = small_config(tmp_path, train={"epochs": 3, "checkpoint_every_steps": 7, "ema": 0.95,
-                                           "ema_start": 0.2})
+    config = small_config(tmp_path, train={"epochs": 3, "checkpoint_every_steps": 7, "ema": 0.95, "ema_start": 0.2})
     expected = train(config, device="cpu", run_dir=tmp_path / "reference")
     run_dir = tmp_path / "run"
     run_until_killed(config, run_dir, kill_at_step=45)
@@ -71,8 +69,7 @@ def test_resume_with_more_epochs_equals_the_longer_run(tmp_path):
     longer = train(small_config(tmp_path / "a", train={"epochs": 3}), device="cpu")
     config = small_config(tmp_path / "b", train={"epochs": 2})
     first = train(config, device="cpu")
-    resumed = train(resume_config(first.run_dir, ["train.epochs=3"]), device="cpu", run_dir=first.run_dir,
-                    resume=True)
+    resumed = train(resume_config(first.run_dir, ["train.epochs=3"]), device="cpu", run_dir=first.run_dir, resume=True)
     assert_same_run(resumed, longer)
     assert "epochs: 3" in (first.run_dir / "config.yaml").read_text()
 
@@ -88,8 +85,12 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     seen = {}
 
     def note_at_start(config, on_event, *tables):  # what the run directory holds once the resumed run has begun
-        seen.update({name: (run / name).exists() for name in ("results.json", "thresholds.json", "export/model.onnx",
-                                                              "plots/confusion_matrix.png")})
+        seen.update(
+            {
+                name: (run / name).exists()
+                for name in ("results.json", "thresholds.json", "export/model.onnx", "plots/confusion_matrix.png")
+            }
+        )
         return prepare(config, on_event, *tables)
 
     import llmcls.training.setup as setup
@@ -97,8 +98,12 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     prepare = setup.prepare_data
     monkeypatch.setattr(setup, "prepare_data", note_at_start)
     resumed = train(resume_config(run, ["train.epochs=2"]), device="cpu", run_dir=run, resume=True)
-    assert seen == {"results.json": True, "thresholds.json": True, "export/model.onnx": True,
-                    "plots/confusion_matrix.png": True}  # kept until the data is read: a failed start loses nothing
+    assert seen == {
+        "results.json": True,
+        "thresholds.json": True,
+        "export/model.onnx": True,
+        "plots/confusion_matrix.png": True,
+    }  # kept until the data is read: a failed start loses nothing
     assert not (run / "thresholds.json").exists()
     # the temperature is fitted again, to the new weights
     assert json.loads((run / "temperature.json").read_text())["temperature"] != 99.0
@@ -120,8 +125,9 @@ def test_resuming_a_finished_run_changes_nothing(trained_sst2):
 def test_config_drift_is_refused_naming_the_keys(trained_sst2, tmp_path):
     changed = trained_sst2.run_dir.parent / "changed.yaml"
     config = load_run(trained_sst2.run_dir).config
-    save_config(config.model_copy(update={"model": config.model.model_copy(update={"hidden_size": 64}),
-                                          "seed": 99}), changed)
+    save_config(
+        config.model_copy(update={"model": config.model.model_copy(update={"hidden_size": 64}), "seed": 99}), changed
+    )
     with pytest.raises(ConfigError, match=r"differs from the config of .* in model\.hidden_size, seed"):
         resume_config(trained_sst2.run_dir, [], changed)
     with pytest.raises(ConfigError, match="--set model.dropout: cannot change when resuming"):
@@ -151,10 +157,19 @@ def test_two_processes_cannot_write_one_run(tmp_path):
     run_dir = tmp_path / "locked"
     with run_lock(run_dir):
         proc = subprocess.run(
-            [sys.executable, "-c", "import sys, json; from llmcls.config import validate_config; "
-             "from llmcls.training.loop import train; "
-             "train(validate_config(json.loads(sys.argv[1]), 't'), device='cpu', run_dir=sys.argv[2])",
-             json.dumps(config.to_dict()), str(run_dir)], capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-c",
+                "import sys, json; from llmcls.config import validate_config; "
+                "from llmcls.training.loop import train; "
+                "train(validate_config(json.loads(sys.argv[1]), 't'), device='cpu', run_dir=sys.argv[2])",
+                json.dumps(config.to_dict()),
+                str(run_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode != 0 and "another llmcls process is writing this run" in proc.stderr
     assert not (run_dir / "meta.json").exists()
 

@@ -21,17 +21,20 @@ from llmcls.events import EpochEnded, TrialEnded  # noqa: E402
 from llmcls.run.claim import is_run_dir, run_lock  # noqa: E402
 from llmcls.tuning.search import _Budget, _EpochWatch, parse_budget, tune  # noqa: E402
 from llmcls.tuning.space import Param, check_space, default_space, has_key  # noqa: E402
+from support.configs import small_config  # noqa: E402
 
-from conftest import small_config  # noqa: E402
-
-TINY_SPACE = [Param("train.lr", "log", 1e-3, 1e-2), Param("model.hidden_size", "choice", choices=(8, 16)),
-              Param("model.pooling", "choice", choices=("last", "max"))]
+TINY_SPACE = [
+    Param("train.lr", "log", 1e-3, 1e-2),
+    Param("model.hidden_size", "choice", choices=(8, 16)),
+    Param("model.pooling", "choice", choices=("last", "max")),
+]
 PINNED = ["model.hidden_size", "model.num_layers", "train.batch_size"]  # the tiny config's values, kept
 
 
 def tiny(tmp_path, **train):
-    return small_config(tmp_path, model={"hidden_size": 8},
-                        train={"epochs": 2, "plots": False, "export_onnx": False, **train})
+    return small_config(
+        tmp_path, model={"hidden_size": 8}, train={"epochs": 2, "plots": False, "export_onnx": False, **train}
+    )
 
 
 def read_trials(out) -> list[dict]:
@@ -41,8 +44,9 @@ def read_trials(out) -> list[dict]:
 
 def test_a_search_writes_its_tables_best_config_and_run_and_continues_where_it_stopped(tmp_path):
     config, out, events = tiny(tmp_path), tmp_path / "tune", []
-    result = tune(config, 600, trials=3, out_dir=out, on_event=events.append, search_space=default_space(PINNED),
-                  device="cpu")
+    result = tune(
+        config, 600, trials=3, out_dir=out, on_event=events.append, search_space=default_space(PINNED), device="cpu"
+    )
 
     rows = read_trials(out)
     assert [r["number"] for r in rows] == ["0", "1", "2"] and {r["state"] for r in rows} == {"complete"}
@@ -67,9 +71,28 @@ def test_a_search_writes_its_tables_best_config_and_run_and_continues_where_it_s
     # the CLI continues the study: two trials more, in the same space (the keys it is given are not searched)
     path = tmp_path / "base.yaml"
     save_config(config, path)
-    cli = CliRunner().invoke(app, ["tune", "--config", str(path), "--budget", "10m", "--trials", "2", "--out",
-                                   str(out), "--device", "cpu", "--set", "model.hidden_size=8",
-                                   "--set", "model.num_layers=1", "--set", "train.batch_size=16"])
+    cli = CliRunner().invoke(
+        app,
+        [
+            "tune",
+            "--config",
+            str(path),
+            "--budget",
+            "10m",
+            "--trials",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--set",
+            "model.hidden_size=8",
+            "--set",
+            "model.num_layers=1",
+            "--set",
+            "train.batch_size=16",
+        ],
+    )
     assert cli.exit_code == 0, cli.output
     assert re.search(r"^trial +3 complete", cli.output, re.M) and re.search(r"^trial +4 ", cli.output, re.M)
     assert "2 trials run, 5 in the study" in cli.output
@@ -80,8 +103,16 @@ def test_a_search_writes_its_tables_best_config_and_run_and_continues_where_it_s
 def test_a_pruned_trial_stops_after_an_epoch_with_its_run_unlocked(tmp_path):
     out = tmp_path / "tune"
     # every value is under 1.01: the pruner stops the trial after its first epoch
-    result = tune(tiny(tmp_path), 600, trials=1, out_dir=out, search_space=TINY_SPACE, device="cpu", keep_all=True,
-                  pruner=optuna.pruners.ThresholdPruner(lower=1.01))
+    result = tune(
+        tiny(tmp_path),
+        600,
+        trials=1,
+        out_dir=out,
+        search_space=TINY_SPACE,
+        device="cpu",
+        keep_all=True,
+        pruner=optuna.pruners.ThresholdPruner(lower=1.01),
+    )
     [row] = read_trials(out)
     assert row["state"] == "pruned" and row["epochs"] == "1" and "pruned after epoch 1" in row["note"]
     assert float(row["valid_accuracy"]) > 0
@@ -110,8 +141,9 @@ def test_a_trial_stops_when_its_next_epoch_would_end_after_the_budget():
     assert not _Budget(deadline=time.monotonic() - 1).can_start()
 
 
-@pytest.mark.parametrize("text, seconds", [("600", 600), ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400),
-                                           ("2.5m", 150)])
+@pytest.mark.parametrize(
+    "text, seconds", [("600", 600), ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("2.5m", 150)]
+)
 def test_budgets(text, seconds):
     assert parse_budget(text) == seconds
 
@@ -127,27 +159,38 @@ def test_the_cli_refuses_a_budget_it_cannot_read(tmp_path):
     save_config(tiny(tmp_path), path)
     cli = CliRunner().invoke(app, ["tune", "--config", str(path), "--budget", "ten minutes"])
     assert cli.exit_code == 1
-    assert cli.output.strip() == ("error: --budget 'ten minutes': expected seconds or a duration such as 600, 10m, "
-                                  "1h or 1h30m")
+    assert cli.output.strip() == (
+        "error: --budget 'ten minutes': expected seconds or a duration such as 600, 10m, 1h or 1h30m"
+    )
     assert not (tmp_path / "runs").exists()
 
 
 def test_the_default_space_has_only_keys_the_config_has():
     space = default_space()
-    assert {p.key for p in space} >= {"train.lr", "model.dropout", "model.embedding_dropout", "model.hidden_size",
-                                      "model.num_layers", "model.pooling", "train.batch_size"}
+    assert {p.key for p in space} >= {
+        "train.lr",
+        "model.dropout",
+        "model.embedding_dropout",
+        "model.hidden_size",
+        "model.num_layers",
+        "model.pooling",
+        "train.batch_size",
+    }
     assert ("model.wide" in {p.key for p in space}) == ("wide" in ModelConfig.model_fields)
     assert "train.lr" not in {p.key for p in default_space(pinned=["train.lr"])}
     check_space(space)
     assert has_key("train.lr") and not has_key("train.learning_rate") and not has_key("train.lr.x")
 
 
-@pytest.mark.parametrize("param, problem", [
-    (Param("train.learning_rate", "log", 1e-4, 1e-2), "no such config key"),
-    (Param("train.lr", "log", 0.0, 1e-2), "low > 0"),
-    (Param("model.pooling", "choice"), "no choices"),
-    (Param("model.hidden_size", "choice", choices=(8,), when="model.wide_open"), "not searched"),
-])
+@pytest.mark.parametrize(
+    "param, problem",
+    [
+        (Param("train.learning_rate", "log", 1e-4, 1e-2), "no such config key"),
+        (Param("train.lr", "log", 0.0, 1e-2), "low > 0"),
+        (Param("model.pooling", "choice"), "no choices"),
+        (Param("model.hidden_size", "choice", choices=(8,), when="model.wide_open"), "not searched"),
+    ],
+)
 def test_a_wrong_search_space_is_refused(param, problem):
     with pytest.raises(ConfigError, match=problem):
         check_space([param])

@@ -83,18 +83,25 @@ def choose_max_tokens(profile: DataProfile) -> Choice:
     lengths = f"p50 {p50}, p99 {p99}, max {_count(profile.max_tokens)}"
     sampled = f"{_count(profile.sampled)} sampled training texts"
     if profile.p(99) <= SHORT_P99:
-        return Choice("tokenizer.max_tokens", None,
-                      f"no cut: 99% of {sampled} have at most {p99} tokens (<= {SHORT_P99}; {lengths})")
+        return Choice(
+            "tokenizer.max_tokens",
+            None,
+            f"no cut: 99% of {sampled} have at most {p99} tokens (<= {SHORT_P99}; {lengths})",
+        )
     cut = math.ceil(profile.p(CUT_PERCENTILE) / CUT_ROUND_TO) * CUT_ROUND_TO
-    return Choice("tokenizer.max_tokens", cut,
-                  f"{CUT_PERCENTILE}% of {sampled} have at most {cut_at} tokens ({lengths})")
+    return Choice(
+        "tokenizer.max_tokens", cut, f"{CUT_PERCENTILE}% of {sampled} have at most {cut_at} tokens ({lengths})"
+    )
 
 
 def choose_pooling(profile: DataProfile) -> Choice:
     median = _count(profile.p(50))
     if profile.p(50) > LONG_P50:
-        return Choice("model.pooling", "last_max", f"long texts (median {median} tokens > {LONG_P50}): the maximum "
-                                                   "over time beside the final states")
+        return Choice(
+            "model.pooling",
+            "last_max",
+            f"long texts (median {median} tokens > {LONG_P50}): the maximum over time beside the final states",
+        )
     return Choice("model.pooling", "last", f"short texts (median {median} tokens <= {LONG_P50}): the final states")
 
 
@@ -106,8 +113,9 @@ def choose_wide(profile: DataProfile) -> Choice:
         return Choice("model.wide", True, "the n-gram branch (validation is held out of the training texts)")
     lengths = f"median {_count(profile.valid_median)} validation tokens, {_count(profile.p(50))} training"
     if profile.valid_median >= FRAGMENT_RATIO * max(profile.p(50), 1):
-        return Choice("model.wide", False, f"no n-gram branch: training holds fragments ({lengths}; "
-                                           f">= {FRAGMENT_RATIO:g}x)")
+        return Choice(
+            "model.wide", False, f"no n-gram branch: training holds fragments ({lengths}; >= {FRAGMENT_RATIO:g}x)"
+        )
     return Choice("model.wide", True, f"the n-gram branch (texts alike: {lengths})")
 
 
@@ -116,8 +124,11 @@ def choose_epochs(profile: DataProfile) -> Choice:
     wanted = round(TOKEN_BUDGET / per_epoch)
     epochs = min(max(wanted, MIN_EPOCHS), MAX_EPOCHS)
     bound = "" if epochs == wanted else f", kept within [{MIN_EPOCHS}, {MAX_EPOCHS}]"
-    return Choice("train.epochs", epochs, f"about {_count(TOKEN_BUDGET)} training tokens at ~{_count(per_epoch)} "
-                                          f"tokens per epoch{bound}")
+    return Choice(
+        "train.epochs",
+        epochs,
+        f"about {_count(TOKEN_BUDGET)} training tokens at ~{_count(per_epoch)} tokens per epoch{bound}",
+    )
 
 
 def choose(profile: DataProfile) -> list[Choice]:
@@ -132,10 +143,16 @@ def choose(profile: DataProfile) -> list[Choice]:
         choose_wide(profile),
         choose_epochs(profile),
         Choice("train.patience", PATIENCE, f"stop when {PATIENCE} epochs in a row bring no better validation score"),
-        Choice("train.lr", SMALL_LR if profile.train_texts < SMALL_LR_TEXTS else LR,
-               f"{small} ({'<' if profile.train_texts < SMALL_LR_TEXTS else '>='} {_count(SMALL_LR_TEXTS)})"),
-        Choice("train.batch_size", SMALL_BATCH if profile.train_texts < SMALL_BATCH_TEXTS else BATCH,
-               f"{small} ({'<' if profile.train_texts < SMALL_BATCH_TEXTS else '>='} {_count(SMALL_BATCH_TEXTS)})"),
+        Choice(
+            "train.lr",
+            SMALL_LR if profile.train_texts < SMALL_LR_TEXTS else LR,
+            f"{small} ({'<' if profile.train_texts < SMALL_LR_TEXTS else '>='} {_count(SMALL_LR_TEXTS)})",
+        ),
+        Choice(
+            "train.batch_size",
+            SMALL_BATCH if profile.train_texts < SMALL_BATCH_TEXTS else BATCH,
+            f"{small} ({'<' if profile.train_texts < SMALL_BATCH_TEXTS else '>='} {_count(SMALL_BATCH_TEXTS)})",
+        ),
     ]
 
 
@@ -160,22 +177,27 @@ def choose_encoder_max_tokens(profile: DataProfile, encoder: EncoderFacts) -> Ch
         least = f" (at least {ENCODER_CUT_ROUND_TO})" if at < ENCODER_CUT_ROUND_TO else ""
         how = f"rounded up to a multiple of {ENCODER_CUT_ROUND_TO}{least}"
     longer_valid = f"; 99% of validation texts at most {_count(at)}" if at > profile.p(ENCODER_CUT_PERCENTILE) else ""
-    return Choice("tokenizer.max_tokens", cut,
-                  f"{ENCODER_CUT_PERCENTILE}% of {_count(profile.sampled)} sampled training texts have at most "
-                  f"{_count(profile.p(ENCODER_CUT_PERCENTILE))} WordPiece tokens ({lengths}{longer_valid}): {how}; "
-                  "longer texts are cut in training and can be read whole at prediction with chunking "
-                  "(--chunk-tokens)")
+    return Choice(
+        "tokenizer.max_tokens",
+        cut,
+        f"{ENCODER_CUT_PERCENTILE}% of {_count(profile.sampled)} sampled training texts have at most "
+        f"{_count(profile.p(ENCODER_CUT_PERCENTILE))} WordPiece tokens ({lengths}{longer_valid}): {how}; "
+        "longer texts are cut in training and can be read whole at prediction with chunking "
+        "(--chunk-tokens)",
+    )
 
 
 def choose_encoder_epochs(profile: DataProfile) -> Choice:
     texts = f"{_count(profile.train_texts)} training texts"
     if profile.train_texts < FEW_TEXTS:
-        return Choice("train.epochs", FEW_TEXTS_EPOCHS, f"{texts} (< {_count(FEW_TEXTS)}): small data takes a few "
-                                                        "more passes")
+        return Choice(
+            "train.epochs", FEW_TEXTS_EPOCHS, f"{texts} (< {_count(FEW_TEXTS)}): small data takes a few more passes"
+        )
     if profile.train_texts < SOME_TEXTS:
         return Choice("train.epochs", SOME_TEXTS_EPOCHS, f"{texts} (>= {_count(FEW_TEXTS)}, < {_count(SOME_TEXTS)})")
-    return Choice("train.epochs", MANY_TEXTS_EPOCHS, f"{texts} (>= {_count(SOME_TEXTS)}): a pretrained model needs "
-                                                     "few passes")
+    return Choice(
+        "train.epochs", MANY_TEXTS_EPOCHS, f"{texts} (>= {_count(SOME_TEXTS)}): a pretrained model needs few passes"
+    )
 
 
 def choose_encoder_lr(profile: DataProfile, encoder: EncoderFacts) -> Choice:
@@ -195,34 +217,53 @@ def choose_for_encoder(profile: DataProfile, encoder: EncoderFacts) -> list[Choi
     small_batch = profile.train_texts < TINY_DATA_TEXTS
     return [
         choose_encoder_max_tokens(profile, encoder),
-        Choice("model.encoder", encoder.spec, f"the pretrained model to fine-tune ({encoder.layers} layers, hidden "
-                                              f"size {_count(encoder.hidden_size)}, at most "
-                                              f"{_count(encoder.limit)} WordPiece tokens a text)"),
-        Choice("model.encoder_pooling", ENCODER_POOLING, "the text's vector is the mean of the final states (as "
-                                                         "all-MiniLM-L6-v2 was trained)"),
+        Choice(
+            "model.encoder",
+            encoder.spec,
+            f"the pretrained model to fine-tune ({encoder.layers} layers, hidden "
+            f"size {_count(encoder.hidden_size)}, at most "
+            f"{_count(encoder.limit)} WordPiece tokens a text)",
+        ),
+        Choice(
+            "model.encoder_pooling",
+            ENCODER_POOLING,
+            "the text's vector is the mean of the final states (as all-MiniLM-L6-v2 was trained)",
+        ),
         choose_encoder_epochs(profile),
         Choice("train.patience", PATIENCE, f"stop when {PATIENCE} epochs in a row bring no better validation score"),
         choose_encoder_lr(profile, encoder),
-        Choice("train.batch_size", TINY_DATA_ENCODER_BATCH if small_batch else ENCODER_BATCH,
-               _texts(profile, TINY_DATA_TEXTS) + (": more, smaller steps" if small_batch else "")),
-        Choice("train.warmup_fraction", ENCODER_WARMUP, f"warm up over the first {ENCODER_WARMUP:.0%} of the steps, "
-                                                        "then decay linearly: large early updates undo pretraining"),
+        Choice(
+            "train.batch_size",
+            TINY_DATA_ENCODER_BATCH if small_batch else ENCODER_BATCH,
+            _texts(profile, TINY_DATA_TEXTS) + (": more, smaller steps" if small_batch else ""),
+        ),
+        Choice(
+            "train.warmup_fraction",
+            ENCODER_WARMUP,
+            f"warm up over the first {ENCODER_WARMUP:.0%} of the steps, "
+            "then decay linearly: large early updates undo pretraining",
+        ),
     ]
 
 
 def _unused_with_encoder() -> list[Choice]:
     """The BiLSTM's `auto` keys in an encoder config: unused, so resolved to what changes nothing."""
-    return [Choice("model.pooling", ModelConfig.model_fields["pooling"].default, "unused with model.encoder"),
-            Choice("model.wide", False, "unused with model.encoder: the n-gram branch belongs to the BiLSTM")]
+    return [
+        Choice("model.pooling", ModelConfig.model_fields["pooling"].default, "unused with model.encoder"),
+        Choice("model.wide", False, "unused with model.encoder: the n-gram branch belongs to the BiLSTM"),
+    ]
 
 
 def choose_copies(profile: DataProfile) -> Choice:
     """distill.copies: `MAX_COPIES` augmented copies of each training text, fewer where the transfer set would
     pass `TRANSFER_TEXTS` (the teacher reads every text of it once, the student every epoch)."""
     copies = max(1, min(MAX_COPIES, round(TRANSFER_TEXTS / max(1, profile.train_texts)) - 1))
-    return Choice("distill.copies", copies,
-                  f"{_count(profile.train_texts)} training texts: {_count(profile.train_texts * (copies + 1))} "
-                  f"in the transfer set (at most {MAX_COPIES} copies, about {_count(TRANSFER_TEXTS)} texts)")
+    return Choice(
+        "distill.copies",
+        copies,
+        f"{_count(profile.train_texts)} training texts: {_count(profile.train_texts * (copies + 1))} "
+        f"in the transfer set (at most {MAX_COPIES} copies, about {_count(TRANSFER_TEXTS)} texts)",
+    )
 
 
 def resolve_auto(config: Config, on_event: EventHandler = ignore) -> Config:

@@ -6,8 +6,8 @@ the lengths are counted in that model's WordPiece content tokens, as `tokenizer.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -94,11 +94,19 @@ def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHand
             valid_p99 = int(np.ceil(np.percentile(valid_lengths, 99)))
     held_out = 0 if config.data.valid else max(1, round(config.data.valid_fraction * len(examples)))  # as split_off
     return DataProfile(
-        path=path, texts=len(examples), train_texts=len(examples) - held_out,
-        class_counts=dict(counts.most_common()), multi_label=multi_label, sampled=len(lengths),
+        path=path,
+        texts=len(examples),
+        train_texts=len(examples) - held_out,
+        class_counts=dict(counts.most_common()),
+        multi_label=multi_label,
+        sampled=len(lengths),
         percentiles={q: int(np.ceil(np.percentile(lengths, q))) for q in PERCENTILES},
-        max_tokens=int(lengths.max()), mean_tokens=float(lengths.mean()), valid_median=valid_median,
-        valid_p99=valid_p99, encoder=encoder)
+        max_tokens=int(lengths.max()),
+        mean_tokens=float(lengths.mean()),
+        valid_median=valid_median,
+        valid_p99=valid_p99,
+        encoder=encoder,
+    )
 
 
 def _length_counter(config: Config) -> tuple[LengthCounter, EncoderFacts | None]:
@@ -113,8 +121,12 @@ def _length_counter(config: Config) -> tuple[LengthCounter, EncoderFacts | None]
         return (lambda texts: np.diff(tokenizer.tokenize_many(texts).offsets)), None
     folder = resolve_encoder(config.model.encoder)
     encoding = WordPieceEncoding(folder.tokenizer, max_tokens=None, limit=folder.max_content_tokens)
-    facts = EncoderFacts(spec=config.model.encoder, limit=folder.max_content_tokens,
-                         hidden_size=int(folder.config["hidden_size"]), layers=int(folder.config["num_hidden_layers"]))
+    facts = EncoderFacts(
+        spec=config.model.encoder,
+        limit=folder.max_content_tokens,
+        hidden_size=int(folder.config["hidden_size"]),
+        layers=int(folder.config["num_hidden_layers"]),
+    )
     return (lambda texts: encoding.encode(texts).lengths), facts
 
 

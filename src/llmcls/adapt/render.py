@@ -49,12 +49,16 @@ def _header(profile: DataProfile, data: DataConfig) -> list[str]:
     more = f", ... ({profile.classes - SHOWN_CLASSES} more)" if profile.classes > SHOWN_CLASSES else ""
     kind = "multi-label: texts have sets of labels" if profile.multi_label else "single-label"
     p = profile.percentiles
-    lengths = (f"in {_n(profile.sampled)} sampled texts: p50 {_n(p[50])}, p90 {_n(p[90])}, p95 {_n(p[95])}, "
-               f"p99 {_n(p[99])}, max {_n(profile.max_tokens)}")
+    lengths = (
+        f"in {_n(profile.sampled)} sampled texts: p50 {_n(p[50])}, p90 {_n(p[90])}, p95 {_n(p[95])}, "
+        f"p99 {_n(p[99])}, max {_n(profile.max_tokens)}"
+    )
     encoder = profile.encoder
     command = "llmcls init" if encoder is None else f"llmcls init --encoder {shlex.quote(encoder.spec)}"
-    lines = [f"# Written by `{command}` from {data.train}: {_n(profile.texts)} texts{split}.",
-             f"# {profile.classes} classes ({kind}): {shown}{more}."]
+    lines = [
+        f"# Written by `{command}` from {data.train}: {_n(profile.texts)} texts{split}.",
+        f"# {profile.classes} classes ({kind}): {shown}{more}.",
+    ]
     if encoder is None:
         return lines + [
             f"# Tokens per text {lengths}; about {_n(profile.tokens_per_epoch)} tokens per epoch.",
@@ -92,9 +96,16 @@ def render_config(name: str, data: DataConfig, profile: DataProfile, choices: li
     return "\n".join(lines) + "\n"
 
 
-def init_config(data: dict[str, Any], out: Path | None = None, name: str | None = None, force: bool = False,
-                sample: int = SAMPLE_TEXTS, on_event: EventHandler = ignore, *,
-                encoder: str | None = None) -> InitResult:
+def init_config(
+    data: dict[str, Any],
+    out: Path | None = None,
+    name: str | None = None,
+    force: bool = False,
+    sample: int = SAMPLE_TEXTS,
+    on_event: EventHandler = ignore,
+    *,
+    encoder: str | None = None,
+) -> InitResult:
     """Profile the training data, choose settings for it and write them as a commented config.
 
     Args:

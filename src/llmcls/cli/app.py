@@ -485,6 +485,14 @@ def profile(
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
 
 
+def _note_hosts(settings) -> None:
+    """Say which Host names a server bound beyond this machine answers, when the user has not named them."""
+    hosts = settings.hosts()
+    if hosts is not None and not settings.allowed_hosts and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"note: only requests naming Host {', '.join(sorted(hosts))} are answered; add the names "
+                   "clients use with --allow-host NAME", err=True)
+
+
 def _load_tokenizer_without_torch(predictor) -> None:
     with _torch_hidden_from_thinc():
         predictor.encoding.encode(["warm up"])  # loads the tokenizer (spaCy, for a BiLSTM) now
@@ -508,6 +516,17 @@ def serve(
     max_texts: int = typer.Option(256, min=1, help="Texts per request at most (more: 413)."),
     max_bytes: int = typer.Option(1_000_000, min=1, help="Bytes of a request body at most (more: 413)."),
     max_text_chars: int = typer.Option(20_000, min=1, help="Characters of one text at most (more: 413)."),
+    max_request_tokens: int = typer.Option(262_144, min=1, help="Tokens the model reads for one request, chunking "
+                                                                "windows included (more: 413)."),
+    max_windows_per_text: int = typer.Option(256, min=1, help="Chunking windows of one text at most (more: 413)."),
+    max_concurrent: int = typer.Option(128, min=1, help="Predict requests in the server at once (more: 503)."),
+    max_queue_texts: int = typer.Option(4096, min=1, help="Texts waiting for the model at most (more: 503)."),
+    request_timeout: float = typer.Option(30.0, min=0.001, help="Seconds a predict request may take (then 503 if "
+                                                                "still queued, 504 if computing)."),
+    read_timeout: float = typer.Option(10.0, min=0.001, help="Seconds a client may take to send a request's "
+                                                             "headers, and then its body."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="A Host header to answer (repeat for more; "
+                                                                   "default: --host and localhost; * for any)."),
     token_file: Optional[Path] = typer.Option(
         None, "--token-file", help="Require `Authorization: Bearer TOKEN` on /v1 and /metrics, TOKEN read from "
                                    "this file (default: no authentication)."),
@@ -515,8 +534,8 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve a run over HTTP (FastAPI on uvicorn): POST /v1/predict, GET /v1/info, /health, /ready, /metrics,
-    OpenAPI docs at /docs and a page to try the model at /. Stops on Ctrl-C or SIGTERM, answering the requests
-    in flight first. Needs pip install 'llmcls[serve]'."""
+    /openapi.json and a page to try the model at /; limits and statuses in docs/serving.md. Stops on Ctrl-C or
+    SIGTERM, answering the requests in flight first. Needs pip install 'llmcls[serve]'."""
     with _user_errors(ctx):
         try:
             from llmcls.serve.server import load_predictor, serve as serve_run
@@ -524,8 +543,13 @@ def serve(
         except ImportError as exc:
             raise typer.BadParameter(f"{exc.name} is not installed; pip install 'llmcls[serve]'") from None
 
-        settings = ServeSettings(host, port, workers, backend, device, batch_size, batch_wait_ms, max_batch_texts,
-                                 max_texts, max_bytes, max_text_chars, token_file, graceful_timeout)
+        settings = ServeSettings(
+            host=host, port=port, workers=workers, backend=backend, device=device, batch_size=batch_size,
+            batch_wait_ms=batch_wait_ms, max_batch_texts=max_batch_texts, max_texts=max_texts, max_bytes=max_bytes,
+            max_text_chars=max_text_chars, max_request_tokens=max_request_tokens,
+            max_windows_per_text=max_windows_per_text, max_concurrent=max_concurrent, max_queue_texts=max_queue_texts,
+            request_timeout_s=request_timeout, read_timeout_s=read_timeout, allowed_hosts=tuple(allow_host),
+            token_file=token_file, graceful_timeout_s=graceful_timeout)
         predictor = None
         if workers == 1:
             predictor = load_predictor(run, settings)
@@ -533,6 +557,7 @@ def serve(
                 _load_tokenizer_without_torch(predictor)
         typer.echo(f"serving {run} ({predictor.backend if predictor else backend} backend, {workers} worker"
                    f"{'s' if workers > 1 else ''}) at http://{host}:{port}/", err=True)
+        _note_hosts(settings)
         serve_run(run, settings, predictor, log_level)
 
 

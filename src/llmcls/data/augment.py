@@ -34,8 +34,26 @@ class Augmentation:
             raise ValueError(f"max_ngram must be >= 1, got {self.max_ngram}")
 
 
-def augment(tokens: TokenizedTexts, *, classes: np.ndarray, neighbours: np.ndarray, settings: Augmentation,
-            mask_token: str, seed: int) -> tuple[TokenizedTexts, np.ndarray]:
+def _checked_inputs(tokens: TokenizedTexts, classes: np.ndarray, neighbours: np.ndarray):
+    """`classes` and `neighbours` as int64 arrays; ValueError when they do not fit `tokens`."""
+    classes = np.asarray(classes, dtype=np.int64)
+    neighbours = np.asarray(neighbours, dtype=np.int64)
+    if classes.shape != (len(tokens),):
+        raise ValueError(f"classes has shape {classes.shape}, expected ({len(tokens)},)")
+    if neighbours.ndim != 2 or len(neighbours) != len(tokens.table):
+        raise ValueError(f"neighbours has shape {neighbours.shape}, expected ({len(tokens.table)}, k)")
+    return classes, neighbours
+
+
+def augment(
+    tokens: TokenizedTexts,
+    *,
+    classes: np.ndarray,
+    neighbours: np.ndarray,
+    settings: Augmentation,
+    mask_token: str,
+    seed: int,
+) -> tuple[TokenizedTexts, np.ndarray]:
     """`settings.copies` augmented copies of every text.
 
     Each token of a copy draws u ~ U[0, 1): u < mask_prob masks it; mask_prob <= u < mask_prob + replace_prob
@@ -62,12 +80,7 @@ def augment(tokens: TokenizedTexts, *, classes: np.ndarray, neighbours: np.ndarr
         ValueError: `classes` or `neighbours` does not fit `tokens`.
     """
     n_texts = len(tokens)
-    classes = np.asarray(classes, dtype=np.int64)
-    neighbours = np.asarray(neighbours, dtype=np.int64)
-    if classes.shape != (n_texts,):
-        raise ValueError(f"classes has shape {classes.shape}, expected ({n_texts},)")
-    if neighbours.ndim != 2 or len(neighbours) != len(tokens.table):
-        raise ValueError(f"neighbours has shape {neighbours.shape}, expected ({len(tokens.table)}, k)")
+    classes, neighbours = _checked_inputs(tokens, classes, neighbours)
     table, mask_id = _with_mask_token(tokens.table, mask_token)
     rng = np.random.default_rng(seed)
     source = np.repeat(np.arange(n_texts, dtype=np.int64), settings.copies)  # [n_copies]
@@ -80,8 +93,13 @@ def augment(tokens: TokenizedTexts, *, classes: np.ndarray, neighbours: np.ndarr
     u = rng.random(len(ids))  # [total_copy_tokens]
     replace = np.flatnonzero((u >= settings.mask_prob) & (u < settings.mask_prob + settings.replace_prob))
     copy_of = np.searchsorted(offsets, replace, side="right") - 1  # [n_replaced] the copy of each
-    ids[replace] = _replacements(ids[replace], classes=classes[source[copy_of]], neighbours=neighbours,
-                                 pools=_class_pools(tokens, classes), rng=rng)
+    ids[replace] = _replacements(
+        ids[replace],
+        classes=classes[source[copy_of]],
+        neighbours=neighbours,
+        pools=_class_pools(tokens, classes),
+        rng=rng,
+    )
     ids[u < settings.mask_prob] = mask_id
     return TokenizedTexts(table, ids, offsets), source
 
@@ -94,8 +112,9 @@ def _with_mask_token(table: list[str], mask_token: str) -> tuple[list[str], int]
         return [*table, mask_token], len(table)
 
 
-def _ngram_windows(lengths: np.ndarray, *, settings: Augmentation,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _ngram_windows(
+    lengths: np.ndarray, *, settings: Augmentation, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """The window of each copy that is kept: the whole text, or with probability ngram_prob one n-gram.
 
     Returns:
@@ -109,8 +128,14 @@ def _ngram_windows(lengths: np.ndarray, *, settings: Augmentation,
     return np.where(cut, start, 0), np.where(cut, n, lengths)
 
 
-def _replacements(ids: np.ndarray, *, classes: np.ndarray, neighbours: np.ndarray,
-                  pools: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def _replacements(
+    ids: np.ndarray,
+    *,
+    classes: np.ndarray,
+    neighbours: np.ndarray,
+    pools: tuple[np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A replacement for each of `ids` [m]: one of its neighbours uniformly, else a same-class word.
 
     Args:
@@ -197,14 +222,14 @@ def nearest_neighbours(vectors: np.ndarray, *, valid: np.ndarray, k: int, block:
     norms = np.linalg.norm(unit, axis=1, keepdims=True)
     unit = unit / np.where(norms > 0, norms, 1)
     for start in range(0, len(rows), block):
-        out[rows[start:start + block], :found] = rows[_top_k(unit, start=start, block=block, k=found)]
+        out[rows[start : start + block], :found] = rows[_top_k(unit, start=start, block=block, k=found)]
     return out
 
 
 def _top_k(unit: np.ndarray, *, start: int, block: int, k: int) -> np.ndarray:
     """[rows, k] indices into `unit` of the k most similar other rows of rows start..start + block, nearest first
     (equal similarities: lower index first among those chosen)."""
-    sims = unit[start:start + block] @ unit.T  # [rows, m]
+    sims = unit[start : start + block] @ unit.T  # [rows, m]
     rows = np.arange(len(sims))
     sims[rows, start + rows] = -np.inf  # never a row's own neighbour
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # [rows, k] unordered (k < m: self is never needed)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,34 @@ def truncate(texts: EncodedTexts, max_len: int) -> tuple[EncodedTexts, int]:
     return EncodedTexts(ids, offsets), cut
 
 
+def concatenate(parts: list[EncodedTexts]) -> EncodedTexts:
+    """The texts of `parts`, one after another, as one EncodedTexts."""
+    if len(parts) == 1:
+        return parts[0]
+    ids = np.concatenate([part.ids for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+    lengths = np.concatenate([part.lengths for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+    return EncodedTexts(ids.astype(np.int64, copy=False), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
+# Training cuts texts far longer than the rest even when tokenizer.max_tokens is null: one text of a million tokens
+# (a whole file pasted into one cell) would otherwise ask for gigabytes in its batch's backward pass. The cut is
+# LONG_TEXT_FACTOR times the 99th percentile of the training texts' lengths, kept within LONG_TEXT_FLOOR ..
+# LONG_TEXT_CEILING tokens: data without such outliers is not cut, and no text costs more than LONG_TEXT_CEILING
+# tokens whatever the data (the cut eval and predict apply by default, tokenizer.predict_max_tokens, is the same).
+LONG_TEXT_FACTOR = 4
+LONG_TEXT_FLOOR = 1_000
+LONG_TEXT_CEILING = 10_000
+
+
+def long_text_cut(lengths: np.ndarray) -> int:
+    """Where training cuts texts when tokenizer.max_tokens is null (see LONG_TEXT_FACTOR): `lengths` [n_texts]
+    in tokens (lengths beyond LONG_TEXT_CEILING need not be exact)."""
+    # "lower": a length the data has, not one interpolated towards the longest text (in under 100 texts, the
+    # interpolated 99th percentile is mostly the longest text's length itself)
+    p99 = int(np.percentile(lengths, 99, method="lower")) if len(lengths) else 0
+    return min(LONG_TEXT_CEILING, max(LONG_TEXT_FLOOR, LONG_TEXT_FACTOR * p99))
+
+
 class BucketSampler:
     """Yields batches of indices whose texts have similar lengths.
 
@@ -52,8 +81,15 @@ class BucketSampler:
     those of `batch_size` alone.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, pool_batches: int = 100, seed: int = 0,
-                 shuffle: bool = True, max_tokens: int | None = None):
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        pool_batches: int = 100,
+        seed: int = 0,
+        shuffle: bool = True,
+        max_tokens: int | None = None,
+    ):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -73,7 +109,7 @@ class BucketSampler:
         order = rng.permutation(n)
         batches = []
         for start in range(0, n, self.pool_size):
-            pool = order[start:start + self.pool_size]
+            pool = order[start : start + self.pool_size]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
             batches += cut_batches(pool, self.lengths, self.batch_size, self.max_tokens)
         return [batches[i] for i in rng.permutation(len(batches))]
@@ -101,8 +137,9 @@ class BucketSampler:
         return pools * -(-self.pool_size // self.batch_size) + -(-rest // self.batch_size)
 
 
-def cut_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int,
-                max_tokens: int | None = None) -> list[np.ndarray]:
+def cut_batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: int | None = None
+) -> list[np.ndarray]:
     """Cut `order` (indices sorted by ascending length) into consecutive batches of at most `batch_size` texts
     and, with `max_tokens`, at most `max_tokens` padded tokens (texts x the batch's longest length). A text longer
     than `max_tokens` is a batch of its own.
@@ -111,7 +148,7 @@ def cut_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int,
         The batches, each an array of indices, in the order of `order`.
     """
     if max_tokens is None or len(order) == 0 or int(lengths[order].max()) * batch_size <= max_tokens:
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     batches = []
     start = 0
     sorted_lengths = lengths[order].tolist()
@@ -141,11 +178,11 @@ def pad_batch(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple
     lengths = texts.offsets[indices + 1] - starts
     out = np.full((len(indices), int(lengths.max())), pad_index, dtype=np.int64)
     for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
-        out[row, :length] = texts.ids[start:start + length]
+        out[row, :length] = texts.ids[start : start + length]
     return out, lengths
 
 
-def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+def collate(texts: EncodedTexts, indices: np.ndarray, pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad the texts at `indices` into one tensor.
 
     Returns:

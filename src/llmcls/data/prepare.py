@@ -12,7 +12,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from llmcls.config import Config, DataConfig
-from llmcls.data.batching import EncodedTexts
+from llmcls.data.batching import (LONG_TEXT_CEILING, LONG_TEXT_FACTOR, LONG_TEXT_FLOOR, EncodedTexts, long_text_cut,
+                                  truncate)
 from llmcls.data.encoding import TextEncoding, WordEncoding
 from llmcls.data.readers import Examples, iter_texts, read_examples, split_off
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
@@ -40,7 +41,8 @@ class PreparedData:
     """A run's encoded splits and what encodes texts as its model reads them.
 
     `tokenizer` and `vocab` are the BiLSTM's (None for an encoder run, whose `encoder` is the pretrained
-    model's folder); `encoding` encodes new texts either way."""
+    model's folder): `tokenizer` cuts texts where the training texts were cut; `encoding` encodes validation, test
+    and new texts either way."""
 
     tokenizer: Tokenizer | None
     vocab: Vocab | None
@@ -210,6 +212,33 @@ def make_tokenizer(config: Config) -> Tokenizer:
     return Tokenizer(config.tokenizer, cache_dir)
 
 
+def _training_tokens(config: Config, texts: list[str],
+                     on_event: EventHandler = ignore) -> tuple[Tokenizer, TokenizedTexts]:
+    """The tokens of the training texts, cut at `tokenizer.max_tokens`, or when that is null at `long_text_cut`
+    of their lengths (an Info event says so when a text is cut), and the tokenizer that cuts texts likewise."""
+    t0, tokenizer = time.perf_counter(), make_tokenizer(config)
+    if config.tokenizer.max_tokens is not None:
+        tokens = tokenizer.tokenize_many(texts)
+    else:  # one token beyond the ceiling, so that a text longer than any cut is seen to be
+        probe = tokenizer.cut_at(LONG_TEXT_CEILING + 1)
+        tokens = probe.tokenize_many(texts)
+        tokenizer = probe.cut_at(long_text_cut(np.diff(tokens.offsets)))
+    on_event(Info(f"tokenized {len(tokens)} training texts in {time.perf_counter() - t0:.1f}s "
+                  f"({len(tokens.ids):,} tokens{'' if tokenizer.spacy_loaded else ', from the cache'})"))
+    if config.tokenizer.max_tokens is None:
+        tokens = _cut_long_texts(tokens, tokenizer.config.max_tokens, on_event)
+    return tokenizer, tokens
+
+
+def _cut_long_texts(tokens: TokenizedTexts, cut: int, on_event: EventHandler) -> TokenizedTexts:
+    encoded, n_cut = truncate(EncodedTexts(tokens.ids, tokens.offsets), cut)
+    if n_cut:
+        on_event(Info(f"{n_cut} of {len(tokens)} training texts, far longer than the rest, were cut to their first "
+                      f"{cut:,} tokens ({LONG_TEXT_FACTOR} x the 99th percentile of the lengths, within "
+                      f"{LONG_TEXT_FLOOR:,} .. {LONG_TEXT_CEILING:,}); tokenizer.max_tokens sets a cut of your own"))
+    return TokenizedTexts(tokens.table, encoded.ids, encoded.offsets)
+
+
 def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = ignore) -> Vectors | None:
     """The pretrained vectors of the vocabulary's words (plus `vocab.add_from_vectors` others), or None."""
     emb = config.embeddings
@@ -296,13 +325,11 @@ _Splits = tuple[tuple[Examples, np.ndarray], tuple[Examples, np.ndarray], tuple[
 
 def _word_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_train: bool, vocab: Vocab | None,
                on_event: EventHandler) -> PreparedData:
-    """The BiLSTM's data: spaCy tokens, the vocabulary (new, with pretrained vectors, or the run's)."""
+    """The BiLSTM's data: spaCy tokens, the vocabulary (new, with pretrained vectors, or the run's). Validation and
+    test texts are cut as eval and predict cut them (at tokenizer.predict_max_tokens when tokenizer.max_tokens is
+    null), so that training's scores are theirs and a huge text cannot exhaust memory there either."""
     (train, train_targets), (valid, valid_targets), (test, test_targets) = splits
-    tokenizer = make_tokenizer(config)
-    t0 = time.perf_counter()
-    train_tokens = tokenizer.tokenize_many(train.texts)
-    on_event(Info(f"tokenized {len(train_tokens)} training texts in {time.perf_counter() - t0:.1f}s "
-                  f"({len(train_tokens.ids):,} tokens{'' if tokenizer.spacy_loaded else ', from the cache'})"))
+    tokenizer, train_tokens = _training_tokens(config, train.texts, on_event)
     vectors = coverage = None
     if vocab is None:
         vocab = Vocab.build_from(train_tokens, config.vocab.max_size, config.vocab.min_freq)
@@ -312,7 +339,9 @@ def _word_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_tra
             vocab = vocab.extend(w for w in vectors.words if w not in vocab.stoi)
     ids, offsets = vocab.encode_tokenized(train_tokens)
     del train_tokens
-    encoding = WordEncoding(tokenizer, vocab)
+    settings = config.tokenizer
+    encoding = WordEncoding(tokenizer.cut_at(settings.predict_max_tokens if settings.max_tokens is None
+                                             else settings.max_tokens), vocab)
     return PreparedData(
         tokenizer=tokenizer,
         vocab=vocab,

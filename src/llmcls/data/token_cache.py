@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -34,14 +35,27 @@ def _version(name: str) -> str | None:
 
 
 def load(cache_dir: Path, key: str):
-    """The cached (table, ids, offsets) for `key`, or None when absent or unreadable."""
+    """The cached (table, ids, offsets) for `key`, or None when absent, unreadable or inconsistent: a damaged
+    cache file (truncated, not a zip, ids past the table) is a miss, and the caller's save replaces it."""
     path = cache_dir / f"{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as saved:
             table = json.loads(saved["table"].tobytes().decode("utf-8"))
-            return table, saved["ids"], saved["offsets"]
-    except (OSError, ValueError, KeyError):
+            ids, offsets = saved["ids"], saved["offsets"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # UnicodeDecodeError is a ValueError
         return None
+    return (table, ids, offsets) if _consistent(table, ids, offsets) else None
+
+
+def _consistent(table: object, ids: np.ndarray, offsets: np.ndarray) -> bool:
+    """Whether a cached tokenization can be used as it is: ids [total] index the table, offsets [n_texts + 1]
+    run from 0 to the number of ids without going back."""
+    if not isinstance(table, list) or ids.ndim != 1 or offsets.ndim != 1 or len(offsets) == 0:
+        return False
+    if not (np.issubdtype(ids.dtype, np.integer) and np.issubdtype(offsets.dtype, np.integer)):
+        return False
+    in_table = len(ids) == 0 or (ids.min() >= 0 and ids.max() < len(table))
+    return bool(in_table and offsets[0] == 0 and offsets[-1] == len(ids) and np.all(np.diff(offsets) >= 0))
 
 
 def save(cache_dir: Path, key: str, table: list[str], ids: np.ndarray, offsets: np.ndarray) -> None:

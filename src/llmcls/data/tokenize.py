@@ -3,15 +3,20 @@ a compact representation of many tokenized texts that can be cached on disk."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from llmcls.config import TokenizerConfig
 from llmcls.data import token_cache
 from llmcls.errors import ConfigError
+
+# A text that is cut at N tokens is tokenized only as far as its first N * HEAD_CHARS_PER_TOKEN characters, which
+# surely hold N tokens (a token and its space rarely take 64 characters), so that a 5 MB text costs no more than a
+# short one: spaCy and the tokenizers library would otherwise build the whole text's tokens before the cut.
+HEAD_CHARS_PER_TOKEN = 64
 
 
 @dataclass
@@ -27,10 +32,10 @@ class TokenizedTexts:
         return len(self.offsets) - 1
 
     def tokens(self, i: int) -> list[str]:
-        return [self.table[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
+        return [self.table[j] for j in self.ids[self.offsets[i] : self.offsets[i + 1]]]
 
     @classmethod
-    def from_lists(cls, token_lists: Iterable[list[str]]) -> "TokenizedTexts":
+    def from_lists(cls, token_lists: Iterable[list[str]]) -> TokenizedTexts:
         """The compact form of texts given as token lists."""
         index: dict[str, int] = {}
         ids: list[int] = []
@@ -60,6 +65,12 @@ class Tokenizer:
         # a tokenizer handed to another process carries its settings; that process loads spaCy when it needs it
         return {**self.__dict__, "_nlp": None}
 
+    def cut_at(self, max_tokens: int | None) -> Tokenizer:
+        """This tokenizer, cutting texts at `max_tokens` (None: not at all); spaCy, if loaded, is shared."""
+        other = Tokenizer(self.config.model_copy(update={"max_tokens": max_tokens}), self.cache_dir)
+        other._nlp = self._nlp
+        return other
+
     @property
     def spacy_loaded(self) -> bool:
         return self._nlp is not None
@@ -79,16 +90,16 @@ class Tokenizer:
                 try:
                     nlp.initialize()
                 except (ValueError, OSError) as exc:
-                    raise ConfigError(f"tokenizer.lemmatize: no lookup lemma tables for '{config.lang}' "
-                                      f"(pip install spacy-lookups-data): {exc}") from None
+                    raise ConfigError(
+                        f"tokenizer.lemmatize: no lookup lemma tables for '{config.lang}' "
+                        f"(pip install spacy-lookups-data): {exc}"
+                    ) from None
             self._nlp = nlp
         return self._nlp
 
     def _docs(self, texts: Iterable[str], batch_size: int):
         if self.config.max_tokens is not None:
-            # Tokenize only a head of each text that surely holds max_tokens tokens (a token and its space
-            # rarely take 64 characters), so a 1 MB text costs no more than a short one.
-            limit = self.config.max_tokens * 64
+            limit = self.config.max_tokens * HEAD_CHARS_PER_TOKEN
             texts = (text[:limit] for text in texts)
         if self.config.lemmatize:
             return self.nlp.pipe(texts, batch_size=batch_size)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,25 +36,26 @@ class Vocab:
         self.stoi = {token: i for i, token in enumerate(tokens)}
         self.trainable = len(tokens) if trainable is None else trainable
 
-    def extend(self, words: Iterable[str]) -> "Vocab":
+    def extend(self, words: Iterable[str]) -> Vocab:
         """A vocabulary with `words` that are not already in it appended after the training tokens."""
         added = [w for w in dict.fromkeys(words) if w not in self.stoi]
         return Vocab(self.itos + added, self.trainable)
 
     @classmethod
-    def build_from(cls, tokenized: "TokenizedTexts", max_size: int = 25_000, min_freq: int = 1) -> "Vocab":
+    def build_from(cls, tokenized: TokenizedTexts, max_size: int = 25_000, min_freq: int = 1) -> Vocab:
         """Keep the `max_size` most frequent tokens seen at least `min_freq` times; ties broken alphabetically.
         (One bincount over the compact form counts them.)"""
         counts = np.bincount(tokenized.ids, minlength=len(tokenized.table))
-        ranked = sorted((i for i in range(len(tokenized.table))
-                         if counts[i] >= min_freq and tokenized.table[i] not in (PAD, UNK)),
-                        key=lambda i: (-counts[i], tokenized.table[i]))
+        ranked = sorted(
+            (i for i in range(len(tokenized.table)) if counts[i] >= min_freq and tokenized.table[i] not in (PAD, UNK)),
+            key=lambda i: (-counts[i], tokenized.table[i]),
+        )
         return cls([PAD, UNK] + [tokenized.table[i] for i in ranked[:max_size]])
 
     def __len__(self) -> int:
         return len(self.itos)
 
-    def encode_tokenized(self, tokenized: "TokenizedTexts") -> tuple[np.ndarray, np.ndarray]:
+    def encode_tokenized(self, tokenized: TokenizedTexts) -> tuple[np.ndarray, np.ndarray]:
         """Ids of many tokenized texts, one id lookup per distinct token; unknown tokens map to `<unk>`, and an
         empty text becomes one `<unk>`.
 
@@ -72,13 +74,20 @@ class Vocab:
         return ids, offsets
 
     def save(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False),
-                          RunError)  # a run's vocab.json
+        atomic_write_text(
+            path, json.dumps({"tokens": self.itos, "trainable": self.trainable}, ensure_ascii=False), RunError
+        )  # a run's vocab.json
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         saved = json.loads(path.read_text(encoding="utf-8"))
         return cls(saved["tokens"], saved.get("trainable"))
+
+
+def num_outputs(num_classes: int, multi_label: bool = False) -> int:
+    """Logits the head needs: one for two exclusive classes, else one per class (here, beside the labels, so
+    that a run's labels are checked against its network without torch)."""
+    return num_classes if multi_label or num_classes > 2 else 1
 
 
 class LabelMap:
@@ -89,7 +98,7 @@ class LabelMap:
         self.index = {label: i for i, label in enumerate(self.labels)}
 
     @classmethod
-    def build(cls, labels: Iterable[str]) -> "LabelMap":
+    def build(cls, labels: Iterable[str]) -> LabelMap:
         return cls(sorted(set(labels)))
 
     def __len__(self) -> int:
@@ -113,5 +122,5 @@ class LabelMap:
         atomic_write_text(path, json.dumps({"labels": self.labels}, ensure_ascii=False), RunError)
 
     @classmethod
-    def load(cls, path: Path) -> "LabelMap":
+    def load(cls, path: Path) -> LabelMap:
         return cls(json.loads(path.read_text(encoding="utf-8"))["labels"])

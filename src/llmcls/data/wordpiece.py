@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from llmcls.data.batching import EncodedTexts
+from llmcls.data.tokenize import HEAD_CHARS_PER_TOKEN
 from llmcls.errors import ConfigError
 
 MINILM = "minilm"  # the packaged model's name in model.encoder
@@ -67,9 +68,10 @@ def import_tokenizers():
 def _minilm_folder() -> Path:
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"model.encoder: {MINILM} needs the language-model extra, which installs its weights: "
-                          f"{LM_INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+        raise ConfigError(
+            f"model.encoder: {MINILM} needs the language-model extra, which installs its weights: {LM_INSTALL_HINT}"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def resolve_encoder(spec: str) -> EncoderFolder:
@@ -82,8 +84,10 @@ def resolve_encoder(spec: str) -> EncoderFolder:
     import_tokenizers()
     folder = _minilm_folder() if spec == MINILM else Path(spec).expanduser()
     if not folder.is_dir():
-        raise ConfigError(f"model.encoder: {spec}: no such folder (expected {MINILM} or a folder holding a "
-                          "BERT-family config.json, *.safetensors and tokenizer.json)")
+        raise ConfigError(
+            f"model.encoder: {spec}: no such folder (expected {MINILM} or a folder holding a "
+            "BERT-family config.json, *.safetensors and tokenizer.json)"
+        )
     config = _read_model_config(folder)
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
@@ -91,17 +95,26 @@ def resolve_encoder(spec: str) -> EncoderFolder:
         extra = f" ({', '.join(other)} is pickled; save the model with safetensors)" if other else ""
         raise ConfigError(f"model.encoder: {folder}: no *.safetensors weights{extra}")
     if len(weights) > 1:
-        raise ConfigError(f"model.encoder: {folder}: several safetensors files ({', '.join(p.name for p in weights)}); "
-                          "sharded weights are not supported")
+        raise ConfigError(
+            f"model.encoder: {folder}: several safetensors files ({', '.join(p.name for p in weights)}); "
+            "sharded weights are not supported"
+        )
     tokenizer = folder / "tokenizer.json"
     if not tokenizer.is_file():
-        raise ConfigError(f"model.encoder: {folder}: no tokenizer.json (a fast tokenizer's file, as Hugging Face "
-                          "tokenizers write it)")
+        raise ConfigError(
+            f"model.encoder: {folder}: no tokenizer.json (a fast tokenizer's file, as Hugging Face tokenizers write it)"
+        )
     return EncoderFolder(folder.resolve(), config, weights[0], tokenizer)
 
 
-_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-             "max_position_embeddings")
+_REQUIRED = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)
 
 
 def _read_model_config(folder: Path) -> dict[str, Any]:
@@ -114,15 +127,19 @@ def _read_model_config(folder: Path) -> dict[str, Any]:
         raise ConfigError(f"model.encoder: {path}: unreadable ({exc})") from None
     if not isinstance(config, dict) or config.get("model_type") not in SUPPORTED_MODEL_TYPES:
         kind = config.get("model_type") if isinstance(config, dict) else None
-        raise ConfigError(f"model.encoder: {path}: model_type {kind!r} is not a BERT-family model "
-                          f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})")
+        raise ConfigError(
+            f"model.encoder: {path}: model_type {kind!r} is not a BERT-family model "
+            f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+        )
     missing = [key for key in _REQUIRED if not isinstance(config.get(key), int) or config[key] < 1]
     if missing:
         raise ConfigError(f"model.encoder: {path}: missing or invalid {', '.join(missing)}")
     if config.get("hidden_act", "gelu") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
-        raise ConfigError(f"model.encoder: {path}: only gelu activations and absolute positions are supported "
-                          f"(hidden_act {config.get('hidden_act')!r}, position_embedding_type "
-                          f"{config.get('position_embedding_type')!r})")
+        raise ConfigError(
+            f"model.encoder: {path}: only gelu activations and absolute positions are supported "
+            f"(hidden_act {config.get('hidden_act')!r}, position_embedding_type "
+            f"{config.get('position_embedding_type')!r})"
+        )
     if config["hidden_size"] % config["num_attention_heads"]:
         raise ConfigError(f"model.encoder: {path}: hidden_size is not a multiple of num_attention_heads")
     return config
@@ -160,16 +177,21 @@ class WordPieceEncoding:
     def _token_id(self, tokenizer_file: Path, token: str) -> int:
         found = self.tokenizer.token_to_id(token)
         if found is None:
-            raise ConfigError(f"{tokenizer_file}: the tokenizer has no {token} token (a BERT-family WordPiece "
-                              "tokenizer has [CLS], [SEP], [PAD], [UNK] and [MASK])")
+            raise ConfigError(
+                f"{tokenizer_file}: the tokenizer has no {token} token (a BERT-family WordPiece "
+                "tokenizer has [CLS], [SEP], [PAD], [UNK] and [MASK])"
+            )
         return int(found)
 
     def encode(self, texts: list[str]) -> EncodedTexts:
         """Content token ids of `texts`, cut at `max_tokens`."""
+        if self.max_tokens is not None:  # a head that holds max_tokens tokens (see HEAD_CHARS_PER_TOKEN)
+            head = self.max_tokens * HEAD_CHARS_PER_TOKEN
+            texts = [text[:head] for text in texts]
         lengths: list[int] = []
         pieces: list[np.ndarray] = []
         for start in range(0, len(texts), ENCODE_BLOCK):
-            for encoding in self.tokenizer.encode_batch(texts[start:start + ENCODE_BLOCK], add_special_tokens=False):
+            for encoding in self.tokenizer.encode_batch(texts[start : start + ENCODE_BLOCK], add_special_tokens=False):
                 ids = encoding.ids or [self.unk_index]
                 pieces.append(np.asarray(ids, dtype=np.int64))
                 lengths.append(len(ids))

@@ -48,16 +48,22 @@ class EncoderArgs:
         return asdict(self)
 
     @classmethod
-    def from_pretrained(cls, config: dict[str, Any], **head: Any) -> "EncoderArgs":
+    def from_pretrained(cls, config: dict[str, Any], **head: Any) -> EncoderArgs:
         """The args of a Hugging Face BERT config.json, with the head's settings (num_outputs, the special
         token ids, pooling, dropout) given by keyword."""
-        return cls(vocab_size=config["vocab_size"], hidden_size=config["hidden_size"],
-                   num_layers=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
-                   intermediate_size=config["intermediate_size"], max_positions=config["max_position_embeddings"],
-                   type_vocab_size=config.get("type_vocab_size", 2),
-                   layer_norm_eps=config.get("layer_norm_eps", 1e-12),
-                   hidden_dropout=config.get("hidden_dropout_prob", 0.1),
-                   attention_dropout=config.get("attention_probs_dropout_prob", 0.1), **head)
+        return cls(
+            vocab_size=config["vocab_size"],
+            hidden_size=config["hidden_size"],
+            num_layers=config["num_hidden_layers"],
+            num_heads=config["num_attention_heads"],
+            intermediate_size=config["intermediate_size"],
+            max_positions=config["max_position_embeddings"],
+            type_vocab_size=config.get("type_vocab_size", 2),
+            layer_norm_eps=config.get("layer_norm_eps", 1e-12),
+            hidden_dropout=config.get("hidden_dropout_prob", 0.1),
+            attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+            **head,
+        )
 
 
 class EncoderLayer(nn.Module):
@@ -84,8 +90,12 @@ class EncoderLayer(nn.Module):
             return t.view(batch, seq, self.heads, hidden // self.heads).transpose(1, 2)
 
         context = F.scaled_dot_product_attention(
-            heads(self.query(x)), heads(self.key(x)), heads(self.value(x)), attn_mask=keep,
-            dropout_p=self.attention_dropout if self.training else 0.0)
+            heads(self.query(x)),
+            heads(self.key(x)),
+            heads(self.value(x)),
+            attn_mask=keep,
+            dropout_p=self.attention_dropout if self.training else 0.0,
+        )
         context = context.transpose(1, 2).reshape(batch, seq, hidden)
         x = self.attention_norm(x + self.dropout(self.attention_out(context)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(F.gelu(self.ffn_in(x)))))
@@ -122,8 +132,11 @@ class EncoderClassifier(nn.Module):
         steps = torch.arange(token_ids.size(1) + 2, device=token_ids.device)[None, :]  # [1, seq + 2]
         ends = lengths.to(token_ids.device)[:, None] + 1  # [batch, 1]: where [SEP] goes
         shifted = F.pad(token_ids, (1, 1), value=a.pad_index)  # content at positions 1..seq
-        ids = torch.where(steps == 0, a.cls_index, torch.where(steps == ends, a.sep_index,
-                                                               torch.where(steps < ends, shifted, a.pad_index)))
+        ids = torch.where(
+            steps == 0,
+            a.cls_index,
+            torch.where(steps == ends, a.sep_index, torch.where(steps < ends, shifted, a.pad_index)),
+        )
         return ids, steps <= ends
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -152,12 +165,21 @@ class EncoderClassifier(nn.Module):
 
 
 _LAYER_NAMES = {  # ours -> the Hugging Face BertModel's, inside encoder.layer.N.
-    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
-    "attention_out": "attention.output.dense", "attention_norm": "attention.output.LayerNorm",
-    "ffn_in": "intermediate.dense", "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm",
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attention_out": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+    "ffn_norm": "output.LayerNorm",
 }
-_TOP_NAMES = {"word_embeddings": "embeddings.word_embeddings", "position_embeddings": "embeddings.position_embeddings",
-              "type_embeddings": "embeddings.token_type_embeddings", "embedding_norm": "embeddings.LayerNorm"}
+_TOP_NAMES = {
+    "word_embeddings": "embeddings.word_embeddings",
+    "position_embeddings": "embeddings.position_embeddings",
+    "type_embeddings": "embeddings.token_type_embeddings",
+    "embedding_norm": "embeddings.LayerNorm",
+}
 
 
 def hf_name(name: str) -> str | None:
@@ -194,8 +216,10 @@ def load_pretrained(model: EncoderClassifier, weights_file: Path) -> None:
         if tensor is None:
             raise ConfigError(f"model.encoder: {weights_file}: no weight {prefix + source}; not a BERT checkpoint")
         if tensor.shape != param.shape:
-            raise ConfigError(f"model.encoder: {weights_file}: {prefix + source} has shape {tuple(tensor.shape)}, "
-                              f"config.json implies {tuple(param.shape)}")
+            raise ConfigError(
+                f"model.encoder: {weights_file}: {prefix + source} has shape {tuple(tensor.shape)}, "
+                f"config.json implies {tuple(param.shape)}"
+            )
         state[name] = tensor.float()
     model.load_state_dict(state, strict=False)
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 MASKED_SCORE = -1e9
 
 
-def build_encoder_onnx(args: "EncoderArgs", weights: dict[str, np.ndarray]) -> "onnx.ModelProto":
+def build_encoder_onnx(args: EncoderArgs, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     """An ONNX model computing the same logits as `EncoderClassifier(args)` with `weights` in eval mode.
 
     Args:
@@ -69,18 +69,29 @@ def _int64(g: _Graph, name: str, value: int | list[int]) -> str:
     return _small_const(g, name, np.array(value, dtype=np.int64))
 
 
-def _shared_constants(g: _Graph, args: "EncoderArgs") -> None:
+def _shared_constants(g: _Graph, args: EncoderArgs) -> None:
     """The constants that several nodes or every layer read, each stored once under the name they use."""
-    for name, value in (("zero", 0), ("one", 1), ("two", 2), ("axes1", [1]), ("axes12", [1, 2]),
-                        ("shape_heads", [0, 0, args.num_heads, args.hidden_size // args.num_heads]),
-                        ("shape_merged", [0, 0, args.hidden_size])):
+    for name, value in (
+        ("zero", 0),
+        ("one", 1),
+        ("two", 2),
+        ("axes1", [1]),
+        ("axes12", [1, 2]),
+        ("shape_heads", [0, 0, args.num_heads, args.hidden_size // args.num_heads]),
+        ("shape_merged", [0, 0, args.hidden_size]),
+    ):
         _int64(g, name, value)
-    for name, number in (("float_half", 0.5), ("float_one", 1.0), ("sqrt2", np.sqrt(2.0)), ("score_kept", 0.0),
-                         ("score_masked", MASKED_SCORE)):
+    for name, number in (
+        ("float_half", 0.5),
+        ("float_one", 1.0),
+        ("sqrt2", np.sqrt(2.0)),
+        ("score_kept", 0.0),
+        ("score_masked", MASKED_SCORE),
+    ):
         _small_const(g, name, np.array(number, dtype=np.float32))
 
 
-def _with_specials(g: _Graph, args: "EncoderArgs") -> tuple[str, str, str]:
+def _with_specials(g: _Graph, args: EncoderArgs) -> tuple[str, str, str]:
     """[CLS] text [SEP] padding, as `EncoderClassifier.with_specials`.
 
     Returns:
@@ -96,21 +107,27 @@ def _with_specials(g: _Graph, args: "EncoderArgs") -> tuple[str, str, str]:
     pad = _int64(g, "pad_index", args.pad_index)
     shifted = g.node("Pad", [INPUTS[0], _int64(g, "pads_1_1", [0, 1, 0, 1]), pad], "shifted")  # [batch, seq + 2]
     content = g.node("Where", [g.node("Less", [steps, ends], "before_sep"), shifted, pad], "content")
-    with_sep = g.node("Where", [g.node("Equal", [steps, ends], "at_sep"), _int64(g, "sep_index", args.sep_index),
-                                content], "ids_with_sep")  # [batch, seq + 2]
-    ids = g.node("Where", [g.node("Equal", [steps, "zero"], "at_cls"), _int64(g, "cls_index", args.cls_index),
-                           with_sep], "ids")  # [batch, seq + 2]
+    with_sep = g.node(
+        "Where",
+        [g.node("Equal", [steps, ends], "at_sep"), _int64(g, "sep_index", args.sep_index), content],
+        "ids_with_sep",
+    )  # [batch, seq + 2]
+    ids = g.node(
+        "Where", [g.node("Equal", [steps, "zero"], "at_cls"), _int64(g, "cls_index", args.cls_index), with_sep], "ids"
+    )  # [batch, seq + 2]
     return steps, ids, real
 
 
-def _embeddings(g: _Graph, args: "EncoderArgs", weights: dict[str, np.ndarray], ids: str, steps: str) -> str:
+def _embeddings(g: _Graph, args: EncoderArgs, weights: dict[str, np.ndarray], ids: str, steps: str) -> str:
     """Word + position + token-type (0) embeddings, LayerNorm: [batch, seq + 2, hidden]."""
     # the token-type row is the same at every position: folded into the position table once
     positions = weights["position_embeddings.weight"] + weights["type_embeddings.weight"][0]  # [max_positions, H]
-    words = g.node("Gather", [g.const("word_embeddings", weights["word_embeddings.weight"].astype(np.float32)), ids],
-                   "words")  # [batch, seq + 2, hidden]
-    position_rows = g.node("Gather", [g.const("position_type_embeddings", positions.astype(np.float32)), steps],
-                           "position_rows")  # [seq + 2, hidden]
+    words = g.node(
+        "Gather", [g.const("word_embeddings", weights["word_embeddings.weight"].astype(np.float32)), ids], "words"
+    )  # [batch, seq + 2, hidden]
+    position_rows = g.node(
+        "Gather", [g.const("position_type_embeddings", positions.astype(np.float32)), steps], "position_rows"
+    )  # [seq + 2, hidden]
     summed = g.node("Add", [words, position_rows], "embedded")  # [batch, seq + 2, hidden]
     return _layer_norm(g, args, weights, "embedding_norm", summed, "embeddings")
 
@@ -121,8 +138,7 @@ def _attention_mask(g: _Graph, real: str) -> str:
     return g.node("Unsqueeze", [additive, "axes12"], "attention_mask")
 
 
-def _linear(g: _Graph, weights: dict[str, np.ndarray], module: str, x: str, output: str,
-            scale: float = 1.0) -> str:
+def _linear(g: _Graph, weights: dict[str, np.ndarray], module: str, x: str, output: str, scale: float = 1.0) -> str:
     """x @ W.T + b of the nn.Linear `module` (times `scale`, folded into W and b): [..., in] -> [..., out]."""
     name = module.replace(".", "_")
     w_t = (weights[f"{module}.weight"].T * scale).astype(np.float32)  # [in, out]
@@ -131,8 +147,7 @@ def _linear(g: _Graph, weights: dict[str, np.ndarray], module: str, x: str, outp
     return g.node("Add", [projected, g.const(f"{name}_bias", bias)], output)
 
 
-def _layer_norm(g: _Graph, args: "EncoderArgs", weights: dict[str, np.ndarray], module: str, x: str,
-                output: str) -> str:
+def _layer_norm(g: _Graph, args: EncoderArgs, weights: dict[str, np.ndarray], module: str, x: str, output: str) -> str:
     """The nn.LayerNorm `module` over the last axis of x."""
     name = module.replace(".", "_")
     gamma = g.const(f"{name}_weight", weights[f"{module}.weight"].astype(np.float32))
@@ -140,22 +155,26 @@ def _layer_norm(g: _Graph, args: "EncoderArgs", weights: dict[str, np.ndarray], 
     return g.node("LayerNormalization", [x, gamma, beta], output, axis=-1, epsilon=args.layer_norm_eps)
 
 
-def _encoder_layer(g: _Graph, args: "EncoderArgs", weights: dict[str, np.ndarray], x: str, mask: str,
-                   layer: int) -> str:
+def _encoder_layer(g: _Graph, args: EncoderArgs, weights: dict[str, np.ndarray], x: str, mask: str, layer: int) -> str:
     """One post-LayerNorm block (`EncoderLayer`): x [batch, seq + 2, hidden] -> [batch, seq + 2, hidden]."""
     p = f"layers.{layer}"
     n = f"l{layer}"
     context = _self_attention(g, args, weights, x, mask, layer)
     attended = _linear(g, weights, f"{p}.attention_out", context, f"{n}_attention_out")
-    x = _layer_norm(g, args, weights, f"{p}.attention_norm", g.node("Add", [x, attended], f"{n}_attention_residual"),
-                    f"{n}_attention_normed")
+    x = _layer_norm(
+        g,
+        args,
+        weights,
+        f"{p}.attention_norm",
+        g.node("Add", [x, attended], f"{n}_attention_residual"),
+        f"{n}_attention_normed",
+    )
     inner = _gelu(g, _linear(g, weights, f"{p}.ffn_in", x, f"{n}_ffn_in"), n)  # [batch, seq + 2, intermediate]
     out = _linear(g, weights, f"{p}.ffn_out", inner, f"{n}_ffn_out")
     return _layer_norm(g, args, weights, f"{p}.ffn_norm", g.node("Add", [x, out], f"{n}_ffn_residual"), f"{n}_out")
 
 
-def _self_attention(g: _Graph, args: "EncoderArgs", weights: dict[str, np.ndarray], x: str, mask: str,
-                    layer: int) -> str:
+def _self_attention(g: _Graph, args: EncoderArgs, weights: dict[str, np.ndarray], x: str, mask: str, layer: int) -> str:
     """Multi-head scaled dot-product attention of layer `layer`, heads merged: [batch, seq + 2, hidden]."""
     from llmcls.encoder.bert import attention_scale
 
@@ -183,7 +202,7 @@ def _gelu(g: _Graph, x: str, prefix: str) -> str:
     return g.node("Mul", [gated, "float_half"], f"{prefix}_gelu")
 
 
-def _pooling(g: _Graph, args: "EncoderArgs", x: str, real: str) -> str:
+def _pooling(g: _Graph, args: EncoderArgs, x: str, real: str) -> str:
     """The features [batch, hidden] the head reads: the mean over the real positions or the [CLS] state."""
     from onnx import TensorProto
 
@@ -191,7 +210,8 @@ def _pooling(g: _Graph, args: "EncoderArgs", x: str, real: str) -> str:
         return g.node("Gather", [x, "zero"], "pooled", axis=1)  # [batch, hidden]
     real_f = g.node("Cast", [real], "real_f", to=TensorProto.FLOAT)  # [batch, seq + 2]
     weights = g.node("Unsqueeze", [real_f, _int64(g, "axes2", [2])], "pool_weights")  # [batch, seq + 2, 1]
-    total = g.node("ReduceSum", [g.node("Mul", [x, weights], "pool_masked"), "axes1"], "pool_sum",
-                   keepdims=0)  # [batch, hidden]
+    total = g.node(
+        "ReduceSum", [g.node("Mul", [x, weights], "pool_masked"), "axes1"], "pool_sum", keepdims=0
+    )  # [batch, hidden]
     count = g.node("ReduceSum", [weights, "axes1"], "pool_count", keepdims=0)  # [batch, 1]: length + 2
     return g.node("Div", [total, count], "pooled")

@@ -32,7 +32,18 @@ from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities, report
 from llmcls.run.claim import run_subdir
 from llmcls.run.files import LoadedRun, load_run, load_run_info
-from llmcls.run.layout import ENCODER_FAMILY, EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, WEIGHTS
+from llmcls.run.layout import (
+    ENCODER_FAMILY,
+    EXPORT_DIR,
+    EXPORT_MANIFEST,
+    EXPORT_MODELS,
+    MANIFEST_VERSION,
+    PREPARED_ONNX,
+    QUANTIZE_PREFIX,
+    QUANTIZED_ONNX,
+    WEIGHTS,
+)
+from llmcls.run.paths import read_run_bytes
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -47,6 +58,7 @@ class ExportedModel:
     name: str  # the predict backend that runs it: onnx | onnx-int8
     path: Path
     size_bytes: int
+    sha256: str  # of the file's bytes, recorded in the manifest and checked when it is loaded
     quantized_ops: dict[str, int] = field(default_factory=dict)  # e.g. {"DynamicQuantizeLSTM": 2, "MatMulInteger": 1}
     float_ops_left: dict[str, int] = field(default_factory=dict)  # LSTM/MatMul/Gemm ops left in float32
 
@@ -75,9 +87,15 @@ class ExportResult:
     figures: list[BackendFigures] = field(default_factory=list)
 
 
-def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None = None,
-               data: str | Path | None = None, measure: bool = True, seconds: float = 2.0,
-               batch_size: int | None = None) -> ExportResult:
+def export_run(
+    run_dir: str | Path,
+    format: str = "onnx",
+    quantize: str | None = None,
+    data: str | Path | None = None,
+    measure: bool = True,
+    seconds: float = 2.0,
+    batch_size: int | None = None,
+) -> ExportResult:
     """Export a run's model into `RUN/export/` and, if `measure`, check and time it.
 
     Args:
@@ -94,13 +112,7 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         RunError: `run_dir` is not a usable run.
         DataError: the measurement data cannot be read.
     """
-    if format == "torchscript":
-        raise ExportError("--format torchscript: torch.jit.script and torch.jit.trace are deprecated in this torch "
-                          "(and script cannot compile the model); use --format onnx")
-    if format not in FORMATS:
-        raise ExportError(f"--format {format!r}: expected onnx")
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ExportError(f"--quantize {quantize!r}: expected int8")
+    _check_options(format, quantize)
     try:
         import onnx
     except ImportError:
@@ -113,8 +125,9 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     out_dir = run_subdir(run_dir, EXPORT_DIR)
     weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
     float_path = out_dir / EXPORT_MODELS["onnx"]
-    atomic_write_bytes(float_path, _graph(run, weights).SerializeToString(), RunError)
-    models = [ExportedModel("onnx", float_path, float_path.stat().st_size)]
+    graph = _graph(run, weights).SerializeToString()
+    atomic_write_bytes(float_path, graph, RunError)
+    models = [ExportedModel("onnx", float_path, len(graph), hashlib.sha256(graph).hexdigest())]
     int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
     if quantize == "int8":
         models.append(_quantize_int8(float_path, int8_path))
@@ -130,6 +143,18 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     return result
 
 
+def _check_options(format: str, quantize: str | None) -> None:
+    if format == "torchscript":
+        raise ExportError(
+            "export format torchscript: torch.jit.script and torch.jit.trace are deprecated in this "
+            "torch (and script cannot compile the model); use the onnx format"
+        )
+    if format not in FORMATS:
+        raise ExportError(f"export format {format!r}: expected onnx")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(f"quantization {quantize!r}: expected int8")
+
+
 def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
     """The ONNX model of the run's network, built from its weights by its family's graph builder."""
     if run.family == ENCODER_FAMILY:
@@ -139,9 +164,11 @@ def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
     return build_onnx_model(run.model.args, weights)
 
 
-def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str,
-              ort_version: str) -> dict:
-    """What RUN/export/manifest.json says: versions, inputs and output, the digest of the weights, the models."""
+def _manifest(
+    run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str, ort_version: str
+) -> dict:
+    """What RUN/export/manifest.json says: versions, inputs and output, the network's arguments (as meta.json's),
+    the digest of the weights, the models with the digest of each file."""
     args = run.model.args
     return {
         "format_version": MANIFEST_VERSION,
@@ -149,16 +176,26 @@ def _manifest(run: LoadedRun, models: list[ExportedModel], weights_file: bytes, 
         "onnx_version": onnx_version,
         "onnxruntime_version": ort_version,
         "opset": OPSET,
-        "inputs": {INPUTS[0]: {"dtype": "int64", "shape": ["batch", "seq"]},
-                   INPUTS[1]: {"dtype": "int64", "shape": ["batch"]}},
+        "inputs": {
+            INPUTS[0]: {"dtype": "int64", "shape": ["batch", "seq"]},
+            INPUTS[1]: {"dtype": "int64", "shape": ["batch"]},
+        },
         "output": {"name": OUTPUT, "dtype": "float32", "shape": ["batch", args.num_outputs]},
         "pad_index": args.pad_index,
         "num_outputs": args.num_outputs,
         "labels": run.labels.labels,
+        "model_args": args.to_dict(),
         "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_forward.weights_digest
-        "models": {m.name: {"file": m.path.name, "bytes": m.size_bytes,
-                            "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
-                            "quantized_ops": m.quantized_ops} for m in models},
+        "models": {
+            m.name: {
+                "file": m.path.name,
+                "bytes": m.size_bytes,
+                "sha256": m.sha256,
+                "quantized": None if m.name == "onnx" else "int8 dynamic (onnxruntime.quantization)",
+                "quantized_ops": m.quantized_ops,
+            }
+            for m in models
+        },
     }
 
 
@@ -199,14 +236,23 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
     accuracy = {}
     for model in result.models:
         forward = OnnxClassifier(model.path, info.model_args["pad_index"], info.model_args["num_outputs"], model.name)
-        logits = batched_logits(forward, split.texts, info.config.train.eval_batch_size, forward.pad_index,
-                                max_tokens=info.config.train.eval_batch_tokens)
+        logits = batched_logits(
+            forward,
+            split.texts,
+            info.config.train.eval_batch_size,
+            forward.pad_index,
+            max_tokens=info.config.train.eval_batch_tokens,
+        )
         probs = probabilities(logits, info.config.data.multi_label, info.temperature)
         accuracy[model.name] = report(probs, split.targets, info.labels.labels, info.thresholds)["accuracy"]
     loss = accuracy["onnx"] - accuracy["onnx-int8"]
     if loss <= INT8_MAX_LOSS:
-        on_event(Info(f"int8 export kept: validation accuracy {accuracy['onnx-int8']:.4f} (float "
-                      f"{accuracy['onnx']:.4f}); --backend onnx-int8 uses it"))
+        on_event(
+            Info(
+                f"int8 export kept: validation accuracy {accuracy['onnx-int8']:.4f} (float "
+                f"{accuracy['onnx']:.4f}); the onnx-int8 backend uses it"
+            )
+        )
         return True
     int8 = next(m for m in result.models if m.name == "onnx-int8")
     manifest = json.loads(result.manifest.read_text(encoding="utf-8"))
@@ -214,8 +260,12 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
     atomic_write_text(result.manifest, json.dumps(manifest, indent=2, ensure_ascii=False), RunError)
     int8.path.unlink(missing_ok=True)
     result.models.remove(int8)
-    on_event(Info(f"int8 export not kept: it loses {100 * loss:.2f} points of validation accuracy "
-                  f"({accuracy['onnx-int8']:.4f} against {accuracy['onnx']:.4f}; at most {100 * INT8_MAX_LOSS:g})"))
+    on_event(
+        Info(
+            f"int8 export not kept: it loses {100 * loss:.2f} points of validation accuracy "
+            f"({accuracy['onnx-int8']:.4f} against {accuracy['onnx']:.4f}; at most {100 * INT8_MAX_LOSS:g})"
+        )
+    )
     return False
 
 
@@ -225,12 +275,11 @@ def read_weights(run_dir: Path) -> bytes:
     Raises:
         RunError: `run_dir` is not a complete run, or the file cannot be read.
     """
-    path = Path(run_dir) / WEIGHTS
     try:
-        return path.read_bytes()  # load_run, which the caller calls next, reads and checks the rest of the run
-    except OSError as exc:
+        return read_run_bytes(run_dir, WEIGHTS)  # load_run, which the caller calls next, checks the rest of the run
+    except RunError:
         load_run_info(run_dir)  # not a (complete) run: say that, as before
-        raise RunError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise
 
 
 def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
@@ -241,19 +290,26 @@ def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
 
     root = logging.getLogger()
     handlers = list(root.handlers)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as tmp:
-        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=QUANTIZE_PREFIX) as tmp:  # a name of RUN_LAYOUT
+        prepared, quantized = Path(tmp) / PREPARED_ONNX, Path(tmp) / QUANTIZED_ONNX
         try:
             quant_pre_process(str(float_path), str(prepared))  # shape inference and graph clean-up first
-            quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=QUANTIZED_OP_TYPES)
+            quantize_dynamic(
+                str(prepared), str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OP_TYPES
+            )
         finally:
             root.handlers[:] = handlers  # the quantizer's logging.warning calls would install a root handler
         ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
-        atomic_write_bytes(out_path, quantized.read_bytes(), RunError)
-    return ExportedModel("onnx-int8", out_path, out_path.stat().st_size,
-                         quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
-                         float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]})
+        data = quantized.read_bytes()
+        atomic_write_bytes(out_path, data, RunError)
+    return ExportedModel(
+        "onnx-int8",
+        out_path,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
+        float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]},
+    )
 
 
 def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seconds: float, batch_size: int) -> None:
@@ -271,8 +327,9 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
     # torch-bf16 only where this CPU runs the LSTM in bfloat16 (oneDNN has no bf16 LSTM on AVX2-only CPUs)
     precisions = ("fp32", "bf16") if bf16_problem(torch.device("cpu")) is None else ("fp32",)
     backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in precisions]
-    backends += [OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name)
-                 for m in result.models]
+    backends += [
+        OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name) for m in result.models
+    ]
     thresholds = Predictor(run, backends[0]).thresholds  # multi-label: as predict and eval decide
     reference = None
     for backend in backends:
@@ -281,8 +338,9 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
         probs = probabilities(mixed, run.config.data.multi_label, run.temperature)
         accuracy = report(probs, split.targets, run.labels.labels, thresholds)["accuracy"]
         texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
-        result.figures.append(BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()),
-                                             texts_per_s))
+        result.figures.append(
+            BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()), texts_per_s)
+        )
 
 
 def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: int) -> np.ndarray:

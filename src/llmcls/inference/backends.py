@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
-def open_forward(run_dir: str | Path, device: "str | torch.device" = "auto",
-                 backend: str = "torch") -> tuple[RunInfo, Forward]:
+def open_forward(
+    run_dir: str | Path, device: str | torch.device = "auto", backend: str = "torch"
+) -> tuple[RunInfo, Forward]:
     """A run's tables and the network of `backend` (see llmcls.inference.predict.Predictor.load): `auto` takes the
     ONNX export when it is usable on the CPU, and falls back to the run's PyTorch model otherwise.
 
@@ -28,10 +29,10 @@ def open_forward(run_dir: str | Path, device: "str | torch.device" = "auto",
         ExportError: an unknown backend, or an ONNX backend that cannot be used (the message says why).
     """
     if backend not in BACKENDS:
-        raise ExportError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        raise ExportError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     on_cpu = str(device).strip().lower() in ("auto", "cpu")
     if backend in ("onnx", "onnx-int8") and not on_cpu:
-        raise ExportError(f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch")
+        raise ExportError(f"backend {backend} runs on the CPU; use device cpu, or backend torch")
     if backend in ("onnx", "onnx-int8") or (backend == "auto" and on_cpu):
         from llmcls.inference.onnx_forward import OnnxClassifier
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from llmcls.records import CalibrationReport
+
 N_BINS = 15  # as Guo et al. (2017), "On calibration of modern neural networks"
 
 
@@ -57,9 +59,15 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BIN
     bins = []
     for i in range(n_bins):
         n = int(counts[i])
-        bins.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "count": n,
-                     "confidence": float(conf_sums[i] / n) if n else None,
-                     "accuracy": float(right_sums[i] / n) if n else None})
+        bins.append(
+            {
+                "lower": float(edges[i]),
+                "upper": float(edges[i + 1]),
+                "count": n,
+                "confidence": float(conf_sums[i] / n) if n else None,
+                "accuracy": float(right_sums[i] / n) if n else None,
+            }
+        )
     return bins
 
 
@@ -72,7 +80,7 @@ def expected_calibration_error(bins: list[dict]) -> float:
     return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / total)
 
 
-def calibration(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) -> dict:
+def calibration(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) -> CalibrationReport:
     """The calibration of probabilities [n, classes] against class ids [n] or (multi-label) 0/1 rows [n, classes].
 
     Returns:
@@ -112,8 +120,9 @@ def scaled_nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> f
     return float(np.mean(log_norm - z[np.arange(len(targets)), targets]))
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray, bounds: tuple[float, float] = T_RANGE,
-                    tolerance: float = 1e-4) -> float:
+def fit_temperature(
+    logits: np.ndarray, targets: np.ndarray, bounds: tuple[float, float] = T_RANGE, tolerance: float = 1e-4
+) -> float:
     """The temperature T that minimises `scaled_nll` of held-out logits (temperature scaling, Guo et al. 2017).
 
     Dividing logits by T > 0 changes no argmax (and, for a sigmoid, no side of 0): only how sure the

@@ -38,7 +38,7 @@ def split_windows(texts: EncodedTexts, max_tokens: int, stride: int) -> tuple[En
     lengths: list[int] = []
     for i, (start, end) in enumerate(zip(texts.offsets[:-1].tolist(), texts.offsets[1:].tolist())):
         for s in window_starts(end - start, max_tokens, stride):
-            window = texts.ids[start + s:start + min(s + max_tokens, end - start)]
+            window = texts.ids[start + s : start + min(s + max_tokens, end - start)]
             pieces.append(window)
             lengths.append(len(window))
             owner.append(i)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from llmcls.records import Confusion, ErrorAnalysis, Mistake, Report
+
 MISTAKES = 10  # how many of the most confident mistakes a report lists by default
 
 
-def answers(probs: np.ndarray, targets: np.ndarray,
-            thresholds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def answers(
+    probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The model's answers and which of them are wrong.
 
     Args:
@@ -47,8 +50,14 @@ def predicted_confidence(probs: np.ndarray, predicted: np.ndarray) -> np.ndarray
     return probs[np.arange(len(probs)), predicted]
 
 
-def confident_mistakes(probs: np.ndarray, targets: np.ndarray, texts: list[str], labels: list[str],
-                       thresholds: np.ndarray | None = None, limit: int = MISTAKES) -> list[dict]:
+def confident_mistakes(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    texts: list[str],
+    labels: list[str],
+    thresholds: np.ndarray | None = None,
+    limit: int = MISTAKES,
+) -> list[Mistake]:
     """The `limit` wrong answers given with the highest confidence, most confident first (ties: input order).
 
     Args:
@@ -72,11 +81,19 @@ def confident_mistakes(probs: np.ndarray, targets: np.ndarray, texts: list[str],
     def name(answer: np.ndarray) -> str | list[str]:
         return [labels[j] for j in np.flatnonzero(answer)] if answer.ndim else labels[int(answer)]
 
-    return [{"index": int(i), "text": texts[i], "true": name(targets[i]), "predicted": name(predicted[i]),
-             "confidence": float(confidence[i])} for i in rows]
+    return [
+        {
+            "index": int(i),
+            "text": texts[i],
+            "true": name(targets[i]),
+            "predicted": name(predicted[i]),
+            "confidence": float(confidence[i]),
+        }
+        for i in rows
+    ]
 
 
-def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> list[dict]:
+def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> list[Confusion]:
     """The off-diagonal cells of a confusion matrix that are not empty, the largest first (ties: the larger share,
     then the matrix order).
 
@@ -88,15 +105,27 @@ def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> l
     """
     matrix = np.asarray(matrix, dtype=np.int64)
     support = matrix.sum(axis=1)
-    cells = [(int(matrix[t, p]), matrix[t, p] / support[t], t, p)
-             for t in range(len(labels)) for p in range(len(labels)) if t != p and matrix[t, p]]
+    cells = [
+        (int(matrix[t, p]), matrix[t, p] / support[t], t, p)
+        for t in range(len(labels))
+        for p in range(len(labels))
+        if t != p and matrix[t, p]
+    ]
     cells.sort(key=lambda cell: (-cell[0], -cell[1], cell[2], cell[3]))
-    return [{"true": labels[t], "predicted": labels[p], "count": count, "share": float(share)}
-            for count, share, t, p in cells]
+    return [
+        {"true": labels[t], "predicted": labels[p], "count": count, "share": float(share)}
+        for count, share, t, p in cells
+    ]
 
 
-def error_report(probs: np.ndarray, targets: np.ndarray, texts: list[str], report: dict,
-                 thresholds: np.ndarray | None = None, limit: int = MISTAKES) -> dict:
+def error_report(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    texts: list[str],
+    report: Report,
+    thresholds: np.ndarray | None = None,
+    limit: int = MISTAKES,
+) -> ErrorAnalysis:
     """The error analysis of an evaluation, to add to its classification report.
 
     Args:
@@ -115,6 +144,8 @@ def error_report(probs: np.ndarray, targets: np.ndarray, texts: list[str], repor
     labels, targets = report["labels"], np.asarray(targets)
     _, wrong = answers(np.asarray(probs, dtype=np.float64), targets, thresholds)
     confusions = None if targets.ndim == 2 else top_confusions(report["confusion_matrix"], labels)
-    return {"n_mistakes": int(wrong.sum()),
-            "mistakes": confident_mistakes(probs, targets, texts, labels, thresholds, limit),
-            "confusions": confusions}
+    return {
+        "n_mistakes": int(wrong.sum()),
+        "mistakes": confident_mistakes(probs, targets, texts, labels, thresholds, limit),
+        "confusions": confusions,
+    }

@@ -12,17 +12,26 @@ from llmcls.inference.calibration import calibration
 from llmcls.inference.error_analysis import MISTAKES, error_report
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import report as score
+from llmcls.records import Report
 
 if TYPE_CHECKING:
     import torch
 
 
-def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | torch.device" = "auto",
-                  text_column: str | int | None = None, label_column: str | int | None = None,
-                  fmt: str | None = None, batch_size: int | None = None,
-                  chunking: ChunkingConfig | dict[str, Any] | None = None,
-                  threshold: float | None = None, on_event: EventHandler = ignore, backend: str = "auto",
-                  mistakes: int = MISTAKES) -> dict:
+def evaluate_file(
+    run_dir: str | Path,
+    data_path: str | Path,
+    device: str | torch.device = "auto",
+    text_column: str | int | None = None,
+    label_column: str | int | None = None,
+    fmt: str | None = None,
+    batch_size: int | None = None,
+    chunking: ChunkingConfig | dict[str, Any] | None = None,
+    threshold: float | None = None,
+    on_event: EventHandler = ignore,
+    backend: str = "auto",
+    mistakes: int = MISTAKES,
+) -> Report:
     """Metrics of a run's model on a labelled file.
 
     The file is read with the run's data settings (format, columns, header, encoding, multi-label separator)
@@ -58,9 +67,11 @@ def evaluate_file(run_dir: str | Path, data_path: str | Path, device: "str | tor
     probs = predictor.class_probabilities(examples.texts, on_event)
     report = score(probs, targets, predictor.labels, predictor.thresholds)
     report["calibration"] = calibration(probs, targets)
-    report.update(error_report(probs, targets, examples.texts, report, predictor.thresholds, mistakes))
+    analysis = error_report(probs, targets, examples.texts, report, predictor.thresholds, mistakes)
+    report["n_mistakes"], report["mistakes"] = analysis["n_mistakes"], analysis["mistakes"]
+    report["confusions"] = analysis["confusions"]
     report["path"] = str(data_path)
     if predictor.chunking.enabled:
         c = predictor.chunking
-        report["chunking"] = {"max_tokens": c.max_tokens, "stride": c.step, "aggregate": c.aggregate}
+        report["chunking"] = {"max_tokens": c.max_tokens or 0, "stride": c.step, "aggregate": c.aggregate}
     return report

@@ -3,7 +3,8 @@ many encoded texts in length-sorted batches. Imports no torch: the ONNX backend 
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -20,8 +21,14 @@ class Forward(Protocol):
         -> logits [batch, num_outputs] float32."""
 
 
-def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_index: int,
-                   on_batch: Callable[[int], None] | None = None, max_tokens: int | None = None) -> np.ndarray:
+def batched_logits(
+    forward: Forward,
+    texts: EncodedTexts,
+    batch_size: int,
+    pad_index: int,
+    on_batch: Callable[[int], None] | None = None,
+    max_tokens: int | None = None,
+) -> np.ndarray:
     """Logits of every text, in input order.
 
     Texts are sorted by length and cut into batches of `batch_size` (so batches hold texts of about the same
@@ -42,4 +49,3 @@ def batched_logits(forward: Forward, texts: EncodedTexts, batch_size: int, pad_i
         if on_batch is not None:
             on_batch(len(batch))
     return out
-

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from llmcls.records import Report
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts [num_classes, num_classes]: rows are true classes, columns predicted ones."""
@@ -18,7 +20,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
     """All metrics of one evaluation, as plain JSON-ready values.
 
     Returns:
@@ -47,7 +49,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     }
 
 
-def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
     """The metrics of a multi-label evaluation, as plain JSON-ready values.
 
     Args:
@@ -85,8 +87,7 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str])
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
         "per_class": {
-            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s),
-                    "predicted": int(k)}
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s), "predicted": int(k)}
             for label, p, r, f, s, k in zip(labels, precision, recall, f1, support, predicted)
         },
         "labels": list(labels),

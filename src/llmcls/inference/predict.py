@@ -9,14 +9,16 @@ Results come back in input order.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from llmcls.config import ChunkingConfig, TokenizerConfig, merge_chunking
-from llmcls.data.batching import EncodedTexts, truncate
+from llmcls.data.batching import EncodedTexts, concatenate, truncate
+from llmcls.data.encoding import TextEncoding
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, PredictionProgress, ignore
 from llmcls.inference.chunking import aggregate, split_windows
@@ -28,7 +30,38 @@ from llmcls.run.files import RunInfo
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BACKENDS", "Prediction", "Predictor", "probabilities", "rank"]
+__all__ = ["BACKENDS", "Prediction", "Predictor", "PreparedTexts", "probabilities", "rank"]
+
+
+@dataclass
+class PreparedTexts:
+    """Texts encoded for one pass of the network (`Predictor.prepare`); `Predictor.score` runs it.
+
+    Attributes:
+        encoded: the sequences the network reads: the texts, or their windows.
+        owner: [n_sequences] int64 the text of each window; None: one sequence per text.
+        n_texts: how many texts.
+        cut: how many texts were cut at `tokenizer.predict_max_tokens`.
+        aggregate: how the windows' probabilities combine (chunking.aggregate).
+    """
+
+    encoded: EncodedTexts
+    owner: np.ndarray | None
+    n_texts: int
+    cut: int
+    aggregate: str
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the network reads for these texts (windows overlap, so this can exceed the texts' own)."""
+        return len(self.encoded.ids)
+
+    @property
+    def most_windows(self) -> int:
+        """The largest number of windows of any one text (1 without chunking)."""
+        if self.owner is None or len(self.owner) == 0:
+            return 1
+        return int(np.bincount(self.owner).max())
 
 
 @dataclass
@@ -76,17 +109,37 @@ class Predictor:
         self.forward = forward
         self.batch_size = batch_size or run.config.train.eval_batch_size
         self.batch_tokens = run.config.train.eval_batch_tokens
-        if isinstance(chunking, dict):
-            chunking = merge_chunking(run.config.chunking, chunking)
-        self.chunking = chunking if chunking is not None else run.config.chunking
         self.multi_label = run.config.data.multi_label
         self.thresholds = self._thresholds(threshold)
-        tokenizer_config, self.cut = _prediction_tokenizer(run.config.tokenizer, self.chunking)
-        self.encoding = run.encoding(tokenizer_config)
+        self._encodings: dict[str, TextEncoding] = {}  # by tokenizer settings; shared with `with_chunking`'s copies
+        self._set_chunking(chunking if chunking is not None else run.config.chunking)
+
+    def _set_chunking(self, chunking: ChunkingConfig | dict[str, Any]) -> None:
+        if isinstance(chunking, dict):
+            chunking = merge_chunking(self.run.config.chunking, chunking)
+        self.chunking = chunking
+        tokenizer_config, self.cut = _prediction_tokenizer(self.run.config.tokenizer, chunking)
+        key = tokenizer_config.model_dump_json()
+        if key not in self._encodings:
+            self._encodings[key] = self.run.encoding(tokenizer_config)
+        self.encoding = self._encodings[key]
         limit = self.encoding.limit
-        if self.chunking.enabled and limit is not None and self.chunking.max_tokens > limit:
-            raise ConfigError(f"chunking.max_tokens: {self.chunking.max_tokens} tokens is more than this model "
+        if chunking.enabled and limit is not None and chunking.max_tokens > limit:
+            raise ConfigError(f"chunking.max_tokens: {chunking.max_tokens} tokens is more than this model "
                               f"reads at once ({limit})")
+
+    def with_chunking(self, changes: dict[str, Any]) -> "Predictor":
+        """This predictor with `changes` to the run's chunking section (as the `chunking` argument's dict): the
+        same network and thresholds, and the tokenizer already loaded, so that it costs next to nothing.
+
+        Raises:
+            ConfigError: invalid chunking settings.
+        """
+        if not changes:
+            return self
+        other = copy.copy(self)
+        other._set_chunking(changes)
+        return other
 
     @classmethod
     def load(cls, run_dir: str | Path, device: "str | torch.device" = "auto", batch_size: int | None = None,
@@ -157,26 +210,42 @@ class Predictor:
             yield start, texts[start:start + size]
             on_event(PredictionProgress(min(start + size, len(texts)), len(texts)))
 
-    def _piece_probabilities(self, piece: list[str]) -> tuple[np.ndarray, int]:
-        """[len(piece), classes] float64 probabilities of a block of texts, and how many of them were cut."""
-        encoded, cut = self._encode(piece)
+    def prepare(self, texts: list[str]) -> "PreparedTexts":
+        """`texts` encoded for the network (cut, or cut into windows when chunking is on); no network yet."""
+        encoded, cut = self._encode(texts)
         owner = None
         if self.chunking.enabled:
             encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
-        logits = batched_logits(self.forward, encoded, self.batch_size, self.encoding.pad_index,
+        return PreparedTexts(encoded, owner, n_texts=len(texts), cut=cut, aggregate=self.chunking.aggregate)
+
+    def score(self, prepared: list["PreparedTexts"], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
+        """The class probabilities of each of `prepared` ([n_texts, classes] float64 each), from one pass of the
+        network over all their sequences (they may come from copies with other chunking settings).
+
+        Args:
+            on_batch: called after each batch with its number of sequences; whatever it raises stops the pass.
+        """
+        encoded = concatenate([p.encoded for p in prepared])
+        logits = batched_logits(self.forward, encoded, self.batch_size, self.encoding.pad_index, on_batch=on_batch,
                                 max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
         probs = probabilities(logits, self.multi_label, self.run.temperature)  # [n_seqs, classes]
-        if owner is not None:
-            probs = aggregate(probs, owner, len(piece), self.chunking.aggregate, exclusive=not self.multi_label)
-        return probs, cut
+        out, start = [], 0
+        for part in prepared:
+            rows = probs[start:start + len(part.encoded)]
+            start += len(part.encoded)
+            if part.owner is not None:
+                rows = aggregate(rows, part.owner, part.n_texts, part.aggregate, exclusive=not self.multi_label)
+            out.append(rows)
+        return out
 
     def _probabilities(self, texts: list[str], on_event: EventHandler) -> tuple[np.ndarray, int]:
         """`class_probabilities` without the note, and how many texts were cut."""
         out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
         cut = 0
         for start, piece in self._blocks(texts, on_event):
-            out[start:start + len(piece)], n_cut = self._piece_probabilities(piece)
-            cut += n_cut
+            prepared = self.prepare(piece)
+            cut += prepared.cut
+            out[start:start + len(piece)] = self.score([prepared])[0]
         return out, cut
 
     def class_probabilities(self, texts: list[str], on_event: EventHandler = ignore) -> np.ndarray:

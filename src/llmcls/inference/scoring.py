@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmcls.inference.metrics import classification_report, multilabel_report
+from llmcls.records import Report
 
 EPSILON = 1e-12  # probabilities are clipped to [EPSILON, 1 - EPSILON] in the loss, so that it stays finite
 
@@ -37,8 +38,13 @@ def log_loss(probs: np.ndarray, targets: np.ndarray) -> float:
     return float(-np.mean(np.log(p[np.arange(len(targets)), targets])))
 
 
-def report(probs: np.ndarray, targets: np.ndarray, labels: list[str], thresholds: np.ndarray | None = None,
-           loss: float | None = None) -> dict:
+def report(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    labels: list[str],
+    thresholds: np.ndarray | None = None,
+    loss: float | None = None,
+) -> Report:
     """The classification report (llmcls.inference.metrics) of probabilities [n, classes] against class ids [n],
     with the loss under "loss" (`loss` when given, e.g. computed exactly from logits; else `log_loss`).
 

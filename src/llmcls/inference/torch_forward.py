@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from llmcls.data.batching import EncodedTexts
-from llmcls.inference.forward import batched_logits
 from llmcls.errors import DeviceError
+from llmcls.inference.forward import batched_logits
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.precision import bf16_problem
 
@@ -29,7 +29,7 @@ class TorchForward:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
         if precision == "bf16" and (problem := bf16_problem(device)) is not None:
-            raise DeviceError(f"--backend torch-bf16 is not available: {problem}; use --backend torch")
+            raise DeviceError(f"backend torch-bf16 is not available: {problem}; use backend torch")
         self.model = model
         self.device = device
         self.precision = precision
@@ -45,8 +45,9 @@ class TorchForward:
         return logits.float().cpu().numpy()
 
 
-def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
-                   device: torch.device, batch_tokens: int | None = None) -> torch.Tensor:
+def predict_logits(
+    model: LstmClassifier, texts: EncodedTexts, batch_size: int, device: torch.device, batch_tokens: int | None = None
+) -> torch.Tensor:
     """Logits of every text by a PyTorch model (in eval mode meanwhile), in input order, in batches of at most
     `batch_size` texts and `batch_tokens` padded tokens.
 
@@ -56,8 +57,9 @@ def predict_logits(model: LstmClassifier, texts: EncodedTexts, batch_size: int,
     was_training = model.training
     model.eval()
     try:
-        logits = batched_logits(TorchForward(model, device), texts, batch_size, model.args.pad_index,
-                                max_tokens=batch_tokens)
+        logits = batched_logits(
+            TorchForward(model, device), texts, batch_size, model.args.pad_index, max_tokens=batch_tokens
+        )
     finally:
         model.train(was_training)
     return torch.from_numpy(logits)

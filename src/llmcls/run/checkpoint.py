@@ -17,7 +17,9 @@ import torch
 
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
+from llmcls.run.claim import resumable_checkpoint
 from llmcls.run.layout import CHECKPOINT
+from llmcls.run.paths import read_run_bytes
 
 
 def rng_state() -> dict[str, Any]:
@@ -52,12 +54,11 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     """Read the training state of a run (tensors on the CPU).
 
     Raises:
-        RunError: there is no checkpoint, or it is damaged.
+        RunError: there is no checkpoint (or a link in its place), or it is damaged.
     """
-    path = run_dir / CHECKPOINT
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no {CHECKPOINT} to resume from (the first epoch never finished?)")
+    path = resumable_checkpoint(run_dir)
+    data = read_run_bytes(run_dir, CHECKPOINT)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file; all mean the same here
         raise RunError(f"{path}: damaged checkpoint: {type(exc).__name__}: {str(exc)[:200]}") from None

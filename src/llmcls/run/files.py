@@ -9,39 +9,98 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from llmcls import __version__
-from llmcls.config import Config, TokenizerConfig, save_config, validate_config
+from llmcls.config import Config, TokenizerConfig, parse_config_text, save_config, validate_config
 from llmcls.data.encoding import TextEncoding, WordEncoding
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.data.wordpiece import SPECIAL_IDS, WordPieceEncoding
 from llmcls.errors import ConfigError, RunError
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
-from llmcls.run.layout import (CONFIG, DISTILL_DIR, FAMILY_FILES, FORMAT_VERSION, LABELS, LSTM_FAMILY, META,
-                               METRICS_CSV, METRICS_JSONL, RESULTS, TEMPERATURE, THRESHOLDS, TOKENIZER, TRANSFER, VOCAB,
-                               WEIGHTS)
+from llmcls.records import EpochRecord, Results
+from llmcls.run.checks import (
+    check_labels,
+    check_number,
+    check_sizes_possible,
+    check_token_rows,
+    check_weight_shapes,
+    safetensors_shapes,
+)
+from llmcls.run.claim import run_subdir
+from llmcls.run.layout import (
+    CONFIG,
+    DISTILL_DIR,
+    FAMILY_FILES,
+    FORMAT_VERSION,
+    LABELS,
+    LSTM_FAMILY,
+    META,
+    METRICS_CSV,
+    METRICS_JSONL,
+    RESULTS,
+    TEMPERATURE,
+    THRESHOLDS,
+    TOKENIZER,
+    TRANSFER,
+    VOCAB,
+    WEIGHTS,
+)
+from llmcls.run.paths import read_run_bytes, read_run_json, read_run_text, run_file
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
-
 
 
 def write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8"), RunError)
 
 
-def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+def write_results(run_dir: Path, results: Results) -> None:
     """The summary of a finished run: best epoch, validation and test reports, timings."""
     write_json(run_dir / RESULTS, results)
 
 
-def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+def read_results(run_dir: str | Path) -> Results | None:
+    """results.json, or None for a run still training (or one whose results were removed by --resume).
+
+    Raises:
+        RunError: results.json is a link, not a plain file, damaged, or not a JSON object.
+    """
+    if not run_file(run_dir, RESULTS, missing_ok=True).exists():
+        return None
+    results = read_run_json(run_dir, RESULTS)
+    if not isinstance(results, dict) or not isinstance(results.get("valid"), dict):
+        raise RunError(f"{Path(run_dir) / RESULTS}: damaged: not the results of a run")
+    return cast(Results, results)
+
+
+def read_history(run_dir: str | Path) -> list[EpochRecord]:
+    """The records of the finished epochs (metrics.jsonl), oldest first; [] when none has finished.
+
+    Raises:
+        RunError: metrics.jsonl is missing (not a run directory), a link, or damaged.
+    """
+    if not run_file(run_dir, METRICS_JSONL, missing_ok=True).exists():
+        raise RunError(f"{run_dir}: no {METRICS_JSONL} (is it a run directory?)")
+    records = []
+    for number, line in enumerate(read_run_text(run_dir, METRICS_JSONL).splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise RunError(f"{Path(run_dir) / METRICS_JSONL}, line {number}: damaged, not JSON") from None
+    return cast(list[EpochRecord], records)
+
+
+def write_metrics(run_dir: Path, history: list[EpochRecord]) -> None:
     """(Re)write `metrics.jsonl` and `metrics.csv` from the per-epoch records."""
-    atomic_write_bytes(run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"), RunError)
+    atomic_write_bytes(
+        run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"), RunError
+    )
     buffer = io.StringIO()
     if history:
         writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
@@ -50,8 +109,15 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"), RunError)
 
 
-def write_run_header(run_dir: Path, config: Config, *, encoding: TextEncoding, labels: LabelMap,
-                     model: "torch.nn.Module", extra: dict[str, Any] | None = None) -> None:
+def write_run_header(
+    run_dir: Path,
+    config: Config,
+    *,
+    encoding: TextEncoding,
+    labels: LabelMap,
+    model: torch.nn.Module,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs (the
     vocabulary, or an encoder's tokenizer.json), and in meta.json the model's family and arguments.
 
@@ -69,17 +135,20 @@ def write_run_header(run_dir: Path, config: Config, *, encoding: TextEncoding, l
     else:
         raise TypeError(f"no run file for the encoding {type(encoding).__name__}")
     labels.save(run_dir / LABELS)
-    write_json(run_dir / META, {
-        "format_version": FORMAT_VERSION,
-        "llmcls_version": __version__,
-        "torch_version": torch.__version__,
-        "model_family": model.family,
-        "model_args": model.args.to_dict(),
-        **(extra or {}),
-    })
+    write_json(
+        run_dir / META,
+        {
+            "format_version": FORMAT_VERSION,
+            "llmcls_version": __version__,
+            "torch_version": torch.__version__,
+            "model_family": model.family,
+            "model_args": model.args.to_dict(),
+            **(extra or {}),
+        },
+    )
 
 
-def save_weights(path: Path, model: "torch.nn.Module") -> None:
+def save_weights(path: Path, model: torch.nn.Module) -> None:
     from safetensors.torch import save
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
@@ -91,8 +160,7 @@ def write_transfer(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     logits and the labels), so that a resumed run does not ask the teacher again."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    (run_dir / DISTILL_DIR).mkdir(exist_ok=True)
-    atomic_write_bytes(run_dir / DISTILL_DIR / TRANSFER, buffer.getvalue(), RunError)
+    atomic_write_bytes(run_subdir(run_dir, DISTILL_DIR) / TRANSFER, buffer.getvalue(), RunError)
 
 
 def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
@@ -101,11 +169,11 @@ def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
     Raises:
         RunError: the file is damaged.
     """
-    path = run_dir / DISTILL_DIR / TRANSFER
-    if not path.is_file():
+    path = run_file(run_dir, DISTILL_DIR, TRANSFER, missing_ok=True)
+    if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as saved:
+        with np.load(io.BytesIO(read_run_bytes(run_dir, DISTILL_DIR, TRANSFER)), allow_pickle=False) as saved:
             arrays = {key: saved[key] for key in ("ids", "offsets", "targets")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise RunError(f"{path}: damaged transfer set ({type(exc).__name__}); delete it to compute it again") from None
@@ -116,17 +184,29 @@ def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
 
 def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
     """Save the per-class decision thresholds of a multi-label run, and how they were chosen."""
-    write_json(run_dir / THRESHOLDS, {"method": method,
-                                             "thresholds": dict(zip(labels, map(float, thresholds)))})
+    write_json(run_dir / THRESHOLDS, {"method": method, "thresholds": dict(zip(labels, map(float, thresholds)))})
 
 
 def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
-    """The saved per-class thresholds [classes], or None when the run has none (single-label, or unfinished)."""
-    path = run_dir / THRESHOLDS
-    if not path.is_file():
+    """The saved per-class thresholds [classes], or None when the run has none (single-label, or unfinished).
+
+    Raises:
+        RunError: the file is damaged, lacks a label's threshold, or one is not a finite number in (0, 1).
+    """
+    path = run_file(run_dir, THRESHOLDS, missing_ok=True)
+    if not path.exists():
         return None
-    saved = json.loads(path.read_text(encoding="utf-8"))["thresholds"]
-    return np.asarray([float(saved[label]) for label in labels.labels])
+    saved = read_run_json(run_dir, THRESHOLDS)
+    table = saved.get("thresholds") if isinstance(saved, dict) else None
+    missing = [label for label in labels.labels if not isinstance(table, dict) or label not in table]
+    if missing:
+        raise RunError(f"{path}: no threshold for {', '.join(map(repr, missing[:5]))}")
+    return np.asarray(
+        [
+            check_number(table[label], where=f"{path}: threshold of {label!r}", low=0.0, high=1.0)
+            for label in labels.labels
+        ]
+    )
 
 
 def write_temperature(run_dir: Path, temperature: float, calibration: dict[str, float]) -> None:
@@ -135,19 +215,28 @@ def write_temperature(run_dir: Path, temperature: float, calibration: dict[str, 
     Args:
         calibration: figures of the fit, such as {"valid_ece_before": ..., "valid_ece_after": ...}.
     """
-    write_json(run_dir / TEMPERATURE, {"method": "temperature scaling, fitted on the validation split",
-                                       "temperature": float(temperature), **calibration})
+    write_json(
+        run_dir / TEMPERATURE,
+        {
+            "method": "temperature scaling, fitted on the validation split",
+            "temperature": float(temperature),
+            **calibration,
+        },
+    )
 
 
 def read_temperature(run_dir: Path) -> float | None:
-    """The saved temperature T > 0, or None when the run has none (train.calibrate: none, older or unfinished)."""
-    path = run_dir / TEMPERATURE
-    if not path.is_file():
+    """The saved temperature T > 0, or None when the run has none (train.calibrate: none, older or unfinished).
+
+    Raises:
+        RunError: the file is damaged, or its temperature is not a finite number > 0.
+    """
+    path = run_file(run_dir, TEMPERATURE, missing_ok=True)
+    if not path.exists():
         return None
-    temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
-    if not temperature > 0.0:
-        raise ValueError(f"{TEMPERATURE}: the temperature must be > 0 (got {temperature})")
-    return temperature
+    saved = read_run_json(run_dir, TEMPERATURE)
+    value = saved.get("temperature") if isinstance(saved, dict) else None
+    return check_number(value, where=f"{path}: temperature", low=0.0)
 
 
 @dataclass
@@ -169,7 +258,7 @@ class RunInfo:
         `max_tokens` None: no cut, for windows).
 
         Raises:
-            RunError: an encoder run's tokenizer.json cannot be read.
+            RunError: an encoder run's tokenizer.json cannot be read, or has ids past the embedding rows.
         """
         tokenizer = tokenizer or self.config.tokenizer
         if self.family == LSTM_FAMILY:
@@ -177,16 +266,21 @@ class RunInfo:
             return WordEncoding(Tokenizer(tokenizer), self.vocab)
         limit = int(self.model_args["max_positions"]) - SPECIAL_IDS
         try:
-            return WordPieceEncoding(self.run_dir / TOKENIZER, max_tokens=tokenizer.max_tokens, limit=limit)
+            encoding = WordPieceEncoding(
+                run_file(self.run_dir, TOKENIZER), max_tokens=tokenizer.max_tokens, limit=limit
+            )
         except ConfigError as exc:
             raise RunError(f"{self.run_dir}: damaged run directory: {exc}") from None
+        ids = max(encoding.tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
+        check_token_rows(ids, self.model_args, path=self.run_dir / TOKENIZER, exact=False)
+        return encoding
 
 
 @dataclass
 class LoadedRun(RunInfo):
     """A trained model and everything needed to feed it."""
 
-    model: "torch.nn.Module" = None  # type: ignore[assignment]  # an LstmClassifier or EncoderClassifier
+    model: torch.nn.Module = None  # type: ignore[assignment]  # an LstmClassifier or EncoderClassifier
 
 
 def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
@@ -197,30 +291,26 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
         trained: a run with weights (required), thresholds and temperature (read); false: only the header of a
             run that training resumes (its weights may not exist yet, its thresholds and temperature are stale).
 
+    Every file is read as untrusted input (llmcls.run.paths, llmcls.run.checks): no symbolic link is followed,
+    the vocabulary and labels must fit the network meta.json describes, the thresholds and temperature their ranges.
+
     Raises:
-        RunError: the directory is not a complete run, or was written by an incompatible version.
+        RunError: the directory is not a complete run, was written by an incompatible version, or its files are
+            damaged or disagree (the message names the file).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory (train one with: llmcls train --config CONFIG)")
     _check_complete(run_dir, (CONFIG, META, LABELS) + ((WEIGHTS,) if trained else ()))
     try:
-        meta = json.loads((run_dir / META).read_text(encoding="utf-8"))
-        version = meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise RunError(f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
-                           f"version {FORMAT_VERSION}; retrain or use a matching llmcls")
-        family = meta.get("model_family", LSTM_FAMILY)
-        if family not in FAMILY_FILES:
-            raise RunError(f"{run_dir}: unknown model_family {family!r} in {META}")
-        _check_complete(run_dir, (FAMILY_FILES[family],))
-        import yaml
-
-        config = validate_config(yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")),
-                                 str(run_dir / CONFIG))
-        vocab = Vocab.load(run_dir / VOCAB) if family == LSTM_FAMILY else None
-        labels = LabelMap.load(run_dir / LABELS)
+        meta, family = _read_meta(run_dir)
+        config = validate_config(
+            parse_config_text(read_run_text(run_dir, CONFIG), str(run_dir / CONFIG)), str(run_dir / CONFIG)
+        )  # bounded YAML: a run directory is untrusted input
         model_args = dict(meta["model_args"])
+        vocab = _read_vocab(run_dir, model_args) if family == LSTM_FAMILY else None
+        labels = LabelMap.load(run_file(run_dir, LABELS))
+        check_labels(labels, model_args, path=run_dir / LABELS, multi_label=config.data.multi_label)
         thresholds = read_thresholds(run_dir, labels) if trained else None
         temperature = read_temperature(run_dir) if trained else None
     except RunError:
@@ -232,13 +322,38 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
     return RunInfo(run_dir, config, vocab, labels, model_args, thresholds, temperature, family, meta)
 
 
+def _read_meta(run_dir: Path) -> tuple[dict[str, Any], str]:
+    """meta.json, checked for this format version, and the model family it names (whose token file must exist)."""
+    meta = read_run_json(run_dir, META)
+    if not isinstance(meta, dict):
+        raise RunError(f"{run_dir / META}: damaged run directory: not a JSON object")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise RunError(
+            f"{run_dir}: run format version {version}, this llmcls ({__version__}) reads "
+            f"version {FORMAT_VERSION}; retrain or use a matching llmcls"
+        )
+    family = meta.get("model_family", LSTM_FAMILY)
+    if family not in FAMILY_FILES:
+        raise RunError(f"{run_dir}: unknown model_family {family!r} in {META}")
+    _check_complete(run_dir, (FAMILY_FILES[family],))
+    return meta, family
+
+
+def _read_vocab(run_dir: Path, model_args: dict[str, Any]) -> Vocab:
+    """A BiLSTM run's vocabulary: one token per embedding row of its network."""
+    vocab = Vocab.load(run_file(run_dir, VOCAB))
+    check_token_rows(len(vocab), model_args, path=run_dir / VOCAB, exact=True)
+    return vocab
+
+
 def _check_complete(run_dir: Path, names: tuple[str, ...]) -> None:
-    missing = [name for name in names if not (run_dir / name).exists()]
+    missing = [name for name in names if not run_file(run_dir, name, missing_ok=True).exists()]
     if missing:
         raise RunError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
 
 
-def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights: bytes | None = None) -> LoadedRun:
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu", weights: bytes | None = None) -> LoadedRun:
     """Load a run directory written by `llmcls train`, model in eval mode on `device`.
 
     Args:
@@ -246,18 +361,37 @@ def load_run(run_dir: str | Path, device: "torch.device | str" = "cpu", weights:
             does with them, such as hashing, concerns exactly the weights loaded); default: read the file.
 
     Raises:
-        RunError: the directory is not a complete run, or was written by an incompatible version.
+        RunError: the directory is not a complete run, was written by an incompatible version, or its files are
+            damaged or disagree (as `load_run_info`; and the weights against the network meta.json describes).
     """
+    info = load_run_info(run_dir)
+    model = _network(info, read_run_bytes(info.run_dir, WEIGHTS) if weights is None else weights)
+    model.to(device).eval()
+    return LoadedRun(**vars(info), model=model)
+
+
+def _network(info: RunInfo, weights: bytes) -> torch.nn.Module:
+    """The run's network holding `weights`: the tensors the weights' header declares are compared with those of
+    the network meta.json describes (built on torch's meta device: shapes, no memory) before any is allocated."""
+    import torch
     from safetensors import SafetensorError
-    from safetensors.torch import load, load_file
+    from safetensors.torch import load
 
     from llmcls.model import build_network
 
-    info = load_run_info(run_dir)
+    shapes = safetensors_shapes(weights, info.run_dir / WEIGHTS)
+    check_sizes_possible(info.model_args, shapes, info.run_dir)
+    try:
+        with torch.device("meta"):
+            expected = {
+                name: tuple(t.shape) for name, t in build_network(info.family, info.model_args).state_dict().items()
+            }
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise RunError(f"{info.run_dir / META}: damaged run directory: {type(exc).__name__}: {exc}") from None
+    check_weight_shapes(shapes, expected, info.run_dir)
     try:
         model = build_network(info.family, info.model_args)
-        model.load_state_dict(load_file(info.run_dir / WEIGHTS) if weights is None else load(weights))
+        model.load_state_dict(load(weights))
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise RunError(f"{info.run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
-    model.to(device).eval()
-    return LoadedRun(**vars(info), model=model)
+    return model

@@ -17,13 +17,13 @@ Layout of `runs/<name>/`:
     distill/           a distilled run's transfer set and its teacher's logits (computed once, reused on resume)
     tensorboard/       with train.tensorboard: TensorBoard's event files
 
-`--overwrite` removes nothing that is not in RUN_LAYOUT (llmcls.run.claim).
+`--overwrite` removes nothing that is not in RUN_LAYOUT (llmcls.run.claim), by its exact name.
 """
 
 from __future__ import annotations
 
 FORMAT_VERSION = 1  # of meta.json and the weights: what `llmcls.run.files.load_run_info` reads
-MANIFEST_VERSION = 1  # of export/manifest.json
+MANIFEST_VERSION = 2  # of export/manifest.json (2: the digest of each model file, and the network's arguments)
 
 CONFIG, META, VOCAB, LABELS, WEIGHTS = "config.yaml", "meta.json", "vocab.json", "labels.json", "model.safetensors"
 TOKENIZER = "tokenizer.json"
@@ -42,17 +42,23 @@ EXPORT_DIR = "export"
 EXPORT_MANIFEST = "manifest.json"
 EXPORT_MODELS = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # predict backend -> file
 TENSORBOARD_DIR = "tensorboard"
-TEMPORARY = ".*.tmp"  # fileio.atomic_write_bytes's temporary files, left behind when a write was killed
-WHOLE = "whole"  # a folder llmcls owns whole: a scratch folder of tempfile's, holding whatever a library left there
-# What llmcls writes: glob pattern -> None for a file, or for a folder what it writes there (or WHOLE)
-Layout = dict[str, "Layout | str | None"]
+# llmcls.export.write's scratch folder for int8 quantization (tempfile.TemporaryDirectory: the prefix and 8 of
+# [a-z0-9_]), left behind only when the export was killed, and the two files it writes there.
+QUANTIZE_PREFIX = ".quantize-"
+PREPARED_ONNX, QUANTIZED_ONNX = "prepared.onnx", "quantized.onnx"
+# What llmcls writes: glob pattern -> None for a file, or for a folder what it writes there. The temporary file of
+# an atomic write of a file named here (llmcls.fileio.temporary_of) is llmcls's too; no other name is.
+Layout = dict[str, "Layout | None"]
 RUN_LAYOUT: Layout = {
-    **dict.fromkeys(RUN_FILES + (TOKENIZER, METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE,
-                                 LOCK, TEMPORARY)),
-    DISTILL_DIR: dict.fromkeys((TRANSFER, TEMPORARY)),
-    PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT, TEMPORARY)),
-    EXPORT_DIR: {**dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values(), TEMPORARY)),
-                 ".quantize-*": WHOLE},  # llmcls.export.write's scratch folder
+    **dict.fromkeys(
+        RUN_FILES + (TOKENIZER, METRICS_JSONL, METRICS_CSV, CHECKPOINT, RESULTS, THRESHOLDS, TEMPERATURE, LOCK)
+    ),
+    DISTILL_DIR: dict.fromkeys((TRANSFER,)),
+    PLOTS_DIR: dict.fromkeys((CURVES_PLOT, CONFUSION_PLOT)),
+    EXPORT_DIR: {
+        **dict.fromkeys((EXPORT_MANIFEST, *EXPORT_MODELS.values())),
+        QUANTIZE_PREFIX + "[a-z0-9_]" * 8: dict.fromkeys((PREPARED_ONNX, QUANTIZED_ONNX)),
+    },
     TENSORBOARD_DIR: {"events.out.tfevents.*": None},
 }
 # What was computed from the best weights, and would be stale beside weights trained further.

@@ -1,12 +1,17 @@
 """The HTTP app: a FastAPI app over one loaded `Predictor`, made by `create_app`.
 
 Routes: POST /v1/predict, GET /v1/info, GET /v1/plots/{name}, GET /health, GET /ready, GET /metrics, the page at
-GET / (llmcls/serve/page), and FastAPI's OpenAPI docs at /docs. See docs/serving.md for each one's JSON.
+GET / (llmcls/serve/page), and the OpenAPI schema at /openapi.json (no /docs: Swagger UI would load its scripts from
+a CDN into the origin that holds the page's token). See docs/serving.md for each one's JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import signal
+import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,18 +22,19 @@ from fastapi.staticfiles import StaticFiles
 
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
-from llmcls.run.layout import PLOTS_DIR
 from llmcls.serve.batcher import Batcher
 from llmcls.serve.guard import Guard
-from llmcls.serve.info import PLOTS, run_info
+from llmcls.serve.info import PLOTS, read_plot, run_info
 from llmcls.serve.metrics import ServeMetrics
-from llmcls.serve.predict_endpoint import PredictEndpoint
+from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits
 from llmcls.serve.responses import RequestRefused, install_error_handlers
 from llmcls.serve.schemas import ErrorResponse, PredictRequest, PredictResponse
 from llmcls.serve.settings import ServeSettings
 
 PAGE_DIR = Path(__file__).parent / "page"
-ERRORS = {status: {"model": ErrorResponse} for status in (401, 413, 422)}
+DRAIN_MARGIN_S = 1.0  # running requests are answered this long before uvicorn's graceful timeout cancels them
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422)}
+PREDICT_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 422, 503, 504)}
 
 
 def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
@@ -49,9 +55,15 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
         authorize(request.headers.get("authorization"))
 
     authorized = [Depends(check_token)]
-    service = _Service(predictor, settings, authorize)
-    app = FastAPI(title="llmcls", version=__version__, lifespan=service.lifespan,
-                  description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.")
+    service = _Service(predictor, settings)
+    app = FastAPI(
+        title="llmcls",
+        version=__version__,
+        lifespan=service.lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.",
+    )
     install_error_handlers(app)
     app.router.add_route("/v1/predict", service.predict, methods=["POST"])  # for 405s: Guard calls it directly
     app.openapi = _openapi_with_predict(app)
@@ -62,40 +74,70 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
     app.add_api_route("/metrics", service.prometheus, methods=["GET"], responses=ERRORS, dependencies=authorized)
     app.add_api_route("/", service.page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
-    return Guard(app, metrics=service.metrics, max_bytes=settings.max_bytes, predict=service.predict)
+    return Guard(
+        app,
+        metrics=service.metrics,
+        settings=settings,
+        predict=service.predict,
+        authorize=authorize,
+        drain=service.drain,
+    )
 
 
 class _Service:
     """What the routes share: the predictor, the batcher, the metrics; each route is one method."""
 
-    def __init__(self, predictor: Predictor, settings: ServeSettings, authorize):
+    def __init__(self, predictor: Predictor, settings: ServeSettings):
         self.predictor, self.settings = predictor, settings
         self.metrics = ServeMetrics()
-        self.batcher = Batcher(settings.batch_wait_ms / 1000, settings.max_batch_texts,
-                               self.metrics.batch_texts.observe)
-        self.predict = PredictEndpoint(predictor, settings, self.batcher, self.metrics, authorize)
+        self.batcher = Batcher(
+            wait_s=settings.batch_wait_ms / 1000,
+            max_texts=settings.max_batch_texts,
+            max_queue_texts=settings.max_queue_texts,
+            admit=work_limits(settings),
+            on_round=self.metrics.batch_texts.observe,
+        )
+        self.predict = PredictEndpoint(predictor, settings, self.batcher, self.metrics)
         self.info = run_info(predictor, settings)
         self.is_ready = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):
+        self._loop = asyncio.get_running_loop()
         self.batcher.start()
-        await self.batcher.probabilities(self.predictor, ["warm up"])  # loads the tokenizer before /ready says yes
+        # loads the tokenizer before /ready says yes
+        await self.batcher.probabilities(
+            self.predictor, ["warm up"], timeout_s=max(600.0, self.settings.request_timeout_s)
+        )
         self.is_ready = True
-        yield
-        self.is_ready = False
-        await self.batcher.stop()  # uvicorn has let in-flight requests finish by now
+        restore = _before_shutdown_signals(self.drain)
+        try:
+            yield
+        finally:
+            restore()
+            self.is_ready = False
+            await self.batcher.stop()  # what was still running past the graceful timeout is not waited for
+
+    def drain(self) -> None:
+        """Start shutting down (called from the signal handler, in the loop's thread): the batcher refuses new and
+        queued requests and answers the running ones before uvicorn's graceful timeout cancels them."""
+        if self._loop is not None and not self._loop.is_closed():
+            grace = max(0.0, self.settings.graceful_timeout_s - DRAIN_MARGIN_S)
+            self._loop.call_soon_threadsafe(self.batcher.drain, grace)
 
     async def get_info(self) -> dict:
         """The run: labels, config summary, validation (and test) metrics, plots, version, backend, limits."""
         return self.info
 
-    async def plot(self, name: str) -> FileResponse:
-        """A plot of the run: curves.png or confusion_matrix.png."""
-        path = self.predictor.run.run_dir / PLOTS_DIR / name
-        if name not in PLOTS or not path.is_file():
-            raise RequestRefused(404, f"no plot {name!r}; this run has: {', '.join(self.info['plots']) or 'none'}")
-        return FileResponse(path, media_type="image/png")
+    async def plot(self, name: str) -> Response:
+        """A plot of the run: curves.png or confusion_matrix.png (a symlink there is not followed)."""
+        image = read_plot(self.predictor.run.run_dir, name) if name in PLOTS else None
+        if image is None:
+            raise RequestRefused(
+                404, f"no plot {name[:100]!r}; this run has: {', '.join(self.info['plots']) or 'none'}"
+            )
+        return Response(image, media_type="image/png")
 
     async def health(self) -> dict:
         """Liveness: the server answers."""
@@ -122,16 +164,46 @@ async def _predict_schema(body: PredictRequest) -> PredictResponse:
 def _openapi_with_predict(app: FastAPI):
     """app.openapi, with POST /v1/predict described as a FastAPI route would be (it is a Starlette one)."""
     documented = APIRouter()
-    documented.add_api_route("/v1/predict", _predict_schema, methods=["POST"], response_model=PredictResponse,
-                             responses=ERRORS, name="predict")
+    documented.add_api_route(
+        "/v1/predict",
+        _predict_schema,
+        methods=["POST"],
+        response_model=PredictResponse,
+        responses=PREDICT_ERRORS,
+        name="predict",
+    )
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                             routes=documented.routes + app.routes)
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=documented.routes + app.routes
+            )
         return app.openapi_schema
 
     return openapi
+
+
+def _before_shutdown_signals(callback: Callable[[], None]) -> Callable[[], None]:
+    """Have SIGTERM and SIGINT call `callback` before the handler in place (uvicorn's, which stops taking
+    connections and waits for the open ones); returns what puts the old handlers back. Nothing is changed outside
+    the main thread (an app run in-process by a test), where signals cannot be handled."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(sig, frame):
+        callback()
+        if callable(previous[sig]):
+            previous[sig](sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def _bearer(token: str | None):
@@ -143,7 +215,10 @@ def _bearer(token: str | None):
             return
         scheme, _, value = (given or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            raise RequestRefused(401, "missing or wrong bearer token (send Authorization: Bearer TOKEN)",
-                                 headers={"WWW-Authenticate": "Bearer"})
+            raise RequestRefused(
+                401,
+                "missing or wrong bearer token (send Authorization: Bearer TOKEN)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     return authorize

@@ -1,14 +1,19 @@
-"""An ASGI middleware around the whole app: counts and times every request, refuses a predict request whose
-body is larger than allowed before any of it is parsed, and hands the others straight to the predict endpoint."""
+"""An ASGI middleware around the whole app: counts and times every request, refuses a Host that is not allowed,
+and for POST /v1/predict checks, in this order and before any of the body is parsed, the bearer token, the number
+of requests in the server, the time the body takes and its size; then hands it straight to the predict endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Callable
 
 from llmcls.serve.metrics import ServeMetrics
+from llmcls.serve.responses import CLIENT_GONE, RETRY_AFTER_S, RequestRefused, error_body
+from llmcls.serve.settings import ServeSettings
 
-ROUTES = frozenset({"/", "/health", "/ready", "/metrics", "/v1/predict", "/v1/info", "/docs", "/openapi.json"})
+ROUTES = frozenset({"/", "/health", "/ready", "/metrics", "/v1/predict", "/v1/info", "/openapi.json"})
 LIMITED = "/v1/predict"
 
 
@@ -18,21 +23,45 @@ class Guard:
     Args:
         app: the app.
         metrics: where requests are counted and timed (by route; unknown paths count as "other").
-        max_bytes: the largest body /v1/predict accepts; larger ones get 413 naming max_bytes.
+        settings: the Host allow-list, max_concurrent, read_timeout_s and max_bytes.
         predict: the ASGI app that answers POST /v1/predict (`llmcls.serve.predict_endpoint`), called without
             going through `app`.
+        authorize: raises RequestRefused(401) unless the Authorization header's value (or None) lets a request in.
+        drain: called when the server starts shutting down (see `drain`).
     """
 
-    def __init__(self, app, metrics: ServeMetrics, max_bytes: int, predict):
-        self.app, self.metrics, self.max_bytes, self.predict = app, metrics, max_bytes, predict
+    def __init__(
+        self,
+        app,
+        *,
+        metrics: ServeMetrics,
+        settings: ServeSettings,
+        predict,
+        authorize: Callable[[str | None], None],
+        drain: Callable[[], None],
+    ):
+        self.app, self.metrics, self.settings, self.predict = app, metrics, settings, predict
+        self.authorize, self._drain = authorize, drain
+        self.hosts = settings.hosts()
+        self.predicting = 0  # POST /v1/predict requests past the token check and not yet answered
         self._series: dict[tuple[str, int], tuple] = {}  # see _record
+
+    def drain(self) -> None:
+        """The server is shutting down (SIGTERM): queued requests are answered 503 at once, the running ones
+        within the graceful timeout, new ones 503."""
+        self._drain()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        route = path if path in ROUTES else ("/v1/plots" if path.startswith("/v1/plots/") else
-                                             "/static" if path.startswith("/static/") else "other")
+        route = (
+            path
+            if path in ROUTES
+            else (
+                "/v1/plots" if path.startswith("/v1/plots/") else "/static" if path.startswith("/static/") else "other"
+            )
+        )
         status = {"code": 500}
 
         async def counting_send(message):
@@ -43,15 +72,49 @@ class Guard:
         start = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
-            if path == LIMITED and scope["method"] == "POST":
-                receive = await self._limited_body(scope, receive, counting_send)
-                if receive is not None:
-                    await self.predict(scope, receive, counting_send)
-            else:
-                await self.app(scope, receive, counting_send)
+            unanswered = await self._dispatch(scope, receive, counting_send)
+            if unanswered is not None:
+                status["code"] = unanswered
+        except RequestRefused as exc:
+            await _refuse(counting_send, exc)
         finally:
             self.metrics.in_flight.dec()
             self._record(route, status["code"], time.perf_counter() - start)
+
+    async def _dispatch(self, scope, receive, send) -> int | None:
+        """Answer the request; or return the status to count it under when there is nobody left to answer."""
+        headers = dict(scope["headers"])
+        self._check_host(headers.get(b"host"))
+        if scope["path"] != LIMITED or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return None
+        authorization = headers.get(b"authorization")
+        self.authorize(authorization.decode("latin-1") if authorization is not None else None)
+        if self.predicting >= self.settings.max_concurrent:
+            raise RequestRefused(
+                503,
+                f"too many requests in the server (max_concurrent {self.settings.max_concurrent}); try again shortly",
+                limit="max_concurrent",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self.predicting += 1
+        try:
+            replay = await self._limited_body(headers, receive)
+            if replay is None:  # the client left during its body: nothing to answer
+                return CLIENT_GONE
+            await self.predict(scope, replay, send)
+            return None
+        finally:
+            self.predicting -= 1
+
+    def _check_host(self, host: bytes | None) -> None:
+        """Refuse a Host header not on the allow-list (a page on another site reaching this server through DNS
+        rebinding names its own host there)."""
+        if self.hosts is None or host is None:
+            return
+        name = _host_name(host.decode("latin-1"))
+        if name not in self.hosts:
+            raise RequestRefused(400, f"Host {name[:100]!r} is not allowed (llmcls serve --allow-host adds it)")
 
     def _record(self, route: str, code: int, seconds: float) -> None:
         """Count and time one answered request. The labelled series of each (route, status) are looked up once
@@ -59,36 +122,51 @@ class Guard:
         as the rest of the bookkeeping of a request."""
         series = self._series.get((route, code))
         if series is None:
-            kind = {401: "unauthorized", 404: "not_found", 405: "method", 413: "too_large",
-                    422: "invalid"}.get(code, "server" if code >= 500 else "client")
+            kind = {
+                401: "unauthorized",
+                404: "not_found",
+                405: "method",
+                408: "timeout",
+                413: "too_large",
+                422: "invalid",
+                499: "client_gone",
+                503: "unavailable",
+                504: "deadline",
+            }.get(code, "server" if code >= 500 else "client")
             series = self._series[(route, code)] = (
-                self.metrics.requests.labels(route, str(code)), self.metrics.latency.labels(route),
-                self.metrics.errors.labels(route, kind) if code >= 400 else None)
+                self.metrics.requests.labels(route, str(code)),
+                self.metrics.latency.labels(route),
+                self.metrics.errors.labels(route, kind) if code >= 400 else None,
+            )
         requests, latency, errors = series
         requests.inc()
         latency.observe(seconds)
         if errors is not None:
             errors.inc()
 
-    async def _limited_body(self, scope, receive, send):
-        """A `receive` that replays the body once it is known to fit, or None after answering 413."""
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send, int(declared))
+    async def _limited_body(self, headers: dict[bytes, bytes], receive):
+        """A `receive` that replays the body once it is known to fit and to have come within read_timeout_s,
+        or None when the client went away.
+
+        Raises:
+            RequestRefused: 413 past max_bytes, 408 past read_timeout_s.
+        """
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.settings.max_bytes:
+            raise _too_large(int(declared), self.settings.max_bytes)
+        try:
+            async with asyncio.timeout(self.settings.read_timeout_s):
+                body = await self._read(receive)
+        except TimeoutError:
+            raise RequestRefused(
+                408,
+                f"the request body did not arrive within {self.settings.read_timeout_s:g} s (read_timeout_s)",
+                limit="read_timeout_s",
+                headers={"Connection": "close"},
+            ) from None
+        if body is None:
             return None
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                await self._too_large(send, size)
-                return None
-            if not message.get("more_body", False):
-                break
-        body, sent = b"".join(chunks), False
+        sent = False
 
         async def replay():
             nonlocal sent
@@ -99,9 +177,45 @@ class Guard:
 
         return replay
 
-    async def _too_large(self, send, size: int) -> None:
-        body = json.dumps({"error": {"status": 413, "limit": "max_bytes",
-                                     "message": f"request body too large: {size} bytes > max_bytes {self.max_bytes}"}})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body.encode()})
+    async def _read(self, receive) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.settings.max_bytes:
+                raise _too_large(size, self.settings.max_bytes)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _host_name(value: str) -> str:
+    """The host of a Host header, lower case, without the port: "[::1]:8000" -> "::1", "a.b:80" -> "a.b"."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _too_large(size: int, limit: int) -> RequestRefused:
+    return RequestRefused(
+        413,
+        f"request body too large: {size} bytes > max_bytes {limit}",
+        limit="max_bytes",
+        headers={"Connection": "close"},
+    )
+
+
+async def _refuse(send, exc: RequestRefused) -> None:
+    body = json.dumps(error_body(exc.status, exc.message, exc.field, exc.limit)).encode()
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

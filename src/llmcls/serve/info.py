@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
 
 from llmcls import __version__
+from llmcls.errors import RunError
 from llmcls.inference.predict import Predictor
-from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR, RESULTS
+from llmcls.records import Report, Results
+from llmcls.run.files import read_results
+from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
+from llmcls.run.paths import read_run_bytes, run_file
 from llmcls.serve.settings import ServeSettings
 
 PLOTS = (CURVES_PLOT, CONFUSION_PLOT)
 SCALAR_METRICS = ("n", "accuracy", "macro_f1", "micro_f1", "subset_accuracy", "loss")
+MAX_PLOT_BYTES = 20_000_000  # a plot larger than this is not one llmcls drew
 
 
 def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
@@ -26,28 +31,67 @@ def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
         "labels": predictor.labels,
         "multi_label": predictor.multi_label,
         "temperature": run.temperature,  # what the logits are divided by before probabilities (null: none)
-        "config": {
-            "name": config.name,
-            "model": config.model.model_dump(mode="json"),
-            "tokenizer": config.tokenizer.model_dump(mode="json"),
-            "chunking": config.chunking.model_dump(mode="json"),
-            "data": {"train": config.data.train, "valid": config.data.valid, "test": config.data.test},
-        },
-        "best_epoch": results.get("best_epoch"),
-        "metrics": {split: _scalars(results.get(split)) for split in ("valid", "test") if results.get(split)},
-        "confusion_matrix": (results.get("valid") or {}).get("confusion_matrix"),
-        "plots": [name for name in PLOTS if (run.run_dir / PLOTS_DIR / name).is_file()],
+        "config": _public_config(config),
+        "best_epoch": results["best_epoch"] if results else None,
+        "metrics": _metrics(results),
+        "confusion_matrix": results["valid"].get("confusion_matrix") if results else None,
+        "plots": [name for name in PLOTS if _has_plot(run.run_dir, name)],
         "limits": settings.limits(),
     }
 
 
-def _results(run_dir) -> dict:
-    """results.json, or {} for a run still training (or one whose results were removed by --resume)."""
+def _results(run_dir: Path) -> Results | None:
+    """results.json; None for a run still training (or one whose results were removed by --resume), or one whose
+    results.json is damaged, a link or not a plain file."""
     try:
-        return json.loads((run_dir / RESULTS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_results(run_dir)
+    except RunError:
+        return None
+
+
+def _metrics(results: Results | None) -> dict[str, dict[str, float]]:
+    if results is None:
         return {}
+    return {
+        split: _scalars(report) for split, report in (("valid", results["valid"]), ("test", results["test"])) if report
+    }
 
 
-def _scalars(report: dict | None) -> dict[str, float]:
-    return {key: report[key] for key in SCALAR_METRICS if report and isinstance(report.get(key), (int, float))}
+def _scalars(report: Report | None) -> dict[str, float]:
+    if not report:
+        return {}
+    return {key: value for key in SCALAR_METRICS if isinstance(value := report.get(key), (int, float))}
+
+
+def _public_config(config) -> dict[str, Any]:
+    """The config's model, tokenizer and chunking sections, without anything that names a local path (data
+    files, the tokenizer's cache folder, an encoder's folder: only its name)."""
+    model = config.model.model_dump(mode="json")
+    if model.get("encoder"):
+        model["encoder"] = Path(model["encoder"]).name
+    tokenizer = config.tokenizer.model_dump(mode="json", exclude={"cache_dir"})
+    return {
+        "name": config.name,
+        "model": model,
+        "tokenizer": tokenizer,
+        "chunking": config.chunking.model_dump(mode="json"),
+    }
+
+
+def _has_plot(run_dir: Path, name: str) -> bool:
+    try:
+        return run_file(run_dir, PLOTS_DIR, name, missing_ok=True).is_file()
+    except RunError:  # a link, or not a plain file
+        return False
+
+
+def read_plot(run_dir: Path, name: str) -> bytes | None:
+    """The bytes of plot `name` of the run, or None: no such plot, not a plain file reached without a link
+    (`llmcls.run.paths.run_file`), or larger than any plot llmcls draws."""
+    try:
+        path = run_file(run_dir, PLOTS_DIR, name, missing_ok=True)
+        if not path.is_file() or path.stat().st_size > MAX_PLOT_BYTES:
+            return None
+        return read_run_bytes(run_dir, PLOTS_DIR, name)
+    except (RunError, OSError):
+        return None

@@ -13,16 +13,34 @@ class ServeMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("llmcls_requests", "HTTP requests answered, by route and status",
-                                ["route", "status"], registry=self.registry)
-        self.errors = Counter("llmcls_request_errors", "HTTP requests answered with a 4xx or 5xx status, by kind",
-                              ["route", "kind"], registry=self.registry)
-        self.latency = Histogram("llmcls_request_seconds", "Time from request to response, by route",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.request_texts = Histogram("llmcls_request_texts", "Texts per /v1/predict request",
-                                       buckets=BATCH_BUCKETS, registry=self.registry)
-        self.batch_texts = Histogram("llmcls_batch_texts", "Texts per round of the model (dynamic batches)",
-                                     buckets=BATCH_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "llmcls_requests",
+            "HTTP requests answered, by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "llmcls_request_errors",
+            "HTTP requests answered with a 4xx or 5xx status, by kind",
+            ["route", "kind"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "llmcls_request_seconds",
+            "Time from request to response, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.request_texts = Histogram(
+            "llmcls_request_texts", "Texts per /v1/predict request", buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.batch_texts = Histogram(
+            "llmcls_batch_texts",
+            "Texts per round of the model (dynamic batches)",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.texts = Counter("llmcls_texts", "Texts classified", registry=self.registry)
         self.in_flight = Gauge("llmcls_requests_in_flight", "Requests being answered", registry=self.registry)
 

@@ -11,16 +11,30 @@ from starlette.exceptions import HTTPException
 
 from llmcls.errors import ConfigError
 
+CLIENT_GONE = 499  # the status under which a request whose client left is counted (never sent: nobody reads it)
+RETRY_AFTER_S = 1  # what a 503 tells a client to wait before trying again (Retry-After)
+INTERNAL_ERROR = "internal error (the server's log has the details)"  # never the exception's own text
 # pydantic's error types, said in the words of this API
-MESSAGES = {"extra_forbidden": "unknown field", "missing": "required field is missing",
-            "json_invalid": "malformed JSON", "too_short": "must not be empty"}
+MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "required field is missing",
+    "json_invalid": "malformed JSON",
+    "too_short": "must not be empty",
+}
 
 
 class RequestRefused(Exception):
-    """A request the server will not answer: `status` (401, 413, 422), a one-line message, and what was at fault."""
+    """A request the server will not answer: `status` (400, 401, 408, 413, 422, 503, 504), a one-line message,
+    and what was at fault."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, limit: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        limit: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.field, self.limit, self.headers = status, message, field, limit, headers
 
@@ -35,8 +49,9 @@ def error_body(status: int, message: str, field: str | None = None, limit: str |
     return {"error": body}
 
 
-def error_response(status: int, message: str, field: str | None = None, limit: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, field: str | None = None, limit: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(status, message, field, limit), status_code=status, headers=headers)
 
 
@@ -52,7 +67,7 @@ def validation_message(errors: list[dict]) -> tuple[str, str]:
         message = f"malformed JSON ({first.get('ctx', {}).get('error', 'cannot be parsed')})"
         field = "body"
     elif field == "body" and kind in ("model_attributes_type", "dict_type"):  # also: a body not sent as JSON
-        message = "expected a JSON object such as {\"texts\": [\"...\"]}, sent as Content-Type: application/json"
+        message = 'expected a JSON object such as {"texts": ["..."]}, sent as Content-Type: application/json'
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return field, f"{field}: {message}{more}"
 
@@ -79,4 +94,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+        return error_response(500, INTERNAL_ERROR)

@@ -18,8 +18,9 @@ class PredictRequest(BaseModel):
 
     texts: list[StrictStr] = Field(..., min_length=1, description="the texts, answered in this order")
     top_k: int = Field(1, ge=1, description="how many of the most probable labels to list per text")
-    threshold: float | None = Field(None, gt=0.0, lt=1.0, description=(
-        "multi-label runs: one threshold for every class instead of the run's"))
+    threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description=("multi-label runs: one threshold for every class instead of the run's")
+    )
     chunk_tokens: int | None = Field(None, ge=0, description="window length for long texts (0: no chunking)")
     chunk_stride: int | None = Field(None, ge=1, description="tokens between window starts")
     chunk_aggregate: Literal["mean", "max"] | None = Field(None, description="how windows' probabilities combine")
@@ -60,7 +61,13 @@ class ErrorBody(BaseModel):
     status: int
     message: str = Field(..., description="one line saying what was wrong")
     field: str | None = Field(None, description="the request field at fault, e.g. texts.3")
-    limit: str | None = Field(None, description="the limit exceeded: max_texts, max_bytes or max_text_chars")
+    limit: str | None = Field(
+        None,
+        description=(
+            "the limit exceeded: max_texts, max_bytes, max_text_chars, max_request_tokens, max_windows_per_text, "
+            "max_concurrent, max_queue_texts, request_timeout_s or read_timeout_s"
+        ),
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -81,12 +88,7 @@ def read_predict_request(body: bytes, content_type: str | None) -> PredictReques
     if body:
         value = body  # not declared as JSON: refused below as "expected a JSON object ..."
         if content_type and _is_json(content_type):
-            try:
-                value = json.loads(body)
-            except json.JSONDecodeError as exc:
-                raise RequestRefused(422, f"body: malformed JSON ({exc.msg})", "body") from None
-            except UnicodeDecodeError:
-                raise RequestRefused(400, "There was an error parsing the body") from None
+            value = _parse_json(body)
     if value is None and not body:
         raise RequestRefused(422, "body: required field is missing", "body")
     try:
@@ -94,6 +96,21 @@ def read_predict_request(body: bytes, content_type: str | None) -> PredictReques
     except ValidationError as exc:
         field, message = validation_message(exc.errors())
         raise RequestRefused(422, message, field) from None
+
+
+def _parse_json(body: bytes):
+    """The JSON value of `body`; RequestRefused for anything that is not JSON Python can hold: malformed, not
+    UTF-8, nested too deeply (RecursionError) or an integer of more digits than Python converts (ValueError)."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise RequestRefused(422, f"body: malformed JSON ({exc.msg})", "body") from None
+    except UnicodeDecodeError:
+        raise RequestRefused(400, "body: not UTF-8 text") from None
+    except RecursionError:
+        raise RequestRefused(422, "body: JSON nested too deeply", "body") from None
+    except ValueError:  # e.g. an integer of thousands of digits
+        raise RequestRefused(422, "body: a JSON number too large to read", "body") from None
 
 
 def _is_json(content_type: str) -> bool:

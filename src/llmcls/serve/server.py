@@ -28,15 +28,15 @@ def load_predictor(run_dir: str | Path, settings: ServeSettings) -> Predictor:
     predictor = Predictor.load(run_dir, settings.device, settings.batch_size, backend=settings.backend)
     forward = predictor.forward
     if isinstance(forward, OnnxClassifier):  # a session whose idle threads leave the CPU to the event loop
-        predictor.forward = OnnxClassifier(forward.path, forward.pad_index, forward.num_outputs, forward.name,
-                                           spinning=False)
+        predictor.forward = OnnxClassifier.from_run(predictor.run.run_dir, forward.name, spinning=False)
         if settings.batch_size is None:
             predictor.batch_size = ONNX_BATCH_SIZE
     return predictor
 
 
-def serve(run_dir: str | Path, settings: ServeSettings, predictor: Predictor | None = None,
-          log_level: str = "info") -> None:
+def serve(
+    run_dir: str | Path, settings: ServeSettings, predictor: Predictor | None = None, log_level: str = "info"
+) -> None:
     """Serve a run over HTTP until SIGINT or SIGTERM; then stop taking connections, let the requests in flight
     finish (for up to `settings.graceful_timeout_s`), and return.
 
@@ -53,9 +53,18 @@ def serve(run_dir: str | Path, settings: ServeSettings, predictor: Predictor | N
     import uvicorn
 
     from llmcls.serve.app import create_app
+    from llmcls.serve.connections import HeaderDeadlineProtocol
 
-    common = dict(host=settings.host, port=settings.port, log_level=log_level, access_log=False,
-                  timeout_graceful_shutdown=settings.graceful_timeout_s)
+    # timeout_keep_alive is also the deadline of a request's headers (HeaderDeadlineProtocol)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout_s,
+        "http": HeaderDeadlineProtocol,
+        "timeout_keep_alive": settings.read_timeout_s,
+    }
     if settings.workers == 1:
         app = create_app(predictor or load_predictor(run_dir, settings), settings)
         uvicorn.Server(uvicorn.Config(app, **common)).run()

@@ -13,8 +13,8 @@ The model has no buffers (`state_dict` is its parameters), so there is nothing e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
@@ -27,7 +27,8 @@ class WeightAverage:
 
     Up to optimizer step `start_step` the average is the weights themselves; after each later step t,
     average = decay * average + (1 - decay) * weights_t. So after step T > start_step it is
-    decay^(T - start_step) * weights_start + sum over t = start_step + 1 .. T of (1 - decay) * decay^(T - t) * weights_t.
+    decay^(T - start_step) * weights_start
+        + sum over t = start_step + 1 .. T of (1 - decay) * decay^(T - t) * weights_t.
     """
 
     def __init__(self, model: torch.nn.Module, decay: float, start_step: int = 0):
@@ -79,7 +80,9 @@ class WeightAverage:
             RunError: the checkpoint's average is not of this model's trainable parameters.
         """
         if sorted(state) != sorted(self.names):
-            raise RunError(f"the checkpoint's weight average (train.ema) has parameters {sorted(state)}, "
-                           f"the model {sorted(self.names)}")
+            raise RunError(
+                f"the checkpoint's weight average (train.ema) has parameters {sorted(state)}, "
+                f"the model {sorted(self.names)}"
+            )
         for name, average in zip(self.names, self.average):
             average.copy_(state[name])

@@ -11,6 +11,7 @@ selection, calibration and export are those of any run, so the student serves as
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +50,16 @@ def distilled_config(config: Config, *, teacher: str | Path, unlabelled: str | P
         DataError: the teacher's labels differ from the student's training data, or that cannot be read.
     """
     if config.uses_encoder:
-        raise ConfigError(f"the student must be a BiLSTM config; this one fine-tunes model.encoder "
-                          f"{config.model.encoder!r} (distillation carries an encoder's accuracy into the BiLSTM)")
+        raise ConfigError(
+            f"the student must be a BiLSTM config; this one fine-tunes model.encoder "
+            f"{config.model.encoder!r} (distillation carries an encoder's accuracy into the BiLSTM)"
+        )
     raw = config.to_dict()
-    raw["distill"] = {**raw["distill"], "teacher": str(teacher),
-                      **({"unlabelled": str(unlabelled)} if unlabelled is not None else {})}
+    raw["distill"] = {
+        **raw["distill"],
+        "teacher": str(teacher),
+        **({"unlabelled": str(unlabelled)} if unlabelled is not None else {}),
+    }
     distilled = validate_config(raw, "the distilled config")
     train, _ = read_labelled(distilled, distilled.data.train)  # checked now, before anything is written or loaded
     load_teacher(distilled, build_label_map(train, distilled.data.train, distilled.data).labels)
@@ -69,11 +75,13 @@ def load_teacher(config: Config, labels: list[str]) -> RunInfo:
     """
     teacher = load_run_info(str(config.distill.teacher))
     if teacher.labels.labels != labels or teacher.config.data.multi_label != config.data.multi_label:
-        raise DataError(f"distill.teacher {teacher.run_dir}: its labels ({', '.join(teacher.labels.labels)}"
-                        f"{', multi-label' if teacher.config.data.multi_label else ''}) differ from the student's "
-                        f"training data {config.data.train} ({', '.join(labels)}"
-                        f"{', multi-label' if config.data.multi_label else ''}); a teacher must be trained on the "
-                        "same labels")
+        raise DataError(
+            f"distill.teacher {teacher.run_dir}: its labels ({', '.join(teacher.labels.labels)}"
+            f"{', multi-label' if teacher.config.data.multi_label else ''}) differ from the student's "
+            f"training data {config.data.train} ({', '.join(labels)}"
+            f"{', multi-label' if config.data.multi_label else ''}); a teacher must be trained on the "
+            "same labels"
+        )
     return teacher
 
 
@@ -81,9 +89,14 @@ def teacher_record(teacher: RunInfo) -> dict:
     """What a distilled run's meta.json says of its teacher (hashing its weights: once, when the run starts)."""
     from llmcls.inference.onnx_forward import weights_digest
 
-    return {"teacher": {"run": str(teacher.run_dir.resolve()), "model_family": teacher.family,
-                        "weights_sha256": weights_digest(teacher.run_dir),
-                        "llmcls_version": (teacher.meta or {}).get("llmcls_version")}}
+    return {
+        "teacher": {
+            "run": str(teacher.run_dir.resolve()),
+            "model_family": teacher.family,
+            "weights_sha256": weights_digest(teacher.run_dir),
+            "llmcls_version": (teacher.meta or {}).get("llmcls_version"),
+        }
+    }
 
 
 @dataclass
@@ -95,8 +108,16 @@ class TransferTexts:
     labels: np.ndarray  # [n] class ids, NO_CLASS where none; multi-label: [n, classes], NaN rows where none
 
 
-def transfer_split(config: Config, data: PreparedData, model: LstmClassifier, *, teacher: RunInfo | None,
-                   run_dir: Path, device: torch.device, on_event: EventHandler) -> Split:
+def transfer_split(
+    config: Config,
+    data: PreparedData,
+    model: LstmClassifier,
+    *,
+    teacher: RunInfo | None,
+    run_dir: Path,
+    device: torch.device,
+    on_event: EventHandler,
+) -> Split:
     """The student's training split: the transfer set with the teacher's logits, from the run's cache or, when
     the run starts, computed (and cached). `teacher`: the checked teacher run (`load_teacher`), read when None."""
     cached = read_transfer(run_dir)
@@ -105,12 +126,19 @@ def transfer_split(config: Config, data: PreparedData, model: LstmClassifier, *,
         texts = transfer_texts(config, data, model, mask_token=_mask_token(teacher), on_event=on_event)
         logits = teacher_logits(teacher, texts.teacher_texts, device, on_event)
         labels = texts.labels.reshape(len(logits), -1).astype(np.float32)
-        cached = {"ids": texts.student.ids, "offsets": texts.student.offsets,
-                  "targets": np.concatenate([logits, labels], axis=1)}
+        cached = {
+            "ids": texts.student.ids,
+            "offsets": texts.student.offsets,
+            "targets": np.concatenate([logits, labels], axis=1),
+        }
         write_transfer(run_dir, cached)
     else:
-        on_event(Info(f"distill: the transfer set and the teacher's logits of {len(cached['offsets']) - 1:,} texts "
-                      "from the run's cache"))
+        on_event(
+            Info(
+                f"distill: the transfer set and the teacher's logits of {len(cached['offsets']) - 1:,} texts "
+                "from the run's cache"
+            )
+        )
     return Split(EncodedTexts(cached["ids"], cached["offsets"]), cached["targets"])
 
 
@@ -119,8 +147,9 @@ def _mask_token(teacher: RunInfo) -> str:
     return getattr(teacher.encoding(), "mask_token", "<unk>")
 
 
-def transfer_texts(config: Config, data: PreparedData, model: LstmClassifier, *, mask_token: str,
-                   on_event: EventHandler) -> TransferTexts:
+def transfer_texts(
+    config: Config, data: PreparedData, model: LstmClassifier, *, mask_token: str, on_event: EventHandler
+) -> TransferTexts:
     """The training texts, their augmented copies and the unlabelled texts, as the student and the teacher read
     them (the teacher reads the student's tokens joined by spaces, the mask token where a word was masked)."""
     assert data.tokenizer is not None and data.vocab is not None and data.train_texts is not None
@@ -128,20 +157,30 @@ def transfer_texts(config: Config, data: PreparedData, model: LstmClassifier, *,
     tokens = data.tokenizer.tokenize_many(data.train_texts)
     targets = data.train.targets
     classes = targets if targets.ndim == 1 else np.full(len(targets), NO_CLASS)
-    settings = Augmentation(copies=d.copies, mask_prob=d.mask_prob, replace_prob=d.replace_prob,
-                            ngram_prob=d.ngram_prob, max_ngram=d.max_ngram)
+    settings = Augmentation(
+        copies=d.copies,
+        mask_prob=d.mask_prob,
+        replace_prob=d.replace_prob,
+        ngram_prob=d.ngram_prob,
+        max_ngram=d.max_ngram,
+    )
     neighbours = word_neighbours(tokens.table, data.vocab, model, data.vectors.words if data.vectors else [])
-    copies, source = augment(tokens, classes=classes, neighbours=neighbours, settings=settings,
-                             mask_token=mask_token, seed=config.seed)
+    copies, source = augment(
+        tokens, classes=classes, neighbours=neighbours, settings=settings, mask_token=mask_token, seed=config.seed
+    )
     parts = [tokens, copies]
     if d.unlabelled:
         parts.append(data.tokenizer.tokenize_many(read_input(d.unlabelled, config.data)))
     labels = _transfer_labels(targets, source, len(parts[-1]) if d.unlabelled else 0)
     student = _concat([EncodedTexts(*data.vocab.encode_tokenized(part)) for part in parts])
     teacher_texts = [text for part in parts for text in _joined(part)]
-    on_event(Info(f"distill: transfer set of {len(teacher_texts):,} texts ({len(tokens):,} training texts, "
-                  f"{len(copies):,} augmented copies, {len(parts[2]) if d.unlabelled else 0:,} unlabelled) in "
-                  f"{time.perf_counter() - t0:.1f}s"))
+    on_event(
+        Info(
+            f"distill: transfer set of {len(teacher_texts):,} texts ({len(tokens):,} training texts, "
+            f"{len(copies):,} augmented copies, {len(parts[2]) if d.unlabelled else 0:,} unlabelled) in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
+    )
     return TransferTexts(student, teacher_texts, labels)
 
 
@@ -156,7 +195,7 @@ def _transfer_labels(targets: np.ndarray, source: np.ndarray, unlabelled: int) -
 
 def _joined(tokens: TokenizedTexts) -> list[str]:
     table, ids, offsets = tokens.table, tokens.ids.tolist(), tokens.offsets.tolist()
-    return [" ".join(table[j] for j in ids[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    return [" ".join(table[j] for j in ids[a:b]) for a, b in itertools.pairwise(offsets)]
 
 
 def _concat(parts: list[EncodedTexts]) -> EncodedTexts:
@@ -200,10 +239,20 @@ def teacher_logits(teacher: RunInfo, texts: list[str], device: torch.device, on_
             done[1] = done[0]
             on_event(Info(f"distill: teacher logits {done[0]:,}/{len(texts):,} ({time.perf_counter() - t0:.0f}s)"))
 
-    logits = batched_logits(forward, encoded, info.config.train.eval_batch_size, encoding.pad_index,
-                            on_batch=progress, max_tokens=info.config.train.eval_batch_tokens)
-    on_event(Info(f"distill: the teacher ({getattr(forward, 'name', 'torch')}) read {len(texts):,} texts in "
-                  f"{time.perf_counter() - t0:.0f}s"))
+    logits = batched_logits(
+        forward,
+        encoded,
+        info.config.train.eval_batch_size,
+        encoding.pad_index,
+        on_batch=progress,
+        max_tokens=info.config.train.eval_batch_tokens,
+    )
+    on_event(
+        Info(
+            f"distill: the teacher ({getattr(forward, 'name', 'torch')}) read {len(texts):,} texts in "
+            f"{time.perf_counter() - t0:.0f}s"
+        )
+    )
     return logits
 
 
@@ -236,7 +285,7 @@ class DistillationLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.reshape(len(targets), self.num_outputs)
-        teacher, labels = targets[:, :self.num_outputs], targets[:, self.num_outputs:]
+        teacher, labels = targets[:, : self.num_outputs], targets[:, self.num_outputs :]
         loss = self.teacher_loss(logits, teacher).mean()
         weight = self.settings.label_weight
         if not weight:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator, Mapping, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -44,13 +46,17 @@ class World:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "World":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> World:
         """The place torchrun gives this process in RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE."""
         env = os.environ if env is None else env
         if "WORLD_SIZE" not in env:
             return cls()
-        return cls(rank=int(env["RANK"]), size=int(env["WORLD_SIZE"]), local_rank=int(env.get("LOCAL_RANK", 0)),
-                   local_size=int(env.get("LOCAL_WORLD_SIZE", 1)))
+        return cls(
+            rank=int(env["RANK"]),
+            size=int(env["WORLD_SIZE"]),
+            local_rank=int(env.get("LOCAL_RANK", 0)),
+            local_size=int(env.get("LOCAL_WORLD_SIZE", 1)),
+        )
 
 
 SINGLE = World()
@@ -69,12 +75,16 @@ def process_device(spec: str | torch.device, world: World) -> torch.device:
         return device
     named = device.index is not None if isinstance(spec, torch.device) else ":" in spec
     if named:
-        raise DeviceError(f"--device {spec}: with several processes each uses its own GPU (cuda:LOCAL_RANK); "
-                          "give --device cuda or auto")
+        raise DeviceError(
+            f"device {spec}: with several processes each uses its own GPU (cuda:LOCAL_RANK); "
+            "ask for device cuda or auto"
+        )
     count = torch.cuda.device_count()
     if world.local_rank >= count:
-        raise DeviceError(f"{world.local_size} processes on this machine but {count} CUDA device(s); "
-                          "start at most one process per GPU")
+        raise DeviceError(
+            f"{world.local_size} processes on this machine but {count} CUDA device(s); "
+            "start at most one process per GPU"
+        )
     return torch.device("cuda", world.local_rank)
 
 
@@ -165,8 +175,8 @@ def text_range(texts: EncodedTexts, start: int, stop: int) -> EncodedTexts:
     """Texts start .. stop - 1 (the same object when that is all of them)."""
     if (start, stop) == (0, len(texts)):
         return texts
-    offsets = texts.offsets[start:stop + 1]
-    return EncodedTexts(texts.ids[offsets[0]:offsets[-1]], offsets - offsets[0])
+    offsets = texts.offsets[start : stop + 1]
+    return EncodedTexts(texts.ids[offsets[0] : offsets[-1]], offsets - offsets[0])
 
 
 def on_main(world: World, fn: Callable[[], T]) -> T:
@@ -249,6 +259,7 @@ def launch(nproc: int, argv: list[str], verbose: bool = False) -> int:
         if failure.exitcode in (1, 130):
             return failure.exitcode
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with {failure.exitcode}"
-        raise TrainingError(f"training process {rank} {how}; the run keeps its last checkpoint "
-                            "(continue it with --resume RUN_DIR)") from None
+        raise TrainingError(
+            f"training process {rank} {how}; the run keeps its last checkpoint (continue it with --resume RUN_DIR)"
+        ) from None
     return 0

@@ -1,124 +1,53 @@
 """Training: one explicit loop from a config to a run directory, with checkpoints to resume from.
 
-`train` claims the run directory; `_train` is the loop, read top to bottom: set up, then per epoch the optimizer
-steps (`_train_epoch`, each one `llmcls.training.step.train_step`), validation (`_validate`) and the record
-(`_end_epoch`), then the best model's calibration and scores (`_finish`).
+`train` claims the run directory; `_train` is the loop, read top to bottom: set up (`_build_parts`), then per
+epoch the optimizer steps (`_train_epoch`, each one `llmcls.training.step.train_step`), validation (`_validate`)
+and the record (`_end_epoch`), then the best model's calibration and scores (`llmcls.training.finish`).
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
 from llmcls.adapt.choices import resolve_auto
-from llmcls.config import Config, TrainConfig
+from llmcls.config import Config
 from llmcls.data.batching import BucketSampler, padding_fraction
-from llmcls.data.prepare import PreparedData, Split
+from llmcls.data.prepare import PreparedData
 from llmcls.errors import ConfigError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
-from llmcls.inference.calibration import calibration, fit_temperature
-from llmcls.inference.metrics import tune_thresholds
-from llmcls.inference.scoring import probabilities, report
-from llmcls.inference.torch_forward import logits_loss, predict_logits
 from llmcls.model import LstmClassifier, loss_function
 from llmcls.precision import choose_precision
+from llmcls.records import EpochRecord, VectorCoverage
 from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from llmcls.run.files import save_weights, write_metrics, write_results, write_temperature, write_thresholds
-from llmcls.run.claim import check_new_run, discard_unused, remove_stale_temporaries, run_lock
+from llmcls.run.claim import claim_run_dir
+from llmcls.run.files import save_weights, write_metrics
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
-from llmcls.training.distributed import (SINGLE, World, all_gather, data_parallel, on_main, process_device,
-                                         process_group, process_seed, shard_batch, shard_range, text_range)
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.distill import DistillationLoss
+from llmcls.training.distributed import (
+    SINGLE,
+    World,
+    all_gather,
+    data_parallel,
+    on_main,
+    process_device,
+    process_group,
+    process_seed,
+    shard_batch,
+)
+from llmcls.training.evaluation import evaluate_split
+from llmcls.training.finish import finish_run
 from llmcls.training.optim import make_optimizer, make_scheduler
 from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
+from llmcls.training.state import TrainingParts, TrainResult, TrainState
 from llmcls.training.step import Stepper, train_step
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_epoch: int
-    valid: dict  # classification report of the best model on the validation split, plus "loss"
-    test: dict | None  # likewise on the test split, when the config has one
-    history: list[dict]
-
-
-def evaluate_split(model: LstmClassifier, split: Split, labels: list[str], batch_size: int,
-                   device: torch.device, world: World = SINGLE, thresholds: np.ndarray | None = None,
-                   batch_tokens: int | None = None, temperature: float | None = None) -> dict:
-    """Classification report of `model` on `split`, with the mean loss under "loss" (multi-label: labels
-    predicted at `thresholds`, default 0.5; probabilities and loss of the logits divided by `temperature`).
-
-    With several processes, each computes the logits of its part of the split and every process gets the
-    report of the whole split: the figures one process computes.
-    """
-    start, stop = shard_range(len(split), world.rank, world.size)
-    part = text_range(split.texts, start, stop)
-    logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
-    return report_of_logits(torch.cat(all_gather(logits, world)), split, labels, thresholds, temperature)
-
-
-def report_of_logits(logits: torch.Tensor, split: Split, labels: list[str], thresholds: np.ndarray | None = None,
-                     temperature: float | None = None) -> dict:
-    """`evaluate_split`'s report from the logits [n, outputs] of the whole split, already computed."""
-    if temperature is not None:
-        logits = logits / temperature
-    probs = probabilities(logits.numpy(), multi_label=split.targets.ndim == 2)
-    return report(probs, split.targets, labels, thresholds, loss=logits_loss(logits, split.targets, len(labels)))
-
-
-def decision_thresholds(cfg: TrainConfig, valid_probs: np.ndarray, valid_targets: np.ndarray) -> tuple[np.ndarray, str]:
-    """Multi-label: the probability each class needs to be predicted, and how it was chosen: `train.threshold`
-    for every class, or per class the grid value with the best F1 on the validation split (`tune`), from its
-    (calibrated) probabilities [n, classes] and 0/1 targets [n, classes]."""
-    if cfg.threshold == "tune":
-        return tune_thresholds(valid_probs, valid_targets), "tuned: the best F1 of each class on the validation split"
-    return np.full(valid_targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
-
-
-def fit_calibration(cfg: TrainConfig, logits: np.ndarray, targets: np.ndarray) -> tuple[float | None, dict]:
-    """The temperature of `train.calibrate` (None for none), fitted on the validation split's logits
-    [n, num_outputs] and targets, and the split's ECE before and after it.
-
-    Returns:
-        (temperature, {"valid_ece_before": ..., "valid_ece_after": ...}); with none, the two ECEs are equal.
-    """
-    multi_label = targets.ndim == 2
-    before = calibration(probabilities(logits, multi_label), targets)["ece"]
-    if cfg.calibrate == "none":
-        return None, {"valid_ece_before": before, "valid_ece_after": before}
-    temperature = fit_temperature(logits, targets)
-    after = calibration(probabilities(logits, multi_label, temperature), targets)["ece"]
-    return temperature, {"valid_ece_before": before, "valid_ece_after": after}
-
-
-@dataclass
-class TrainState:
-    """Where training stands; saved in every checkpoint."""
-
-    epoch: int = 1  # the epoch in progress
-    step: int = 0  # batches of `epoch` already done (global batches, whatever the number of processes)
-    global_step: int = 0  # optimizer steps (one per train.accumulate batches)
-    best_value: float | None = None
-    best_epoch: int = 0
-    since_best: int = 0
-    loss_sum: float = 0.0  # sums over the batches of `epoch` done so far
-    examples: int = 0
-    tokens: int = 0
-    seconds: float = 0.0  # training seconds of `epoch` so far
-    history: list[dict] = field(default_factory=list)
-    # {"tokens": share, "words": share} of the training data with a pretrained vector (None without vectors):
-    # measured when the run starts, kept here so that a resumed run's results.json still says it
-    vector_coverage: dict | None = None
-
-    def finished(self, cfg: TrainConfig) -> bool:
-        return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
 
 
 def _is_better(metric: str, value: float, best: float | None) -> bool:
@@ -127,9 +56,15 @@ def _is_better(metric: str, value: float, best: float | None) -> bool:
     return value < best if metric == "loss" else value > best
 
 
-def train(config: Config, device: str | torch.device = "auto", run_dir: Path | None = None,
-          on_event: EventHandler = ignore, resume: bool = False, overwrite: bool = False,
-          world: World = SINGLE) -> TrainResult:
+def train(
+    config: Config,
+    device: str | torch.device = "auto",
+    run_dir: Path | None = None,
+    on_event: EventHandler = ignore,
+    resume: bool = False,
+    overwrite: bool = False,
+    world: World = SINGLE,
+) -> TrainResult:
     """Train a classifier as `config` says and write its run directory.
 
     Args:
@@ -160,24 +95,16 @@ def train(config: Config, device: str | torch.device = "auto", run_dir: Path | N
     on_event = on_event if world.main else ignore
     precision = choose_precision(config.train.precision, device)  # refuses bf16 before any work
     on_event(Info(f"precision: {precision.precision} ({precision.reason})"))
-    created = world.main and not run_dir.exists()
-    with process_group(world, device):
-        try:
-            with ExitStack() as lock:
-                def claim() -> dict | None:
-                    lock.enter_context(run_lock(run_dir))
-                    if resume:
-                        remove_stale_temporaries(run_dir)
-                        return load_checkpoint(run_dir)
-                    check_new_run(run_dir, overwrite)  # deletes nothing: _setup does, once the data is read
-                    return None
+    with process_group(world, device), ExitStack() as held:
 
-                checkpoint = on_main(world, claim)
-                return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
-        except BaseException:
-            if created:  # e.g. a data file was missing: leave no empty run directory behind
-                discard_unused(run_dir)
-            raise
+        def claim() -> dict | None:
+            # locked until training ends; deletes nothing (setup_run does, once the data is read); a directory
+            # created here is removed again if the run fails before it is written (e.g. a data file is missing)
+            held.enter_context(claim_run_dir(run_dir, resume=resume, overwrite=overwrite))
+            return load_checkpoint(run_dir) if resume else None
+
+        checkpoint = on_main(world, claim)
+        return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
 
 
 def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> None:
@@ -188,8 +115,15 @@ def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> Non
         torch.manual_seed(process_seed(seed, world.rank, global_step))
 
 
-def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventHandler,
-           checkpoint: dict | None, world: World, precision: str) -> TrainResult:
+def _train(
+    config: Config,
+    device: torch.device,
+    run_dir: Path,
+    on_event: EventHandler,
+    checkpoint: dict | None,
+    world: World,
+    precision: str,
+) -> TrainResult:
     """The loop: set up, then per epoch train, validate and record, then score the best model."""
     config = on_main(world, lambda: resolve_auto(config, on_event))  # `auto` keys, chosen from the training data
     cfg = config.train
@@ -202,118 +136,139 @@ def _train(config: Config, device: torch.device, run_dir: Path, on_event: EventH
     tensorboard = summary_writer(str(run_dir / TENSORBOARD_DIR)) if summary_writer else None  # after any clearing
     if world.rank:
         torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
-    t = _training(config, data, model, device, world, precision, run_dir, on_event)
-    state = _start_state(t, checkpoint)
+    parts = _build_parts(config, data, model, device, world, precision, run_dir, on_event)
+    state = _start_state(parts, checkpoint)
     if world.main:
         write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
-    on_event(Info(_describe(t)))
+    on_event(Info(_describe(parts)))
     while not state.finished(cfg):
-        t.sampler.set_epoch(state.epoch)
-        batches = t.sampler.batches()  # the global batches, the same in every process
+        parts.sampler.set_epoch(state.epoch)
+        batches = parts.sampler.batches()  # the global batches, the same in every process
         on_event(EpochStarted(state.epoch, cfg.epochs, len(batches), done=state.step))
-        _train_epoch(t, state, batches)
-        record, improved = _validate(t, state, batches)
-        _end_epoch(t, state, record, tensorboard)
+        _train_epoch(parts, state, batches)
+        record, improved = _validate(parts, state, batches)
+        _end_epoch(parts, state, record, tensorboard)
         on_event(EpochEnded(record, improved))
         if cfg.patience and state.since_best >= cfg.patience:
             on_event(Info(f"early stop: no better valid {cfg.select_metric} for {cfg.patience} epochs"))
     if tensorboard is not None:
         tensorboard.close()
-    valid, test = on_main(world, lambda: _finish(t, state))
+    valid, test = on_main(world, lambda: finish_run(parts, state))
     return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
 
 
-@dataclass
-class _Training:
-    """What the loop drives, built once before the first epoch."""
-
-    config: Config
-    data: PreparedData
-    step: Stepper
-    scheduler: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
-    sampler: BucketSampler
-    run_dir: Path
-    on_event: EventHandler
-    epoch_thresholds: np.ndarray | None  # multi-label, while training: train.threshold (0.5 when tuned at the end)
-    average: WeightAverage | None  # train.ema: what validation scores and the best checkpoint keeps
-
-    @property
-    def per_step_schedule(self) -> bool:
-        return not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-
-
-def _training(config: Config, data: PreparedData, model: LstmClassifier, device: torch.device, world: World,
-              precision: str, run_dir: Path, on_event: EventHandler) -> _Training:
+def _build_parts(
+    config: Config,
+    data: PreparedData,
+    model: LstmClassifier,
+    device: torch.device,
+    world: World,
+    precision: str,
+    run_dir: Path,
+    on_event: EventHandler,
+) -> TrainingParts:
     """The model on its device, the loss, optimizer, sampler and schedule of a run."""
     cfg = config.train
     model.to(device)
     ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
-    criterion = (DistillationLoss(config.distill, len(data.labels), model.args.num_outputs, config.data.multi_label)
-                 if config.distill.teacher else loss_function(len(data.labels), weights, config.data.multi_label))
+    criterion = (
+        DistillationLoss(config.distill, len(data.labels), model.args.num_outputs, config.data.multi_label)
+        if config.distill.teacher
+        else loss_function(len(data.labels), weights, config.data.multi_label)
+    )
     criterion.to(device)
     optimizer = make_optimizer(model, cfg, config.model.wide_lr_scale)
-    sampler = BucketSampler(data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed,
-                            max_tokens=cfg.batch_tokens)
+    sampler = BucketSampler(
+        data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed, max_tokens=cfg.batch_tokens
+    )
     # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that
     # binds, the number of batches may differ a little between epochs)
     total_steps = sum(-(-n // cfg.accumulate) for n in sampler.batch_counts(range(1, cfg.epochs + 1)))
     scheduler = make_scheduler(optimizer, cfg, total_steps)
     # each example's weight in the loss of its batch: its class weight, or 1
     # (multi-label: class weights act inside each example's loss, as pos_weight, so examples count alike)
-    loss_weights = (np.ones(len(data.train)) if weights is None or config.data.multi_label
-                    else weights.double().numpy()[data.train.targets])
-    step = Stepper(model, ddp_model, criterion, optimizer, data.train.texts, torch.from_numpy(data.train.targets),
-                   loss_weights, device, precision, cfg.grad_clip, world)
+    loss_weights = (
+        np.ones(len(data.train))
+        if weights is None or config.data.multi_label
+        else weights.double().numpy()[data.train.targets]
+    )
+    step = Stepper(
+        model,
+        ddp_model,
+        criterion,
+        optimizer,
+        data.train.texts,
+        torch.from_numpy(data.train.targets),
+        loss_weights,
+        device,
+        precision,
+        cfg.grad_clip,
+        world,
+    )
     epoch_thresholds = None
     if config.data.multi_label:
         epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
     average = WeightAverage(model, cfg.ema, round(cfg.ema_start * total_steps)) if cfg.ema else None
-    return _Training(config, data, step, scheduler, sampler, run_dir, on_event, epoch_thresholds, average)
+    return TrainingParts(config, data, step, scheduler, sampler, run_dir, on_event, epoch_thresholds, average)
 
 
-def _start_state(t: _Training, checkpoint: dict | None) -> TrainState:
+def _start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:
     """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
     if checkpoint is None:
-        return TrainState(vector_coverage=None if t.data.coverage is None else asdict(t.data.coverage))
-    t.step.optimizer.load_state_dict(checkpoint["optimizer"])
-    t.scheduler.load_state_dict(checkpoint["scheduler"])
+        coverage = parts.data.coverage
+        return TrainState(
+            vector_coverage=None if coverage is None else VectorCoverage(tokens=coverage.tokens, words=coverage.words)
+        )
+    parts.step.optimizer.load_state_dict(checkpoint["optimizer"])
+    parts.scheduler.load_state_dict(checkpoint["scheduler"])
     state = TrainState(**checkpoint["state"])
-    if t.average is not None:
-        t.average.load_state_dict(checkpoint["ema"])
-    _set_rng(checkpoint, t.step.world, t.config.seed, state.global_step)
-    t.on_event(Info(f"resumed {t.run_dir} at epoch {state.epoch}, batch {state.step}"))
+    if parts.average is not None:
+        parts.average.load_state_dict(checkpoint["ema"])
+    _set_rng(checkpoint, parts.step.world, parts.config.seed, state.global_step)
+    parts.on_event(Info(f"resumed {parts.run_dir} at epoch {state.epoch}, batch {state.step}"))
     return state
 
 
-def _describe(t: _Training) -> str:
+def _describe(parts: TrainingParts) -> str:
     """The line that says what is trained, where and how."""
-    cfg, world, model = t.config.train, t.step.world, t.step.model
-    return (f"model: {model.describe()}, "
-            f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
-            f"{t.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
-            f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"
-            f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
-            f"{cfg.epochs} epochs, {t.step.precision}"
-            f"{f', weights averaged (EMA {cfg.ema:g} from step {t.average.start_step})' if t.average else ''}; resolved config: {t.run_dir / 'config.yaml'}")
+    cfg, world, model = parts.config.train, parts.step.world, parts.step.model
+    return (
+        f"model: {model.describe()}, "
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters on "
+        f"{parts.step.device}{f' x {world.size} processes' if world.size > 1 else ''}; {cfg.optimizer} lr "
+        f"{cfg.lr:g} ({cfg.lr_schedule}), batch {cfg.batch_size}"
+        f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
+        f"{cfg.epochs} epochs, {parts.step.precision}"
+        f"{f', weights averaged (EMA {cfg.ema:g} from step {parts.average.start_step})' if parts.average else ''}"
+        f"; resolved config: {parts.run_dir / 'config.yaml'}"
+    )
 
 
-def _save_last(t: _Training, state: TrainState) -> None:
+def _save_last(parts: TrainingParts, state: TrainState) -> None:
     """The checkpoint to resume from, with every process's random state (so that as many resume identically)."""
-    world = t.step.world
+    world = parts.step.world
     rng = all_gather(rng_state(), world)
     if world.main:
-        save_checkpoint(t.run_dir, {"model": t.step.model.state_dict(), "optimizer": t.step.optimizer.state_dict(),
-                                    "scheduler": t.scheduler.state_dict(), "state": asdict(state), "rng": rng[0],
-                                    **({"rng_ranks": rng} if world.size > 1 else {}),
-                                    **({"ema": t.average.state_dict()} if t.average else {})})
+        save_checkpoint(
+            parts.run_dir,
+            {
+                "model": parts.step.model.state_dict(),
+                "optimizer": parts.step.optimizer.state_dict(),
+                "scheduler": parts.scheduler.state_dict(),
+                "state": asdict(state),
+                "rng": rng[0],
+                **({"rng_ranks": rng} if world.size > 1 else {}),
+                **({"ema": parts.average.state_dict()} if parts.average else {}),
+            },
+        )
 
 
-def _train_epoch(t: _Training, state: TrainState, batches: list[np.ndarray]) -> None:
+def _train_epoch(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]) -> None:
     """The optimizer steps of the epoch in progress, from where it stands (checkpoints fall between optimizer
     steps, so a resumed epoch starts at the beginning of a step)."""
-    cfg = t.config.train
-    lengths = t.data.train.texts.lengths
+    cfg = parts.config.train
+    lengths = parts.data.train.texts.lengths
 
     def count(batch: np.ndarray, loss: float) -> None:
         n_tokens = int(lengths[batch].sum())
@@ -321,66 +276,77 @@ def _train_epoch(t: _Training, state: TrainState, batches: list[np.ndarray]) -> 
         state.loss_sum += loss * len(batch)
         state.examples += len(batch)
         state.tokens += n_tokens
-        t.on_event(StepDone(loss, len(batch), n_tokens))
+        parts.on_event(StepDone(loss, len(batch), n_tokens))
 
-    t.step.model.train()
+    parts.step.model.train()
     t_start = time.perf_counter()
     for first in range(state.step, len(batches), cfg.accumulate):
-        train_step(t.step, batches[first:first + cfg.accumulate], count, state.epoch, state.step)
-        if t.per_step_schedule:
-            t.scheduler.step()
+        train_step(parts.step, batches[first : first + cfg.accumulate], count, state.epoch, state.step)
+        if parts.per_step_schedule:
+            parts.scheduler.step()
         state.global_step += 1
-        if t.average is not None:
-            t.average.update(t.step.model, state.global_step)
+        if parts.average is not None:
+            parts.average.update(parts.step.model, state.global_step)
         if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
             state.seconds += time.perf_counter() - t_start
             t_start = time.perf_counter()
-            _save_last(t, state)
+            _save_last(parts, state)
     state.seconds += time.perf_counter() - t_start
 
 
-def _validate(t: _Training, state: TrainState, batches: list[np.ndarray]) -> tuple[dict, bool]:
+def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]) -> tuple[EpochRecord, bool]:
     """Score the epoch's model (with train.ema, its averaged weights) on the validation split, keep those weights
     if they are the best so far, and return the epoch's record and whether it improved."""
-    cfg, world = t.config.train, t.step.world
-    with t.average.applied(t.step.model) if t.average else nullcontext(t.step.model) as model:
-        report = evaluate_split(model, t.data.valid, t.data.labels.labels, cfg.eval_batch_size, t.step.device,
-                                world, t.epoch_thresholds, cfg.eval_batch_tokens)
+    cfg, world = parts.config.train, parts.step.world
+    with parts.average.applied(parts.step.model) if parts.average else nullcontext(parts.step.model) as model:
+        report = evaluate_split(
+            model,
+            parts.data.valid,
+            parts.data.labels.labels,
+            cfg.eval_batch_size,
+            parts.step.device,
+            world,
+            parts.epoch_thresholds,
+            cfg.eval_batch_tokens,
+        )
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved and world.main:
-            save_weights(t.run_dir / WEIGHTS, model)
+            save_weights(parts.run_dir / WEIGHTS, model)
     if improved:
         state.best_value, state.best_epoch, state.since_best = value, state.epoch, 0
     else:
         state.since_best += 1
-    parts = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
-    record = {
-        "epoch": state.epoch,
-        "train_loss": state.loss_sum / state.examples,
-        "valid_loss": report["loss"],
-        "valid_accuracy": report["accuracy"],
-        "valid_macro_f1": report["macro_f1"],
-        **({"valid_micro_f1": report["micro_f1"]} if "micro_f1" in report else {}),
-        "lr": t.step.optimizer.param_groups[0]["lr"],
-        "seconds": state.seconds,
-        "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
-        "padding_fraction": padding_fraction(parts, t.data.train.texts.lengths),
-        "best": improved,
-    }
-    if not t.per_step_schedule:
-        t.scheduler.step(value)
+    shards = [p for b in batches for r in range(world.size) if len(p := shard_batch(b, r, world.size))]
+    record = cast(
+        EpochRecord,
+        {
+            "epoch": state.epoch,
+            "train_loss": state.loss_sum / state.examples,
+            "valid_loss": report["loss"],
+            "valid_accuracy": report["accuracy"],
+            "valid_macro_f1": report["macro_f1"],
+            **({"valid_micro_f1": report["micro_f1"]} if "micro_f1" in report else {}),
+            "lr": parts.step.optimizer.param_groups[0]["lr"],
+            "seconds": state.seconds,
+            "train_tokens_per_s": state.tokens / state.seconds,  # of all processes
+            "padding_fraction": padding_fraction(shards, parts.data.train.texts.lengths),
+            "best": improved,
+        },
+    )
+    if not parts.per_step_schedule:
+        parts.scheduler.step(value)
     return record, improved
 
 
-def _end_epoch(t: _Training, state: TrainState, record: dict, tensorboard) -> None:
+def _end_epoch(parts: TrainingParts, state: TrainState, record: EpochRecord, tensorboard) -> None:
     """Log the epoch's record, move on to the next epoch and save the checkpoint."""
     state.history.append(record)
     state.epoch, state.step = state.epoch + 1, 0
     state.loss_sum, state.examples, state.tokens, state.seconds = 0.0, 0, 0, 0.0
-    _save_last(t, state)
-    if t.step.world.main:
-        write_metrics(t.run_dir, state.history)
+    _save_last(parts, state)
+    if parts.step.world.main:
+        write_metrics(parts.run_dir, state.history)
     if tensorboard is not None:
         for key, number in record.items():
             if key not in ("epoch", "best"):
@@ -388,67 +354,12 @@ def _end_epoch(t: _Training, state: TrainState, record: dict, tensorboard) -> No
         tensorboard.flush()
 
 
-def _finish(t: _Training, state: TrainState) -> tuple[dict, dict | None]:
-    """The best model's calibration, thresholds, reports, results.json, the plots and the ONNX export (by process
-    0 alone, which holds the weights)."""
-    from safetensors.torch import load_file
-
-    cfg, data, model, device = t.config.train, t.data, t.step.model, t.step.device
-    model.load_state_dict(load_file(t.run_dir / WEIGHTS))
-    valid_logits = predict_logits(model, data.valid.texts, cfg.eval_batch_size, device, cfg.eval_batch_tokens)
-    temperature, ece = _calibrate(t, valid_logits.numpy())  # before the thresholds, which are tuned on its output
-    thresholds = None
-    if t.config.data.multi_label:
-        valid_probs = probabilities(valid_logits.numpy(), True, temperature)
-        thresholds, method = decision_thresholds(cfg, valid_probs, data.valid.targets)
-        write_thresholds(t.run_dir, data.labels.labels, thresholds, method)
-
-    valid = report_of_logits(valid_logits, data.valid, data.labels.labels, thresholds, temperature)
-    test = None
-    if data.test is not None:
-        test = evaluate_split(model, data.test, data.labels.labels, cfg.eval_batch_size, device, thresholds=thresholds,
-                              batch_tokens=cfg.eval_batch_tokens, temperature=temperature)
-    write_results(t.run_dir, {
-        "best_epoch": state.best_epoch,
-        "select_metric": cfg.select_metric,
-        "epochs_run": len(state.history),
-        "train_seconds": sum(r["seconds"] for r in state.history),
-        "precision": t.step.precision,
-        "temperature": temperature,
-        **ece,
-        "vector_coverage": state.vector_coverage,
-        "valid": valid,
-        "test": test,
-    })
-    if cfg.plots:
-        from llmcls.plots import plot_run
-
-        plot_run(t.run_dir)
-    if cfg.export_onnx:  # so that predict, eval and serve start without torch (llmcls.inference.onnx_forward)
-        from llmcls.export.write import export_after_training
-
-        export_after_training(t.run_dir, t.on_event)
-    return valid, test
-
-
-def _calibrate(t: _Training, valid_logits: np.ndarray) -> tuple[float | None, dict]:
-    """Fit `train.calibrate`'s temperature on the validation logits [n, num_outputs], save it with the run, and
-    say what it did to the validation ECE; returns `fit_calibration`'s answer."""
-    temperature, ece = fit_calibration(t.config.train, valid_logits, t.data.valid.targets)
-    before, after = ece["valid_ece_before"], ece["valid_ece_after"]
-    if temperature is None:
-        t.on_event(Info(f"calibration: none (train.calibrate), validation ECE {before:.4f}"))
-        return None, ece
-    write_temperature(t.run_dir, temperature, ece)
-    t.on_event(Info(f"calibration: temperature T={temperature:.3f}, validation ECE {before:.4f} -> {after:.4f}"))
-    return temperature, ece
-
-
 def _tensorboard_writer_class():
     """TensorBoard's SummaryWriter class."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("train.tensorboard is true, but TensorBoard is not installed: "
-                          "pip install 'llmcls[tensorboard]'") from None
+        raise ConfigError(
+            "train.tensorboard is true, but TensorBoard is not installed: pip install 'llmcls[tensorboard]'"
+        ) from None
     return SummaryWriter

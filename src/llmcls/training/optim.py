@@ -40,8 +40,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_ste
     reduce-on-plateau (stepped after every epoch with the validation metric)."""
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min" if cfg.select_metric == "loss" else "max", factor=cfg.plateau_factor,
-            patience=cfg.plateau_patience)
+            optimizer,
+            mode="min" if cfg.select_metric == "loss" else "max",
+            factor=cfg.plateau_factor,
+            patience=cfg.plateau_patience,
+        )
     if cfg.lr_schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     warmup = int(cfg.warmup_fraction * total_steps)

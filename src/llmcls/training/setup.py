@@ -14,13 +14,13 @@ import torch
 
 from llmcls.config import Config, TrainConfig, save_config
 from llmcls.data.prepare import PreparedData, prepare_data
-from llmcls.data.vocab import LabelMap
+from llmcls.data.vocab import LabelMap, num_outputs
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore
-from llmcls.model import LstmClassifier, ModelArgs, build_network, num_outputs
-from llmcls.run.files import load_run_info, write_run_header
+from llmcls.model import LstmClassifier, ModelArgs, build_network
 from llmcls.run.claim import clear_for_new_run, remove_from_run
+from llmcls.run.files import load_run_info, write_run_header
 from llmcls.run.layout import CONFIG, FROM_WEIGHTS
 from llmcls.training.distill import load_teacher, teacher_record, transfer_split
 from llmcls.training.distributed import SINGLE, World, threads_per_process
@@ -52,8 +52,10 @@ def class_weights(cfg: TrainConfig, labels: LabelMap, targets: np.ndarray) -> to
         return torch.tensor(len(targets) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
     unknown = labels.unknown(spec)
     if unknown:
-        raise ConfigError(f"train.class_weights: labels not in the training data: {', '.join(unknown)} "
-                          f"(labels: {', '.join(labels.labels)})")
+        raise ConfigError(
+            f"train.class_weights: labels not in the training data: {', '.join(unknown)} "
+            f"(labels: {', '.join(labels.labels)})"
+        )
     return torch.tensor([spec.get(label, 1.0) for label in labels.labels], dtype=torch.float32)
 
 
@@ -86,13 +88,23 @@ def build_encoder(config: Config, data: PreparedData, on_event: EventHandler = i
     assert folder is not None and encoding is not None
     ids = encoding.ids  # type: ignore[attr-defined]  # a WordPieceEncoding
     outputs = num_outputs(len(data.labels), config.data.multi_label)
-    args = EncoderArgs.from_pretrained(folder.config, num_outputs=outputs, pad_index=ids["pad"],
-                                       cls_index=ids["cls"], sep_index=ids["sep"],
-                                       pooling=config.model.encoder_pooling, dropout=config.model.dropout)
+    args = EncoderArgs.from_pretrained(
+        folder.config,
+        num_outputs=outputs,
+        pad_index=ids["pad"],
+        cls_index=ids["cls"],
+        sep_index=ids["sep"],
+        pooling=config.model.encoder_pooling,
+        dropout=config.model.dropout,
+    )
     model = EncoderClassifier(args)
     load_pretrained(model, folder.weights)
-    on_event(Info(f"encoder: {folder.path} ({sum(p.numel() for p in model.parameters()):,} parameters, "
-                  f"vocabulary {args.vocab_size:,} WordPiece tokens)"))
+    on_event(
+        Info(
+            f"encoder: {folder.path} ({sum(p.numel() for p in model.parameters()):,} parameters, "
+            f"vocabulary {args.vocab_size:,} WordPiece tokens)"
+        )
+    )
     return model
 
 
@@ -101,29 +113,80 @@ def build_lstm(config: Config, data: PreparedData, on_event: EventHandler = igno
     emb = config.embeddings
     vocab = data.vocab
     dim = data.vectors.dim if data.vectors is not None else emb.dim
-    matrix, found = build_embedding_matrix(vocab.itos, data.vectors, dim, emb.oov_std,
-                                           np.random.default_rng(config.seed), vocab.pad_index)
+    matrix, found = build_embedding_matrix(
+        vocab.itos, data.vectors, dim, emb.oov_std, np.random.default_rng(config.seed), vocab.pad_index
+    )
     fixed = len(vocab) - vocab.trainable
-    on_event(Info(f"vocabulary: {vocab.trainable} training tokens"
-                  f"{f' + {fixed} fixed pretrained words' if fixed else ''}, {found} with pretrained vectors"))
+    on_event(
+        Info(
+            f"vocabulary: {vocab.trainable} training tokens"
+            f"{f' + {fixed} fixed pretrained words' if fixed else ''}, {found} with pretrained vectors"
+        )
+    )
     m = config.model
-    args = ModelArgs(vocab_size=vocab.trainable, embedding_dim=dim,
-                     num_outputs=num_outputs(len(data.labels), config.data.multi_label),
-                     hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
-                     dropout=m.dropout, embedding_dropout=m.embedding_dropout, lstm_dropout=m.lstm_dropout,
-                     pooling=m.pooling, pad_index=vocab.pad_index, fixed_vocab_size=fixed,
-                     wide_buckets=m.wide_buckets if m.wide else 0, wide_dropout=m.wide_dropout)
+    args = ModelArgs(
+        vocab_size=vocab.trainable,
+        embedding_dim=dim,
+        num_outputs=num_outputs(len(data.labels), config.data.multi_label),
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        bidirectional=m.bidirectional,
+        dropout=m.dropout,
+        embedding_dropout=m.embedding_dropout,
+        lstm_dropout=m.lstm_dropout,
+        pooling=m.pooling,
+        pad_index=vocab.pad_index,
+        fixed_vocab_size=fixed,
+        wide_buckets=m.wide_buckets if m.wide else 0,
+        wide_dropout=m.wide_dropout,
+    )
     model = LstmClassifier(args)
     with torch.no_grad():
-        model.embedding.weight.copy_(torch.from_numpy(matrix[:vocab.trainable]))
+        model.embedding.weight.copy_(torch.from_numpy(matrix[: vocab.trainable]))
         if model.fixed_embedding is not None:
-            model.fixed_embedding.weight.copy_(torch.from_numpy(matrix[vocab.trainable:]))
+            model.fixed_embedding.weight.copy_(torch.from_numpy(matrix[vocab.trainable :]))
     model.embedding.weight.requires_grad_(not emb.freeze)
     return model
 
 
-def setup_run(config: Config, run_dir: Path, checkpoint: dict | None, on_event: EventHandler = ignore, *,
-              device: torch.device | None = None) -> tuple[PreparedData, torch.nn.Module]:
+def _start_new(config: Config, run_dir: Path, on_event: EventHandler):
+    """A new run's data, model and teacher (distillation), once the data is read: the old run (--overwrite,
+    checked by claim; the directory is locked) is cleared and the run's header written."""
+    data = prepare_data(config, on_event)
+    model = build_model(config, data, on_event)
+    teacher = load_teacher(config, data.labels.labels) if config.distill.teacher else None
+    clear_for_new_run(run_dir)
+    write_run_header(
+        run_dir,
+        config,
+        encoding=data.encoding,
+        labels=data.labels,
+        model=model,
+        extra=teacher_record(teacher) if teacher else None,
+    )
+    return data, model, teacher
+
+
+def _start_resumed(config: Config, run_dir: Path, checkpoint: dict, on_event: EventHandler):
+    """A resumed run's data (encoded with its tables) and model (its checkpoint's weights)."""
+    run = load_run_info(run_dir, trained=False)
+    encoding = None if run.vocab is not None else run.encoding()
+    data = prepare_data(config, on_event, run.vocab, run.labels, encoding)  # type: ignore[arg-type]
+    model = build_network(run.family, run.model_args)
+    model.load_state_dict(checkpoint["model"])
+    remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
+    save_config(config, run_dir / CONFIG)  # keys safe to change on resume may have changed
+    return data, model
+
+
+def setup_run(
+    config: Config,
+    run_dir: Path,
+    checkpoint: dict | None,
+    on_event: EventHandler = ignore,
+    *,
+    device: torch.device | None = None,
+) -> tuple[PreparedData, torch.nn.Module]:
     """The encoded data and the starting model of a new or resumed run; writes the run's header files.
 
     A resumed run is read through the same validated loader as every other use of a run directory
@@ -137,26 +200,29 @@ def setup_run(config: Config, run_dir: Path, checkpoint: dict | None, on_event: 
     t0 = time.perf_counter()
     teacher = None
     if checkpoint is None:
-        data = prepare_data(config, on_event)
-        model = build_model(config, data, on_event)
-        teacher = load_teacher(config, data.labels.labels) if config.distill.teacher else None
-        clear_for_new_run(run_dir)  # --overwrite: the old run (checked by claim; the directory is locked)
-        write_run_header(run_dir, config, encoding=data.encoding, labels=data.labels, model=model,
-                         extra=teacher_record(teacher) if teacher else None)
+        data, model, teacher = _start_new(config, run_dir, on_event)
     else:
-        run = load_run_info(run_dir, trained=False)
-        encoding = None if run.vocab is not None else run.encoding()
-        data = prepare_data(config, on_event, run.vocab, run.labels, encoding)  # type: ignore[arg-type]
-        model = build_network(run.family, run.model_args)
-        model.load_state_dict(checkpoint["model"])
-        remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
-        save_config(config, run_dir / CONFIG)  # keys safe to change on resume may have changed
-    on_event(Info(f"data: train {len(data.train)}, valid {len(data.valid)}"
-                  f"{' (split from train)' if data.valid_from_train else ''}"
-                  f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
-                  f"prepared in {time.perf_counter() - t0:.1f}s"))
+        data, model = _start_resumed(config, run_dir, checkpoint, on_event)
+    on_event(
+        Info(
+            f"data: train {len(data.train)}, valid {len(data.valid)}"
+            f"{' (split from train)' if data.valid_from_train else ''}"
+            f"{f', test {len(data.test)}' if data.test else ''}; classes: {', '.join(data.labels.labels)}; "
+            f"prepared in {time.perf_counter() - t0:.1f}s"
+        )
+    )
     if config.distill.teacher:
         assert isinstance(model, LstmClassifier)
-        data = replace(data, train=transfer_split(config, data, model, teacher=teacher, run_dir=run_dir,
-                                                  device=device or torch.device("cpu"), on_event=on_event))
+        data = replace(
+            data,
+            train=transfer_split(
+                config,
+                data,
+                model,
+                teacher=teacher,
+                run_dir=run_dir,
+                device=device or torch.device("cpu"),
+                on_event=on_event,
+            ),
+        )
     return replace(data, vectors=None, train_texts=None), model  # the vectors are in the model now

@@ -4,9 +4,9 @@ runs it over the epochs; `llmcls profile` times it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,8 +41,9 @@ class Stepper:
     world: World = SINGLE
 
 
-def train_step(s: Stepper, group: list[np.ndarray], on_batch: Callable[[np.ndarray, float], None],
-               epoch: int = 0, done: int = 0) -> None:
+def train_step(
+    s: Stepper, group: list[np.ndarray], on_batch: Callable[[np.ndarray, float], None], epoch: int = 0, done: int = 0
+) -> None:
     """One optimizer step over the global batches of `group` (train.accumulate of them, or fewer at the end of an
     epoch); each process computes its slice of each batch.
 
@@ -63,16 +64,20 @@ def train_step(s: Stepper, group: list[np.ndarray], on_batch: Callable[[np.ndarr
             loss = compute_loss(s.criterion, logits.float(), s.targets[part].to(s.device, non_blocking=True))
             batch_loss = sum_over_processes(loss.detach() * share, s.world)  # the loss of the global batch
             if not math.isfinite(batch_loss):
-                raise TrainingError(f"the training loss became {batch_loss} at epoch {epoch}, batch {done + i + 1}; "
-                                    "stopped with the last checkpoint kept. Try a lower train.lr or set "
-                                    "train.grad_clip")
+                raise TrainingError(
+                    f"the training loss became {batch_loss} at epoch {epoch}, batch {done + i + 1}; "
+                    "stopped with the last checkpoint kept. Try a lower train.lr or set "
+                    "train.grad_clip"
+                )
             # DistributedDataParallel averages the processes' gradients, hence x world.size; and the step's
             # batches count alike
             (loss * (share * s.world.size / len(group))).backward()
         on_batch(batch, batch_loss)
-    if s.grad_clip:
-        norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip)
-        if not torch.isfinite(norm):
-            raise TrainingError(f"the gradient became {float(norm)} at epoch {epoch}, batch {done + len(group)}; "
-                                "stopped with the last checkpoint kept. Try a lower train.lr")
+    # without grad_clip the norm is only measured (an infinite max_norm scales the gradients by exactly 1)
+    norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip or math.inf)
+    if not torch.isfinite(norm):
+        raise TrainingError(
+            f"the gradient became {float(norm)} at epoch {epoch}, batch {done + len(group)}; "
+            "stopped with the last checkpoint kept. Try a lower train.lr"
+        )
     s.optimizer.step()

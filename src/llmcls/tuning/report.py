@@ -26,7 +26,7 @@ def trial_dir(out_dir: Path, number: int) -> Path:
     return Path(out_dir) / TRIALS_DIR / f"{number:03d}"
 
 
-def best_trial(study: "optuna.Study") -> "optuna.trial.FrozenTrial | None":
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The complete trial with the best value, or None while there is none."""
     try:
         return study.best_trial
@@ -34,7 +34,7 @@ def best_trial(study: "optuna.Study") -> "optuna.trial.FrozenTrial | None":
         return None
 
 
-def trial_rows(study: "optuna.Study", metric: str) -> list[dict[str, Any]]:
+def trial_rows(study: optuna.Study, metric: str) -> list[dict[str, Any]]:
     """One row per trial, in order: number, state (complete, pruned, failed, running), the validation metric of
     its best epoch, epochs trained, wall seconds, every searched key (empty where a trial did not draw it), and
     why it stopped early."""
@@ -45,13 +45,21 @@ def trial_rows(study: "optuna.Study", metric: str) -> list[dict[str, Any]]:
     for trial in study.trials:
         attrs = trial.user_attrs
         state = "failed" if trial.state.name == "FAIL" else trial.state.name.lower()
-        rows.append({"number": trial.number, "state": state, f"valid_{metric}": attrs.get("metric"),
-                     "epochs": attrs.get("epochs"), "seconds": attrs.get("seconds"),
-                     **{key: trial.params.get(key) for key in keys}, "note": attrs.get("note", "")})
+        rows.append(
+            {
+                "number": trial.number,
+                "state": state,
+                f"valid_{metric}": attrs.get("metric"),
+                "epochs": attrs.get("epochs"),
+                "seconds": attrs.get("seconds"),
+                **{key: trial.params.get(key) for key in keys},
+                "note": attrs.get("note", ""),
+            }
+        )
     return rows
 
 
-def write_tables(study: "optuna.Study", out_dir: Path, metric: str) -> None:
+def write_tables(study: optuna.Study, out_dir: Path, metric: str) -> None:
     """OUT/trials.csv and OUT/trials.md: every trial of the study (`trial_rows`)."""
     rows = trial_rows(study, metric)
     if not rows:
@@ -62,10 +70,19 @@ def write_tables(study: "optuna.Study", out_dir: Path, metric: str) -> None:
     writer.writerows(rows)
     atomic_write_text(Path(out_dir) / TRIALS_CSV, text.getvalue())
     best = best_trial(study)
-    lines = [f"# Trials of llmcls tune ({len(rows)})", "",
-             (f"Best: trial {best.number}, valid {metric} {best.value:.4f} (run directory "
-              f"`{trial_dir(Path('.'), best.number).as_posix()}`)." if best else "No trial has completed yet."), "",
-             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines = [
+        f"# Trials of llmcls tune ({len(rows)})",
+        "",
+        (
+            f"Best: trial {best.number}, valid {metric} {best.value:.4f} (run directory "
+            f"`{trial_dir(Path('.'), best.number).as_posix()}`)."
+            if best
+            else "No trial has completed yet."
+        ),
+        "",
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + "---|" * len(rows[0]),
+    ]
     lines += ["| " + " | ".join(_cell(value) for value in row.values()) + " |" for row in rows]
     atomic_write_text(Path(out_dir) / TRIALS_MD, "\n".join(lines) + "\n")
 
@@ -78,7 +95,7 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def write_best(study: "optuna.Study", config: Config, out_dir: Path, command: str = "") -> Config:
+def write_best(study: optuna.Study, config: Config, out_dir: Path, command: str = "") -> Config:
     """Write OUT/best.yaml: `config` with the best trial's values, which `llmcls.config.load_config` reads, under
     a header that names the trial, its validation metric, its run directory and the command; returns that config."""
     best = best_trial(study)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from llmcls.config import Config, config_drift, validate_config
 from llmcls.errors import ConfigError, TrainingError
@@ -60,8 +61,10 @@ def parse_budget(text: str) -> float:
     parts = re.fullmatch(r"\s*((?:\d+(?:\.\d+)?[smh]?\s*)+)", text)
     if not parts:
         raise ConfigError(f"--budget {text!r}: expected seconds or a duration such as 600, 10m, 1h or 1h30m")
-    seconds = sum(float(number) * {"": 1, "s": 1, "m": 60, "h": 3600}[unit]
-                  for number, unit in re.findall(r"(\d+(?:\.\d+)?)([smh]?)", parts.group(1)))
+    seconds = sum(
+        float(number) * {"": 1, "s": 1, "m": 60, "h": 3600}[unit]
+        for number, unit in re.findall(r"(\d+(?:\.\d+)?)([smh]?)", parts.group(1))
+    )
     if seconds <= 0:
         raise ConfigError(f"--budget {text!r}: must be more than 0 seconds")
     return seconds
@@ -75,9 +78,19 @@ def _import_optuna():
     return optuna
 
 
-def tune(config: Config, budget_seconds: float, trials: int | None = None, out_dir: Path | None = None,
-         on_event: EventHandler = ignore, search_space: Sequence[Param] | None = None, device: str = "auto",
-         keep_all: bool = False, pruner: "optuna.pruners.BasePruner | None" = None, command: str = "") -> TuneResult:
+def tune(
+    config: Config,
+    budget_seconds: float,
+    *,
+    trials: int | None = None,
+    out_dir: Path | None = None,
+    on_event: EventHandler = ignore,
+    search_space: Sequence[Param] | None = None,
+    device: str = "auto",
+    keep_all: bool = False,
+    pruner: optuna.pruners.BasePruner | None = None,
+    command: str = "",
+) -> TuneResult:
     """Search hyper-parameters of `config` on its validation split for `budget_seconds`, or `trials` trials.
 
     Args:
@@ -118,33 +131,54 @@ def tune(config: Config, budget_seconds: float, trials: int | None = None, out_d
             if not keep_all:
                 _remove_runs_but_best(study, out_dir)
         write_tables(study, out_dir, config.train.select_metric)
-        best = best_trial(study)
-        best_config = write_best(study, config, out_dir, command) if best is not None else None
-    return TuneResult(out_dir, config.train.select_metric, run, len(study.trials),
-                      best.number if best else None, best.value if best else None,
-                      dict(best.params) if best else {}, best_config,
-                      trial_dir(out_dir, best.number) if best else None)
+        best_config = write_best(study, config, out_dir, command) if best_trial(study) is not None else None
+    return _result(study, config, out_dir, trials_run=run, best_config=best_config)
 
 
-def _open_study(optuna, config: Config, out_dir: Path, pruner, on_event: EventHandler) -> "optuna.Study":
+def _result(study, config: Config, out_dir: Path, *, trials_run: int, best_config: Config | None) -> TuneResult:
+    best = best_trial(study)
+    return TuneResult(
+        out_dir=out_dir,
+        metric=config.train.select_metric,
+        trials_run=trials_run,
+        trials_total=len(study.trials),
+        best_number=best.number if best else None,
+        best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
+        best_config=best_config,
+        best_run_dir=trial_dir(out_dir, best.number) if best else None,
+    )
+
+
+def _open_study(optuna, config: Config, out_dir: Path, pruner, on_event: EventHandler) -> optuna.Study:
     """The study in `out_dir`, created or continued; refused when it selects on another metric."""
     metric = config.train.select_metric
-    study = optuna.create_study(storage=f"sqlite:///{(out_dir / STUDY_FILE).resolve()}", study_name=STUDY_NAME,
-                                direction="minimize" if metric == "loss" else "maximize", load_if_exists=True,
-                                pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5))
+    study = optuna.create_study(
+        storage=f"sqlite:///{(out_dir / STUDY_FILE).resolve()}",
+        study_name=STUDY_NAME,
+        direction="minimize" if metric == "loss" else "maximize",
+        load_if_exists=True,
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5),
+    )
     if "select_metric" not in study.user_attrs:
         study.set_user_attr("select_metric", metric)
         study.set_user_attr("config", config.to_dict())
     elif study.user_attrs["select_metric"] != metric:
-        raise ConfigError(f"{out_dir / STUDY_FILE}: this study selects on valid {study.user_attrs['select_metric']}, "
-                          f"but train.select_metric is {metric}; tune into another --out")
+        raise ConfigError(
+            f"{out_dir / STUDY_FILE}: this study selects on valid {study.user_attrs['select_metric']}, "
+            f"but train.select_metric is {metric}; tune into another --out"
+        )
     else:
         try:
             drift = config_drift(validate_config(study.user_attrs["config"], "study"), config)
         except ConfigError:  # written by a version of llmcls with other keys
             drift = ["keys this version does not have"]
-        on_event(Info(f"continuing the study in {out_dir} ({len(study.trials)} trials)"
-                      + (f"; the config differs from its first in {', '.join(drift)}" if drift else "")))
+        on_event(
+            Info(
+                f"continuing the study in {out_dir} ({len(study.trials)} trials)"
+                + (f"; the config differs from its first in {', '.join(drift)}" if drift else "")
+            )
+        )
     # Seeded by the trials already run as well: a continued study draws new values, not the first call's again.
     study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
     return study
@@ -165,8 +199,15 @@ class _Budget:
         self.first_epoch = seconds if not self.first_epoch else min(self.first_epoch, seconds)
 
 
-def _run_trial(study: "optuna.Study", config: Config, space: Sequence[Param], out_dir: Path, budget: _Budget,
-               device: str, on_event: EventHandler) -> None:
+def _run_trial(
+    study: optuna.Study,
+    config: Config,
+    space: Sequence[Param],
+    out_dir: Path,
+    budget: _Budget,
+    device: str,
+    on_event: EventHandler,
+) -> None:
     """Draw, train and record one trial; a pruned trial and one whose loss diverged are recorded as such, any
     other error is recorded as a failure and raised."""
     import optuna
@@ -188,11 +229,22 @@ def _run_trial(study: "optuna.Study", config: Config, space: Sequence[Param], ou
         raise
     _tell(study, trial, state, watch, note)
     best = best_trial(study)
-    on_event(TrialEnded(trial.number, _state_name(state), watch.best, watch.epochs, watch.seconds(), values, note,
-                        best.number if best else None, best.value if best else None))
+    on_event(
+        TrialEnded(
+            trial.number,
+            _state_name(state),
+            watch.best,
+            watch.epochs,
+            watch.seconds(),
+            values,
+            note,
+            best.number if best else None,
+            best.value if best else None,
+        )
+    )
 
 
-def _tell(study: "optuna.Study", trial: "optuna.Trial", state, watch: "_EpochWatch", note: str) -> None:
+def _tell(study: optuna.Study, trial: optuna.Trial, state, watch: _EpochWatch, note: str) -> None:
     """Record how the trial ended: its state, value (complete only), and what the tables show."""
     from optuna.trial import TrialState
 
@@ -215,7 +267,7 @@ class _EpochWatch:
     """A trial's `on_event` for `train`: reports each epoch's validation metric to Optuna, prunes the trial when
     Optuna says so, and stops it when its next epoch would end after the budget."""
 
-    def __init__(self, trial: "optuna.Trial", metric: str, epochs: int, budget: _Budget):
+    def __init__(self, trial: optuna.Trial, metric: str, epochs: int, budget: _Budget):
         self.trial, self.metric, self.max_epochs, self.budget = trial, metric, epochs, budget
         self.best: float | None = None
         self.best_epoch = 0
@@ -246,13 +298,18 @@ class _EpochWatch:
             raise optuna.TrialPruned(f"budget: stopped after epoch {epoch}, another would end after it")
 
 
-def _remove_runs_but_best(study: "optuna.Study", out_dir: Path) -> None:
+def _remove_runs_but_best(study: optuna.Study, out_dir: Path) -> None:
     """Delete the trials' run directories except the best trial's (only run directories holding nothing but
     what llmcls writes)."""
     best = best_trial(study)
     keep = trial_dir(out_dir, best.number) if best is not None else None
     runs = trial_dir(out_dir, 0).parent
     for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if run_dir != keep and run_dir.is_dir() and not run_dir.is_symlink() and is_run_dir(run_dir) \
-                and not foreign_entries(run_dir):
+        if (
+            run_dir != keep
+            and run_dir.is_dir()
+            and not run_dir.is_symlink()
+            and is_run_dir(run_dir)
+            and not foreign_entries(run_dir)
+        ):
             shutil.rmtree(run_dir)

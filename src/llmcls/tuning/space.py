@@ -3,8 +3,9 @@ trial (the base config with the sampled values)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -84,13 +85,12 @@ def check_space(space: Sequence[Param]) -> None:
         if p.kind == "choice" and not p.choices:
             raise ConfigError(f"search space: {p.key}: no choices")
         if p.kind != "choice" and not (p.low < p.high and (p.kind == "float" or p.low > 0)):
-            raise ConfigError(f"search space: {p.key}: need 0 <= low < high (low > 0 for log), got "
-                              f"{p.low}..{p.high}")
+            raise ConfigError(f"search space: {p.key}: need 0 <= low < high (low > 0 for log), got {p.low}..{p.high}")
         if p.when is not None and p.when not in keys:
             raise ConfigError(f"search space: {p.key}: its condition {p.when} is not searched")
 
 
-def sample(trial: "optuna.Trial", space: Sequence[Param]) -> dict[str, Any]:
+def sample(trial: optuna.Trial, space: Sequence[Param]) -> dict[str, Any]:
     """Draw a value for every key of `space` (a conditional key only when its condition came out true), in
     the order of `space`; returns {dotted key: value}."""
     values: dict[str, Any] = {}
@@ -104,7 +104,7 @@ def sample(trial: "optuna.Trial", space: Sequence[Param]) -> dict[str, Any]:
     return values
 
 
-def distribution(param: Param) -> "optuna.distributions.BaseDistribution":
+def distribution(param: Param) -> optuna.distributions.BaseDistribution:
     """The Optuna distribution `sample` draws `param` from."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
@@ -113,7 +113,7 @@ def distribution(param: Param) -> "optuna.distributions.BaseDistribution":
     return FloatDistribution(param.low, param.high, log=param.kind == "log")
 
 
-def check_same_space(trials: Sequence["optuna.trial.FrozenTrial"], space: Sequence[Param]) -> None:
+def check_same_space(trials: Sequence[optuna.trial.FrozenTrial], space: Sequence[Param]) -> None:
     """Refuse to continue a study whose trials drew a key of `space` from another range or other choices (TPE
     cannot compare them); keys added to or left out of the search are fine.
 
@@ -124,11 +124,13 @@ def check_same_space(trials: Sequence["optuna.trial.FrozenTrial"], space: Sequen
         new = distribution(param)
         old = next((t.distributions[param.key] for t in trials if param.key in t.distributions), new)
         if old != new:
-            raise ConfigError(f"search space: {param.key}: the study drew it from {_shown(old)}, now it would be "
-                              f"{_shown(new)}; keep the search space of a study, or tune into another --out")
+            raise ConfigError(
+                f"search space: {param.key}: the study drew it from {_shown(old)}, now it would be "
+                f"{_shown(new)}; keep the search space of a study, or tune into another --out"
+            )
 
 
-def _shown(dist: "optuna.distributions.BaseDistribution") -> str:
+def _shown(dist: optuna.distributions.BaseDistribution) -> str:
     if hasattr(dist, "choices"):
         return "{" + ", ".join(map(str, dist.choices)) + "}"
     return f"{'log ' if dist.log else ''}{dist.low:g}..{dist.high:g}"
@@ -148,4 +150,3 @@ def with_values(config: Config, values: dict[str, Any], source: str) -> Config:
             node = node[section]
         node[leaf] = value
     return validate_config(raw, source)
-
