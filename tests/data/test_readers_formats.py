@@ -121,6 +121,8 @@ def test_class_folders_read_class_by_class_with_their_files(tmp_path):
                           str(root / "pos" / "00002.txt"), str(root / "pos" / "00003.txt")]
     assert read_examples(root).labels.count("unsup") == 1  # every sub-folder is a class unless data.classes says
     assert read_texts(root / "pos") == ["great", "superb"]  # a plain folder of documents to classify
+    assert read_texts(root / "pos", classes=["neg", "pos"]) == ["great", "superb"]  # as a run with data.classes
+    assert read_texts(root, classes=["neg"]) == ["bad", "awful"]
 
 
 @pytest.mark.parametrize("build,kwargs,message", [

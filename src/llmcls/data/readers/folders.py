@@ -24,7 +24,8 @@ def _visible(entries: Iterator[Path]) -> list[Path]:
 
 
 def class_folders(root: Path, spec: ReadSpec) -> list[Path]:
-    """The class folders to read: `spec.classes` (checked), else every sub-folder.
+    """The class folders to read: `spec.classes` (checked), else every sub-folder; none when reading texts only
+    from a folder without sub-folders.
 
     Raises:
         DataError: `root` is no folder; a listed class has no folder; labelled reading and fewer than two classes.
@@ -33,6 +34,8 @@ def class_folders(root: Path, spec: ReadSpec) -> list[Path]:
         raise DataError(f"{root}: {'not found' if not root.exists() else 'not a folder'}; class folders are read "
                         "from a folder holding one sub-folder per class")
     found = [entry for entry in _visible(root.iterdir()) if entry.is_dir()]
+    if not spec.labelled and not found:
+        return []  # texts only, from a plain folder of documents (whatever classes the run was trained on)
     if spec.classes is not None:
         names = {entry.name for entry in found}
         missing = [name for name in spec.classes if name not in names]
