@@ -53,7 +53,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATASETS = ("sst2", "mr", "subj", "cr", "trec", "imdb", "ag_news")
@@ -63,8 +62,19 @@ SPLITS = ("train", "valid", "test")
 DATASET_FILES = {
     "ag_news": {"train": "ag_news/partial/train_desc_only.csv", "test": "ag_news/partial/test_desc_only.csv"},
 }
-SYSTEMS = ("llmcls", "llmcls-generic", "llmcls-default", "llmcls-seed-model", "llmcls-seed-model-bf16", "reference",
-           "fasttext", "fasttext-tuned", "tfidf-lr", "llmcls-lm", "llmcls-distilled")
+SYSTEMS = (
+    "llmcls",
+    "llmcls-generic",
+    "llmcls-default",
+    "llmcls-seed-model",
+    "llmcls-seed-model-bf16",
+    "reference",
+    "fasttext",
+    "fasttext-tuned",
+    "tfidf-lr",
+    "llmcls-lm",
+    "llmcls-distilled",
+)
 # Systems predicted with the run's default backend (the ONNX export) rather than torch: how they would be served.
 SERVED_BACKEND = ("llmcls-lm", "llmcls-distilled")
 SLOW_SYSTEMS = ("reference", "llmcls-seed-model", "llmcls-seed-model-bf16", "fasttext-tuned")
@@ -73,8 +83,14 @@ DETERMINISTIC = ("tfidf-lr",)  # one run, whatever --seeds
 PEERS = ("fasttext-tuned", "tfidf-lr", "reference")
 ALLOWED_SHORTFALL = {"llmcls": 0.0, "llmcls-generic": 1.0, "llmcls-default": 1.0}
 # Issue 13's stretch numbers (accuracy %, on the split named); SST-2's is on its dev (validation) split.
-STRETCH = {"sst2": ("valid", 87.5), "mr": ("test", 81.5), "subj": ("test", 93.6), "cr": ("test", 84.3),
-           "trec": ("test", 93.6), "imdb": ("test", 91.2)}
+STRETCH = {
+    "sst2": ("valid", 87.5),
+    "mr": ("test", 81.5),
+    "subj": ("test", 93.6),
+    "cr": ("test", 84.3),
+    "trec": ("test", 93.6),
+    "imdb": ("test", 91.2),
+}
 # Settings of the seed's network per dataset: IMDB reviews cut where configs/imdb.yaml cuts them.
 SEED_MODEL_OVERRIDES = {
     "imdb": ["tokenizer.max_tokens=400"],
@@ -129,7 +145,7 @@ def hold_out(train: list, fraction: float = 0.1) -> tuple[list, list]:
     """(train, valid): a seeded 10% of train held out, both in their original order (the reference's rule)."""
     order = list(range(len(train)))
     random.Random(13).shuffle(order)
-    n_valid = int(round(fraction * len(order)))
+    n_valid = round(fraction * len(order))
     return [train[i] for i in sorted(order[n_valid:])], [train[i] for i in sorted(order[:n_valid])]
 
 
@@ -156,13 +172,17 @@ def materialize(name: str, data_root: Path, work: Path, limit_train: int | None)
 def run_python(code: str, *args: str, timeout: float = 6 * 3600) -> dict:
     """Run `code` in a fresh Python process in the project's root (where the configs' relative paths point); it
     prints one JSON object last. Adds wall time and peak RSS."""
-    wrapper = ("import json, resource, sys, time\n_t0 = time.perf_counter()\n" + code +
-               "\nresult['wall_s'] = time.perf_counter() - _t0"
-               "\nresult['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
-               "\nprint(json.dumps(result))\n")
+    wrapper = (
+        "import json, resource, sys, time\n_t0 = time.perf_counter()\n"
+        + code
+        + "\nresult['wall_s'] = time.perf_counter() - _t0"
+        "\nresult['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
+        "\nprint(json.dumps(result))\n"
+    )
     try:
-        proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"stopped after {timeout:.0f} s"}
     if proc.returncode != 0:
@@ -175,7 +195,7 @@ def last_line(stderr: str, returncode: int) -> str:
     return lines[-1] if lines else f"exit {returncode}"
 
 
-LLMCLS_CODE = '''
+LLMCLS_CODE = """
 import statistics
 from llmcls.config import load_config
 from llmcls.inference.predict import Predictor
@@ -206,9 +226,9 @@ result = {"valid_acc": res.valid["accuracy"], "test_acc": res.test["accuracy"] i
           "predict_texts_per_s": len(texts) / predict_s, "predict_model_texts_per_s": len(texts) / predict_model_s,
           "predict_backend": predictor.backend, "epochs": len(res.history), "best_epoch": res.best_epoch,
           "prepare_cold_s": prepare_cold_s, "prepare_warm_s": prepare_warm_s}
-'''
+"""
 
-FASTTEXT_CODE = '''
+FASTTEXT_CODE = """
 import fasttext, csv, tempfile, os, random
 def rows(p):
     with open(p, newline="", encoding="utf-8") as fh:
@@ -238,9 +258,9 @@ texts = [" ".join(x.split()) for x, _ in (test or valid)]
 t = time.perf_counter(); model.predict(texts); predict_s = time.perf_counter() - t
 result = {"valid_acc": acc(valid), "test_acc": acc(test) if test else None, "train_s": train_s,
           "predict_texts_per_s": len(texts) / predict_s}
-'''
+"""
 
-TFIDF_CODE = '''
+TFIDF_CODE = """
 import csv, os
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -264,10 +284,10 @@ train_s = time.perf_counter() - t
 model = best[2]
 pred = test or valid
 t = time.perf_counter(); model.predict(vectorizer.transform([x for x, _ in pred])); predict_s = time.perf_counter() - t
-result = {"valid_acc": best[0], "test_acc": model.score(vectorizer.transform([x for x, _ in test]), [l for _, l in test]) if test else None,
+test_acc = model.score(vectorizer.transform([x for x, _ in test]), [y for _, y in test]) if test else None
+result = {"valid_acc": best[0], "test_acc": test_acc,
           "train_s": train_s, "predict_texts_per_s": len(pred) / predict_s, "C": best[1]}
-'''
-
+"""
 
 
 def run_reference(data: Path, epochs: int, seed: int) -> dict:
@@ -275,18 +295,41 @@ def run_reference(data: Path, epochs: int, seed: int) -> dict:
     script = SHARED / "bench" / "reference_bilstm.py"
     with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
         try:
-            proc = subprocess.run([sys.executable, str(script), "--data", str(data), "--epochs", str(epochs),
-                                   "--seed", str(seed), "--select", "acc", "--results", out.name,
-                                   *REFERENCE_ARGS.get(data.name, [])],
-                                  capture_output=True, text=True, timeout=6 * 3600)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    str(script),
+                    "--data",
+                    str(data),
+                    "--epochs",
+                    str(epochs),
+                    "--seed",
+                    str(seed),
+                    "--select",
+                    "acc",
+                    "--results",
+                    out.name,
+                    *REFERENCE_ARGS.get(data.name, []),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=6 * 3600,
+            )
         except subprocess.TimeoutExpired:
             return {"error": "stopped after 6 h"}
         if proc.returncode != 0:
             return {"error": last_line(proc.stderr, proc.returncode)}
         r = json.loads(Path(out.name).read_text().splitlines()[-1])
-    return {"valid_acc": r["valid_acc"], "test_acc": r["test_acc"], "train_s": r["train_loop_s"],
-            "train_tok_per_s": r["train_tok_per_s"], "predict_model_texts_per_s": r["predict_texts_per_s"],
-            "peak_rss_mb": r["peak_rss_mb"], "wall_s": r["wall_s"], "epochs": r["epochs_run"]}
+    return {
+        "valid_acc": r["valid_acc"],
+        "test_acc": r["test_acc"],
+        "train_s": r["train_loop_s"],
+        "train_tok_per_s": r["train_tok_per_s"],
+        "predict_model_texts_per_s": r["predict_texts_per_s"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "wall_s": r["wall_s"],
+        "epochs": r["epochs_run"],
+    }
 
 
 def data_overrides(data: Path) -> list[str]:
@@ -315,8 +358,10 @@ def llmcls_config(name: str, system: str, data: Path) -> tuple[Path, list[str]]:
 
 def init_available() -> bool:
     """Whether this llmcls has the `init` command (it writes a config for a dataset)."""
-    return subprocess.run([sys.executable, "-m", "llmcls", "init", "--help"], capture_output=True,
-                          cwd=ROOT).returncode == 0
+    return (
+        subprocess.run([sys.executable, "-m", "llmcls", "init", "--help"], capture_output=True, cwd=ROOT).returncode
+        == 0
+    )
 
 
 def init_config(name: str, data: Path, encoder: str | None = None) -> Path | str:
@@ -327,9 +372,27 @@ def init_config(name: str, data: Path, encoder: str | None = None) -> Path | str
         return out
     test = ["--test", str(data / "test.csv")] if (data / "test.csv").exists() else []
     backbone = ["--encoder", encoder] if encoder else []
-    proc = subprocess.run([sys.executable, "-m", "llmcls", "init", "--train", str(data / "train.csv"),
-                           "--valid", str(data / "valid.csv"), *test, *backbone, "--out", str(out), "--name", name],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmcls",
+            "init",
+            "--train",
+            str(data / "train.csv"),
+            "--valid",
+            str(data / "valid.csv"),
+            *test,
+            *backbone,
+            "--out",
+            str(out),
+            "--name",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if proc.returncode != 0 or not out.exists():
         return f"llmcls init failed: {last_line(proc.stderr, proc.returncode)}"
     return out
@@ -348,8 +411,10 @@ def llmcls_spec(name: str, system: str, seed: int, data: Path, work: Path, epoch
     else:
         config, overrides = llmcls_config(name, system, data)
     overrides += [f"seed={seed}", *([f"train.epochs={epochs}"] if epochs else [])]
-    spec["portable"] = {"config": str(config).replace(str(work), "$WORK").replace(str(ROOT) + "/", ""),
-                        "overrides": [item.replace(str(work), "$WORK") for item in overrides]}
+    spec["portable"] = {
+        "config": str(config).replace(str(work), "$WORK").replace(str(ROOT) + "/", ""),
+        "overrides": [item.replace(str(work), "$WORK") for item in overrides],
+    }
     return spec | {"config": config, "overrides": overrides}
 
 
@@ -364,8 +429,15 @@ def run_llmcls(name: str, system: str, seed: int, data: Path, work: Path, spec: 
             return {"error": f"no llmcls-lm run of seed {seed} in {work} to distil (measure llmcls-lm first)"}
         teacher = [str(teacher_dir)]
     backend = "torch-bf16" if system.endswith("-bf16") else "auto" if system in SERVED_BACKEND else "torch"
-    r = run_python(LLMCLS_CODE, str(spec["config"]), json.dumps(spec["overrides"] + mechanics),
-                   str(work / "runs" / f"{name}-{system}-{seed}"), str(test), backend, *teacher)
+    r = run_python(
+        LLMCLS_CODE,
+        str(spec["config"]),
+        json.dumps(spec["overrides"] + mechanics),
+        str(work / "runs" / f"{name}-{system}-{seed}"),
+        str(test),
+        backend,
+        *teacher,
+    )
     return {**r, **spec["portable"], **{k: v for k, v in spec.items() if k == "generated_config"}}
 
 
@@ -376,14 +448,19 @@ def same_run(results: list[dict], name: str, seed: int, spec: dict) -> dict | No
     for r in results:
         if r["system"] == "llmcls-distilled":  # the same config and overrides, but taught by a teacher
             continue
-        if (r["dataset"], r["seed"]) == (name, seed) and "error" not in r and "skipped" not in r \
-                and (r.get("config"), r.get("overrides")) == wanted:
+        if (
+            (r["dataset"], r["seed"]) == (name, seed)
+            and "error" not in r
+            and "skipped" not in r
+            and (r.get("config"), r.get("overrides")) == wanted
+        ):
             return {k: v for k, v in r.items() if k not in ("dataset", "system", "seed")} | {"same_run_as": r["system"]}
     return None
 
 
-def measure(name: str, system: str, seed: int, data: Path, work: Path, args: argparse.Namespace,
-            results: list[dict]) -> dict:
+def measure(
+    name: str, system: str, seed: int, data: Path, work: Path, args: argparse.Namespace, results: list[dict]
+) -> dict:
     """One measurement of one system on one dataset with one seed (`results`: those made, for same_run)."""
     if system == "llmcls-generic" and not args.init_available:
         return {"skipped": INIT_MISSING}
@@ -396,8 +473,13 @@ def measure(name: str, system: str, seed: int, data: Path, work: Path, args: arg
     if system == "reference":
         return run_reference(data, args.reference_epochs, seed)
     if system in ("fasttext", "fasttext-tuned"):
-        return run_python(FASTTEXT_CODE, str(data), "tuned" if system.endswith("tuned") else "default",
-                          str(args.autotune_seconds), str(seed))
+        return run_python(
+            FASTTEXT_CODE,
+            str(data),
+            "tuned" if system.endswith("tuned") else "default",
+            str(args.autotune_seconds),
+            str(seed),
+        )
     return run_python(TFIDF_CODE, str(data))
 
 
@@ -437,8 +519,11 @@ def save(path: Path, report: dict) -> None:
 
 
 def measured(results: list[dict], dataset: str, system: str) -> list[dict]:
-    return [r for r in results if r["dataset"] == dataset and r["system"] == system
-            and "error" not in r and "skipped" not in r]
+    return [
+        r
+        for r in results
+        if r["dataset"] == dataset and r["system"] == system and "error" not in r and "skipped" not in r
+    ]
 
 
 def why_missing(results: list[dict], dataset: str, system: str) -> str:
@@ -451,9 +536,11 @@ def why_missing(results: list[dict], dataset: str, system: str) -> str:
 
 def summarize(results: list[dict]) -> str:
     """A Markdown table: mean ± std over seeds per dataset and system."""
-    lines = ["| dataset | system | seeds | valid acc | test acc | train s | train tok/s | predict texts/s | "
-             "network texts/s | prep cold/warm s | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| dataset | system | seeds | valid acc | test acc | train s | train tok/s | predict texts/s | "
+        "network texts/s | prep cold/warm s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
 
     def stat(rows, field, scale=1.0, digits=1):
         values = [r[field] * scale for r in rows if r.get(field) is not None]
@@ -471,13 +558,17 @@ def summarize(results: list[dict]) -> str:
             continue
         prep = "—"
         if rows[0].get("prepare_cold_s") is not None:
-            prep = (f"{statistics.mean(r['prepare_cold_s'] for r in rows):.2f} / "
-                    f"{statistics.mean(r['prepare_warm_s'] for r in rows):.2f}")
-        lines.append(f"| {dataset} | {system} | {len(rows)} | {stat(rows, 'valid_acc', 100, 2)} | "
-                     f"{stat(rows, 'test_acc', 100, 2)} | {stat(rows, 'train_s')} | "
-                     f"{stat(rows, 'train_tok_per_s', digits=0)} | {stat(rows, 'predict_texts_per_s', digits=0)} | "
-                     f"{stat(rows, 'predict_model_texts_per_s', digits=0)} | "
-                     f"{prep} | {stat(rows, 'peak_rss_mb', digits=0)} |")
+            prep = (
+                f"{statistics.mean(r['prepare_cold_s'] for r in rows):.2f} / "
+                f"{statistics.mean(r['prepare_warm_s'] for r in rows):.2f}"
+            )
+        lines.append(
+            f"| {dataset} | {system} | {len(rows)} | {stat(rows, 'valid_acc', 100, 2)} | "
+            f"{stat(rows, 'test_acc', 100, 2)} | {stat(rows, 'train_s')} | "
+            f"{stat(rows, 'train_tok_per_s', digits=0)} | {stat(rows, 'predict_texts_per_s', digits=0)} | "
+            f"{stat(rows, 'predict_model_texts_per_s', digits=0)} | "
+            f"{prep} | {stat(rows, 'peak_rss_mb', digits=0)} |"
+        )
     return "\n".join(lines)
 
 
@@ -511,8 +602,17 @@ def verdicts(results: list[dict]) -> list[dict]:
         for system, shortfall in ALLOWED_SHORTFALL.items():
             if not any(r["dataset"] == dataset and r["system"] == system for r in results):
                 continue
-            row = {"dataset": dataset, "system": system, "shortfall": shortfall, "peer": peer and peer[0],
-                   "peer_acc": peer and peer[1], "mean": None, "std": None, "seeds": 0, "diff": None}
+            row = {
+                "dataset": dataset,
+                "system": system,
+                "shortfall": shortfall,
+                "peer": peer and peer[0],
+                "peer_acc": peer and peer[1],
+                "mean": None,
+                "std": None,
+                "seeds": 0,
+                "diff": None,
+            }
             stats = accuracy(results, dataset, system)
             if stats is None:
                 row["verdict"] = why_missing(results, dataset, system)
@@ -521,23 +621,32 @@ def verdicts(results: list[dict]) -> list[dict]:
             else:
                 diff = round(stats[0] - peer[1], 2)
                 met = "met" if diff >= -shortfall else "not met"
-                row.update(mean=stats[0], std=stats[1], seeds=stats[2], diff=diff,
-                           verdict=met if stats[2] >= 3 else f"{met} ({stats[2]} seed{'s' * (stats[2] > 1)}, not 3)")
+                row.update(
+                    mean=stats[0],
+                    std=stats[1],
+                    seeds=stats[2],
+                    diff=diff,
+                    verdict=met if stats[2] >= 3 else f"{met} ({stats[2]} seed{'s' * (stats[2] > 1)}, not 3)",
+                )
             rows.append(row)
     return rows
 
 
 def verdict_table(rows: list[dict]) -> str:
-    lines = ["| dataset | best peer (test acc) | llmcls system | rule | seeds | test acc | difference | verdict |",
-             "|---|---|---|---|---:|---:|---:|---|"]
+    lines = [
+        "| dataset | best peer (test acc) | llmcls system | rule | seeds | test acc | difference | verdict |",
+        "|---|---|---|---|---:|---:|---:|---|",
+    ]
     for row in rows:
         peer = f"{row['peer']} {row['peer_acc']:.2f}" if row["peer"] else "—"
         rule = "≥ best peer" if row["shortfall"] == 0 else f"≥ best peer − {row['shortfall']:g}"
         spread = f" ± {row['std']:.2f}" if row["seeds"] > 1 else ""
         acc = f"{row['mean']:.2f}{spread}" if row["mean"] is not None else "—"
         diff = f"{row['diff']:+.2f}" if row["diff"] is not None else "—"
-        lines.append(f"| {row['dataset']} | {peer} | {row['system']} | {rule} | {row['seeds']} | {acc} | {diff} | "
-                     f"{row['verdict']} |")
+        lines.append(
+            f"| {row['dataset']} | {peer} | {row['system']} | {rule} | {row['seeds']} | {acc} | {diff} | "
+            f"{row['verdict']} |"
+        )
     return "\n".join(lines)
 
 
@@ -562,15 +671,17 @@ def cli_latency(work: Path, results: list[dict], datasets: list[str]) -> dict:
     latency = {"help_s": command_latency(llmcls_bin + ["--help"], 5)}
     if run_dirs:
         latency["predict_cold_s"] = command_latency(
-            llmcls_bin + ["predict", str(run_dirs[0]), "a gripping, beautifully acted film", "--device", "cpu"], 3)
+            llmcls_bin + ["predict", str(run_dirs[0]), "a gripping, beautifully acted film", "--device", "cpu"], 3
+        )
     for name in datasets:
         ref = measured(results, name, "reference")
         for system in ("llmcls", "llmcls-seed-model", "llmcls-seed-model-bf16"):
             ours = measured(results, name, system)
             if ref and ours:
                 for field in ("train_tok_per_s", "predict_model_texts_per_s"):
-                    latency[f"{name}_{system}_{field}_vs_reference"] = (
-                        statistics.mean(r[field] for r in ours) / statistics.mean(r[field] for r in ref))
+                    latency[f"{name}_{system}_{field}_vs_reference"] = statistics.mean(
+                        r[field] for r in ours
+                    ) / statistics.mean(r[field] for r in ref)
     return latency
 
 
@@ -579,24 +690,44 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="any of " + ", ".join(SYSTEMS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds for every seeded system")
-    parser.add_argument("--slow-seeds", type=int, default=None,
-                        help="seeds for the slow systems: the reference, llmcls-seed-model[-bf16] (there to compare "
-                             "speed with the same network) and fasttext-tuned (default: --seeds)")
+    parser.add_argument(
+        "--slow-seeds",
+        type=int,
+        default=None,
+        help="seeds for the slow systems: the reference, llmcls-seed-model[-bf16] (there to compare "
+        "speed with the same network) and fasttext-tuned (default: --seeds)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="epochs for llmcls (default: the config's)")
     parser.add_argument("--reference-epochs", type=int, default=6)
     parser.add_argument("--autotune-seconds", type=int, default=120)
     parser.add_argument("--limit-train", type=int, default=None, help="use a seeded sample of N training rows")
     parser.add_argument("--data-root", type=Path, default=SHARED / "data")
     parser.add_argument("--quick", action="store_true", help="smoke run: sst2, 2,000 training rows, 1 epoch, 1 seed")
-    parser.add_argument("--out", type=Path, default=Path("bench-results.json"),
-                        help="the JSON report, rewritten after every measurement")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the measurements in --out and run only those missing (or failed, or skipped)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="keep the runs in this directory (default: a temporary one): llmcls-distilled reads "
-                             "the llmcls-lm run of its seed there, also in a later call")
-    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
-                        help="measure nothing: print the tables of these saved reports, merged (runs made in parts)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="the JSON report, rewritten after every measurement",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the measurements in --out and run only those missing (or failed, or skipped)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="keep the runs in this directory (default: a temporary one): llmcls-distilled reads "
+        "the llmcls-lm run of its seed there, also in a later call",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="measure nothing: print the tables of these saved reports, merged (runs made in parts)",
+    )
     args = parser.parse_args()
     if args.report:
         return args
@@ -614,10 +745,14 @@ def parse_args() -> argparse.Namespace:
 
 def environment(args: argparse.Namespace) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "commit": commit.stdout.strip() or None,
-            "args": vars(args) | {"data_root": str(args.data_root), "out": str(args.out),
-                                  "work": str(args.work) if args.work else None}}
+    return {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": commit.stdout.strip() or None,
+        "args": vars(args)
+        | {"data_root": str(args.data_root), "out": str(args.out), "work": str(args.work) if args.work else None},
+    }
 
 
 def previous_report(args: argparse.Namespace, todo: list[tuple[str, str, int]]) -> dict:
@@ -629,9 +764,11 @@ def previous_report(args: argparse.Namespace, todo: list[tuple[str, str, int]]) 
     now = vars(args) | {"data_root": str(args.data_root)}
     changed = [key for key in RESULT_SETTINGS if before.get(key) != now[key]]
     if changed:
-        raise SystemExit(f"--resume: {args.out} was measured with other settings ("
-                         + ", ".join(f"{key} {before.get(key)} -> {now[key]}" for key in changed)
-                         + "); give another --out, or the same settings")
+        raise SystemExit(
+            f"--resume: {args.out} was measured with other settings ("
+            + ", ".join(f"{key} {before.get(key)} -> {now[key]}" for key in changed)
+            + "); give another --out, or the same settings"
+        )
     again = set(todo) - finished(report["results"])
     results = [r for r in report["results"] if (r["dataset"], r["system"], r["seed"]) not in again]
     return {"results": results, "earlier_envs": report.get("earlier_envs", []) + [report["env"]]}
@@ -649,8 +786,11 @@ def run_all(args: argparse.Namespace, work: Path, report: dict, todo: list[tuple
         print(f"# {name} {system} seed {seed}", file=sys.stderr, flush=True)
         r = measure(name, system, seed, data[name], work, args, report["results"])
         report["results"].append({"dataset": name, "system": system, "seed": seed, **r})
-        print(json.dumps({k: v for k, v in report["results"][-1].items() if k != "generated_config"}),
-              file=sys.stderr, flush=True)
+        print(
+            json.dumps({k: v for k, v in report["results"][-1].items() if k != "generated_config"}),
+            file=sys.stderr,
+            flush=True,
+        )
         save(args.out, report)
 
 
@@ -669,8 +809,10 @@ def merged_results(paths: list[Path]) -> list[dict]:
 def lm_table(results: list[dict]) -> str:
     """Issue 20: the fine-tuned MiniLM and the distilled BiLSTM beside the BiLSTM trained on the labels (llmcls),
     mean test accuracy over seeds (percent), the difference in parentheses."""
-    lines = ["| dataset | BiLSTM (llmcls) | MiniLM (llmcls-lm) | distilled BiLSTM (llmcls-distilled) |",
-             "|---|---:|---:|---:|"]
+    lines = [
+        "| dataset | BiLSTM (llmcls) | MiniLM (llmcls-lm) | distilled BiLSTM (llmcls-distilled) |",
+        "|---|---:|---:|---:|",
+    ]
     for dataset in in_order({r["dataset"] for r in results}):
         base = accuracy(results, dataset, "llmcls")
         cells = []

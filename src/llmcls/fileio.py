@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from llmcls.errors import LlmclsError, WriteError
 
@@ -42,7 +43,7 @@ def atomic_open(path: Path, error: type[LlmclsError] = WriteError, *, text: bool
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # as _TEMPORARY matches
     try:
         # created with the usual permissions (umask), unlike mkstemp's 0600
-        with (open(tmp, "x", encoding="utf-8", newline="") if text else open(tmp, "xb")) as fh:
+        with open(tmp, "x", encoding="utf-8", newline="") if text else open(tmp, "xb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -58,7 +59,7 @@ def atomic_open(path: Path, error: type[LlmclsError] = WriteError, *, text: bool
 
 def _write_in_place(path: Path, error: type[LlmclsError], text: bool) -> Iterator[IO]:
     try:
-        with (open(path, "w", encoding="utf-8", newline="") if text else open(path, "wb")) as fh:
+        with open(path, "w", encoding="utf-8", newline="") if text else open(path, "wb") as fh:
             yield fh
     except OSError as exc:
         raise error(f"{path}: cannot write: {exc.strerror or exc}") from None

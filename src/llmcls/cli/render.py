@@ -8,7 +8,8 @@ import io
 import json
 import sys
 import time
-from typing import Any, Callable, Iterable, TextIO
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -49,8 +50,11 @@ def format_report(report: dict[str, Any]) -> str:
         c = report["per_class"][label]
         lines.append(f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  {c['support']:7d}")
     cell = max(7, *(len(label) for label in labels), *(len(str(v)) for row in report["confusion_matrix"] for v in row))
-    lines += ["", "confusion matrix (rows: true, columns: predicted)",
-              f"{'':<{width}}  " + "  ".join(f"{label:>{cell}}" for label in labels)]
+    lines += [
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        f"{'':<{width}}  " + "  ".join(f"{label:>{cell}}" for label in labels),
+    ]
     for label, row in zip(labels, report["confusion_matrix"]):
         lines.append(f"{label:<{width}}  " + "  ".join(f"{v:>{cell}d}" for v in row))
     return "\n".join(lines)
@@ -73,8 +77,10 @@ def format_multilabel_report(report: dict[str, Any]) -> str:
     for label in labels:
         c = report["per_class"][label]
         limit = f"{thresholds[label]:9.2f}" if label in thresholds else f"{'':9}"
-        lines.append(f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
-                     f"{c['support']:7d}  {c['predicted']:9d}  {limit}")
+        lines.append(
+            f"{label:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
+            f"{c['support']:7d}  {c['predicted']:9d}  {limit}"
+        )
     return "\n".join(lines)
 
 
@@ -84,15 +90,21 @@ def format_evaluation(report: dict[str, Any], text_width: int = 100) -> str:
     lines = [format_report(report)]
     if "calibration" in report:
         c = report["calibration"]
-        lines += ["", f"calibration: ECE {c['ece']:.4f} ({c['n_bins']} equal-width bins over {c['over']})",
-                  f"{'confidence':<13}  {'count':>7}  {'mean confidence':>15}  {'accuracy':>8}"]
-        lines += [f"{b['lower']:.3f}-{b['upper']:.3f}  {b['count']:7d}  {b['confidence']:15.4f}  {b['accuracy']:8.4f}"
-                  for b in c["bins"] if b["count"]]
+        lines += [
+            "",
+            f"calibration: ECE {c['ece']:.4f} ({c['n_bins']} equal-width bins over {c['over']})",
+            f"{'confidence':<13}  {'count':>7}  {'mean confidence':>15}  {'accuracy':>8}",
+        ]
+        lines += [
+            f"{b['lower']:.3f}-{b['upper']:.3f}  {b['count']:7d}  {b['confidence']:15.4f}  {b['accuracy']:8.4f}"
+            for b in c["bins"]
+            if b["count"]
+        ]
     if "mistakes" in report:
         lines += ["", f"most confident mistakes ({len(report['mistakes'])} of {report['n_mistakes']})"]
         for m in report["mistakes"]:
             true, predicted = ("|".join(m[k]) if isinstance(m[k], list) else m[k] for k in ("true", "predicted"))
-            text = m["text"] if len(m["text"]) <= text_width else m["text"][:text_width - 3] + "..."
+            text = m["text"] if len(m["text"]) <= text_width else m["text"][: text_width - 3] + "..."
             lines.append(f"{m['confidence']:.3f}  {true} -> {predicted or '-'}  #{m['index']}: {text}")
     if report.get("confusions") is not None:
         lines += ["", "confusions (true -> predicted, count, share of the true class)"]
@@ -106,8 +118,15 @@ def _top_columns(top_k: int) -> list[str]:
     return [f"top_{i}_{part}" for i in range(1, top_k + 1) for part in ("label", "probability")] if top_k > 1 else []
 
 
-def write_predictions(blocks: Iterable[list], write: Callable[[str], Any], *, top_k: int = 1, fmt: str = "table",
-                      separator: str = "|", multi_label: bool = False) -> None:
+def write_predictions(
+    blocks: Iterable[list],
+    write: Callable[[str], Any],
+    *,
+    top_k: int = 1,
+    fmt: str = "table",
+    separator: str = "|",
+    multi_label: bool = False,
+) -> None:
     """Write blocks of predictions as they come (`format_predictions`, a CSV header once), so that an input of
     any size is written without holding all of it."""
     first = True
@@ -118,8 +137,14 @@ def write_predictions(blocks: Iterable[list], write: Callable[[str], Any], *, to
         write(format_predictions([], top_k, fmt, separator, multi_label))
 
 
-def format_predictions(predictions: list, top_k: int = 1, fmt: str = "table", separator: str = "|",
-                       multi_label: bool = False, header: bool = True) -> str:
+def format_predictions(
+    predictions: list,
+    top_k: int = 1,
+    fmt: str = "table",
+    separator: str = "|",
+    multi_label: bool = False,
+    header: bool = True,
+) -> str:
     """Predictions (llmcls.inference.predict.Prediction) as text, one row per text in input order (`header`:
     whether CSV starts with its header row).
 
@@ -178,6 +203,7 @@ def format_init(result: Any) -> str:
 
 def format_profile(p: dict[str, Any]) -> str:
     """The figures of `llmcls profile` as aligned lines."""
+
     def si(x: float | None, unit: str) -> str:
         if x is None:
             return "unknown"
@@ -202,7 +228,8 @@ def format_profile(p: dict[str, Any]) -> str:
             f"CPU          {p['cpu']}, {p['threads']} of {p['cpu_cores']} cores at {si(p['clock_hz'], 'Hz')}; "
             f"float32 peak {si(p['peak_flop_per_s'], 'FLOP/s')}",
             f"cycles/token training {p['train_cycles_per_token']:,.0f}, prediction {p['predict_cycles_per_token']:,.0f}"
-            if p["train_cycles_per_token"] else "cycles/token unknown (no clock reading)",
+            if p["train_cycles_per_token"]
+            else "cycles/token unknown (no clock reading)",
         ]
         if p["train_share_of_peak"]:
             lines.append(f"training runs at {p['train_share_of_peak']:.0%} of the CPU's float32 peak")
@@ -211,6 +238,7 @@ def format_profile(p: dict[str, Any]) -> str:
 
 def format_export(result: Any) -> str:
     """The files and measurements of `llmcls export` (an llmcls.export.write.ExportResult)."""
+
     def size(n: int) -> str:
         return f"{n / 1e6:.2f} MB"
 
@@ -224,28 +252,36 @@ def format_export(result: Any) -> str:
         lines.append(f"  {m.path.name:<17} {size(m.size_bytes):>9}  {kind}")
     if not result.figures:
         return "\n".join(lines)
-    lines += ["", f"measured on {result.data}: {result.n_texts:,} texts, {result.n_tokens:,} tokens, batches of "
-                  f"{result.batch_size} (torch threads: {result.torch_threads})",
-              f"  {'backend':<10} {'accuracy':>8} {'change':>8} {'max |logit diff|':>17} {'texts/s':>9} {'speed-up':>8}"]
+    lines += [
+        "",
+        f"measured on {result.data}: {result.n_texts:,} texts, {result.n_tokens:,} tokens, batches of "
+        f"{result.batch_size} (torch threads: {result.torch_threads})",
+        f"  {'backend':<10} {'accuracy':>8} {'change':>8} {'max |logit diff|':>17} {'texts/s':>9} {'speed-up':>8}",
+    ]
     base = result.figures[0]
     for f in result.figures:
         change = f"{100 * (f.accuracy - base.accuracy):+.2f} pt" if f is not base else ""
         diff = f"{f.max_abs_diff:.1e}" if f is not base else ""
-        lines.append(f"  {f.name:<10} {f.accuracy:>8.4f} {change:>8} {diff:>17} {f.texts_per_s:>9,.0f} "
-                     f"{f.texts_per_s / base.texts_per_s:>7.2f}x")
+        lines.append(
+            f"  {f.name:<10} {f.accuracy:>8.4f} {change:>8} {diff:>17} {f.texts_per_s:>9,.0f} "
+            f"{f.texts_per_s / base.texts_per_s:>7.2f}x"
+        )
     return "\n".join(lines)
 
 
 def format_epoch(record: dict[str, Any], improved: bool) -> str:
     micro = f" micro-F1 {record['valid_micro_f1']:.4f}" if "valid_micro_f1" in record else ""
-    return (f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "
-            f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f}{micro} macro-F1 {record['valid_macro_f1']:.4f}"
-            f" | {record['seconds']:.0f}s, {record['train_tokens_per_s']:,.0f} tok/s, "
-            f"padding {record['padding_fraction']:.1%}{'  * best' if improved else ''}")
+    return (
+        f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "
+        f"{record['valid_loss']:.4f} acc {record['valid_accuracy']:.4f}{micro} macro-F1 {record['valid_macro_f1']:.4f}"
+        f" | {record['seconds']:.0f}s, {record['train_tokens_per_s']:,.0f} tok/s, "
+        f"padding {record['padding_fraction']:.1%}{'  * best' if improved else ''}"
+    )
 
 
 def format_trial(event: TrialEnded, metric: str) -> str:
     """One line per trial of `llmcls tune`: its state, metric, epochs and time, the values it drew, the best so far."""
+
     def short(value: Any) -> str:
         return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -253,8 +289,10 @@ def format_trial(event: TrialEnded, metric: str) -> str:
     drawn = " ".join(f"{key.rsplit('.', 1)[-1]}={short(v)}" for key, v in event.params.items())
     best = "none yet" if event.best_number is None else f"trial {event.best_number} {event.best_value:.4f}"
     note = f" ({event.note})" if event.note else ""
-    return (f"trial {event.number:>3} {event.state:<8} valid {metric} {value}, {event.epochs} epochs, "
-            f"{event.seconds:.0f}s | {drawn} | best: {best}{note}")
+    return (
+        f"trial {event.number:>3} {event.state:<8} valid {metric} {value}, {event.epochs} epochs, "
+        f"{event.seconds:.0f}s | {drawn} | best: {best}{note}"
+    )
 
 
 def format_tune_result(result: Any) -> str:
@@ -263,11 +301,13 @@ def format_tune_result(result: Any) -> str:
     lines = [f"{result.trials_run} trials run, {result.trials_total} in the study {out / 'study.db'}"]
     if result.best_number is None:
         return "\n".join(lines + ["no trial has completed: give a longer --budget or more --trials"])
-    lines += [f"best: trial {result.best_number}, valid {result.metric} {result.best_value:.4f}",
-              *(f"  {key} = {value!r}" for key, value in result.best_params.items()),
-              f"config: {out / 'best.yaml'}",
-              f"run directory (eval or predict it as it is): {result.best_run_dir}",
-              f"every trial: {out / 'trials.md'}, {out / 'trials.csv'}"]
+    lines += [
+        f"best: trial {result.best_number}, valid {result.metric} {result.best_value:.4f}",
+        *(f"  {key} = {value!r}" for key, value in result.best_params.items()),
+        f"config: {out / 'best.yaml'}",
+        f"run directory (eval or predict it as it is): {result.best_run_dir}",
+        f"every trial: {out / 'trials.md'}, {out / 'trials.csv'}",
+    ]
     return "\n".join(lines)
 
 
@@ -306,17 +346,30 @@ class TrainProgress:
             self._write(event.message)
         elif isinstance(event, DownloadProgress):
             if self.download is None:
-                self.download = tqdm(total=event.total_bytes, unit="B", unit_scale=True, desc="download",
-                                     file=self.stream, disable=None if self.enabled else True)
+                self.download = tqdm(
+                    total=event.total_bytes,
+                    unit="B",
+                    unit_scale=True,
+                    desc="download",
+                    file=self.stream,
+                    disable=None if self.enabled else True,
+                )
             self.download.update(event.done_bytes - self.download.n)
             if event.total_bytes is not None and event.done_bytes >= event.total_bytes:
                 self.download.close()
         elif isinstance(event, EpochStarted):
             self._loss = self._tokens = self._examples = 0.0
             self._t0 = time.perf_counter()
-            self.bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{event.epochs}", unit="batch",
-                            file=self.stream, disable=None if self.enabled else True, leave=False,
-                            dynamic_ncols=True, initial=event.done)
+            self.bar = tqdm(
+                total=event.batches,
+                desc=f"epoch {event.epoch}/{event.epochs}",
+                unit="batch",
+                file=self.stream,
+                disable=None if self.enabled else True,
+                leave=False,
+                dynamic_ncols=True,
+                initial=event.done,
+            )
         elif isinstance(event, StepDone) and self.bar is not None:
             self._loss += event.loss * event.examples
             self._examples += event.examples
@@ -350,8 +403,15 @@ class PredictProgressBar:
         if (event.done if event.total is None else event.total) < self.minimum:  # input read as it goes: by done
             return
         if self.bar is None:
-            self.bar = tqdm(total=event.total, desc="predict", unit="text", file=self.stream, disable=None,
-                            leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=event.total,
+                desc="predict",
+                unit="text",
+                file=self.stream,
+                disable=None,
+                leave=False,
+                dynamic_ncols=True,
+            )
         self.bar.update(event.done - self.bar.n)
         if event.total is not None and event.done >= event.total:
             self.bar.close()

@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from llmcls.config import Config, DataConfig
-from llmcls.data.batching import (LONG_TEXT_CEILING, LONG_TEXT_FACTOR, LONG_TEXT_FLOOR, EncodedTexts, long_text_cut,
-                                  truncate)
+from llmcls.data.batching import (
+    LONG_TEXT_CEILING,
+    LONG_TEXT_FACTOR,
+    LONG_TEXT_FLOOR,
+    EncodedTexts,
+    long_text_cut,
+    truncate,
+)
 from llmcls.data.encoding import TextEncoding, WordEncoding
 from llmcls.data.readers import Examples, iter_texts, read_examples, split_off
 from llmcls.data.tokenize import TokenizedTexts, Tokenizer
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.data.wordpiece import EncoderFolder, WordPieceEncoding, resolve_encoder
-from llmcls.embeddings import (LOW_TOKEN_COVERAGE, PACKAGED_GLOVE, Coverage, DownloadLimits, Vectors, default_cache_dir,
-                               load_vectors, vector_coverage, wanted_words)
+from llmcls.embeddings import (
+    LOW_TOKEN_COVERAGE,
+    PACKAGED_GLOVE,
+    Coverage,
+    DownloadLimits,
+    Vectors,
+    default_cache_dir,
+    load_vectors,
+    vector_coverage,
+    wanted_words,
+)
 from llmcls.errors import ConfigError, DataError, EmbeddingsError
 from llmcls.events import DownloadProgress, EventHandler, Info, ignore
 
@@ -60,18 +76,25 @@ class PreparedData:
 
 def _format_options(data: DataConfig) -> dict[str, Any]:
     """The data settings that say how to read a file or folder, beyond its columns and format."""
-    return {"header": data.header, "encoding": data.encoding, "label_prefix": data.label_prefix, "split": data.split,
-            "classes": data.classes}
+    return {
+        "header": data.header,
+        "encoding": data.encoding,
+        "label_prefix": data.label_prefix,
+        "split": data.split,
+        "classes": data.classes,
+    }
 
 
 def read_split(data: DataConfig, path: str, labelled: bool = True) -> Examples:
     """Read one file or folder with the column and format settings of the data config."""
-    return read_examples(Path(path), data.text_column, data.label_column if labelled else None, data.format,
-                         **_format_options(data))
+    return read_examples(
+        Path(path), data.text_column, data.label_column if labelled else None, data.format, **_format_options(data)
+    )
 
 
-def input_blocks(source: str, data: DataConfig, column: str | int | None = None,
-                 fmt: str = "auto") -> Iterator[list[str]]:
+def input_blocks(
+    source: str, data: DataConfig, column: str | int | None = None, fmt: str = "auto"
+) -> Iterator[list[str]]:
     """The texts to predict, in blocks read as they are needed (memory stays bounded whatever the input's size): a
     file or folder (`-`: standard input, plain text unless `fmt` says otherwise) read with the run's data settings,
     its text column unless `column` is given. Empty texts keep their rows.
@@ -90,8 +113,7 @@ def read_input(source: str, data: DataConfig, column: str | int | None = None, f
     return [text for block in input_blocks(source, data, column, fmt) for text in block]
 
 
-def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
-                     on_event: EventHandler = ignore) -> Examples:
+def drop_empty_texts(examples: Examples, path: str | Path, policy: str, on_event: EventHandler = ignore) -> Examples:
     """Remove rows whose text is empty or whitespace only (policy `skip`, counted in an Info event), or refuse
     them (policy `error`).
 
@@ -102,18 +124,22 @@ def drop_empty_texts(examples: Examples, path: str | Path, policy: str,
     if not empty:
         return examples
     if policy == "error":
-        raise DataError(f"{path}: {len(empty)} empty or whitespace-only texts (the first is "
-                        f"{examples.record(empty[0])}); set data.empty_texts: skip to leave them out")
+        raise DataError(
+            f"{path}: {len(empty)} empty or whitespace-only texts (the first is "
+            f"{examples.record(empty[0])}); set data.empty_texts: skip to leave them out"
+        )
     if len(empty) == len(examples):
         raise DataError(f"{path}: every text is empty")
-    on_event(Info(f"{path}: skipped {len(empty)} empty or whitespace-only texts (the first is "
-                  f"{examples.record(empty[0])})"))
+    on_event(
+        Info(f"{path}: skipped {len(empty)} empty or whitespace-only texts (the first is {examples.record(empty[0])})")
+    )
     dropped = set(empty)
     return examples.subset([i for i in range(len(examples)) if i not in dropped])
 
 
-def read_labelled(config: Config, path: str | Path | None = None,
-                  on_event: EventHandler = ignore) -> tuple[Examples, str]:
+def read_labelled(
+    config: Config, path: str | Path | None = None, on_event: EventHandler = ignore
+) -> tuple[Examples, str]:
     """A labelled file of a run, read with its data settings, empty texts handled as `data.empty_texts` says: the
     one way train, eval, export and profile read one. Without `path`, the run's validation data: its file, or
     the part of the training file that training holds out.
@@ -132,8 +158,9 @@ def read_labelled(config: Config, path: str | Path | None = None,
     return drop_empty_texts(read_split(data, path), path, data.empty_texts, on_event), path
 
 
-def encode_labelled(examples: Examples, path: str | Path, config: Config, encoding: TextEncoding,
-                    labels: LabelMap) -> Split:
+def encode_labelled(
+    examples: Examples, path: str | Path, config: Config, encoding: TextEncoding, labels: LabelMap
+) -> Split:
     """The examples of a labelled file as a trained run's model reads them: token ids and targets.
 
     Raises:
@@ -145,8 +172,12 @@ def encode_labelled(examples: Examples, path: str | Path, config: Config, encodi
 def label_sets(examples: Examples, separator: str) -> list[list[str]]:
     """The label set of each example: a JSONL list as it is, a string split at `separator` (an empty string
     is the empty set). Each set is sorted and without repeats."""
-    return [sorted({part.strip() for part in (label if isinstance(label, list) else label.split(separator))
-                    if part.strip()}) for label in examples.labels]
+    return [
+        sorted(
+            {part.strip() for part in (label if isinstance(label, list) else label.split(separator)) if part.strip()}
+        )
+        for label in examples.labels
+    ]
 
 
 def single_labels(examples: Examples, path: str | Path) -> list[str]:
@@ -157,13 +188,16 @@ def single_labels(examples: Examples, path: str | Path) -> list[str]:
     """
     lists = [i for i, label in enumerate(examples.labels) if isinstance(label, list)]
     if lists:
-        raise DataError(f"{path}: {len(lists)} labels are lists (the first in record {lists[0] + 1}); for "
-                        "multi-label data set data.multi_label: true")
+        raise DataError(
+            f"{path}: {len(lists)} labels are lists (the first in record {lists[0] + 1}); for "
+            "multi-label data set data.multi_label: true"
+        )
     return examples.labels
 
 
-def encode_targets(examples: Examples, path: str | Path, labels: LabelMap, data: DataConfig,
-                   for_model: bool = False) -> np.ndarray:
+def encode_targets(
+    examples: Examples, path: str | Path, labels: LabelMap, data: DataConfig, for_model: bool = False
+) -> np.ndarray:
     """Class ids [n] int64, or for multi-label data multi-hot rows [n, classes] float32.
 
     Raises:
@@ -176,10 +210,12 @@ def encode_targets(examples: Examples, path: str | Path, labels: LabelMap, data:
     if unseen:
         shown = ", ".join(map(repr, unseen[:10])) + (" ..." if len(unseen) > 10 else "")
         if for_model:
-            raise DataError(f"{path}: labels the model was not trained on: {shown} "
-                            f"(model labels: {', '.join(labels.labels)})")
-        raise DataError(f"{path}: labels not seen in the training data: {shown} "
-                        f"(training labels: {', '.join(labels.labels)})")
+            raise DataError(
+                f"{path}: labels the model was not trained on: {shown} (model labels: {', '.join(labels.labels)})"
+            )
+        raise DataError(
+            f"{path}: labels not seen in the training data: {shown} (training labels: {', '.join(labels.labels)})"
+        )
     return labels.encode_sets(values) if data.multi_label else labels.encode(values)
 
 
@@ -190,13 +226,14 @@ def build_label_map(examples: Examples, path: str | Path, data: DataConfig) -> L
         DataError: more distinct labels than `data.max_classes` (naming the label column).
     """
     if data.multi_label:
-        labels = LabelMap.build(label for labels in label_sets(examples, data.label_separator)
-                                for label in labels)
+        labels = LabelMap.build(label for labels in label_sets(examples, data.label_separator) for label in labels)
     else:
         labels = LabelMap.build(single_labels(examples, path))
     if len(labels) > data.max_classes:
-        raise DataError(f"{path}: label column {data.label_column!r} holds {len(labels)} distinct labels, more than "
-                        f"data.max_classes ({data.max_classes}); is it the right column?")
+        raise DataError(
+            f"{path}: label column {data.label_column!r} holds {len(labels)} distinct labels, more than "
+            f"data.max_classes ({data.max_classes}); is it the right column?"
+        )
     return labels
 
 
@@ -212,8 +249,9 @@ def make_tokenizer(config: Config) -> Tokenizer:
     return Tokenizer(config.tokenizer, cache_dir)
 
 
-def _training_tokens(config: Config, texts: list[str],
-                     on_event: EventHandler = ignore) -> tuple[Tokenizer, TokenizedTexts]:
+def _training_tokens(
+    config: Config, texts: list[str], on_event: EventHandler = ignore
+) -> tuple[Tokenizer, TokenizedTexts]:
     """The tokens of the training texts, cut at `tokenizer.max_tokens`, or when that is null at `long_text_cut`
     of their lengths (an Info event says so when a text is cut), and the tokenizer that cuts texts likewise."""
     t0, tokenizer = time.perf_counter(), make_tokenizer(config)
@@ -223,8 +261,12 @@ def _training_tokens(config: Config, texts: list[str],
         probe = tokenizer.cut_at(LONG_TEXT_CEILING + 1)
         tokens = probe.tokenize_many(texts)
         tokenizer = probe.cut_at(long_text_cut(np.diff(tokens.offsets)))
-    on_event(Info(f"tokenized {len(tokens)} training texts in {time.perf_counter() - t0:.1f}s "
-                  f"({len(tokens.ids):,} tokens{'' if tokenizer.spacy_loaded else ', from the cache'})"))
+    on_event(
+        Info(
+            f"tokenized {len(tokens)} training texts in {time.perf_counter() - t0:.1f}s "
+            f"({len(tokens.ids):,} tokens{'' if tokenizer.spacy_loaded else ', from the cache'})"
+        )
+    )
     if config.tokenizer.max_tokens is None:
         tokens = _cut_long_texts(tokens, tokenizer.config.max_tokens, on_event)
     return tokenizer, tokens
@@ -233,9 +275,13 @@ def _training_tokens(config: Config, texts: list[str],
 def _cut_long_texts(tokens: TokenizedTexts, cut: int, on_event: EventHandler) -> TokenizedTexts:
     encoded, n_cut = truncate(EncodedTexts(tokens.ids, tokens.offsets), cut)
     if n_cut:
-        on_event(Info(f"{n_cut} of {len(tokens)} training texts, far longer than the rest, were cut to their first "
-                      f"{cut:,} tokens ({LONG_TEXT_FACTOR} x the 99th percentile of the lengths, within "
-                      f"{LONG_TEXT_FLOOR:,} .. {LONG_TEXT_CEILING:,}); tokenizer.max_tokens sets a cut of your own"))
+        on_event(
+            Info(
+                f"{n_cut} of {len(tokens)} training texts, far longer than the rest, were cut to their first "
+                f"{cut:,} tokens ({LONG_TEXT_FACTOR} x the 99th percentile of the lengths, within "
+                f"{LONG_TEXT_FLOOR:,} .. {LONG_TEXT_CEILING:,}); tokenizer.max_tokens sets a cut of your own"
+            )
+        )
     return TokenizedTexts(tokens.table, encoded.ids, encoded.offsets)
 
 
@@ -246,20 +292,31 @@ def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = i
         return None
     cache = Path(emb.cache_dir) if emb.cache_dir else None
     t0 = time.perf_counter()
-    vectors = load_vectors(emb.source, wanted_words(vocab.itos), emb.dim, cache,
-                           lambda done, total: on_event(DownloadProgress(emb.source, done, total)),
-                           extra=config.vocab.add_from_vectors,
-                           limits=DownloadLimits(emb.sha256, emb.download_max_mb << 20, emb.download_timeout))
+    vectors = load_vectors(
+        emb.source,
+        wanted_words(vocab.itos),
+        emb.dim,
+        cache,
+        lambda done, total: on_event(DownloadProgress(emb.source, done, total)),
+        extra=config.vocab.add_from_vectors,
+        limits=DownloadLimits(emb.sha256, emb.download_max_mb << 20, emb.download_timeout),
+    )
     if not vectors.words:
-        raise EmbeddingsError(f"{emb.source}: none of the {len(vocab)} vocabulary words has a vector; "
-                              "check tokenizer.lower and the vector file")
-    on_event(Info(f"vectors: {emb.source} ({vectors.dim}d, {len(vectors.words)} rows read) "
-                  f"in {time.perf_counter() - t0:.1f}s"))
+        raise EmbeddingsError(
+            f"{emb.source}: none of the {len(vocab)} vocabulary words has a vector; "
+            "check tokenizer.lower and the vector file"
+        )
+    on_event(
+        Info(
+            f"vectors: {emb.source} ({vectors.dim}d, {len(vectors.words)} rows read) in {time.perf_counter() - t0:.1f}s"
+        )
+    )
     return vectors
 
 
-def report_coverage(source: str, train_tokens: TokenizedTexts, vectors: Vectors | None,
-                    on_event: EventHandler = ignore) -> Coverage | None:
+def report_coverage(
+    source: str, train_tokens: TokenizedTexts, vectors: Vectors | None, on_event: EventHandler = ignore
+) -> Coverage | None:
     """How much of the training data `vectors` cover, said in an Info event and warned about when it is low
     (`LOW_TOKEN_COVERAGE`); without vectors (embeddings.source none), a warning and None.
 
@@ -267,22 +324,39 @@ def report_coverage(source: str, train_tokens: TokenizedTexts, vectors: Vectors 
     as uncovered, as it is for the model: it becomes `<unk>`.
     """
     if vectors is None:
-        on_event(Info(f"warning: embeddings.source is none: every word vector starts random ({PACKAGED_GLOVE} "
-                      "or a vector file would give them pretrained values)"))
+        on_event(
+            Info(
+                f"warning: embeddings.source is none: every word vector starts random ({PACKAGED_GLOVE} "
+                "or a vector file would give them pretrained values)"
+            )
+        )
         return None
     counts = np.bincount(train_tokens.ids, minlength=len(train_tokens.table))
     coverage = vector_coverage(train_tokens.table, counts, set(vectors.words))
-    on_event(Info(f"vectors: {coverage.tokens:.1%} of training tokens, {coverage.words:.1%} of distinct words "
-                  f"have a pretrained vector ({source})"))
+    on_event(
+        Info(
+            f"vectors: {coverage.tokens:.1%} of training tokens, {coverage.words:.1%} of distinct words "
+            f"have a pretrained vector ({source})"
+        )
+    )
     if coverage.tokens < LOW_TOKEN_COVERAGE:
-        on_event(Info(f"warning: only {coverage.tokens:.1%} of training tokens have a pretrained vector in {source} "
-                      f"(under {LOW_TOKEN_COVERAGE:.0%}); the others start random: check embeddings.source, "
-                      "tokenizer.lower and the vocabulary's size"))
+        on_event(
+            Info(
+                f"warning: only {coverage.tokens:.1%} of training tokens have a pretrained vector in {source} "
+                f"(under {LOW_TOKEN_COVERAGE:.0%}); the others start random: check embeddings.source, "
+                "tokenizer.lower and the vocabulary's size"
+            )
+        )
     return coverage
 
 
-def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab | None = None,
-                 labels: LabelMap | None = None, encoding: WordPieceEncoding | None = None) -> PreparedData:
+def prepare_data(
+    config: Config,
+    on_event: EventHandler = ignore,
+    vocab: Vocab | None = None,
+    labels: LabelMap | None = None,
+    encoding: WordPieceEncoding | None = None,
+) -> PreparedData:
     """Read, split, tokenize and encode the data of a run, and load its pretrained vectors.
 
     Given the `vocab` (or, for an encoder run, the `encoding`) and `labels` of an existing run (to resume it),
@@ -295,8 +369,10 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
         EmbeddingsError: the vectors cannot be read.
     """
     if config.auto_keys():  # a bug of the caller: training resolves them before it reads the data
-        raise ConfigError(f"{', '.join(config.auto_keys())}: auto must be chosen from the training data first "
-                          "(llmcls.adapt.choices.resolve_auto)")
+        raise ConfigError(
+            f"{', '.join(config.auto_keys())}: auto must be chosen from the training data first "
+            "(llmcls.adapt.choices.resolve_auto)"
+        )
     data = config.data
     folder = resolve_encoder(config.model.encoder) if config.model.encoder and encoding is None else None  # first
     train, _ = read_labelled(config, data.train, on_event)
@@ -315,16 +391,23 @@ def prepare_data(config: Config, on_event: EventHandler = ignore, vocab: Vocab |
     test_targets = None if test is None else encode_targets(test, data.test, labels, data)
     splits = (train, train_targets), (valid, valid_targets), (test, test_targets)
     if config.uses_encoder:
-        return _encoder_data(config, splits, labels, valid_from_train, encoding or encoder_encoding(config, folder),
-                             folder, on_event)
+        return _encoder_data(
+            config, splits, labels, valid_from_train, encoding or encoder_encoding(config, folder), folder, on_event
+        )
     return _word_data(config, splits, labels, valid_from_train, vocab, on_event)
 
 
 _Splits = tuple[tuple[Examples, np.ndarray], tuple[Examples, np.ndarray], tuple[Examples | None, np.ndarray | None]]
 
 
-def _word_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_train: bool, vocab: Vocab | None,
-               on_event: EventHandler) -> PreparedData:
+def _word_data(
+    config: Config,
+    splits: _Splits,
+    labels: LabelMap,
+    valid_from_train: bool,
+    vocab: Vocab | None,
+    on_event: EventHandler,
+) -> PreparedData:
     """The BiLSTM's data: spaCy tokens, the vocabulary (new, with pretrained vectors, or the run's). Validation and
     test texts are cut as eval and predict cut them (at tokenizer.predict_max_tokens when tokenizer.max_tokens is
     null), so that training's scores are theirs and a huge text cannot exhaust memory there either."""
@@ -340,8 +423,9 @@ def _word_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_tra
     ids, offsets = vocab.encode_tokenized(train_tokens)
     del train_tokens
     settings = config.tokenizer
-    encoding = WordEncoding(tokenizer.cut_at(settings.predict_max_tokens if settings.max_tokens is None
-                                             else settings.max_tokens), vocab)
+    encoding = WordEncoding(
+        tokenizer.cut_at(settings.predict_max_tokens if settings.max_tokens is None else settings.max_tokens), vocab
+    )
     return PreparedData(
         tokenizer=tokenizer,
         vocab=vocab,
@@ -366,26 +450,45 @@ def encoder_encoding(config: Config, folder: EncoderFolder) -> WordPieceEncoding
     """
     cut, limit = config.tokenizer.max_tokens, folder.max_content_tokens
     if isinstance(cut, int) and cut > limit:
-        raise ConfigError(f"tokenizer.max_tokens: {cut} WordPiece tokens is more than {folder.path.name} reads "
-                          f"({limit}: its {limit + 2} positions less [CLS] and [SEP]); chunking reads longer texts")
+        raise ConfigError(
+            f"tokenizer.max_tokens: {cut} WordPiece tokens is more than {folder.path.name} reads "
+            f"({limit}: its {limit + 2} positions less [CLS] and [SEP]); chunking reads longer texts"
+        )
     return WordPieceEncoding(folder.tokenizer, max_tokens=cut if isinstance(cut, int) else limit, limit=limit)
 
 
-def _encoder_data(config: Config, splits: _Splits, labels: LabelMap, valid_from_train: bool,
-                  encoding: WordPieceEncoding, folder: EncoderFolder | None, on_event: EventHandler) -> PreparedData:
+def _encoder_data(
+    config: Config,
+    splits: _Splits,
+    labels: LabelMap,
+    valid_from_train: bool,
+    encoding: WordPieceEncoding,
+    folder: EncoderFolder | None,
+    on_event: EventHandler,
+) -> PreparedData:
     """An encoder run's data: the pretrained model's WordPiece tokens (`folder`'s tokenizer for a new run, the
     run's own when resuming: then `folder` is None)."""
     (train, train_targets), (valid, valid_targets), (test, test_targets) = splits
     t0 = time.perf_counter()
     train_ids = encoding.encode(train.texts)
     at_cut = int((train_ids.lengths == encoding.max_tokens).sum())
-    on_event(Info(f"tokenized {len(train_ids)} training texts in {time.perf_counter() - t0:.1f}s "
-                  f"({len(train_ids.ids):,} WordPiece tokens; {at_cut} texts reach the cut of {encoding.max_tokens} "
-                  "tokens, tokenizer.max_tokens)"))
+    on_event(
+        Info(
+            f"tokenized {len(train_ids)} training texts in {time.perf_counter() - t0:.1f}s "
+            f"({len(train_ids.ids):,} WordPiece tokens; {at_cut} texts reach the cut of {encoding.max_tokens} "
+            "tokens, tokenizer.max_tokens)"
+        )
+    )
     return PreparedData(
-        tokenizer=None, vocab=None, labels=labels, vectors=None,
+        tokenizer=None,
+        vocab=None,
+        labels=labels,
+        vectors=None,
         train=Split(train_ids, train_targets),
         valid=Split(encoding.encode(valid.texts), valid_targets),
         test=None if test is None else Split(encoding.encode(test.texts), test_targets),
-        valid_from_train=valid_from_train, encoding=encoding, encoder=folder, train_texts=train.texts,
+        valid_from_train=valid_from_train,
+        encoding=encoding,
+        encoder=folder,
+        train_texts=train.texts,
     )

@@ -10,9 +10,10 @@ Results come back in input order.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +22,8 @@ from llmcls.data.batching import EncodedTexts, concatenate, truncate
 from llmcls.data.encoding import TextEncoding
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, PredictionProgress, ignore
-from llmcls.inference.chunking import aggregate, split_windows
 from llmcls.inference.backends import BACKENDS, open_forward
+from llmcls.inference.chunking import aggregate, split_windows
 from llmcls.inference.forward import Forward, batched_logits
 from llmcls.inference.scoring import probabilities
 from llmcls.run.files import RunInfo
@@ -103,8 +104,14 @@ class Predictor:
         ConfigError: a threshold for a single-label run, or out of (0, 1); invalid chunking settings.
     """
 
-    def __init__(self, run: RunInfo, forward: Forward, batch_size: int | None = None,
-                 chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None):
+    def __init__(
+        self,
+        run: RunInfo,
+        forward: Forward,
+        batch_size: int | None = None,
+        chunking: ChunkingConfig | dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ):
         self.run = run
         self.forward = forward
         self.batch_size = batch_size or run.config.train.eval_batch_size
@@ -125,10 +132,11 @@ class Predictor:
         self.encoding = self._encodings[key]
         limit = self.encoding.limit
         if chunking.enabled and limit is not None and chunking.max_tokens > limit:
-            raise ConfigError(f"chunking.max_tokens: {chunking.max_tokens} tokens is more than this model "
-                              f"reads at once ({limit})")
+            raise ConfigError(
+                f"chunking.max_tokens: {chunking.max_tokens} tokens is more than this model reads at once ({limit})"
+            )
 
-    def with_chunking(self, changes: dict[str, Any]) -> "Predictor":
+    def with_chunking(self, changes: dict[str, Any]) -> Predictor:
         """This predictor with `changes` to the run's chunking section (as the `chunking` argument's dict): the
         same network and thresholds, and the tokenizer already loaded, so that it costs next to nothing.
 
@@ -142,9 +150,15 @@ class Predictor:
         return other
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: "str | torch.device" = "auto", batch_size: int | None = None,
-             chunking: ChunkingConfig | dict[str, Any] | None = None, threshold: float | None = None,
-             backend: str = "torch") -> "Predictor":
+    def load(
+        cls,
+        run_dir: str | Path,
+        device: str | torch.device = "auto",
+        batch_size: int | None = None,
+        chunking: ChunkingConfig | dict[str, Any] | None = None,
+        threshold: float | None = None,
+        backend: str = "torch",
+    ) -> Predictor:
         """Load a run directory for prediction; see the class for the rest.
 
         Args:
@@ -152,8 +166,8 @@ class Predictor:
             backend: `torch` (the run's weights, on `device`), `torch-bf16` (the same under bfloat16 autocast:
                 faster on CPUs with bf16 units, probabilities within about 1e-2 of float32), `onnx` or
                 `onnx-int8` (the models of `llmcls export` in RUN/export, on the CPU, without torch), or `auto`:
-                `onnx` when that export exists for the run's current weights, onnxruntime is installed and `device` is auto or cpu,
-                else `torch`.
+                `onnx` when that export exists for the run's current weights, onnxruntime is installed and
+                `device` is auto or cpu, else `torch`.
 
         Raises:
             RunError: `run_dir` is not a usable run.
@@ -200,17 +214,21 @@ class Predictor:
 
     def _note_cut(self, cut: int, on_event: EventHandler) -> None:
         if cut:
-            on_event(Info(f"{cut} texts longer than {self.cut} tokens were cut to their first {self.cut} "
-                          "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"))
+            on_event(
+                Info(
+                    f"{cut} texts longer than {self.cut} tokens were cut to their first {self.cut} "
+                    "(tokenizer.predict_max_tokens; chunking, e.g. --chunk-tokens, reads them whole)"
+                )
+            )
 
     def _blocks(self, texts: list[str], on_event: EventHandler) -> Iterator[tuple[int, list[str]]]:
         """(start, texts) blocks of the input, so that memory stays bounded and progress can be reported."""
         size = max(1024, 4 * self.batch_size)
         for start in range(0, len(texts), size):
-            yield start, texts[start:start + size]
+            yield start, texts[start : start + size]
             on_event(PredictionProgress(min(start + size, len(texts)), len(texts)))
 
-    def prepare(self, texts: list[str]) -> "PreparedTexts":
+    def prepare(self, texts: list[str]) -> PreparedTexts:
         """`texts` encoded for the network (cut, or cut into windows when chunking is on); no network yet."""
         encoded, cut = self._encode(texts)
         owner = None
@@ -218,7 +236,7 @@ class Predictor:
             encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
         return PreparedTexts(encoded, owner, n_texts=len(texts), cut=cut, aggregate=self.chunking.aggregate)
 
-    def score(self, prepared: list["PreparedTexts"], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    def score(self, prepared: list[PreparedTexts], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
         """The class probabilities of each of `prepared` ([n_texts, classes] float64 each), from one pass of the
         network over all their sequences (they may come from copies with other chunking settings).
 
@@ -226,12 +244,18 @@ class Predictor:
             on_batch: called after each batch with its number of sequences; whatever it raises stops the pass.
         """
         encoded = concatenate([p.encoded for p in prepared])
-        logits = batched_logits(self.forward, encoded, self.batch_size, self.encoding.pad_index, on_batch=on_batch,
-                                max_tokens=self.batch_tokens)  # [n_seqs, num_outputs], bounded batches
+        logits = batched_logits(
+            self.forward,
+            encoded,
+            self.batch_size,
+            self.encoding.pad_index,
+            on_batch=on_batch,
+            max_tokens=self.batch_tokens,
+        )  # [n_seqs, num_outputs], bounded batches
         probs = probabilities(logits, self.multi_label, self.run.temperature)  # [n_seqs, classes]
         out, start = [], 0
         for part in prepared:
-            rows = probs[start:start + len(part.encoded)]
+            rows = probs[start : start + len(part.encoded)]
             start += len(part.encoded)
             if part.owner is not None:
                 rows = aggregate(rows, part.owner, part.n_texts, part.aggregate, exclusive=not self.multi_label)
@@ -245,7 +269,7 @@ class Predictor:
         for start, piece in self._blocks(texts, on_event):
             prepared = self.prepare(piece)
             cut += prepared.cut
-            out[start:start + len(piece)] = self.score([prepared])[0]
+            out[start : start + len(piece)] = self.score([prepared])[0]
         return out, cut
 
     def class_probabilities(self, texts: list[str], on_event: EventHandler = ignore) -> np.ndarray:
@@ -263,8 +287,9 @@ class Predictor:
             return self.predict_proba([texts], on_event)[0]
         return self.class_probabilities(list(texts), on_event).astype(np.float32)
 
-    def predict(self, texts: list[str] | str, top_k: int = 1,
-                on_event: EventHandler = ignore) -> list[Prediction] | Prediction:
+    def predict(
+        self, texts: list[str] | str, top_k: int = 1, on_event: EventHandler = ignore
+    ) -> list[Prediction] | Prediction:
         """The prediction of each text (see `Prediction`), in input order; for a single string, one Prediction.
 
         Args:
@@ -277,8 +302,9 @@ class Predictor:
         texts = list(texts)
         return rank(texts, self.class_probabilities(texts, on_event), self.labels, top_k, self.thresholds)
 
-    def predict_blocks(self, blocks: Iterable[list[str]], top_k: int = 1,
-                       on_event: EventHandler = ignore) -> Iterator[list[Prediction]]:
+    def predict_blocks(
+        self, blocks: Iterable[list[str]], top_k: int = 1, on_event: EventHandler = ignore
+    ) -> Iterator[list[Prediction]]:
         """The predictions of texts that come in blocks (`llmcls.data.prepare.input_blocks`), a list per block,
         in input order: memory is bounded by a block, whatever the input's size.
 
@@ -298,8 +324,9 @@ class Predictor:
         self._note_cut(cut, on_event)
 
 
-def rank(texts: list[str], probs: np.ndarray, labels: list[str], top_k: int = 1,
-         thresholds: np.ndarray | None = None) -> list[Prediction]:
+def rank(
+    texts: list[str], probs: np.ndarray, labels: list[str], top_k: int = 1, thresholds: np.ndarray | None = None
+) -> list[Prediction]:
     """The `Prediction` of each text from its class probabilities.
 
     Args:

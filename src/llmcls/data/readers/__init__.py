@@ -7,20 +7,42 @@ given in bounded blocks (`iter_texts`), so that a large input never has to fit i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 from llmcls.data.readers.delimited import delimited_records, jsonl_records, line_records
 from llmcls.data.readers.detect import FORMATS, STREAM_FORMATS, TEXT_FORMATS, detect_format
 from llmcls.data.readers.fasttext import fasttext_records
 from llmcls.data.readers.folders import folder_records
-from llmcls.data.readers.records import (BLOCK_TEXTS, LABEL_PREFIX, Examples, Label, ReadSpec, Record, gather,
-                                         split_off, text_blocks)
+from llmcls.data.readers.records import (
+    BLOCK_TEXTS,
+    LABEL_PREFIX,
+    Examples,
+    Label,
+    ReadSpec,
+    Record,
+    gather,
+    split_off,
+    text_blocks,
+)
 from llmcls.data.readers.textfile import open_text, reading_errors
 from llmcls.errors import DataError
 
-__all__ = ["FORMATS", "TEXT_FORMATS", "STREAM_FORMATS", "Examples", "Label", "ReadSpec", "detect_format",
-           "read_examples", "read_texts", "iter_texts", "records", "split_off"]
+__all__ = [
+    "FORMATS",
+    "STREAM_FORMATS",
+    "TEXT_FORMATS",
+    "Examples",
+    "Label",
+    "ReadSpec",
+    "detect_format",
+    "iter_texts",
+    "read_examples",
+    "read_texts",
+    "records",
+    "split_off",
+]
 
 
 def stream_records(fh: IO[str], name: Path, fmt: str, spec: ReadSpec) -> Iterator[Record]:
@@ -38,6 +60,7 @@ def _text_file_records(fmt: str) -> Callable[[Path, ReadSpec], Iterator[Record]]
     def read(path: Path, spec: ReadSpec) -> Iterator[Record]:
         with reading_errors(path, spec.encoding), open_text(path, spec.encoding) as fh:
             yield from stream_records(fh, path, fmt, spec)
+
     return read
 
 
@@ -61,8 +84,9 @@ READERS: dict[str, Callable[[Path, ReadSpec], Iterator[Record]]] = {
 }
 
 
-def records(source: str | Path | IO[str], spec: ReadSpec, fmt: str = "auto",
-            plain_text: bool = False) -> Iterator[Record]:
+def records(
+    source: str | Path | IO[str], spec: ReadSpec, fmt: str = "auto", plain_text: bool = False
+) -> Iterator[Record]:
     """The records of a file, folder or text stream, in order, read as `spec` says.
 
     Args:
@@ -81,19 +105,36 @@ def records(source: str | Path | IO[str], spec: ReadSpec, fmt: str = "auto",
         return stream_records(source, name, fmt, spec)
     path = Path(source)
     return READERS[detect_format(path, fmt, plain_text, label_prefix=spec.label_prefix, encoding=spec.encoding)](
-        path, spec)
+        path, spec
+    )
 
 
-def _spec(text_column: str | int, label_column: str | int | None, header: bool, encoding: str,
-          label_prefix: str, split: str | None, classes: list[str] | tuple[str, ...] | None) -> ReadSpec:
-    return ReadSpec(text_column, label_column, header, encoding, label_prefix, split,
-                    None if classes is None else tuple(classes))
+def _spec(
+    text_column: str | int,
+    label_column: str | int | None,
+    header: bool,
+    encoding: str,
+    label_prefix: str,
+    split: str | None,
+    classes: list[str] | tuple[str, ...] | None,
+) -> ReadSpec:
+    return ReadSpec(
+        text_column, label_column, header, encoding, label_prefix, split, None if classes is None else tuple(classes)
+    )
 
 
-def read_examples(path: str | Path, text_column: str | int = "text", label_column: str | int | None = "label",
-                  fmt: str = "auto", header: bool = True, encoding: str = "utf-8", *,
-                  label_prefix: str = LABEL_PREFIX, split: str | None = None,
-                  classes: list[str] | None = None) -> Examples:
+def read_examples(
+    path: str | Path,
+    text_column: str | int = "text",
+    label_column: str | int | None = "label",
+    fmt: str = "auto",
+    header: bool = True,
+    encoding: str = "utf-8",
+    *,
+    label_prefix: str = LABEL_PREFIX,
+    split: str | None = None,
+    classes: list[str] | None = None,
+) -> Examples:
     """Read texts (and labels, unless `label_column` is None) from a file or folder in one of FORMATS.
 
     Args:
@@ -117,9 +158,18 @@ def read_examples(path: str | Path, text_column: str | int = "text", label_colum
     return gather(records(Path(path), spec, fmt), spec.labelled)
 
 
-def iter_texts(source: str | Path | IO[str], column: str | int = "text", fmt: str = "auto", header: bool = True,
-               encoding: str = "utf-8", *, label_prefix: str = LABEL_PREFIX, split: str | None = None,
-               classes: list[str] | None = None, block_texts: int = BLOCK_TEXTS) -> Iterator[list[str]]:
+def iter_texts(
+    source: str | Path | IO[str],
+    column: str | int = "text",
+    fmt: str = "auto",
+    header: bool = True,
+    encoding: str = "utf-8",
+    *,
+    label_prefix: str = LABEL_PREFIX,
+    split: str | None = None,
+    classes: list[str] | None = None,
+    block_texts: int = BLOCK_TEXTS,
+) -> Iterator[list[str]]:
     """Texts to classify, in input order, in blocks (of at most `block_texts` texts, and a bounded number of
     characters), read as they are needed: one per line of plain text, or a column of any of FORMATS.
 
@@ -136,8 +186,14 @@ def iter_texts(source: str | Path | IO[str], column: str | int = "text", fmt: st
     return text_blocks(records(source, spec, fmt, plain_text=True), max_texts=block_texts)
 
 
-def read_texts(source: str | Path | IO[str], column: str | int = "text", fmt: str = "auto", header: bool = True,
-               encoding: str = "utf-8", **options) -> list[str]:
+def read_texts(
+    source: str | Path | IO[str],
+    column: str | int = "text",
+    fmt: str = "auto",
+    header: bool = True,
+    encoding: str = "utf-8",
+    **options,
+) -> list[str]:
     """Every text of `iter_texts` (same arguments) in one list. Plain text keeps empty lines as empty texts, so
     that there is one text per line."""
     return [text for block in iter_texts(source, column, fmt, header, encoding, **options) for text in block]

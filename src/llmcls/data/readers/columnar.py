@@ -4,13 +4,14 @@ records, and a Hugging Face dataset's integer class labels mapped to their names
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
-from llmcls.data.readers.records import Label, Record, ReadSpec
+from llmcls.data.readers.records import Label, ReadSpec, Record
 from llmcls.errors import DataError
 
 
@@ -38,8 +39,7 @@ def column_name(schema: pa.Schema, column: str | int, role: str, path: Path) -> 
     names = schema.names
     if isinstance(column, int):
         if not 0 <= column < len(names):
-            raise DataError(f"{path}: {role} column index {column} is out of range: the file has {len(names)} "
-                            "columns")
+            raise DataError(f"{path}: {role} column index {column} is out of range: the file has {len(names)} columns")
         return names[column]
     if column not in names:
         raise DataError(f"{path}: no {role} column '{column}'; columns found: {', '.join(map(repr, names))}")
@@ -103,16 +103,19 @@ def _one_label(value: Any, names: list[str] | None, path: Path, row: int) -> str
     if isinstance(value, int) and not isinstance(value, bool) and names is not None:
         if not 0 <= value < len(names):
             hint = " (-1: an unlabelled split, such as many datasets' test split)" if value == -1 else ""
-            raise DataError(f"{path}, row {row}: label {value} is not a class of the dataset's features "
-                            f"(0..{len(names) - 1}: {', '.join(names)}){hint}")
+            raise DataError(
+                f"{path}, row {row}: label {value} is not a class of the dataset's features "
+                f"(0..{len(names) - 1}: {', '.join(names)}){hint}"
+            )
         return names[value]
     if isinstance(value, (int, float, bool)):
         return str(value)
     raise DataError(f"{path}, row {row}: a label of type {type(value).__name__}; expected a string, a number or a list")
 
 
-def batch_records(batch: pa.RecordBatch, columns: tuple[str, str | None], names: list[str] | None, path: Path,
-                  first_row: int) -> Iterator[Record]:
+def batch_records(
+    batch: pa.RecordBatch, columns: tuple[str, str | None], names: list[str] | None, path: Path, first_row: int
+) -> Iterator[Record]:
     """The records of one record batch whose first row is row `first_row` (1-based) of the file.
 
     Raises:

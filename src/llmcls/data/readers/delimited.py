@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
-from llmcls.data.readers.records import Record, ReadSpec
+from llmcls.data.readers.records import ReadSpec, Record
 from llmcls.errors import DataError
 
 
@@ -57,8 +58,10 @@ def delimited_records(fh: IO[str], path: Path, delimiter: str, spec: ReadSpec) -
                 yield row[t_idx], None if l_idx is None else row[l_idx].strip(), None
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise DataError(f"{path}, line {start}: malformed {'CSV' if delimiter == ',' else 'TSV'} record: {exc}"
-                        f"{' (a quote that is never closed?)' if 'end of data' in str(exc) else ''}") from None
+        raise DataError(
+            f"{path}, line {start}: malformed {'CSV' if delimiter == ',' else 'TSV'} record: {exc}"
+            f"{' (a quote that is never closed?)' if 'end of data' in str(exc) else ''}"
+        ) from None
     if start == 1:
         raise DataError(f"{path}: file is empty")
     if not rows:

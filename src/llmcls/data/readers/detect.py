@@ -18,12 +18,27 @@ STREAM_FORMATS = ("csv", "tsv", "jsonl", "fasttext", "txt")
 
 # A folder holding one of these is a Hugging Face dataset saved to disk (a DatasetDict's, or one split's).
 HF_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
-BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-             ".parquet": "parquet", ".pq": "parquet", ".arrow": "hf_disk"}
+BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "hf_disk",
+}
 
 
-def detect_format(path: Path, fmt: str = "auto", plain_text: bool = False, *, label_prefix: str = LABEL_PREFIX,
-                  encoding: str = "utf-8") -> str:
+def detect_format(
+    path: Path,
+    fmt: str = "auto",
+    plain_text: bool = False,
+    *,
+    label_prefix: str = LABEL_PREFIX,
+    encoding: str = "utf-8",
+) -> str:
     """`fmt`, or when it is auto, the format of `path`: a folder with a Hugging Face dataset's marker files
     (dataset_dict.json, dataset_info.json, state.json) is hf_disk and any other folder class_folders; a file goes by
     its suffix (`.gz` aside), and a file of another suffix whose first line starts with `label_prefix` is fastText.
@@ -34,8 +49,9 @@ def detect_format(path: Path, fmt: str = "auto", plain_text: bool = False, *, la
     """
     if fmt != "auto":
         if fmt not in TEXT_FORMATS or (fmt == "txt" and not plain_text):
-            raise DataError(f"{path}: unknown format '{fmt}'; formats: "
-                            f"{', '.join(TEXT_FORMATS if plain_text else FORMATS)}")
+            raise DataError(
+                f"{path}: unknown format '{fmt}'; formats: {', '.join(TEXT_FORMATS if plain_text else FORMATS)}"
+            )
         return fmt
     if path.is_dir():
         return "hf_disk" if any((path / name).is_file() for name in HF_MARKERS) else "class_folders"

@@ -7,10 +7,11 @@ A line with several labels is a label set (multi-label data)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
-from llmcls.data.readers.records import Label, Record, ReadSpec
+from llmcls.data.readers.records import Label, ReadSpec, Record
 from llmcls.errors import DataError
 
 
@@ -21,7 +22,7 @@ def split_labels(line: str, prefix: str) -> tuple[list[str], str]:
     rest = line
     while rest.startswith(prefix):
         parts = rest.split(None, 1)  # the label word, and the rest without the whitespace between
-        labels.append(parts[0][len(prefix):])
+        labels.append(parts[0][len(prefix) :])
         rest = parts[1] if len(parts) > 1 else ""
     return labels, rest
 
@@ -48,8 +49,10 @@ def fasttext_records(fh: IO[str], path: Path, spec: ReadSpec) -> Iterator[Record
         label: Label | None = None
         if spec.labelled:
             if not labels:
-                raise DataError(f"{path}, line {number}: no label: a line starts with its labels, as in "
-                                f"'{prefix}positive some text' (data.label_prefix is '{prefix}')")
+                raise DataError(
+                    f"{path}, line {number}: no label: a line starts with its labels, as in "
+                    f"'{prefix}positive some text' (data.label_prefix is '{prefix}')"
+                )
             label = labels[0] if len(labels) == 1 else labels
         records += 1
         yield text, label, None

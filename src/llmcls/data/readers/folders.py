@@ -9,10 +9,10 @@ left out, and so are files beside the class folders (aclImdb's urls_*.txt) and f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from llmcls.data.readers.records import Record, ReadSpec
+from llmcls.data.readers.records import ReadSpec, Record
 from llmcls.data.readers.textfile import describe_decode_error
 from llmcls.errors import DataError
 
@@ -31,8 +31,10 @@ def class_folders(root: Path, spec: ReadSpec) -> list[Path]:
         DataError: `root` is no folder; a listed class has no folder; labelled reading and fewer than two classes.
     """
     if not root.is_dir():
-        raise DataError(f"{root}: {'not found' if not root.exists() else 'not a folder'}; class folders are read "
-                        "from a folder holding one sub-folder per class")
+        raise DataError(
+            f"{root}: {'not found' if not root.exists() else 'not a folder'}; class folders are read "
+            "from a folder holding one sub-folder per class"
+        )
     found = [entry for entry in _visible(root.iterdir()) if entry.is_dir()]
     if not spec.labelled and not found:
         return []  # texts only, from a plain folder of documents (whatever classes the run was trained on)
@@ -40,13 +42,17 @@ def class_folders(root: Path, spec: ReadSpec) -> list[Path]:
         names = {entry.name for entry in found}
         missing = [name for name in spec.classes if name not in names]
         if missing:
-            raise DataError(f"{root}: no class folder '{missing[0]}' (data.classes); folders found: "
-                            f"{', '.join(sorted(names)) or 'none'}")
+            raise DataError(
+                f"{root}: no class folder '{missing[0]}' (data.classes); folders found: "
+                f"{', '.join(sorted(names)) or 'none'}"
+            )
         found = [entry for entry in found if entry.name in spec.classes]
     if spec.labelled and len(found) < 2:
         which = f"one class folder ('{found[0].name}')" if found else "no sub-folders"
-        raise DataError(f"{root}: {which}; a classifier needs at least two classes: one sub-folder per class, each "
-                        "holding one text file per document (train/pos/*.txt, train/neg/*.txt)")
+        raise DataError(
+            f"{root}: {which}; a classifier needs at least two classes: one sub-folder per class, each "
+            "holding one text file per document (train/pos/*.txt, train/neg/*.txt)"
+        )
     return found
 
 

@@ -12,14 +12,15 @@ ClassLabel's integer labels are mapped to the class names of the dataset's featu
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
 from llmcls.data.readers.columnar import arrow_errors, batch_records, columns_to_read, feature_names, metadata_features
-from llmcls.data.readers.records import Record, ReadSpec
+from llmcls.data.readers.records import ReadSpec, Record
 from llmcls.errors import DataError
 
 FILE_MAGIC = b"ARROW1"  # the Arrow IPC file format starts so; the stream format does not
@@ -47,11 +48,13 @@ def _split_folder(path: Path, split: str | None) -> Path:
         return path
     splits = _json(listing).get("splits")
     if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
-        raise DataError(f"{listing}: expected {{\"splits\": [names]}}")
+        raise DataError(f'{listing}: expected {{"splits": [names]}}')
     if split is None:
         example = path / splits[0] if splits else path / "train"
-        raise DataError(f"{path}: a dataset of several splits ({', '.join(splits)}); give one split's folder "
-                        f"({example}) or set data.split")
+        raise DataError(
+            f"{path}: a dataset of several splits ({', '.join(splits)}); give one split's folder "
+            f"({example}) or set data.split"
+        )
     if split not in splits:
         raise DataError(f"{path}: no split '{split}' (data.split); its splits: {', '.join(splits)}")
     return path / split
@@ -64,7 +67,7 @@ def _data_files(folder: Path) -> list[Path]:
         listed = _json(state).get("_data_files")
         names = [item.get("filename") for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
         if not names or not all(isinstance(name, str) and name == Path(name).name for name in names):
-            raise DataError(f"{state}: expected \"_data_files\": [{{\"filename\": ...}}] naming files of the folder")
+            raise DataError(f'{state}: expected "_data_files": [{{"filename": ...}}] naming files of the folder')
         files = [folder / name for name in names]
     else:
         files = sorted(folder.glob("*.arrow"))

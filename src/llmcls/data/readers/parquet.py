@@ -4,13 +4,13 @@ metadata) are mapped to their class names."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.parquet as pq
 
 from llmcls.data.readers.columnar import arrow_errors, batch_records, columns_to_read, feature_names, metadata_features
-from llmcls.data.readers.records import Record, ReadSpec
+from llmcls.data.readers.records import ReadSpec, Record
 from llmcls.errors import DataError
 
 BATCH_ROWS = 1024  # rows decoded at a time
@@ -29,8 +29,10 @@ def parquet_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
     """
     with arrow_errors(path, "Parquet"):
         if path.is_dir():
-            raise DataError(f"{path}: is a directory, expected a Parquet file (a folder of Parquet files is not "
-                            "read as one; give each file)")
+            raise DataError(
+                f"{path}: is a directory, expected a Parquet file (a folder of Parquet files is not "
+                "read as one; give each file)"
+            )
         source = pq.ParquetFile(path, buffer_size=READ_BUFFER, pre_buffer=False)
         schema = source.schema_arrow
         columns = columns_to_read(schema, spec, path)

@@ -4,16 +4,16 @@ into blocks of texts; and the settings a source is read with."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Union
 
 from llmcls.config import DataConfig
 from llmcls.errors import DataError
 
 # A label is a string; JSONL lists, Arrow lists and fastText lines with several labels give lists (multi-label data).
-Label = Union[str, list[str]]
+Label = str | list[str]
 # One record: its text, its label (None when only texts are read), and the file it is (class folders) or None.
-Record = tuple[str, Optional[Label], Optional[str]]
+Record = tuple[str, Label | None, str | None]
 
 LABEL_PREFIX = DataConfig.model_fields["label_prefix"].default  # fastText's `__label__`; the config owns it
 
@@ -38,7 +38,7 @@ class Examples:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: list[int]) -> "Examples":
+    def subset(self, indices: list[int]) -> Examples:
         labels = None if self.labels is None else [self.labels[i] for i in indices]
         sources = None if self.sources is None else [self.sources[i] for i in indices]
         return Examples([self.texts[i] for i in indices], labels, sources)
@@ -88,8 +88,9 @@ def gather(records: Iterable[Record], labelled: bool) -> Examples:
     return Examples(texts, labels if labelled else None, sources if named else None)
 
 
-def text_blocks(records: Iterable[Record], max_texts: int = BLOCK_TEXTS,
-                max_chars: int = BLOCK_CHARS) -> Iterator[list[str]]:
+def text_blocks(
+    records: Iterable[Record], max_texts: int = BLOCK_TEXTS, max_chars: int = BLOCK_CHARS
+) -> Iterator[list[str]]:
     """The texts of `records`, in order, in blocks of at most `max_texts` texts or about `max_chars` characters
     (a longer text is a block of its own)."""
     block: list[str] = []
@@ -108,7 +109,7 @@ def split_off(examples: Examples, fraction: float, seed: int) -> tuple[Examples,
     """Split `examples` into (rest, held_out) with a seeded shuffle; held_out has round(fraction * n) rows."""
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
-    n_held = max(1, int(round(fraction * len(order))))
+    n_held = max(1, round(fraction * len(order)))
     if n_held >= len(order):
         raise DataError(f"cannot hold out {fraction:.0%} of {len(order)} training rows for validation")
     return examples.subset(sorted(order[n_held:])), examples.subset(sorted(order[:n_held]))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from llmcls.errors import DataError
 
@@ -54,8 +55,10 @@ def describe_decode_error(path: Path, encoding: str, data: bytes | None = None) 
         data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        return (f"{path}, line {line}: bytes that are not {encoding} at byte offset {exc.start} "
-                f"({data[exc.start:exc.start + 4]!r}); set data.encoding (for example latin-1 or cp1252)")
+        return (
+            f"{path}, line {line}: bytes that are not {encoding} at byte offset {exc.start} "
+            f"({data[exc.start : exc.start + 4]!r}); set data.encoding (for example latin-1 or cp1252)"
+        )
     return f"{path}: not valid {encoding}; set data.encoding"
 
 
