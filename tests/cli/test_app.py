@@ -166,13 +166,13 @@ def test_nproc_starts_the_processes_with_every_option_given():
     """--nproc repeats the command line for each process: every option of `train` but --nproc, as given."""
     import typer
 
-    from llmcls.cli.app import _command_line
+    from llmcls.cli.common import command_line
 
     command = typer.main.get_command(app).commands["train"]
     ctx = command.make_context(
         "train", ["--nproc", "2", "-q", "--resume", "r", "-s", "a=1", "-s", "b=2", "--device", "cpu"]
     )
-    assert _command_line(ctx, without=("nproc",)) == [
+    assert command_line(ctx, without=("nproc",)) == [
         "--set",
         "a=1",
         "--set",
