@@ -79,6 +79,7 @@ def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHand
     """
     count, encoder = _length_counter(config)
     examples, path = read_labelled(config, config.data.train, on_event)
+    assert examples.labels is not None  # a labelled file
     multi_label = config.data.multi_label or any(isinstance(label, list) for label in examples.labels)
     if multi_label:
         counts = Counter(label for labels in label_sets(examples, config.data.label_separator) for label in labels)

@@ -183,7 +183,7 @@ class OnnxClassifier:
             raise ExportError(f"unknown exported model {variant!r}; expected one of {', '.join(EXPORT_MODELS)}")
         import_onnxruntime()  # missing: said before the model file is read
         path, manifest, why = find_export(run_dir, variant)
-        if path is None:
+        if path is None or manifest is None:  # a path comes with its manifest
             raise ExportError(why)
         content = read_run_bytes(run_dir, EXPORT_DIR, path.name)
         if hashlib.sha256(content).hexdigest() != manifest["models"][variant].get("sha256"):

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, RETRY_AFTER_S, RequestRefused, error_body
 from llmcls.serve.settings import ServeSettings
 
+T = TypeVar("T")
 ROUTES = frozenset({"/", "/health", "/ready", "/metrics", "/v1/predict", "/v1/info", "/openapi.json"})
 LIMITED = "/v1/predict"
 
@@ -155,8 +158,7 @@ class Guard:
         if declared is not None and declared.isdigit() and int(declared) > self.settings.max_bytes:
             raise _too_large(int(declared), self.settings.max_bytes)
         try:
-            async with asyncio.timeout(self.settings.read_timeout_s):
-                body = await self._read(receive)
+            body = await _within(self._read(receive), self.settings.read_timeout_s)
         except TimeoutError:
             raise RequestRefused(
                 408,
@@ -189,6 +191,17 @@ class Guard:
                 raise _too_large(size, self.settings.max_bytes)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+async def _within(work: Awaitable[T], seconds: float) -> T:
+    """`work`'s result, or TimeoutError (and `work` cancelled) once `seconds` have passed."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):  # no task of its own, unlike wait_for before 3.12
+            return await work
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except asyncio.TimeoutError:  # not yet the builtin TimeoutError on 3.10
+        raise TimeoutError from None
 
 
 def _host_name(value: str) -> str:

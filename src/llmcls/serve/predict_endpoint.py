@@ -168,13 +168,12 @@ def _chunked(predictor: Predictor, request: PredictRequest) -> Predictor:
         RequestRefused: 422, a stride under MIN_STRIDE_FRACTION of the window.
     """
     chosen = predictor.with_chunking(request.chunking())
-    chunking = chosen.chunking
-    if chosen is not predictor and chunking.enabled and chunking.step < MIN_STRIDE_FRACTION * chunking.max_tokens:
-        least = -(-chunking.max_tokens // round(1 / MIN_STRIDE_FRACTION))
+    chunking, window = chosen.chunking, chosen.chunking.max_tokens  # window None: chunking is off
+    if chosen is not predictor and window is not None and chunking.step < MIN_STRIDE_FRACTION * window:
+        least = -(-window // round(1 / MIN_STRIDE_FRACTION))
         raise RequestRefused(
             422,
-            f"chunk_stride: {chunking.step} is under a quarter of the window "
-            f"({chunking.max_tokens} tokens); send at least {least}",
+            f"chunk_stride: {chunking.step} is under a quarter of the window ({window} tokens); send at least {least}",
             "chunk_stride",
         )
     return chosen

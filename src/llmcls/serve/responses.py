@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,7 +56,7 @@ def error_response(
     return JSONResponse(error_body(status, message, field, limit), status_code=status, headers=headers)
 
 
-def validation_message(errors: list[dict]) -> tuple[str, str]:
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """(field, one-line message) of pydantic's first error, e.g. ("texts.2", "texts.2: Input should be a valid
     string"); the field is dotted, without FastAPI's leading "body"."""
     first = errors[0]
@@ -81,7 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        field, message = validation_message(list(exc.errors()))
+        field, message = validation_message(exc.errors())
         return error_response(422, message, field)
 
     @app.exception_handler(ConfigError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from llmcls.inference.onnx_forward import OnnxClassifier
 from llmcls.inference.predict import Predictor
@@ -56,7 +57,7 @@ def serve(
     from llmcls.serve.connections import HeaderDeadlineProtocol
 
     # timeout_keep_alive is also the deadline of a request's headers (HeaderDeadlineProtocol)
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": log_level,
