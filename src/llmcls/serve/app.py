@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
 from llmcls.serve.batcher import Batcher
-from llmcls.serve.guard import Guard
+from llmcls.serve.guard import PREDICT_PATH, Guard, Routes
 from llmcls.serve.info import PLOTS, read_plot, run_info
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits
@@ -69,7 +69,7 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
     )
     install_error_handlers(app)
     # an ASGI app as the endpoint, which Starlette's Route takes but does not declare; here for 405s: Guard calls it
-    app.router.add_route("/v1/predict", service.predict, methods=["POST"])  # type: ignore[arg-type]
+    app.router.add_route(PREDICT_PATH, service.predict, methods=["POST"])  # type: ignore[arg-type]
     app.openapi = _openapi_with_predict(app)  # type: ignore[method-assign]  # FastAPI's way to extend the schema
     app.add_api_route("/v1/info", service.get_info, methods=["GET"], responses=ERRORS, dependencies=authorized)
     app.add_api_route("/v1/plots/{name}", service.plot, methods=["GET"], responses=ERRORS, dependencies=authorized)
@@ -80,6 +80,7 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
     app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
     return Guard(
         app,
+        routes=Routes.of(app),
         metrics=service.metrics,
         settings=settings,
         predict=service.predict,
@@ -169,7 +170,7 @@ def _openapi_with_predict(app: FastAPI):
     """app.openapi, with POST /v1/predict described as a FastAPI route would be (it is a Starlette one)."""
     documented = APIRouter()
     documented.add_api_route(
-        "/v1/predict",
+        PREDICT_PATH,
         _predict_schema,
         methods=["POST"],
         response_model=PredictResponse,

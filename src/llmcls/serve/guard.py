@@ -9,15 +9,51 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, RETRY_AFTER_S, RequestRefused, error_body
 from llmcls.serve.settings import ServeSettings
 
 T = TypeVar("T")
-ROUTES = frozenset({"/", "/health", "/ready", "/metrics", "/v1/predict", "/v1/info", "/openapi.json"})
-LIMITED = "/v1/predict"
+PREDICT_PATH = "/v1/predict"  # the route whose requests the guard checks and hands to the predict endpoint
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The names requests are counted and timed under: a route's own path; for a path under a folder (a route
+    with a path parameter, such as /v1/plots/{name}, or a mount such as /static) the folder; else "other".
+
+    Attributes:
+        paths: the routes' own paths.
+        folders: the folders, without their trailing slash.
+    """
+
+    paths: frozenset[str]
+    folders: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, app: Starlette) -> Routes:
+        """The routes of a Starlette (or FastAPI) app, as it has them now: the one list of the server's routes."""
+        paths, folders = set(), []
+        for route in app.routes:
+            if isinstance(route, Mount):
+                folders.append(route.path)
+            elif isinstance(route, (Route, WebSocketRoute)) and "{" in route.path:
+                folders.append(route.path[: route.path.index("{")].rstrip("/"))
+            elif isinstance(route, (Route, WebSocketRoute)):
+                paths.add(route.path)
+        return cls(frozenset(paths), tuple(folders))
+
+    def name(self, path: str) -> str:
+        """What a request for `path` is counted under."""
+        if path in self.paths:
+            return path
+        return next((folder for folder in self.folders if path.startswith(folder + "/")), "other")
 
 
 class Guard:
@@ -25,7 +61,8 @@ class Guard:
 
     Args:
         app: the app.
-        metrics: where requests are counted and timed (by route; unknown paths count as "other").
+        routes: what requests are counted and timed under: `app`'s routes (`Routes.of`).
+        metrics: where requests are counted and timed.
         settings: the Host allow-list, max_concurrent, read_timeout_s and max_bytes.
         predict: the ASGI app that answers POST /v1/predict (`llmcls.serve.predict_endpoint`), called without
             going through `app`.
@@ -37,13 +74,14 @@ class Guard:
         self,
         app,
         *,
+        routes: Routes,
         metrics: ServeMetrics,
         settings: ServeSettings,
         predict,
         authorize: Callable[[str | None], None],
         drain: Callable[[], None],
     ):
-        self.app, self.metrics, self.settings, self.predict = app, metrics, settings, predict
+        self.app, self.routes, self.metrics, self.settings, self.predict = app, routes, metrics, settings, predict
         self.authorize, self._drain = authorize, drain
         self.hosts = settings.hosts()
         self.predicting = 0  # POST /v1/predict requests past the token check and not yet answered
@@ -57,14 +95,7 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope["path"]
-        route = (
-            path
-            if path in ROUTES
-            else (
-                "/v1/plots" if path.startswith("/v1/plots/") else "/static" if path.startswith("/static/") else "other"
-            )
-        )
+        route = self.routes.name(scope["path"])
         status = {"code": 500}
 
         async def counting_send(message):
@@ -88,7 +119,7 @@ class Guard:
         """Answer the request; or return the status to count it under when there is nobody left to answer."""
         headers = dict(scope["headers"])
         self._check_host(headers.get(b"host"))
-        if scope["path"] != LIMITED or scope["method"] != "POST":
+        if scope["path"] != PREDICT_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return None
         authorization = headers.get(b"authorization")

@@ -16,6 +16,8 @@ import numpy as np
 
 from llmcls.errors import ConfigError
 from llmcls.inference.predict import Predictor, PreparedTexts, rank
+from llmcls.inference.rows import prediction_row
+from llmcls.inference.scoring import uniform_thresholds
 from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, INTERNAL_ERROR, RETRY_AFTER_S, RequestRefused, error_body
@@ -88,7 +90,8 @@ class PredictEndpoint:
         probs = await self._probabilities(chosen, request.texts, receive)
         self.metrics.texts.inc(len(request.texts))
         predictions = rank(request.texts, probs, predictor.labels, request.top_k, thresholds)
-        return {"predictions": [_as_json(p, predictor.multi_label) for p in predictions], "backend": predictor.backend}
+        rows = [prediction_row(p, predictor.multi_label) for p in predictions]
+        return {"predictions": rows, "backend": predictor.backend}
 
     async def _probabilities(self, predictor: Predictor, texts: list[str], receive) -> np.ndarray:
         """The batcher's answer, as the API's refusals; dropped if the client disconnects first."""
@@ -216,21 +219,14 @@ def _check_texts(body: PredictRequest, settings: ServeSettings) -> None:
 
 
 def _thresholds(predictor: Predictor, threshold: float | None) -> np.ndarray | None:
+    """The thresholds of a request: its one threshold for every class, or else the predictor's.
+
+    Raises:
+        RequestRefused: 422, a threshold for a single-label run.
+    """
     if threshold is None:
         return predictor.thresholds
-    if not predictor.multi_label:
-        raise RequestRefused(
-            422, "threshold: applies to multi-label runs only; this run has one label per text", "threshold"
-        )
-    return np.full(len(predictor.labels), threshold)
-
-
-def _as_json(prediction, multi_label: bool) -> dict:
-    """One prediction as `llmcls predict --format jsonl` writes it, without the text."""
-    row: dict = (
-        {"labels": prediction.labels, "probabilities": prediction.probabilities}
-        if multi_label
-        else {"label": prediction.label, "probability": prediction.probability}
-    )
-    row["top_k"] = [{"label": label, "probability": p} for label, p in prediction.top]
-    return row
+    try:
+        return uniform_thresholds(threshold, len(predictor.labels), multi_label=predictor.multi_label)
+    except ConfigError as exc:
+        raise RequestRefused(422, str(exc), "threshold") from None
