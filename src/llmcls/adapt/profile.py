@@ -24,7 +24,7 @@ PERCENTILES = (50, 90, 95, 99)
 LengthCounter = Callable[[list[str]], np.ndarray]  # texts -> their lengths in tokens, [n_texts]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncoderFacts:
     """What the adaptive defaults need to know of the pretrained encoder that `model.encoder` names."""
 
@@ -34,7 +34,7 @@ class EncoderFacts:
     layers: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DataProfile:
     """The measured facts about a training file that the adaptive defaults depend on."""
 

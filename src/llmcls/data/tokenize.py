@@ -135,7 +135,7 @@ class Tokenizer:
         if cached is not None:
             return TokenizedTexts(*cached)
         result = TokenizedTexts.from_lists(self(texts))
-        token_cache.save(self.cache_dir, key, result.table, result.ids, result.offsets)
+        token_cache.save(self.cache_dir, key, table=result.table, ids=result.ids, offsets=result.offsets)
         return result
 
 

@@ -18,7 +18,7 @@ BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def open_forward(
-    run_dir: str | Path, device: str | torch.device = "auto", backend: str = "torch", *, spinning: bool = True
+    run_dir: str | Path, device: str | torch.device = "auto", *, backend: str = "torch", spinning: bool = True
 ) -> tuple[RunInfo, Forward]:
     """A run's tables and the network of `backend` (see llmcls.inference.predict.Predictor.load): `auto` takes the
     ONNX export when it is usable on the CPU, and falls back to the run's PyTorch model otherwise.

@@ -26,6 +26,7 @@ class Forward(Protocol):
 def batched_logits(
     forward: Forward,
     texts: EncodedTexts,
+    *,
     batch_size: int,
     pad_index: int,
     on_batch: Callable[[int], None] | None = None,

@@ -139,12 +139,12 @@ class OnnxClassifier:
     def __init__(
         self,
         path: str | Path,
+        *,
         pad_index: int,
         num_outputs: int,
         name: str = "onnx",
         threads: int | None = None,
         spinning: bool = True,
-        *,
         content: bytes | None = None,
     ):
         """`threads`: onnxruntime's intra-op threads (None: its default, one per physical core). `spinning`: let
@@ -170,7 +170,7 @@ class OnnxClassifier:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, variant: str = "onnx", threads: int | None = None, *, spinning: bool = True
+        cls, run_dir: str | Path, variant: str = "onnx", *, threads: int | None = None, spinning: bool = True
     ) -> OnnxClassifier:
         """The exported model `variant` ("onnx" or "onnx-int8") of a run, its file read once: those bytes are
         checked against the manifest's digest and loaded. `threads`, `spinning`: as the constructor's.
@@ -192,7 +192,15 @@ class OnnxClassifier:
                 f"after the export); export again with: llmcls export {run_dir}"
             )
         args = manifest["model_args"]
-        return cls(path, args["pad_index"], args["num_outputs"], variant, threads, spinning, content=content)
+        return cls(
+            path,
+            pad_index=args["pad_index"],
+            num_outputs=args["num_outputs"],
+            name=variant,
+            threads=threads,
+            spinning=spinning,
+            content=content,
+        )
 
     def logits(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Logits [batch, num_outputs] float32 of token ids [batch, seq_len] int64 and lengths [batch] int64 (>= 1)."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from llmcls.inference.predict import Prediction
+from typing import TYPE_CHECKING
+
 from llmcls.records import LabelProbability, PredictionRow
+
+if TYPE_CHECKING:  # a renderer of predictions needs no more than this module
+    from llmcls.inference.predict import Prediction
 
 
 def prediction_row(prediction: Prediction, multi_label: bool) -> PredictionRow:

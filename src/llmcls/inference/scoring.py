@@ -57,6 +57,7 @@ def log_loss(probs: np.ndarray, targets: np.ndarray) -> float:
 def report(
     probs: np.ndarray,
     targets: np.ndarray,
+    *,
     labels: list[str],
     thresholds: np.ndarray | None = None,
     loss: float | None = None,

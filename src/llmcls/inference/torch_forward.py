@@ -53,6 +53,7 @@ class TorchForward:
 def predict_logits(
     model: LstmClassifier | EncoderClassifier,
     texts: EncodedTexts,
+    *,
     batch_size: int,
     device: torch.device,
     batch_tokens: int | None = None,
@@ -67,7 +68,11 @@ def predict_logits(
     model.eval()
     try:
         logits = batched_logits(
-            TorchForward(model, device), texts, batch_size, model.args.pad_index, max_tokens=batch_tokens
+            TorchForward(model, device),
+            texts,
+            batch_size=batch_size,
+            pad_index=model.args.pad_index,
+            max_tokens=batch_tokens,
         )
     finally:
         model.train(was_training)

@@ -185,7 +185,7 @@ def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
+def write_thresholds(run_dir: Path, labels: list[str], *, thresholds: np.ndarray, method: str) -> None:
     """Save the per-class decision thresholds of a multi-label run, and how they were chosen."""
     write_json(run_dir / THRESHOLDS, {"method": method, "thresholds": dict(zip(labels, map(float, thresholds)))})
 
@@ -243,7 +243,7 @@ def read_temperature(run_dir: Path) -> float | None:
     return check_number(value, where=f"{path}: temperature", low=0.0)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunInfo:
     """What a run's model needs around it: the config, the token and label tables. Reading it needs no torch."""
 
@@ -279,11 +279,11 @@ class RunInfo:
         return encoding
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadedRun(RunInfo):
     """A trained model and everything needed to feed it."""
 
-    model: LstmClassifier | EncoderClassifier = None  # type: ignore[assignment]  # always given; a default for field order
+    model: LstmClassifier | EncoderClassifier
 
 
 def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
@@ -322,7 +322,17 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
         raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
-    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds, temperature, family, meta)
+    return RunInfo(
+        run_dir=run_dir,
+        config=config,
+        vocab=vocab,
+        labels=labels,
+        model_args=model_args,
+        thresholds=thresholds,
+        temperature=temperature,
+        family=family,
+        meta=meta,
+    )
 
 
 def _read_meta(run_dir: Path) -> tuple[dict[str, Any], str]:

@@ -102,7 +102,7 @@ class _Service:
             admit=work_limits(settings),
             on_round=self.metrics.batch_texts.observe,
         )
-        self.predict = PredictEndpoint(predictor, settings, self.batcher, self.metrics)
+        self.predict = PredictEndpoint(predictor, settings, batcher=self.batcher, metrics=self.metrics)
         self.info = run_info(predictor, settings)
         self.is_ready = False
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -253,7 +253,7 @@ def _too_large(size: int, limit: int) -> RequestRefused:
 
 
 async def _refuse(send, exc: RequestRefused) -> None:
-    body = json.dumps(error_body(exc.status, exc.message, exc.field, exc.limit)).encode()
+    body = json.dumps(error_body(exc.status, exc.message, field=exc.field, limit=exc.limit)).encode()
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
     await send(
         {

@@ -41,7 +41,7 @@ class PredictEndpoint:
         metrics: where texts per request and texts answered are counted.
     """
 
-    def __init__(self, predictor: Predictor, settings: ServeSettings, batcher: Batcher, metrics: ServeMetrics):
+    def __init__(self, predictor: Predictor, settings: ServeSettings, *, batcher: Batcher, metrics: ServeMetrics):
         self.predictor, self.settings, self.batcher, self.metrics = predictor, settings, batcher, metrics
 
     async def __call__(self, scope, receive, send) -> None:
@@ -49,7 +49,7 @@ class PredictEndpoint:
         try:
             answer, status = await self.answer(dict(scope["headers"]), await _body(receive), receive), 200
         except RequestRefused as exc:
-            status, answer = exc.status, error_body(exc.status, exc.message, exc.field, exc.limit)
+            status, answer = exc.status, error_body(exc.status, exc.message, field=exc.field, limit=exc.limit)
             headers = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items())
         except ConfigError as exc:  # chunking options the run cannot take
             status, answer = 422, error_body(422, str(exc))
@@ -131,8 +131,8 @@ def work_limits(settings: ServeSettings):
                 413,
                 f"a text makes {prepared.most_windows} windows > max_windows_per_text "
                 f"{settings.max_windows_per_text} (send a larger chunk_tokens or chunk_stride)",
-                "chunk_tokens",
-                "max_windows_per_text",
+                field="chunk_tokens",
+                limit="max_windows_per_text",
             )
         if prepared.tokens > settings.max_request_tokens:
             raise RequestRefused(
@@ -140,8 +140,8 @@ def work_limits(settings: ServeSettings):
                 f"the texts make {prepared.tokens} tokens for the model > max_request_tokens "
                 f"{settings.max_request_tokens} (send fewer or shorter texts, or a larger "
                 "chunk_stride)",
-                "texts",
-                "max_request_tokens",
+                field="texts",
+                limit="max_request_tokens",
             )
 
     return admit
@@ -177,7 +177,7 @@ def _chunked(predictor: Predictor, request: PredictRequest) -> Predictor:
         raise RequestRefused(
             422,
             f"chunk_stride: {chunking.step} is under a quarter of the window ({window} tokens); send at least {least}",
-            "chunk_stride",
+            field="chunk_stride",
         )
     return chosen
 
@@ -199,22 +199,25 @@ def _check_texts(body: PredictRequest, settings: ServeSettings) -> None:
     spell a lone surrogate, which no tokenizer takes."""
     if len(body.texts) > settings.max_texts:
         raise RequestRefused(
-            413, f"too many texts: {len(body.texts)} > max_texts {settings.max_texts}", "texts", "max_texts"
+            413,
+            f"too many texts: {len(body.texts)} > max_texts {settings.max_texts}",
+            field="texts",
+            limit="max_texts",
         )
     for i, text in enumerate(body.texts):
         if len(text) > settings.max_text_chars:
             raise RequestRefused(
                 413,
                 f"texts.{i}: {len(text)} characters > max_text_chars {settings.max_text_chars}",
-                f"texts.{i}",
-                "max_text_chars",
+                field=f"texts.{i}",
+                limit="max_text_chars",
             )
         if not text.isascii():
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise RequestRefused(
-                    422, f"texts.{i}: not valid Unicode ({exc.reason} at character {exc.start})", f"texts.{i}"
+                    422, f"texts.{i}: not valid Unicode ({exc.reason} at character {exc.start})", field=f"texts.{i}"
                 ) from None
 
 
@@ -229,4 +232,4 @@ def _thresholds(predictor: Predictor, threshold: float | None) -> np.ndarray | N
     try:
         return uniform_thresholds(threshold, len(predictor.labels), multi_label=predictor.multi_label)
     except ConfigError as exc:
-        raise RequestRefused(422, str(exc), "threshold") from None
+        raise RequestRefused(422, str(exc), field="threshold") from None

@@ -27,7 +27,7 @@ def load_predictor(run_dir: str | Path, settings: ServeSettings) -> Predictor:
     Raises:
         RunError, DeviceError, ExportError: as `Predictor.load`.
     """
-    info, forward = open_forward(run_dir, settings.device, settings.backend, spinning=False)
+    info, forward = open_forward(run_dir, settings.device, backend=settings.backend, spinning=False)
     batch_size = settings.batch_size
     if batch_size is None and isinstance(forward, OnnxClassifier):
         batch_size = ONNX_BATCH_SIZE
@@ -35,7 +35,7 @@ def load_predictor(run_dir: str | Path, settings: ServeSettings) -> Predictor:
 
 
 def serve(
-    run_dir: str | Path, settings: ServeSettings, predictor: Predictor | None = None, log_level: str = "info"
+    run_dir: str | Path, settings: ServeSettings, *, predictor: Predictor | None = None, log_level: str = "info"
 ) -> None:
     """Serve a run over HTTP until SIGINT or SIGTERM; then stop taking connections, let the requests in flight
     finish (for up to `settings.graceful_timeout_s`), and return.
