@@ -136,12 +136,16 @@ def test_multi_label_runs_are_calibrated_before_their_thresholds_are_tuned(multi
     assert results["valid"]["thresholds"] == json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
     predictor = Predictor.load(run_dir, "cpu", backend="torch")
     texts = ["Who wrote Hamlet ?", "Where is Lake Titicaca ?", ""]
-    logits = batched_logits(predictor.forward, predictor.encode(texts), 8, predictor.run.vocab.pad_index)
+    logits = batched_logits(
+        predictor.forward, predictor.encode(texts), batch_size=8, pad_index=predictor.run.vocab.pad_index
+    )
     expected = 1.0 / (1.0 + np.exp(-logits / saved["temperature"]))  # a sigmoid per class, of logits / T
     np.testing.assert_allclose(predictor.class_probabilities(texts), expected, rtol=1e-6)
     # the thresholds were tuned on the validation split's calibrated probabilities
     valid = prepare_data(predictor.run.config, vocab=predictor.run.vocab, labels=predictor.run.labels).valid
-    valid_logits = batched_logits(predictor.forward, valid.texts, 64, predictor.run.vocab.pad_index)
+    valid_logits = batched_logits(
+        predictor.forward, valid.texts, batch_size=64, pad_index=predictor.run.vocab.pad_index
+    )
     tuned = tune_thresholds(probabilities(valid_logits, True, saved["temperature"]), valid.targets)
     np.testing.assert_allclose(predictor.thresholds, tuned)
     # the fit minimises the validation NLL (60 texts: their binned ECE may move either way by a little)
@@ -149,7 +153,7 @@ def test_multi_label_runs_are_calibrated_before_their_thresholds_are_tuned(multi
 
 
 def test_multi_label_test_scores_beat_every_constant_answer(multi_run):
-    report = evaluate_file(multi_run.run_dir, TEST, "cpu")
+    report = evaluate_file(multi_run.run_dir, TEST, device="cpu")
     truth = np.asarray(
         [
             [label in row for label in report["labels"]]
@@ -166,7 +170,7 @@ def test_multi_label_test_scores_beat_every_constant_answer(multi_run):
     assert report["macro_f1"] > 0.45 and report["accuracy"] > 0.3
     assert all(report["per_class"][label]["f1"] > 0.6 for label in ("DESC", "HUM", "LOC", "NUM"))
     assert report["thresholds"] == json.loads((multi_run.run_dir / "thresholds.json").read_text())["thresholds"]
-    loose = evaluate_file(multi_run.run_dir, TEST, "cpu", threshold=0.05)
+    loose = evaluate_file(multi_run.run_dir, TEST, device="cpu", threshold=0.05)
     assert loose["micro_recall"] > report["micro_recall"] and set(loose["thresholds"].values()) == {0.05}
 
 

@@ -23,10 +23,10 @@ __all__ = ["__version__", "load"]
 def load(
     run_dir: str | Path,
     device: str = "auto",
+    *,
     batch_size: int | None = None,
     chunking: dict[str, Any] | None = None,
     threshold: float | None = None,
-    *,
     backend: str = "auto",
 ) -> Predictor:
     """Load a run directory written by `llmcls train`, ready to classify texts.
@@ -51,4 +51,6 @@ def load(
     """
     from llmcls.inference.predict import Predictor
 
-    return Predictor.load(run_dir, device, batch_size, chunking, threshold, backend=backend)
+    return Predictor.load(
+        run_dir, device, batch_size=batch_size, chunking=chunking, threshold=threshold, backend=backend
+    )

@@ -140,10 +140,10 @@ def profile_run(
 def _predict_seconds(run: LoadedRun, texts: EncodedTexts, device: torch.device, seconds: float) -> float:
     """Seconds per whole pass of prediction over the texts (passes repeated until `seconds` have passed)."""
     batch_size = run.config.train.eval_batch_size
-    predict_logits(run.model, texts, batch_size, device)  # warm-up
+    predict_logits(run.model, texts, batch_size=batch_size, device=device)  # warm-up
     passes, start = 0, time.perf_counter()
     while passes == 0 or time.perf_counter() - start < seconds:
-        predict_logits(run.model, texts, batch_size, device)
+        predict_logits(run.model, texts, batch_size=batch_size, device=device)
         passes += 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -178,7 +178,7 @@ def _train_tokens_per_second(
         precision,
         cfg.train.grad_clip,
     )
-    batches = BucketSampler(texts.lengths, batch_size, cfg.train.bucket_pool, seed=0).batches()
+    batches = BucketSampler(texts.lengths, batch_size, pool_batches=cfg.train.bucket_pool, seed=0).batches()
     steps = trained_tokens = 0
     start = time.perf_counter()
     while steps < 3 or time.perf_counter() - start < seconds:

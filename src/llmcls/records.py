@@ -1,7 +1,7 @@
-"""The records that cross modules and layers: an evaluation report, an epoch's record (a line of metrics.jsonl)
-and a run's
-results.json. Typed, so that a key renamed where a record is made fails in the type checker where it is read
-(cli/render.py, inference/report_html.py, plots.py, serve/info.py, the bench), not in a user's run."""
+"""The records that cross modules and layers: an evaluation report, a prediction's JSON row, an epoch's record (a
+line of metrics.jsonl) and a run's results.json. Typed, so that a key renamed where a record is made fails in the
+type checker where it is read (cli/render.py, inference/report_html.py, plots.py, serve/, the bench), not in a
+user's run."""
 
 from __future__ import annotations
 
@@ -90,6 +90,24 @@ class Report(TypedDict):
     confusions: NotRequired[list[Confusion] | None]  # None: multi-label
     path: NotRequired[str]
     chunking: NotRequired[ChunkingReport]
+
+
+class LabelProbability(TypedDict):
+    label: str
+    probability: float
+
+
+class PredictionRow(TypedDict):
+    """A prediction as JSON (llmcls.inference.rows): a line of `llmcls predict --format jsonl` (which puts "text"
+    first) and an item of POST /v1/predict's "predictions"."""
+
+    # single-label
+    label: NotRequired[str | None]
+    probability: NotRequired[float | None]
+    # multi-label
+    labels: NotRequired[list[str]]
+    probabilities: NotRequired[list[float]]
+    top_k: list[LabelProbability]  # the most probable labels, most probable first, whatever the thresholds
 
 
 class EpochRecord(TypedDict):

@@ -118,7 +118,7 @@ def test_batched_logits_respects_the_token_budget():
             seen.append(token_ids.shape)
             return lengths[:, None].astype(np.float32)
 
-    out = batched_logits(Recorder(), EncodedTexts(ids, offsets), 256, 0, max_tokens=40)
+    out = batched_logits(Recorder(), EncodedTexts(ids, offsets), batch_size=256, pad_index=0, max_tokens=40)
     assert out[:, 0].tolist() == [3, 50, 2]  # input order
     assert sorted(seen) == [(1, 50), (2, 3)]
 

@@ -1,5 +1,8 @@
+import pytest
+
 from llmcls.config import TokenizerConfig
 from llmcls.data.tokenize import Tokenizer
+from llmcls.errors import ConfigError
 
 
 def tok(text, **options):
@@ -16,6 +19,11 @@ def test_case_kept_when_asked():
 
 def test_max_tokens_truncates():
     assert tok("one two three four five", max_tokens=3) == ["one", "two", "three"]
+
+
+def test_max_tokens_auto_is_refused_until_chosen():
+    with pytest.raises(ConfigError, match="tokenizer.max_tokens: auto is chosen when training starts"):
+        tok("one two", max_tokens="auto")
 
 
 def test_stopword_removal():

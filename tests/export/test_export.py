@@ -168,8 +168,8 @@ def test_onnx_backends_apply_the_run_temperature(exported, backend):
     logits = batched_logits(
         predictor.forward,
         predictor.encode(texts),
-        predictor.batch_size,
-        predictor.run.vocab.pad_index,
+        batch_size=predictor.batch_size,
+        pad_index=predictor.run.vocab.pad_index,
         max_tokens=predictor.batch_tokens,
     )
     probs = predictor.class_probabilities(texts)
@@ -260,7 +260,7 @@ def test_export_hashes_exactly_the_weights_it_exports(trained_sst2, tmp_path, mo
     token_ids, lengths = np.array([[5, 9, 13, 2]]), np.array([4])
     with torch.no_grad():
         expected = model(torch.from_numpy(token_ids), torch.from_numpy(lengths)).numpy()
-    onnx_model = OnnxClassifier(run_dir / "export" / "model.onnx", 0, expected.shape[1])
+    onnx_model = OnnxClassifier(run_dir / "export" / "model.onnx", pad_index=0, num_outputs=expected.shape[1])
     np.testing.assert_allclose(onnx_model(token_ids, lengths), expected, atol=1e-5, rtol=0)
     with pytest.raises(ExportError, match="exported from other weights"):  # the file now holds newer ones
         Predictor.load(run_dir, backend="onnx")

@@ -60,9 +60,11 @@ def test_split_windows_keeps_owners_in_order():
 def test_aggregate_mean_and_max():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     owner = np.array([0, 0, 0, 1])
-    np.testing.assert_allclose(aggregate(probs, owner, 2, "mean", exclusive=True), [[0.5, 0.5], [0.7, 0.3]])
-    np.testing.assert_allclose(aggregate(probs, owner, 2, "max", exclusive=True), [[0.9 / 1.7, 0.8 / 1.7], [0.7, 0.3]])
-    np.testing.assert_allclose(aggregate(probs, owner, 2, "max", exclusive=False), [[0.9, 0.8], [0.7, 0.3]])
+    np.testing.assert_allclose(aggregate(probs, owner, n_texts=2, how="mean", exclusive=True), [[0.5, 0.5], [0.7, 0.3]])
+    np.testing.assert_allclose(
+        aggregate(probs, owner, n_texts=2, how="max", exclusive=True), [[0.9 / 1.7, 0.8 / 1.7], [0.7, 0.3]]
+    )
+    np.testing.assert_allclose(aggregate(probs, owner, n_texts=2, how="max", exclusive=False), [[0.9, 0.8], [0.7, 0.3]])
 
 
 def test_chunking_settings_are_validated():
@@ -113,8 +115,8 @@ def test_chunking_reads_what_lies_beyond_the_training_length(short_run, tmp_path
 
     data = tmp_path / "long.csv"
     data.write_text("text,label\n" + "".join(f'"{text}",{label}\n' for label, text in texts.items()))
-    assert evaluate_file(short_run.run_dir, data, "cpu")["accuracy"] == 0.5
-    report = evaluate_file(short_run.run_dir, data, "cpu", chunking={"max_tokens": 12, "stride": 6})
+    assert evaluate_file(short_run.run_dir, data, device="cpu")["accuracy"] == 0.5
+    report = evaluate_file(short_run.run_dir, data, device="cpu", chunking={"max_tokens": 12, "stride": 6})
     assert report["accuracy"] == 1.0 and report["chunking"] == {"max_tokens": 12, "stride": 6, "aggregate": "mean"}
     assert np.isfinite(report["loss"])
 

@@ -38,9 +38,9 @@ TEXTS = ["fine", "good", HOSTILE_TEXT, "ok", "meh", "bad"]
 
 def evaluation(probs=PROBS, targets=TARGETS, labels=LABELS, texts=TEXTS, path="valid<1>.csv") -> dict:
     """A report as llmcls.inference.evaluate.evaluate_file builds one."""
-    report = score(probs, targets, labels)
+    report = score(probs, targets, labels=labels)
     report["calibration"] = calibration(probs, targets)
-    report.update(error_report(probs, targets, texts, report))
+    report.update(error_report(probs, targets, texts=texts, report=report))
     report["path"] = path
     return report
 

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from llmcls.serve.app import _bearer
-from llmcls.serve.guard import Guard, _host_name
+from llmcls.serve.guard import Guard, Routes, _host_name
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.settings import ServeSettings
 
@@ -82,6 +82,7 @@ def harness(**settings) -> Harness:
 
     h.guard = Guard(
         app,
+        routes=Routes(frozenset({"/health", "/v1/predict"}), ("/v1/plots", "/static")),
         metrics=h.metrics,
         settings=ServeSettings(**settings),
         predict=predict,
@@ -308,6 +309,22 @@ def test_every_request_is_counted_and_timed_by_route_and_status():
     assert h.count("/health", 400) == 1 and h.errors("/health", "client") == 1
     assert h.timed("/v1/predict") == 4 and h.errors("/v1/predict", "server") == 0
     assert h.metrics.registry.get_sample_value("llmcls_requests_in_flight") == 0
+
+
+def test_the_route_names_are_the_apps_own_routes():
+    from fastapi import FastAPI
+    from fastapi.staticfiles import StaticFiles
+
+    from llmcls.serve.app import PAGE_DIR
+
+    app = FastAPI(docs_url=None, redoc_url=None)
+    app.add_api_route("/health", lambda: {}, methods=["GET"])
+    app.add_api_route("/v1/plots/{name}", lambda name: {}, methods=["GET"])
+    app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
+    routes = Routes.of(app)
+    assert routes == Routes(frozenset({"/health", "/openapi.json"}), ("/v1/plots", "/static"))
+    names = [routes.name(path) for path in ("/health", "/v1/plots/curves.png", "/static/page.js", "/v1/plots", "/x")]
+    assert names == ["/health", "/v1/plots", "/static", "other", "other"]
 
 
 def test_a_non_http_scope_passes_through_uncounted_and_drain_is_handed_on():

@@ -56,7 +56,7 @@ def endpoint(trained_sst2):
         batcher.start()  # in the loop that runs it
 
     endpoint = PredictEndpoint(
-        FailingPredictor(base.run, base.forward, base.batch_size), settings, batcher, ServeMetrics()
+        FailingPredictor(base.run, base.forward, base.batch_size), settings, batcher=batcher, metrics=ServeMetrics()
     )
     endpoint.loop = asyncio.new_event_loop()
     endpoint.loop.run_until_complete(start())

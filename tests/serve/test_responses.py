@@ -38,7 +38,7 @@ def errors_of(value) -> list[dict]:
 
 def test_the_error_body_holds_field_and_limit_only_when_there_are_some():
     assert error_body(404, "no such plot") == {"error": {"status": 404, "message": "no such plot"}}
-    assert error_body(413, "too many", "texts", "max_texts") == {
+    assert error_body(413, "too many", field="texts", limit="max_texts") == {
         "error": {"status": 413, "message": "too many", "field": "texts", "limit": "max_texts"}
     }
     assert error_body(503, "busy", limit="max_concurrent") == {

@@ -41,6 +41,19 @@ def post(server, body, **kwargs) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/predict", content=body, headers=headers, timeout=30, **kwargs)
 
 
+def test_the_served_onnx_session_does_not_spin_and_runs_small_batches(trained_sst2):
+    from llmcls.serve.server import ONNX_BATCH_SIZE, load_predictor
+    from llmcls.serve.settings import ServeSettings
+
+    predictor = load_predictor(trained_sst2.run_dir, ServeSettings(device="cpu"))
+    assert predictor.backend == "onnx" and predictor.batch_size == ONNX_BATCH_SIZE
+    options = predictor.forward.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert load_predictor(trained_sst2.run_dir, ServeSettings(device="cpu", batch_size=3)).batch_size == 3
+    torch_predictor = load_predictor(trained_sst2.run_dir, ServeSettings(backend="torch", device="cpu"))
+    assert torch_predictor.batch_size == torch_predictor.run.config.train.eval_batch_size != ONNX_BATCH_SIZE
+
+
 def test_answers_equal_llmcls_predict(server, trained_sst2, tmp_path):
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")

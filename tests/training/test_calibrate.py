@@ -59,8 +59,8 @@ def test_calibrated_probabilities_keep_every_answer_and_are_less_sure(trained_ss
 
 def test_eval_reports_the_calibrated_probabilities(trained_sst2, uncalibrated):
     results = json.loads((trained_sst2.run_dir / "results.json").read_text())
-    calibrated = evaluate_file(trained_sst2.run_dir, VALID, "cpu")
-    raw = evaluate_file(uncalibrated[0].run_dir, VALID, "cpu")
+    calibrated = evaluate_file(trained_sst2.run_dir, VALID, device="cpu")
+    raw = evaluate_file(uncalibrated[0].run_dir, VALID, device="cpu")
     assert calibrated["calibration"]["ece"] == pytest.approx(results["valid_ece_after"])
     assert raw["calibration"]["ece"] == pytest.approx(results["valid_ece_before"])
     assert calibrated["calibration"]["ece"] <= raw["calibration"]["ece"]

@@ -71,7 +71,9 @@ def test_the_student_is_an_ordinary_bilstm_run_that_records_its_teacher(student,
 def test_the_student_learns_the_teachers_logits(student):
     saved = read_transfer(student.run_dir)
     run = load_run(student.run_dir)
-    logits = predict_logits(run.model, EncodedTexts(saved["ids"], saved["offsets"]), 256, torch.device("cpu"))
+    logits = predict_logits(
+        run.model, EncodedTexts(saved["ids"], saved["offsets"]), batch_size=256, device=torch.device("cpu")
+    )
     teacher = saved["targets"][:, :1]
     mse = float(((logits.numpy() - teacher) ** 2).mean())
     assert mse < 0.5 * float(teacher.var()), (mse, float(teacher.var()))  # explains over half the variance

@@ -268,7 +268,7 @@ def test_two_processes_train_like_one_and_resume_in_one(tmp_path):
     assert sum(h["train_tokens_per_s"] > 0 for h in ranks[0]["history"]) == epochs
 
     # one process evaluates, predicts from and resumes the run of two
-    assert evaluate_file(run_dir, FIXTURES / "sst2_valid.csv", "cpu")["accuracy"] == ranks[0]["valid_accuracy"]
+    assert evaluate_file(run_dir, FIXTURES / "sst2_valid.csv", device="cpu")["accuracy"] == ranks[0]["valid_accuracy"]
     assert Predictor.load(run_dir, "cpu").predict(["a gripping , beautifully acted film"])[0].label in (
         "negative",
         "positive",

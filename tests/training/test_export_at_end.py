@@ -33,8 +33,8 @@ def test_training_writes_an_export_of_its_best_weights(trained_sst2):
 
 
 def test_eval_uses_the_export_and_reproduces_the_metrics(trained_sst2):
-    report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_valid.csv", "cpu")
-    torch_report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_valid.csv", "cpu", backend="torch")
+    report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_valid.csv", device="cpu")
+    torch_report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_valid.csv", device="cpu", backend="torch")
     assert report["accuracy"] == torch_report["accuracy"] == pytest.approx(trained_sst2.valid["accuracy"])
     assert report["loss"] == pytest.approx(torch_report["loss"], rel=1e-5)
 

@@ -49,13 +49,13 @@ def test_learning_happens(trained_sst2):
     history = trained_sst2.history
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
     # accuracy of the best model on its own training data: well above the 50% of chance
-    report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_train.csv", "cpu")
+    report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_train.csv", device="cpu")
     assert report["accuracy"] > 0.85
     assert trained_sst2.valid["accuracy"] > 0.6
 
 
 def test_saved_model_reproduces_the_validation_metrics(trained_sst2):
-    report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_valid.csv", "cpu")
+    report = evaluate_file(trained_sst2.run_dir, FIXTURES / "sst2_valid.csv", device="cpu")
     assert report["accuracy"] == pytest.approx(trained_sst2.valid["accuracy"])
     assert report["confusion_matrix"] == trained_sst2.valid["confusion_matrix"]
     assert report["loss"] == pytest.approx(trained_sst2.valid["loss"], rel=1e-5)

@@ -24,7 +24,7 @@ PERCENTILES = (50, 90, 95, 99)
 LengthCounter = Callable[[list[str]], np.ndarray]  # texts -> their lengths in tokens, [n_texts]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncoderFacts:
     """What the adaptive defaults need to know of the pretrained encoder that `model.encoder` names."""
 
@@ -34,7 +34,7 @@ class EncoderFacts:
     layers: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DataProfile:
     """The measured facts about a training file that the adaptive defaults depend on."""
 
@@ -79,6 +79,7 @@ def profile_data(config: Config, sample: int = SAMPLE_TEXTS, on_event: EventHand
     """
     count, encoder = _length_counter(config)
     examples, path = read_labelled(config, config.data.train, on_event)
+    assert examples.labels is not None  # a labelled file
     multi_label = config.data.multi_label or any(isinstance(label, list) for label in examples.labels)
     if multi_label:
         counts = Counter(label for labels in label_sets(examples, config.data.label_separator) for label in labels)

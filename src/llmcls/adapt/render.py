@@ -79,7 +79,7 @@ def _n(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def render_config(name: str, data: DataConfig, profile: DataProfile, choices: list[Choice]) -> str:
+def render_config(name: str, data: DataConfig, *, profile: DataProfile, choices: list[Choice]) -> str:
     """The commented YAML of a config: `name`, the data section as given (defaults left out), and `choices`."""
     lines = [*_header(profile, data), f"name: {yaml_scalar(name)}", "data:"]
     for key, value in data.model_dump(mode="json", exclude_defaults=True).items():
@@ -99,11 +99,11 @@ def render_config(name: str, data: DataConfig, profile: DataProfile, choices: li
 def init_config(
     data: dict[str, Any],
     out: Path | None = None,
+    *,
     name: str | None = None,
     force: bool = False,
     sample: int = SAMPLE_TEXTS,
     on_event: EventHandler = ignore,
-    *,
     encoder: str | None = None,
 ) -> InitResult:
     """Profile the training data, choose settings for it and write them as a commented config.
@@ -137,6 +137,6 @@ def init_config(
         raise ConfigError(f"{out}: already exists; give --force to replace it, or --out another file")
     profile = profile_data(config, sample, on_event)
     choices = choose(profile)
-    atomic_write_text(out, render_config(name, config.data, profile, choices))
+    atomic_write_text(out, render_config(name, config.data, profile=profile, choices=choices))
     load_config(out)  # what was written reads back (a failure here is a bug of ours, not the user's)
     return InitResult(out, profile, choices)

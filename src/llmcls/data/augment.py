@@ -12,7 +12,7 @@ import numpy as np
 from llmcls.data.tokenize import TokenizedTexts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Augmentation:
     """How the copies of each text are made."""
 

@@ -85,6 +85,7 @@ class BucketSampler:
         self,
         lengths: np.ndarray,
         batch_size: int,
+        *,
         pool_batches: int = 100,
         seed: int = 0,
         shuffle: bool = True,
@@ -104,14 +105,19 @@ class BucketSampler:
     def batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
         if not self.shuffle:
-            return cut_batches(np.argsort(self.lengths, kind="stable"), self.lengths, self.batch_size, self.max_tokens)
+            return cut_batches(
+                np.argsort(self.lengths, kind="stable"),
+                self.lengths,
+                batch_size=self.batch_size,
+                max_tokens=self.max_tokens,
+            )
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n)
         batches = []
         for start in range(0, n, self.pool_size):
             pool = order[start : start + self.pool_size]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches += cut_batches(pool, self.lengths, self.batch_size, self.max_tokens)
+            batches += cut_batches(pool, self.lengths, batch_size=self.batch_size, max_tokens=self.max_tokens)
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -138,7 +144,7 @@ class BucketSampler:
 
 
 def cut_batches(
-    order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: int | None = None
+    order: np.ndarray, lengths: np.ndarray, *, batch_size: int, max_tokens: int | None = None
 ) -> list[np.ndarray]:
     """Cut `order` (indices sorted by ascending length) into consecutive batches of at most `batch_size` texts
     and, with `max_tokens`, at most `max_tokens` padded tokens (texts x the batch's longest length). A text longer

@@ -18,7 +18,10 @@ class TextEncoding(Protocol):
     """Texts -> token ids of one model."""
 
     pad_index: int
-    limit: int | None  # the most tokens the model reads in one text (a window's longest); None: no limit
+
+    @property
+    def limit(self) -> int | None:
+        """The most tokens the model reads in one text (a window's longest); None: no limit."""
 
     def encode(self, texts: list[str]) -> EncodedTexts:
         """Token ids of `texts`, in order; an empty text becomes one unknown token, so that it keeps its place."""

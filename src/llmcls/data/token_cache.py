@@ -58,7 +58,7 @@ def _consistent(table: object, ids: np.ndarray, offsets: np.ndarray) -> bool:
     return bool(in_table and offsets[0] == 0 and offsets[-1] == len(ids) and np.all(np.diff(offsets) >= 0))
 
 
-def save(cache_dir: Path, key: str, table: list[str], ids: np.ndarray, offsets: np.ndarray) -> None:
+def save(cache_dir: Path, key: str, *, table: list[str], ids: np.ndarray, offsets: np.ndarray) -> None:
     """Store a tokenization; a cache that cannot be written is no error (the next run tokenizes again)."""
     buffer = io.BytesIO()
     encoded_table = np.frombuffer(json.dumps(table, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from llmcls.config import TokenizerConfig
 from llmcls.data import token_cache
 from llmcls.errors import ConfigError
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 # A text that is cut at N tokens is tokenized only as far as its first N * HEAD_CHARS_PER_TOKEN characters, which
 # surely hold N tokens (a token and its space rarely take 64 characters), so that a 5 MB text costs no more than a
@@ -59,7 +63,7 @@ class Tokenizer:
         """`cache_dir`: where `tokenize_many` keeps its results; None for no cache."""
         self.config = config
         self.cache_dir = cache_dir
-        self._nlp = None
+        self._nlp: Language | None = None
 
     def __getstate__(self) -> dict:
         # a tokenizer handed to another process carries its settings; that process loads spaCy when it needs it
@@ -76,7 +80,7 @@ class Tokenizer:
         return self._nlp is not None
 
     @property
-    def nlp(self):
+    def nlp(self) -> Language:
         if self._nlp is None:
             import spacy
 
@@ -97,39 +101,50 @@ class Tokenizer:
             self._nlp = nlp
         return self._nlp
 
-    def _docs(self, texts: Iterable[str], batch_size: int):
-        if self.config.max_tokens is not None:
-            limit = self.config.max_tokens * HEAD_CHARS_PER_TOKEN
-            texts = (text[:limit] for text in texts)
+    def _docs(self, texts: Iterable[str], batch_size: int, cut: int | None):
+        if cut is not None:
+            head = cut * HEAD_CHARS_PER_TOKEN
+            texts = (text[:head] for text in texts)
         if self.config.lemmatize:
             return self.nlp.pipe(texts, batch_size=batch_size)
-        return self.nlp.tokenizer.pipe(texts, batch_size=batch_size)
+        # a blank pipeline's tokenizer is spaCy's Tokenizer, which has pipe; Language declares any callable
+        return self.nlp.tokenizer.pipe(texts, batch_size=batch_size)  # type: ignore[union-attr]
 
     def __call__(self, texts: Iterable[str], batch_size: int = 1000) -> Iterable[list[str]]:
         """Yield the tokens of each text, in order."""
-        cfg = self.config
-        for doc in self._docs(texts, batch_size):
+        cfg, cut = self.config, resolved_max_tokens(self.config)
+        for doc in self._docs(texts, batch_size, cut):
             tokens = []
             for token in doc:
                 if token.is_space or (cfg.remove_stopwords and token.is_stop):
                     continue
                 text = token.lemma_ if cfg.lemmatize and token.lemma_ else token.text
                 tokens.append(text.lower() if cfg.lower else text)
-                if cfg.max_tokens is not None and len(tokens) >= cfg.max_tokens:
+                if cut is not None and len(tokens) >= cut:
                     break
             yield tokens
 
     def tokenize_many(self, texts: list[str]) -> TokenizedTexts:
         """Tokenize a corpus into the compact form, from the cache when these texts were tokenized before with
         the same settings."""
-        key = None
-        if self.cache_dir is not None:
-            settings = self.config.model_dump(mode="json", exclude={"cache", "cache_dir", "predict_max_tokens"})
-            key = token_cache.cache_key(texts, settings)
-            cached = token_cache.load(self.cache_dir, key)
-            if cached is not None:
-                return TokenizedTexts(*cached)
+        if self.cache_dir is None:
+            return TokenizedTexts.from_lists(self(texts))
+        settings = self.config.model_dump(mode="json", exclude={"cache", "cache_dir", "predict_max_tokens"})
+        key = token_cache.cache_key(texts, settings)
+        cached = token_cache.load(self.cache_dir, key)
+        if cached is not None:
+            return TokenizedTexts(*cached)
         result = TokenizedTexts.from_lists(self(texts))
-        if key is not None:
-            token_cache.save(self.cache_dir, key, result.table, result.ids, result.offsets)
+        token_cache.save(self.cache_dir, key, table=result.table, ids=result.ids, offsets=result.offsets)
         return result
+
+
+def resolved_max_tokens(config: TokenizerConfig) -> int | None:
+    """`tokenizer.max_tokens` where texts are cut (None: not at all).
+
+    Raises:
+        ConfigError: it is still `auto`, which is chosen when training starts, before any text is cut.
+    """
+    if config.max_tokens == "auto":
+        raise ConfigError("tokenizer.max_tokens: auto is chosen when training starts; it cannot cut texts before")
+    return config.max_tokens

@@ -30,7 +30,7 @@ SPECIAL_IDS = 2  # [CLS] and [SEP] around every text: a text of n content tokens
 ENCODE_BLOCK = 8192  # texts tokenized per call (bounds the memory of the tokenizer's results)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncoderFolder:
     """A checked pretrained model folder.
 
@@ -104,7 +104,7 @@ def resolve_encoder(spec: str) -> EncoderFolder:
         raise ConfigError(
             f"model.encoder: {folder}: no tokenizer.json (a fast tokenizer's file, as Hugging Face tokenizers write it)"
         )
-    return EncoderFolder(folder.resolve(), config, weights[0], tokenizer)
+    return EncoderFolder(path=folder.resolve(), config=config, weights=weights[0], tokenizer=tokenizer)
 
 
 _REQUIRED = (

@@ -235,16 +235,20 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
     split = encode_labelled(examples, where, info.config, info.encoding(), info.labels)
     accuracy = {}
     for model in result.models:
-        forward = OnnxClassifier(model.path, info.model_args["pad_index"], info.model_args["num_outputs"], model.name)
+        args = info.model_args
+        forward = OnnxClassifier(
+            model.path, pad_index=args["pad_index"], num_outputs=args["num_outputs"], name=model.name
+        )
         logits = batched_logits(
             forward,
             split.texts,
-            info.config.train.eval_batch_size,
-            forward.pad_index,
+            batch_size=info.config.train.eval_batch_size,
+            pad_index=forward.pad_index,
             max_tokens=info.config.train.eval_batch_tokens,
         )
         probs = probabilities(logits, info.config.data.multi_label, info.temperature)
-        accuracy[model.name] = report(probs, split.targets, info.labels.labels, info.thresholds)["accuracy"]
+        scores = report(probs, split.targets, labels=info.labels.labels, thresholds=info.thresholds)
+        accuracy[model.name] = scores["accuracy"]
     loss = accuracy["onnx"] - accuracy["onnx-int8"]
     if loss <= INT8_MAX_LOSS:
         on_event(
@@ -328,7 +332,8 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
     precisions = ("fp32", "bf16") if bf16_problem(torch.device("cpu")) is None else ("fp32",)
     backends: list[Forward] = [TorchForward(run.model, torch.device("cpu"), p) for p in precisions]
     backends += [
-        OnnxClassifier(m.path, run.model.args.pad_index, run.model.args.num_outputs, m.name) for m in result.models
+        OnnxClassifier(m.path, pad_index=run.model.args.pad_index, num_outputs=run.model.args.num_outputs, name=m.name)
+        for m in result.models
     ]
     thresholds = Predictor(run, backends[0]).thresholds  # multi-label: as predict and eval decide
     reference = None
@@ -336,7 +341,7 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
         mixed = _logits_in_input_order(backend, texts, batch_size)  # batches of mixed lengths
         reference = mixed if reference is None else reference
         probs = probabilities(mixed, run.config.data.multi_label, run.temperature)
-        accuracy = report(probs, split.targets, run.labels.labels, thresholds)["accuracy"]
+        accuracy = report(probs, split.targets, labels=run.labels.labels, thresholds=thresholds)["accuracy"]
         texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
         result.figures.append(
             BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()), texts_per_s)
@@ -352,9 +357,9 @@ def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: in
 
 
 def _texts_per_second(backend: Forward, texts: EncodedTexts, batch_size: int, seconds: float) -> float:
-    batched_logits(backend, texts, batch_size, backend.pad_index)  # warm-up
+    batched_logits(backend, texts, batch_size=batch_size, pad_index=backend.pad_index)  # warm-up
     runs, start = 0, time.perf_counter()
     while runs == 0 or time.perf_counter() - start < seconds:
-        batched_logits(backend, texts, batch_size, backend.pad_index)
+        batched_logits(backend, texts, batch_size=batch_size, pad_index=backend.pad_index)
         runs += 1
     return runs * len(texts) / (time.perf_counter() - start)

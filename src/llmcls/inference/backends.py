@@ -18,10 +18,13 @@ BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def open_forward(
-    run_dir: str | Path, device: str | torch.device = "auto", backend: str = "torch"
+    run_dir: str | Path, device: str | torch.device = "auto", *, backend: str = "torch", spinning: bool = True
 ) -> tuple[RunInfo, Forward]:
     """A run's tables and the network of `backend` (see llmcls.inference.predict.Predictor.load): `auto` takes the
     ONNX export when it is usable on the CPU, and falls back to the run's PyTorch model otherwise.
+
+    Args:
+        spinning: an ONNX session's idle threads spin for work (see `OnnxClassifier`); a server turns it off.
 
     Raises:
         RunError: `run_dir` is not a usable run.
@@ -38,7 +41,7 @@ def open_forward(
 
         info = load_run_info(run_dir)
         try:
-            return info, OnnxClassifier.from_run(run_dir, "onnx" if backend == "auto" else backend)
+            return info, OnnxClassifier.from_run(run_dir, "onnx" if backend == "auto" else backend, spinning=spinning)
         except ExportError:
             if backend != "auto":
                 raise  # auto falls back to the run's PyTorch model

@@ -121,7 +121,7 @@ def scaled_nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> f
 
 
 def fit_temperature(
-    logits: np.ndarray, targets: np.ndarray, bounds: tuple[float, float] = T_RANGE, tolerance: float = 1e-4
+    logits: np.ndarray, targets: np.ndarray, *, bounds: tuple[float, float] = T_RANGE, tolerance: float = 1e-4
 ) -> float:
     """The temperature T that minimises `scaled_nll` of held-out logits (temperature scaling, Guo et al. 2017).
 

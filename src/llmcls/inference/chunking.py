@@ -47,7 +47,7 @@ def split_windows(texts: EncodedTexts, max_tokens: int, stride: int) -> tuple[En
     return EncodedTexts(ids, offsets), np.asarray(owner, dtype=np.int64)
 
 
-def aggregate(probs: np.ndarray, owner: np.ndarray, n_texts: int, how: str, exclusive: bool) -> np.ndarray:
+def aggregate(probs: np.ndarray, owner: np.ndarray, *, n_texts: int, how: str, exclusive: bool) -> np.ndarray:
     """Per-text probabilities from per-window ones.
 
     Args:

@@ -53,6 +53,7 @@ def predicted_confidence(probs: np.ndarray, predicted: np.ndarray) -> np.ndarray
 def confident_mistakes(
     probs: np.ndarray,
     targets: np.ndarray,
+    *,
     texts: list[str],
     labels: list[str],
     thresholds: np.ndarray | None = None,
@@ -121,6 +122,7 @@ def top_confusions(matrix: list[list[int]] | np.ndarray, labels: list[str]) -> l
 def error_report(
     probs: np.ndarray,
     targets: np.ndarray,
+    *,
     texts: list[str],
     report: Report,
     thresholds: np.ndarray | None = None,
@@ -146,6 +148,6 @@ def error_report(
     confusions = None if targets.ndim == 2 else top_confusions(report["confusion_matrix"], labels)
     return {
         "n_mistakes": int(wrong.sum()),
-        "mistakes": confident_mistakes(probs, targets, texts, labels, thresholds, limit),
+        "mistakes": confident_mistakes(probs, targets, texts=texts, labels=labels, thresholds=thresholds, limit=limit),
         "confusions": confusions,
     }

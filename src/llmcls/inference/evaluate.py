@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 def evaluate_file(
     run_dir: str | Path,
     data_path: str | Path,
+    *,
     device: str | torch.device = "auto",
     text_column: str | int | None = None,
     label_column: str | int | None = None,
@@ -57,7 +58,9 @@ def evaluate_file(
         DataError: the file is unreadable or has labels the model does not know.
         ConfigError: a threshold for a single-label run.
     """
-    predictor = Predictor.load(run_dir, device, batch_size, chunking, threshold, backend=backend)
+    predictor = Predictor.load(
+        run_dir, device, batch_size=batch_size, chunking=chunking, threshold=threshold, backend=backend
+    )
     config, data = predictor.run.config, predictor.run.config.data
     changes = {"text_column": text_column, "label_column": label_column, "format": fmt}
     data = data.model_copy(update={key: value for key, value in changes.items() if value is not None})
@@ -65,11 +68,11 @@ def evaluate_file(
     examples, path = read_labelled(config, data_path)
     targets = encode_targets(examples, path, predictor.run.labels, data, for_model=True)
     probs = predictor.class_probabilities(examples.texts, on_event)
-    report = score(probs, targets, predictor.labels, predictor.thresholds)
+    thresholds = predictor.thresholds
+    report = score(probs, targets, labels=predictor.labels, thresholds=thresholds)
     report["calibration"] = calibration(probs, targets)
-    analysis = error_report(probs, targets, examples.texts, report, predictor.thresholds, mistakes)
-    report["n_mistakes"], report["mistakes"] = analysis["n_mistakes"], analysis["mistakes"]
-    report["confusions"] = analysis["confusions"]
+    analysis = error_report(probs, targets, texts=examples.texts, report=report, thresholds=thresholds, limit=mistakes)
+    report.update(analysis)
     report["path"] = str(data_path)
     if predictor.chunking.enabled:
         c = predictor.chunking

@@ -14,7 +14,9 @@ from llmcls.data.batching import BucketSampler, EncodedTexts, pad_batch
 class Forward(Protocol):
     """Logits of one padded batch."""
 
-    num_outputs: int
+    name: str  # the backend: torch, torch-bf16, onnx or onnx-int8
+    num_outputs: int  # logits per text
+    pad_index: int  # the network's padding id
 
     def __call__(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """token_ids [batch, max_len] int64 (padded), lengths [batch] int64 (each >= 1)
@@ -24,6 +26,7 @@ class Forward(Protocol):
 def batched_logits(
     forward: Forward,
     texts: EncodedTexts,
+    *,
     batch_size: int,
     pad_index: int,
     on_batch: Callable[[int], None] | None = None,

@@ -139,12 +139,12 @@ class OnnxClassifier:
     def __init__(
         self,
         path: str | Path,
+        *,
         pad_index: int,
         num_outputs: int,
         name: str = "onnx",
         threads: int | None = None,
         spinning: bool = True,
-        *,
         content: bytes | None = None,
     ):
         """`threads`: onnxruntime's intra-op threads (None: its default, one per physical core). `spinning`: let
@@ -170,7 +170,7 @@ class OnnxClassifier:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, variant: str = "onnx", threads: int | None = None, *, spinning: bool = True
+        cls, run_dir: str | Path, variant: str = "onnx", *, threads: int | None = None, spinning: bool = True
     ) -> OnnxClassifier:
         """The exported model `variant` ("onnx" or "onnx-int8") of a run, its file read once: those bytes are
         checked against the manifest's digest and loaded. `threads`, `spinning`: as the constructor's.
@@ -183,7 +183,7 @@ class OnnxClassifier:
             raise ExportError(f"unknown exported model {variant!r}; expected one of {', '.join(EXPORT_MODELS)}")
         import_onnxruntime()  # missing: said before the model file is read
         path, manifest, why = find_export(run_dir, variant)
-        if path is None:
+        if path is None or manifest is None:  # a path comes with its manifest
             raise ExportError(why)
         content = read_run_bytes(run_dir, EXPORT_DIR, path.name)
         if hashlib.sha256(content).hexdigest() != manifest["models"][variant].get("sha256"):
@@ -192,7 +192,15 @@ class OnnxClassifier:
                 f"after the export); export again with: llmcls export {run_dir}"
             )
         args = manifest["model_args"]
-        return cls(path, args["pad_index"], args["num_outputs"], variant, threads, spinning, content=content)
+        return cls(
+            path,
+            pad_index=args["pad_index"],
+            num_outputs=args["num_outputs"],
+            name=variant,
+            threads=threads,
+            spinning=spinning,
+            content=content,
+        )
 
     def logits(self, token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Logits [batch, num_outputs] float32 of token ids [batch, seq_len] int64 and lengths [batch] int64 (>= 1)."""

@@ -1,10 +1,12 @@
-"""From class probabilities to scores: probabilities of logits, the classification report of probabilities against
-targets, and their cross-entropy. NumPy only: the same for every backend, torch or ONNX."""
+"""From class probabilities to scores: probabilities of logits, one decision threshold for every class, the
+classification report of probabilities against targets, and their cross-entropy. NumPy only: the same for every
+backend, torch or ONNX."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from llmcls.errors import ConfigError
 from llmcls.inference.metrics import classification_report, multilabel_report
 from llmcls.records import Report
 
@@ -29,6 +31,20 @@ def probabilities(logits: np.ndarray, multi_label: bool = False, temperature: fl
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def uniform_thresholds(threshold: float, classes: int, *, multi_label: bool) -> np.ndarray:
+    """One decision threshold for every class [classes] float64, in place of a multi-label run's own (as
+    `llmcls predict --threshold` and a request's "threshold" give it).
+
+    Raises:
+        ConfigError: a single-label run, which decides by the most probable class; a threshold not in (0, 1).
+    """
+    if not multi_label:
+        raise ConfigError("threshold: applies to multi-label runs only; this run has one label per text")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"threshold: must be between 0 and 1 (got {threshold})")
+    return np.full(classes, float(threshold))
+
+
 def log_loss(probs: np.ndarray, targets: np.ndarray) -> float:
     """The mean cross-entropy of probabilities [n, classes] against class ids [n], or (multi-label) the mean
     binary cross-entropy against 0/1 rows [n, classes]."""
@@ -41,6 +57,7 @@ def log_loss(probs: np.ndarray, targets: np.ndarray) -> float:
 def report(
     probs: np.ndarray,
     targets: np.ndarray,
+    *,
     labels: list[str],
     thresholds: np.ndarray | None = None,
     loss: float | None = None,

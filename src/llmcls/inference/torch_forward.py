@@ -3,6 +3,8 @@ loss as training computes it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -11,6 +13,9 @@ from llmcls.errors import DeviceError
 from llmcls.inference.forward import batched_logits
 from llmcls.model import LstmClassifier, autocast, compute_loss, loss_function
 from llmcls.precision import bf16_problem
+
+if TYPE_CHECKING:
+    from llmcls.encoder.bert import EncoderClassifier
 
 
 class TorchForward:
@@ -25,7 +30,7 @@ class TorchForward:
         DeviceError: bf16 on a device that cannot run the LSTM in bfloat16 (e.g. an AVX2-only CPU).
     """
 
-    def __init__(self, model: LstmClassifier, device: torch.device, precision: str = "fp32"):
+    def __init__(self, model: LstmClassifier | EncoderClassifier, device: torch.device, precision: str = "fp32"):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
         if precision == "bf16" and (problem := bf16_problem(device)) is not None:
@@ -46,7 +51,12 @@ class TorchForward:
 
 
 def predict_logits(
-    model: LstmClassifier, texts: EncodedTexts, batch_size: int, device: torch.device, batch_tokens: int | None = None
+    model: LstmClassifier | EncoderClassifier,
+    texts: EncodedTexts,
+    *,
+    batch_size: int,
+    device: torch.device,
+    batch_tokens: int | None = None,
 ) -> torch.Tensor:
     """Logits of every text by a PyTorch model (in eval mode meanwhile), in input order, in batches of at most
     `batch_size` texts and `batch_tokens` padded tokens.
@@ -58,7 +68,11 @@ def predict_logits(
     model.eval()
     try:
         logits = batched_logits(
-            TorchForward(model, device), texts, batch_size, model.args.pad_index, max_tokens=batch_tokens
+            TorchForward(model, device),
+            texts,
+            batch_size=batch_size,
+            pad_index=model.args.pad_index,
+            max_tokens=batch_tokens,
         )
     finally:
         model.train(was_training)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ from llmcls.run.paths import read_run_bytes
 
 def rng_state() -> dict[str, Any]:
     """Every random generator training touches: Python, NumPy, torch CPU and CUDA."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy tuple, which the global generator (always MT19937) gives; the stubs also allow a dict
+    kind, keys, pos, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return {
         "python": random.getstate(),
         "numpy": [kind, keys.tolist(), pos, has_gauss, cached],

@@ -16,7 +16,7 @@ import numpy as np
 from llmcls import __version__
 from llmcls.config import Config, TokenizerConfig, parse_config_text, save_config, validate_config
 from llmcls.data.encoding import TextEncoding, WordEncoding
-from llmcls.data.tokenize import Tokenizer
+from llmcls.data.tokenize import Tokenizer, resolved_max_tokens
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.data.wordpiece import SPECIAL_IDS, WordPieceEncoding
 from llmcls.errors import ConfigError, RunError
@@ -53,6 +53,9 @@ from llmcls.run.paths import read_run_bytes, read_run_json, read_run_text, run_f
 
 if TYPE_CHECKING:  # torch is imported where weights are handled, so that reading a run's tables does not need it
     import torch
+
+    from llmcls.encoder.bert import EncoderClassifier
+    from llmcls.model import LstmClassifier
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -115,7 +118,7 @@ def write_run_header(
     *,
     encoding: TextEncoding,
     labels: LabelMap,
-    model: torch.nn.Module,
+    model: LstmClassifier | EncoderClassifier,
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write everything but the weights and metrics: what is needed to rebuild the model and its inputs (the
@@ -159,7 +162,7 @@ def write_transfer(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     """Save a distilled run's transfer set (the student's token ids and offsets, and its targets: the teacher's
     logits and the labels), so that a resumed run does not ask the teacher again."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # no array is named allow_pickle, as the stubs fear
     atomic_write_bytes(run_subdir(run_dir, DISTILL_DIR) / TRANSFER, buffer.getvalue(), RunError)
 
 
@@ -182,7 +185,7 @@ def read_transfer(run_dir: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def write_thresholds(run_dir: Path, labels: list[str], thresholds: np.ndarray, method: str) -> None:
+def write_thresholds(run_dir: Path, labels: list[str], *, thresholds: np.ndarray, method: str) -> None:
     """Save the per-class decision thresholds of a multi-label run, and how they were chosen."""
     write_json(run_dir / THRESHOLDS, {"method": method, "thresholds": dict(zip(labels, map(float, thresholds)))})
 
@@ -198,7 +201,8 @@ def read_thresholds(run_dir: Path, labels: LabelMap) -> np.ndarray | None:
         return None
     saved = read_run_json(run_dir, THRESHOLDS)
     table = saved.get("thresholds") if isinstance(saved, dict) else None
-    missing = [label for label in labels.labels if not isinstance(table, dict) or label not in table]
+    table = table if isinstance(table, dict) else {}
+    missing = [label for label in labels.labels if label not in table]
     if missing:
         raise RunError(f"{path}: no threshold for {', '.join(map(repr, missing[:5]))}")
     return np.asarray(
@@ -239,7 +243,7 @@ def read_temperature(run_dir: Path) -> float | None:
     return check_number(value, where=f"{path}: temperature", low=0.0)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunInfo:
     """What a run's model needs around it: the config, the token and label tables. Reading it needs no torch."""
 
@@ -266,9 +270,8 @@ class RunInfo:
             return WordEncoding(Tokenizer(tokenizer), self.vocab)
         limit = int(self.model_args["max_positions"]) - SPECIAL_IDS
         try:
-            encoding = WordPieceEncoding(
-                run_file(self.run_dir, TOKENIZER), max_tokens=tokenizer.max_tokens, limit=limit
-            )
+            cut = resolved_max_tokens(tokenizer)
+            encoding = WordPieceEncoding(run_file(self.run_dir, TOKENIZER), max_tokens=cut, limit=limit)
         except ConfigError as exc:
             raise RunError(f"{self.run_dir}: damaged run directory: {exc}") from None
         ids = max(encoding.tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
@@ -276,11 +279,11 @@ class RunInfo:
         return encoding
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadedRun(RunInfo):
     """A trained model and everything needed to feed it."""
 
-    model: torch.nn.Module = None  # type: ignore[assignment]  # an LstmClassifier or EncoderClassifier
+    model: LstmClassifier | EncoderClassifier
 
 
 def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
@@ -319,7 +322,17 @@ def load_run_info(run_dir: str | Path, trained: bool = True) -> RunInfo:
         raise RunError(f"{run_dir}: invalid saved config: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None
-    return RunInfo(run_dir, config, vocab, labels, model_args, thresholds, temperature, family, meta)
+    return RunInfo(
+        run_dir=run_dir,
+        config=config,
+        vocab=vocab,
+        labels=labels,
+        model_args=model_args,
+        thresholds=thresholds,
+        temperature=temperature,
+        family=family,
+        meta=meta,
+    )
 
 
 def _read_meta(run_dir: Path) -> tuple[dict[str, Any], str]:
@@ -370,14 +383,15 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", weights: b
     return LoadedRun(**vars(info), model=model)
 
 
-def _network(info: RunInfo, weights: bytes) -> torch.nn.Module:
+def _network(info: RunInfo, weights: bytes) -> LstmClassifier | EncoderClassifier:
     """The run's network holding `weights`: the tensors the weights' header declares are compared with those of
     the network meta.json describes (built on torch's meta device: shapes, no memory) before any is allocated."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from llmcls.model import build_network
+    from llmcls.encoder.bert import EncoderClassifier
+    from llmcls.model import LstmClassifier, build_network
 
     shapes = safetensors_shapes(weights, info.run_dir / WEIGHTS)
     check_sizes_possible(info.model_args, shapes, info.run_dir)
@@ -391,6 +405,7 @@ def _network(info: RunInfo, weights: bytes) -> torch.nn.Module:
     check_weight_shapes(shapes, expected, info.run_dir)
     try:
         model = build_network(info.family, info.model_args)
+        assert isinstance(model, (LstmClassifier, EncoderClassifier))  # the families build_network knows
         model.load_state_dict(load(weights))
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise RunError(f"{info.run_dir}: damaged run directory: {type(exc).__name__}: {exc}") from None

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -23,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
 from llmcls.serve.batcher import Batcher
-from llmcls.serve.guard import Guard
+from llmcls.serve.guard import PREDICT_PATH, Guard, Routes
 from llmcls.serve.info import PLOTS, read_plot, run_info
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits
@@ -33,8 +34,10 @@ from llmcls.serve.settings import ServeSettings
 
 PAGE_DIR = Path(__file__).parent / "page"
 DRAIN_MARGIN_S = 1.0  # running requests are answered this long before uvicorn's graceful timeout cancels them
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422)}
-PREDICT_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 422, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422)}
+PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 422, 503, 504)
+}
 
 
 def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
@@ -65,8 +68,9 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
         description=f"Text classification with the llmcls run {predictor.run.run_dir.name!r}.",
     )
     install_error_handlers(app)
-    app.router.add_route("/v1/predict", service.predict, methods=["POST"])  # for 405s: Guard calls it directly
-    app.openapi = _openapi_with_predict(app)
+    # an ASGI app as the endpoint, which Starlette's Route takes but does not declare; here for 405s: Guard calls it
+    app.router.add_route(PREDICT_PATH, service.predict, methods=["POST"])  # type: ignore[arg-type]
+    app.openapi = _openapi_with_predict(app)  # type: ignore[method-assign]  # FastAPI's way to extend the schema
     app.add_api_route("/v1/info", service.get_info, methods=["GET"], responses=ERRORS, dependencies=authorized)
     app.add_api_route("/v1/plots/{name}", service.plot, methods=["GET"], responses=ERRORS, dependencies=authorized)
     app.add_api_route("/health", service.health, methods=["GET"])
@@ -76,6 +80,7 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> Guard:
     app.mount("/static", StaticFiles(directory=PAGE_DIR), name="static")
     return Guard(
         app,
+        routes=Routes.of(app),
         metrics=service.metrics,
         settings=settings,
         predict=service.predict,
@@ -97,7 +102,7 @@ class _Service:
             admit=work_limits(settings),
             on_round=self.metrics.batch_texts.observe,
         )
-        self.predict = PredictEndpoint(predictor, settings, self.batcher, self.metrics)
+        self.predict = PredictEndpoint(predictor, settings, batcher=self.batcher, metrics=self.metrics)
         self.info = run_info(predictor, settings)
         self.is_ready = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,7 +170,7 @@ def _openapi_with_predict(app: FastAPI):
     """app.openapi, with POST /v1/predict described as a FastAPI route would be (it is a Starlette one)."""
     documented = APIRouter()
     documented.add_api_route(
-        "/v1/predict",
+        PREDICT_PATH,
         _predict_schema,
         methods=["POST"],
         response_model=PredictResponse,
@@ -193,8 +198,9 @@ def _before_shutdown_signals(callback: Callable[[], None]) -> Callable[[], None]
 
     def handler(sig, frame):
         callback()
-        if callable(previous[sig]):
-            previous[sig](sig, frame)
+        old = previous[sig]
+        if callable(old):
+            old(sig, frame)
 
     for sig in previous:
         signal.signal(sig, handler)

@@ -17,7 +17,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 class HeaderDeadlineProtocol(AutoHTTPProtocol):  # type: ignore[valid-type, misc]
     """httptools' protocol (h11's where httptools is missing), closing connections whose headers are late."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._expect_headers()
 

@@ -6,15 +6,54 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, RETRY_AFTER_S, RequestRefused, error_body
 from llmcls.serve.settings import ServeSettings
 
-ROUTES = frozenset({"/", "/health", "/ready", "/metrics", "/v1/predict", "/v1/info", "/openapi.json"})
-LIMITED = "/v1/predict"
+T = TypeVar("T")
+PREDICT_PATH = "/v1/predict"  # the route whose requests the guard checks and hands to the predict endpoint
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The names requests are counted and timed under: a route's own path; for a path under a folder (a route
+    with a path parameter, such as /v1/plots/{name}, or a mount such as /static) the folder; else "other".
+
+    Attributes:
+        paths: the routes' own paths.
+        folders: the folders, without their trailing slash.
+    """
+
+    paths: frozenset[str]
+    folders: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, app: Starlette) -> Routes:
+        """The routes of a Starlette (or FastAPI) app, as it has them now: the one list of the server's routes."""
+        paths, folders = set(), []
+        for route in app.routes:
+            if isinstance(route, Mount):
+                folders.append(route.path)
+            elif isinstance(route, (Route, WebSocketRoute)) and "{" in route.path:
+                folders.append(route.path[: route.path.index("{")].rstrip("/"))
+            elif isinstance(route, (Route, WebSocketRoute)):
+                paths.add(route.path)
+        return cls(frozenset(paths), tuple(folders))
+
+    def name(self, path: str) -> str:
+        """What a request for `path` is counted under."""
+        if path in self.paths:
+            return path
+        return next((folder for folder in self.folders if path.startswith(folder + "/")), "other")
 
 
 class Guard:
@@ -22,7 +61,8 @@ class Guard:
 
     Args:
         app: the app.
-        metrics: where requests are counted and timed (by route; unknown paths count as "other").
+        routes: what requests are counted and timed under: `app`'s routes (`Routes.of`).
+        metrics: where requests are counted and timed.
         settings: the Host allow-list, max_concurrent, read_timeout_s and max_bytes.
         predict: the ASGI app that answers POST /v1/predict (`llmcls.serve.predict_endpoint`), called without
             going through `app`.
@@ -34,13 +74,14 @@ class Guard:
         self,
         app,
         *,
+        routes: Routes,
         metrics: ServeMetrics,
         settings: ServeSettings,
         predict,
         authorize: Callable[[str | None], None],
         drain: Callable[[], None],
     ):
-        self.app, self.metrics, self.settings, self.predict = app, metrics, settings, predict
+        self.app, self.routes, self.metrics, self.settings, self.predict = app, routes, metrics, settings, predict
         self.authorize, self._drain = authorize, drain
         self.hosts = settings.hosts()
         self.predicting = 0  # POST /v1/predict requests past the token check and not yet answered
@@ -54,14 +95,7 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope["path"]
-        route = (
-            path
-            if path in ROUTES
-            else (
-                "/v1/plots" if path.startswith("/v1/plots/") else "/static" if path.startswith("/static/") else "other"
-            )
-        )
+        route = self.routes.name(scope["path"])
         status = {"code": 500}
 
         async def counting_send(message):
@@ -85,7 +119,7 @@ class Guard:
         """Answer the request; or return the status to count it under when there is nobody left to answer."""
         headers = dict(scope["headers"])
         self._check_host(headers.get(b"host"))
-        if scope["path"] != LIMITED or scope["method"] != "POST":
+        if scope["path"] != PREDICT_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return None
         authorization = headers.get(b"authorization")
@@ -155,8 +189,7 @@ class Guard:
         if declared is not None and declared.isdigit() and int(declared) > self.settings.max_bytes:
             raise _too_large(int(declared), self.settings.max_bytes)
         try:
-            async with asyncio.timeout(self.settings.read_timeout_s):
-                body = await self._read(receive)
+            body = await _within(self._read(receive), self.settings.read_timeout_s)
         except TimeoutError:
             raise RequestRefused(
                 408,
@@ -191,6 +224,17 @@ class Guard:
                 return b"".join(chunks)
 
 
+async def _within(work: Awaitable[T], seconds: float) -> T:
+    """`work`'s result, or TimeoutError (and `work` cancelled) once `seconds` have passed."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):  # no task of its own, unlike wait_for before 3.12
+            return await work
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except asyncio.TimeoutError:  # not yet the builtin TimeoutError on 3.10
+        raise TimeoutError from None
+
+
 def _host_name(value: str) -> str:
     """The host of a Host header, lower case, without the port: "[::1]:8000" -> "::1", "a.b:80" -> "a.b"."""
     value = value.strip().lower()
@@ -209,7 +253,7 @@ def _too_large(size: int, limit: int) -> RequestRefused:
 
 
 async def _refuse(send, exc: RequestRefused) -> None:
-    body = json.dumps(error_body(exc.status, exc.message, exc.field, exc.limit)).encode()
+    body = json.dumps(error_body(exc.status, exc.message, field=exc.field, limit=exc.limit)).encode()
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
     await send(
         {

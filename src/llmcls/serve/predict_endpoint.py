@@ -16,6 +16,8 @@ import numpy as np
 
 from llmcls.errors import ConfigError
 from llmcls.inference.predict import Predictor, PreparedTexts, rank
+from llmcls.inference.rows import prediction_row
+from llmcls.inference.scoring import uniform_thresholds
 from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.responses import CLIENT_GONE, INTERNAL_ERROR, RETRY_AFTER_S, RequestRefused, error_body
@@ -39,7 +41,7 @@ class PredictEndpoint:
         metrics: where texts per request and texts answered are counted.
     """
 
-    def __init__(self, predictor: Predictor, settings: ServeSettings, batcher: Batcher, metrics: ServeMetrics):
+    def __init__(self, predictor: Predictor, settings: ServeSettings, *, batcher: Batcher, metrics: ServeMetrics):
         self.predictor, self.settings, self.batcher, self.metrics = predictor, settings, batcher, metrics
 
     async def __call__(self, scope, receive, send) -> None:
@@ -47,7 +49,7 @@ class PredictEndpoint:
         try:
             answer, status = await self.answer(dict(scope["headers"]), await _body(receive), receive), 200
         except RequestRefused as exc:
-            status, answer = exc.status, error_body(exc.status, exc.message, exc.field, exc.limit)
+            status, answer = exc.status, error_body(exc.status, exc.message, field=exc.field, limit=exc.limit)
             headers = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items())
         except ConfigError as exc:  # chunking options the run cannot take
             status, answer = 422, error_body(422, str(exc))
@@ -88,7 +90,8 @@ class PredictEndpoint:
         probs = await self._probabilities(chosen, request.texts, receive)
         self.metrics.texts.inc(len(request.texts))
         predictions = rank(request.texts, probs, predictor.labels, request.top_k, thresholds)
-        return {"predictions": [_as_json(p, predictor.multi_label) for p in predictions], "backend": predictor.backend}
+        rows = [prediction_row(p, predictor.multi_label) for p in predictions]
+        return {"predictions": rows, "backend": predictor.backend}
 
     async def _probabilities(self, predictor: Predictor, texts: list[str], receive) -> np.ndarray:
         """The batcher's answer, as the API's refusals; dropped if the client disconnects first."""
@@ -128,8 +131,8 @@ def work_limits(settings: ServeSettings):
                 413,
                 f"a text makes {prepared.most_windows} windows > max_windows_per_text "
                 f"{settings.max_windows_per_text} (send a larger chunk_tokens or chunk_stride)",
-                "chunk_tokens",
-                "max_windows_per_text",
+                field="chunk_tokens",
+                limit="max_windows_per_text",
             )
         if prepared.tokens > settings.max_request_tokens:
             raise RequestRefused(
@@ -137,8 +140,8 @@ def work_limits(settings: ServeSettings):
                 f"the texts make {prepared.tokens} tokens for the model > max_request_tokens "
                 f"{settings.max_request_tokens} (send fewer or shorter texts, or a larger "
                 "chunk_stride)",
-                "texts",
-                "max_request_tokens",
+                field="texts",
+                limit="max_request_tokens",
             )
 
     return admit
@@ -168,14 +171,13 @@ def _chunked(predictor: Predictor, request: PredictRequest) -> Predictor:
         RequestRefused: 422, a stride under MIN_STRIDE_FRACTION of the window.
     """
     chosen = predictor.with_chunking(request.chunking())
-    chunking = chosen.chunking
-    if chosen is not predictor and chunking.enabled and chunking.step < MIN_STRIDE_FRACTION * chunking.max_tokens:
-        least = -(-chunking.max_tokens // round(1 / MIN_STRIDE_FRACTION))
+    chunking, window = chosen.chunking, chosen.chunking.max_tokens  # window None: chunking is off
+    if chosen is not predictor and window is not None and chunking.step < MIN_STRIDE_FRACTION * window:
+        least = -(-window // round(1 / MIN_STRIDE_FRACTION))
         raise RequestRefused(
             422,
-            f"chunk_stride: {chunking.step} is under a quarter of the window "
-            f"({chunking.max_tokens} tokens); send at least {least}",
-            "chunk_stride",
+            f"chunk_stride: {chunking.step} is under a quarter of the window ({window} tokens); send at least {least}",
+            field="chunk_stride",
         )
     return chosen
 
@@ -197,41 +199,37 @@ def _check_texts(body: PredictRequest, settings: ServeSettings) -> None:
     spell a lone surrogate, which no tokenizer takes."""
     if len(body.texts) > settings.max_texts:
         raise RequestRefused(
-            413, f"too many texts: {len(body.texts)} > max_texts {settings.max_texts}", "texts", "max_texts"
+            413,
+            f"too many texts: {len(body.texts)} > max_texts {settings.max_texts}",
+            field="texts",
+            limit="max_texts",
         )
     for i, text in enumerate(body.texts):
         if len(text) > settings.max_text_chars:
             raise RequestRefused(
                 413,
                 f"texts.{i}: {len(text)} characters > max_text_chars {settings.max_text_chars}",
-                f"texts.{i}",
-                "max_text_chars",
+                field=f"texts.{i}",
+                limit="max_text_chars",
             )
         if not text.isascii():
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise RequestRefused(
-                    422, f"texts.{i}: not valid Unicode ({exc.reason} at character {exc.start})", f"texts.{i}"
+                    422, f"texts.{i}: not valid Unicode ({exc.reason} at character {exc.start})", field=f"texts.{i}"
                 ) from None
 
 
 def _thresholds(predictor: Predictor, threshold: float | None) -> np.ndarray | None:
+    """The thresholds of a request: its one threshold for every class, or else the predictor's.
+
+    Raises:
+        RequestRefused: 422, a threshold for a single-label run.
+    """
     if threshold is None:
         return predictor.thresholds
-    if not predictor.multi_label:
-        raise RequestRefused(
-            422, "threshold: applies to multi-label runs only; this run has one label per text", "threshold"
-        )
-    return np.full(len(predictor.labels), threshold)
-
-
-def _as_json(prediction, multi_label: bool) -> dict:
-    """One prediction as `llmcls predict --format jsonl` writes it, without the text."""
-    row: dict = (
-        {"labels": prediction.labels, "probabilities": prediction.probabilities}
-        if multi_label
-        else {"label": prediction.label, "probability": prediction.probability}
-    )
-    row["top_k"] = [{"label": label, "probability": p} for label, p in prediction.top]
-    return row
+    try:
+        return uniform_thresholds(threshold, len(predictor.labels), multi_label=predictor.multi_label)
+    except ConfigError as exc:
+        raise RequestRefused(422, str(exc), field="threshold") from None

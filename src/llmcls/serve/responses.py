@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,7 @@ class RequestRefused(Exception):
         self,
         status: int,
         message: str,
+        *,
         field: str | None = None,
         limit: str | None = None,
         headers: dict[str, str] | None = None,
@@ -39,7 +41,7 @@ class RequestRefused(Exception):
         self.status, self.message, self.field, self.limit, self.headers = status, message, field, limit, headers
 
 
-def error_body(status: int, message: str, field: str | None = None, limit: str | None = None) -> dict:
+def error_body(status: int, message: str, *, field: str | None = None, limit: str | None = None) -> dict:
     """The one error shape: {"error": {"status", "message", "field"?, "limit"?}}."""
     body: dict[str, Any] = {"status": status, "message": message}
     if field is not None:
@@ -50,12 +52,17 @@ def error_body(status: int, message: str, field: str | None = None, limit: str |
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, limit: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    field: str | None = None,
+    limit: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(status, message, field, limit), status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message, field=field, limit=limit), status_code=status, headers=headers)
 
 
-def validation_message(errors: list[dict]) -> tuple[str, str]:
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """(field, one-line message) of pydantic's first error, e.g. ("texts.2", "texts.2: Input should be a valid
     string"); the field is dotted, without FastAPI's leading "body"."""
     first = errors[0]
@@ -77,12 +84,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestRefused)
     async def refused(request: Request, exc: RequestRefused) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.field, exc.limit, exc.headers)
+        return error_response(exc.status, exc.message, field=exc.field, limit=exc.limit, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        field, message = validation_message(list(exc.errors()))
-        return error_response(422, message, field)
+        field, message = validation_message(exc.errors())
+        return error_response(422, message, field=field)
 
     @app.exception_handler(ConfigError)
     async def bad_option(request: Request, exc: ConfigError) -> JSONResponse:

@@ -90,12 +90,12 @@ def read_predict_request(body: bytes, content_type: str | None) -> PredictReques
         if content_type and _is_json(content_type):
             value = _parse_json(body)
     if value is None and not body:
-        raise RequestRefused(422, "body: required field is missing", "body")
+        raise RequestRefused(422, "body: required field is missing", field="body")
     try:
         return _PREDICT_REQUEST.validate_python(value, from_attributes=True)
     except ValidationError as exc:
         field, message = validation_message(exc.errors())
-        raise RequestRefused(422, message, field) from None
+        raise RequestRefused(422, message, field=field) from None
 
 
 def _parse_json(body: bytes):
@@ -104,13 +104,13 @@ def _parse_json(body: bytes):
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
-        raise RequestRefused(422, f"body: malformed JSON ({exc.msg})", "body") from None
+        raise RequestRefused(422, f"body: malformed JSON ({exc.msg})", field="body") from None
     except UnicodeDecodeError:
         raise RequestRefused(400, "body: not UTF-8 text") from None
     except RecursionError:
-        raise RequestRefused(422, "body: JSON nested too deeply", "body") from None
+        raise RequestRefused(422, "body: JSON nested too deeply", field="body") from None
     except ValueError:  # e.g. an integer of thousands of digits
-        raise RequestRefused(422, "body: a JSON number too large to read", "body") from None
+        raise RequestRefused(422, "body: a JSON number too large to read", field="body") from None
 
 
 def _is_json(content_type: str) -> bool:

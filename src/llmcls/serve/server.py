@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from llmcls.inference.backends import open_forward
 from llmcls.inference.onnx_forward import OnnxClassifier
 from llmcls.inference.predict import Predictor
 from llmcls.serve.settings import ServeSettings
@@ -18,24 +20,22 @@ ONNX_BATCH_SIZE = 16
 
 
 def load_predictor(run_dir: str | Path, settings: ServeSettings) -> Predictor:
-    """The run, loaded as `settings` say (backend, device, batch size). An ONNX session does not spin: measured
-    on 2 shared cores, served texts/s rose by about a fifth; and its batches hold ONNX_BATCH_SIZE texts unless
-    `settings.batch_size` is given.
+    """The run, loaded as `settings` say (backend, device, batch size). An ONNX session does not spin, so that
+    its idle threads leave the CPU to the event loop: measured on 2 shared cores, served texts/s rose by about a
+    fifth; and its batches hold ONNX_BATCH_SIZE texts unless `settings.batch_size` is given.
 
     Raises:
         RunError, DeviceError, ExportError: as `Predictor.load`.
     """
-    predictor = Predictor.load(run_dir, settings.device, settings.batch_size, backend=settings.backend)
-    forward = predictor.forward
-    if isinstance(forward, OnnxClassifier):  # a session whose idle threads leave the CPU to the event loop
-        predictor.forward = OnnxClassifier.from_run(predictor.run.run_dir, forward.name, spinning=False)
-        if settings.batch_size is None:
-            predictor.batch_size = ONNX_BATCH_SIZE
-    return predictor
+    info, forward = open_forward(run_dir, settings.device, backend=settings.backend, spinning=False)
+    batch_size = settings.batch_size
+    if batch_size is None and isinstance(forward, OnnxClassifier):
+        batch_size = ONNX_BATCH_SIZE
+    return Predictor(info, forward, batch_size=batch_size)
 
 
 def serve(
-    run_dir: str | Path, settings: ServeSettings, predictor: Predictor | None = None, log_level: str = "info"
+    run_dir: str | Path, settings: ServeSettings, *, predictor: Predictor | None = None, log_level: str = "info"
 ) -> None:
     """Serve a run over HTTP until SIGINT or SIGTERM; then stop taking connections, let the requests in flight
     finish (for up to `settings.graceful_timeout_s`), and return.
@@ -56,7 +56,7 @@ def serve(
     from llmcls.serve.connections import HeaderDeadlineProtocol
 
     # timeout_keep_alive is also the deadline of a request's headers (HeaderDeadlineProtocol)
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": log_level,

@@ -228,7 +228,7 @@ def teacher_logits(teacher: RunInfo, texts: list[str], device: torch.device, on_
     from llmcls.inference.backends import open_forward
 
     t0 = time.perf_counter()
-    info, forward = open_forward(teacher.run_dir, device, teacher_backend(device))
+    info, forward = open_forward(teacher.run_dir, device, backend=teacher_backend(device))
     encoding = info.encoding()
     encoded = encoding.encode(texts)
     done, step = [0, 0], max(1, len(texts) // 10)
@@ -242,8 +242,8 @@ def teacher_logits(teacher: RunInfo, texts: list[str], device: torch.device, on_
     logits = batched_logits(
         forward,
         encoded,
-        info.config.train.eval_batch_size,
-        encoding.pad_index,
+        batch_size=info.config.train.eval_batch_size,
+        pad_index=encoding.pad_index,
         on_batch=progress,
         max_tokens=info.config.train.eval_batch_tokens,
     )

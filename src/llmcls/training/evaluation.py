@@ -36,7 +36,9 @@ def evaluate_split(
     """
     start, stop = shard_range(len(split), world.rank, world.size)
     part = text_range(split.texts, start, stop)
-    logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
+    logits = predict_logits(
+        model, part, batch_size=batch_size, device=device, batch_tokens=batch_tokens
+    )  # [part, outputs]
     return report_of_logits(torch.cat(all_gather(logits, world)), split, labels, thresholds, temperature)
 
 
@@ -51,7 +53,8 @@ def report_of_logits(
     if temperature is not None:
         logits = logits / temperature
     probs = probabilities(logits.numpy(), multi_label=split.targets.ndim == 2)
-    return report(probs, split.targets, labels, thresholds, loss=logits_loss(logits, split.targets, len(labels)))
+    loss = logits_loss(logits, split.targets, len(labels))
+    return report(probs, split.targets, labels=labels, thresholds=thresholds, loss=loss)
 
 
 def decision_thresholds(cfg: TrainConfig, valid_probs: np.ndarray, valid_targets: np.ndarray) -> tuple[np.ndarray, str]:

@@ -22,13 +22,15 @@ def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report 
 
     cfg, data, model, device = parts.config.train, parts.data, parts.step.model, parts.step.device
     model.load_state_dict(load_file(parts.run_dir / WEIGHTS))
-    valid_logits = predict_logits(model, data.valid.texts, cfg.eval_batch_size, device, cfg.eval_batch_tokens)
+    valid_logits = predict_logits(
+        model, data.valid.texts, batch_size=cfg.eval_batch_size, device=device, batch_tokens=cfg.eval_batch_tokens
+    )
     temperature, ece = _calibrate(parts, valid_logits.numpy())  # before the thresholds, which are tuned on its output
     thresholds = None
     if parts.config.data.multi_label:
         valid_probs = probabilities(valid_logits.numpy(), True, temperature)
         thresholds, method = decision_thresholds(cfg, valid_probs, data.valid.targets)
-        write_thresholds(parts.run_dir, data.labels.labels, thresholds, method)
+        write_thresholds(parts.run_dir, data.labels.labels, thresholds=thresholds, method=method)
 
     valid = report_of_logits(valid_logits, data.valid, data.labels.labels, thresholds, temperature)
     test = None

@@ -180,7 +180,11 @@ def _build_parts(
     criterion.to(device)
     optimizer = make_optimizer(model, cfg, config.model.wide_lr_scale)
     sampler = BucketSampler(
-        data.train.texts.lengths, cfg.batch_size, cfg.bucket_pool, seed=config.seed, max_tokens=cfg.batch_tokens
+        data.train.texts.lengths,
+        cfg.batch_size,
+        pool_batches=cfg.bucket_pool,
+        seed=config.seed,
+        max_tokens=cfg.batch_tokens,
     )
     # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that
     # binds, the number of batches may differ a little between epochs)
