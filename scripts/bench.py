@@ -218,7 +218,7 @@ predictor.predict_proba(texts[:256])
 t = time.perf_counter(); predictor.predict_proba(texts); predict_s = time.perf_counter() - t  # from raw text
 encoded = predictor.encode(texts)
 t = time.perf_counter()  # the network alone over tokenized texts: what the reference's figure measures
-batched_logits(predictor.forward, encoded, predictor.batch_size, predictor.encoding.pad_index)
+batched_logits(predictor.forward, encoded, batch_size=predictor.batch_size, pad_index=predictor.encoding.pad_index)
 predict_model_s = time.perf_counter() - t
 result = {"valid_acc": res.valid["accuracy"], "test_acc": res.test["accuracy"] if res.test else None,
           "train_s": sum(h["seconds"] for h in res.history),

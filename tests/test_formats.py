@@ -65,7 +65,7 @@ def from_csv(written, tmp_path_factory):
     return {
         "data": prepare_data(config),
         "run": result,
-        "eval": evaluate_file(result.run_dir, written["csv"][1], "cpu", backend="torch"),
+        "eval": evaluate_file(result.run_dir, written["csv"][1], device="cpu", backend="torch"),
         "init": init_config({"train": str(written["csv"][0])}, out=tmp / "init.yaml"),
     }
 
@@ -84,7 +84,7 @@ def test_each_format_gives_the_data_model_evaluation_and_init_of_csv(fmt, writte
     assert_same_data(prepare_data(config), from_csv["data"])
     result = train(config, device="cpu")
     assert_same_run(result, from_csv["run"])  # bit-identical weights, metrics and history
-    report = evaluate_file(result.run_dir, written[fmt][1], "cpu", backend="torch")
+    report = evaluate_file(result.run_dir, written[fmt][1], device="cpu", backend="torch")
     for key in ("n", "accuracy", "macro_f1", "confusion_matrix", "loss"):
         assert report[key] == from_csv["eval"][key], key
     init = init_config({"train": str(written[fmt][0])}, out=tmp_path / "init.yaml")

@@ -24,7 +24,7 @@ TEXTS = ["a gripping film", "dull", "an utterly charming , funny and moving stor
 @pytest.fixture(scope="module")
 def predictor(trained_sst2):
     base = Predictor.load(trained_sst2.run_dir, backend="auto")
-    return FailingPredictor(base.run, base.forward, base.batch_size)
+    return FailingPredictor(base.run, base.forward, batch_size=base.batch_size)
 
 
 def test_concurrent_requests_share_rounds_and_keep_their_rows(predictor):
@@ -66,7 +66,11 @@ def test_a_failing_request_fails_alone(predictor):
 
 def slow(predictor, seconds_per_batch=0.1, batches=10) -> SlowPredictor:
     return SlowPredictor(
-        predictor.run, predictor.forward, predictor.batch_size, seconds_per_batch=seconds_per_batch, batches=batches
+        predictor.run,
+        predictor.forward,
+        batch_size=predictor.batch_size,
+        seconds_per_batch=seconds_per_batch,
+        batches=batches,
     )
 
 

@@ -56,7 +56,10 @@ def endpoint(trained_sst2):
         batcher.start()  # in the loop that runs it
 
     endpoint = PredictEndpoint(
-        FailingPredictor(base.run, base.forward, base.batch_size), settings, batcher=batcher, metrics=ServeMetrics()
+        FailingPredictor(base.run, base.forward, batch_size=base.batch_size),
+        settings,
+        batcher=batcher,
+        metrics=ServeMetrics(),
     )
     endpoint.loop = asyncio.new_event_loop()
     endpoint.loop.run_until_complete(start())

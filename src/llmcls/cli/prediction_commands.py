@@ -66,13 +66,13 @@ def evaluate(
         report = evaluate_file(
             run,
             data,
-            device,
-            column(text_column),
-            column(label_column),
-            fmt,
-            batch_size,
-            chunking_changes(chunk_tokens, chunk_stride, chunk_aggregate),
-            threshold,
+            device=device,
+            text_column=column(text_column),
+            label_column=column(label_column),
+            fmt=fmt,
+            batch_size=batch_size,
+            chunking=chunking_changes(chunk_tokens, chunk_stride, chunk_aggregate),
+            threshold=threshold,
             on_event=PredictProgressBar(),
             backend=backend,
             mistakes=mistakes,
@@ -143,9 +143,9 @@ def predict(
         predictor = Predictor.load(
             run,
             device,
-            batch_size,
-            chunking_changes(chunk_tokens, chunk_stride, chunk_aggregate),
-            threshold,
+            batch_size=batch_size,
+            chunking=chunking_changes(chunk_tokens, chunk_stride, chunk_aggregate),
+            threshold=threshold,
             backend=backend,
         )
         if not predictor.backend.startswith("torch"):

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone, TrialEnded
+from llmcls.inference.rows import prediction_row
 
 OUTPUT_FORMATS = ("table", "csv", "jsonl")
 
@@ -159,12 +160,7 @@ def format_predictions(
     if fmt == "jsonl":
         rows = []
         for p in predictions:
-            row: dict[str, Any] = {"text": p.text}
-            if multi_label:
-                row.update(labels=p.labels, probabilities=p.probabilities)
-            else:
-                row.update(label=p.label, probability=p.probability)
-            row["top_k"] = [{"label": label, "probability": prob} for label, prob in p.top]
+            row = {"text": p.text, **prediction_row(p, multi_label)}
             rows.append(json.dumps(row, ensure_ascii=False) + "\n")
         return "".join(rows)
     if fmt == "csv":

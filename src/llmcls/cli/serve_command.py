@@ -114,4 +114,4 @@ def serve(
             err=True,
         )
         _note_hosts(settings)
-        serve_run(run, settings, predictor, log_level)
+        serve_run(run, settings, predictor=predictor, log_level=log_level)

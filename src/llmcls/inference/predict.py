@@ -25,13 +25,13 @@ from llmcls.events import EventHandler, Info, PredictionProgress, ignore
 from llmcls.inference.backends import BACKENDS, open_forward
 from llmcls.inference.chunking import aggregate, split_windows
 from llmcls.inference.forward import Forward, batched_logits
-from llmcls.inference.scoring import probabilities
+from llmcls.inference.scoring import probabilities, uniform_thresholds
 from llmcls.run.files import RunInfo
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BACKENDS", "Prediction", "Predictor", "PreparedTexts", "probabilities", "rank"]
+__all__ = ["BACKENDS", "Prediction", "Predictor", "PreparedTexts", "predictions_of", "probabilities"]
 
 
 @dataclass
@@ -108,6 +108,7 @@ class Predictor:
         self,
         run: RunInfo,
         forward: Forward,
+        *,
         batch_size: int | None = None,
         chunking: ChunkingConfig | dict[str, Any] | None = None,
         threshold: float | None = None,
@@ -154,6 +155,7 @@ class Predictor:
         cls,
         run_dir: str | Path,
         device: str | torch.device = "auto",
+        *,
         batch_size: int | None = None,
         chunking: ChunkingConfig | dict[str, Any] | None = None,
         threshold: float | None = None,
@@ -174,13 +176,13 @@ class Predictor:
             DeviceError: the device does not exist here.
             ExportError: an ONNX backend was asked for and cannot be used (the message says why).
         """
-        info, forward = open_forward(run_dir, device, backend)
-        return cls(info, forward, batch_size, chunking, threshold)
+        info, forward = open_forward(run_dir, device, backend=backend)
+        return cls(info, forward, batch_size=batch_size, chunking=chunking, threshold=threshold)
 
     @property
     def backend(self) -> str:
         """What computes the logits: torch, torch-bf16, onnx or onnx-int8."""
-        return getattr(self.forward, "name", "torch")
+        return self.forward.name
 
     @property
     def labels(self) -> list[str]:
@@ -189,11 +191,7 @@ class Predictor:
 
     def _thresholds(self, threshold: float | None) -> np.ndarray | None:
         if threshold is not None:
-            if not self.multi_label:
-                raise ConfigError("a threshold applies to multi-label runs only; this run has one label per text")
-            if not 0.0 < threshold < 1.0:
-                raise ConfigError(f"threshold: must be between 0 and 1 (got {threshold})")
-            return np.full(len(self.labels), float(threshold))
+            return uniform_thresholds(threshold, len(self.labels), multi_label=self.multi_label)
         if not self.multi_label:
             return None
         if self.run.thresholds is not None:
@@ -247,8 +245,8 @@ class Predictor:
         logits = batched_logits(
             self.forward,
             encoded,
-            self.batch_size,
-            self.encoding.pad_index,
+            batch_size=self.batch_size,
+            pad_index=self.encoding.pad_index,
             on_batch=on_batch,
             max_tokens=self.batch_tokens,
         )  # [n_seqs, num_outputs], bounded batches
@@ -258,7 +256,9 @@ class Predictor:
             rows = probs[start : start + len(part.encoded)]
             start += len(part.encoded)
             if part.owner is not None:
-                rows = aggregate(rows, part.owner, part.n_texts, part.aggregate, exclusive=not self.multi_label)
+                rows = aggregate(
+                    rows, part.owner, n_texts=part.n_texts, how=part.aggregate, exclusive=not self.multi_label
+                )
             out.append(rows)
         return out
 
@@ -300,7 +300,8 @@ class Predictor:
         if isinstance(texts, str):
             return self.predict([texts], top_k, on_event)[0]
         texts = list(texts)
-        return rank(texts, self.class_probabilities(texts, on_event), self.labels, top_k, self.thresholds)
+        probs = self.class_probabilities(texts, on_event)
+        return predictions_of(texts, probs, labels=self.labels, top_k=top_k, thresholds=self.thresholds)
 
     def predict_blocks(
         self, blocks: Iterable[list[str]], top_k: int = 1, on_event: EventHandler = ignore
@@ -320,12 +321,17 @@ class Predictor:
             cut += n_cut
             done += len(texts)
             on_event(PredictionProgress(done, None))
-            yield rank(texts, probs, self.labels, top_k, self.thresholds)
+            yield predictions_of(texts, probs, labels=self.labels, top_k=top_k, thresholds=self.thresholds)
         self._note_cut(cut, on_event)
 
 
-def rank(
-    texts: list[str], probs: np.ndarray, labels: list[str], top_k: int = 1, thresholds: np.ndarray | None = None
+def predictions_of(
+    texts: list[str],
+    probs: np.ndarray,
+    *,
+    labels: list[str],
+    top_k: int = 1,
+    thresholds: np.ndarray | None = None,
 ) -> list[Prediction]:
     """The `Prediction` of each text from its class probabilities.
 

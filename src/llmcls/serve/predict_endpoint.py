@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from llmcls.errors import ConfigError
-from llmcls.inference.predict import Predictor, PreparedTexts, rank
+from llmcls.inference.predict import Predictor, PreparedTexts, predictions_of
 from llmcls.inference.rows import prediction_row
 from llmcls.inference.scoring import uniform_thresholds
 from llmcls.serve.batcher import Batcher, DeadlineExceeded, Overloaded
@@ -89,7 +89,9 @@ class PredictEndpoint:
         self.metrics.request_texts.observe(len(request.texts))
         probs = await self._probabilities(chosen, request.texts, receive)
         self.metrics.texts.inc(len(request.texts))
-        predictions = rank(request.texts, probs, predictor.labels, request.top_k, thresholds)
+        predictions = predictions_of(
+            request.texts, probs, labels=predictor.labels, top_k=request.top_k, thresholds=thresholds
+        )
         rows = [prediction_row(p, predictor.multi_label) for p in predictions]
         return {"predictions": rows, "backend": predictor.backend}
 
