@@ -12,14 +12,15 @@ from llmcls.inference.calibration import calibration, fit_temperature
 from llmcls.inference.metrics import tune_thresholds
 from llmcls.inference.scoring import probabilities, report
 from llmcls.inference.torch_forward import logits_loss, predict_logits
-from llmcls.model import LstmClassifier
+from llmcls.model import Classifier
 from llmcls.records import Report
 from llmcls.training.distributed import SINGLE, World, all_gather, shard_range, text_range
 
 
 def evaluate_split(
-    model: LstmClassifier,
+    model: Classifier,
     split: Split,
+    *,
     labels: list[str],
     batch_size: int,
     device: torch.device,
@@ -36,13 +37,17 @@ def evaluate_split(
     """
     start, stop = shard_range(len(split), world.rank, world.size)
     part = text_range(split.texts, start, stop)
-    logits = predict_logits(model, part, batch_size, device, batch_tokens)  # [part, outputs]
-    return report_of_logits(torch.cat(all_gather(logits, world)), split, labels, thresholds, temperature)
+    # [part, outputs]; predict_logits runs either family, though annotated with the BiLSTM's class
+    logits = predict_logits(model, part, batch_size, device, batch_tokens)  # type: ignore[arg-type]
+    return report_of_logits(
+        torch.cat(all_gather(logits, world)), split, labels=labels, thresholds=thresholds, temperature=temperature
+    )
 
 
 def report_of_logits(
     logits: torch.Tensor,
     split: Split,
+    *,
     labels: list[str],
     thresholds: np.ndarray | None = None,
     temperature: float | None = None,

@@ -22,7 +22,8 @@ def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report 
 
     cfg, data, model, device = parts.config.train, parts.data, parts.step.model, parts.step.device
     model.load_state_dict(load_file(parts.run_dir / WEIGHTS))
-    valid_logits = predict_logits(model, data.valid.texts, cfg.eval_batch_size, device, cfg.eval_batch_tokens)
+    # predict_logits runs either family, though annotated with the BiLSTM's class
+    valid_logits = predict_logits(model, data.valid.texts, cfg.eval_batch_size, device, cfg.eval_batch_tokens)  # type: ignore[arg-type]
     temperature, ece = _calibrate(parts, valid_logits.numpy())  # before the thresholds, which are tuned on its output
     thresholds = None
     if parts.config.data.multi_label:
@@ -30,15 +31,17 @@ def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report 
         thresholds, method = decision_thresholds(cfg, valid_probs, data.valid.targets)
         write_thresholds(parts.run_dir, data.labels.labels, thresholds, method)
 
-    valid = report_of_logits(valid_logits, data.valid, data.labels.labels, thresholds, temperature)
+    valid = report_of_logits(
+        valid_logits, data.valid, labels=data.labels.labels, thresholds=thresholds, temperature=temperature
+    )
     test = None
     if data.test is not None:
         test = evaluate_split(
             model,
             data.test,
-            data.labels.labels,
-            cfg.eval_batch_size,
-            device,
+            labels=data.labels.labels,
+            batch_size=cfg.eval_batch_size,
+            device=device,
             thresholds=thresholds,
             batch_tokens=cfg.eval_batch_tokens,
             temperature=temperature,
