@@ -24,7 +24,7 @@ from llmcls.tuning.space import Param, check_space, default_space, has_key  # no
 from support.configs import small_config  # noqa: E402
 
 TINY_SPACE = [
-    Param("train.lr", "log", 1e-3, 1e-2),
+    Param("train.lr", "log", low=1e-3, high=1e-2),
     Param("model.hidden_size", "choice", choices=(8, 16)),
     Param("model.pooling", "choice", choices=("last", "max")),
 ]
@@ -185,8 +185,8 @@ def test_the_default_space_has_only_keys_the_config_has():
 @pytest.mark.parametrize(
     "param, problem",
     [
-        (Param("train.learning_rate", "log", 1e-4, 1e-2), "no such config key"),
-        (Param("train.lr", "log", 0.0, 1e-2), "low > 0"),
+        (Param("train.learning_rate", "log", low=1e-4, high=1e-2), "no such config key"),
+        (Param("train.lr", "log", low=0.0, high=1e-2), "low > 0"),
         (Param("model.pooling", "choice"), "no choices"),
         (Param("model.hidden_size", "choice", choices=(8,), when="model.wide_open"), "not searched"),
     ],
