@@ -104,7 +104,7 @@ def test_packaged_glove_matches_shipped_subset():
 def test_embedding_matrix_rows():
     vectors = Vectors(["film", "good"], np.array([[1, 2], [3, 4]], dtype=np.float32))
     itos = ["<pad>", "<unk>", "good", "Film", "zzz"]
-    matrix, found = build_embedding_matrix(itos, vectors, 2, 0.1, np.random.default_rng(0))
+    matrix, found = build_embedding_matrix(itos, vectors, dim=2, oov_std=0.1, generator=np.random.default_rng(0))
     assert found == 2  # "Film" found lowercased
     assert matrix[0].tolist() == [0, 0]
     assert matrix[2].tolist() == [3, 4] and matrix[3].tolist() == [1, 2]

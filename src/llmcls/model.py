@@ -4,10 +4,21 @@ plus (by default) a wide linear model over the words and hashed word bigrams who
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from llmcls.encoder.bert import EncoderClassifier
+
+# The network of either model family, as `build_network` makes it: training, evaluation, prediction and export
+# use what both have (`args.num_outputs`, `args.pad_index`, `args.to_dict()`, `family`, `describe()`, and the
+# forward pass: ids [batch, seq_len] padded at the end, lengths [batch] -> logits [batch, num_outputs]).
+Classifier: TypeAlias = "LstmClassifier | EncoderClassifier"
 
 
 def autocast(precision: str, device: torch.device):
@@ -15,7 +26,7 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelArgs:
     """Everything needed to rebuild the network; saved with the weights."""
 
@@ -34,7 +45,7 @@ class ModelArgs:
     wide_buckets: int = 0  # hashed word-bigram buckets of the wide branch; 0: no wide branch
     wide_dropout: float = 0.0  # share of a text's n-grams the wide branch drops in training
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -70,7 +81,10 @@ class LstmClassifier(nn.Module):
         self.wide = None
         if args.wide_buckets:
             self.wide = WideNgrams(
-                args.vocab_size + args.fixed_vocab_size, args.wide_buckets, args.num_outputs, args.wide_dropout
+                args.vocab_size + args.fixed_vocab_size,
+                args.wide_buckets,
+                num_outputs=args.num_outputs,
+                dropout=args.wide_dropout,
             )
 
     def describe(self) -> str:
@@ -193,7 +207,7 @@ class WideNgrams(nn.Module):
     In training, `dropout` drops that share of each text's n-grams (the kept ones are rescaled).
     """
 
-    def __init__(self, num_ids: int, buckets: int, num_outputs: int, dropout: float = 0.0):
+    def __init__(self, num_ids: int, buckets: int, *, num_outputs: int, dropout: float = 0.0):
         super().__init__()
         self.num_ids = num_ids
         self.buckets = buckets
@@ -216,6 +230,8 @@ class WideNgrams(nn.Module):
 class WeightedBCEWithLogitsLoss(nn.Module):
     """BCE with logits, each example weighted by the weight of its class; the weighted mean, as
     `CrossEntropyLoss(weight=...)` computes it: sum(w[y_i] * loss_i) / sum(w[y_i])."""
+
+    class_weights: torch.Tensor  # a buffer (`register_buffer`): moves with the module
 
     def __init__(self, class_weights: torch.Tensor):
         super().__init__()
@@ -247,7 +263,7 @@ def compute_loss(criterion: nn.Module, logits: torch.Tensor, targets: torch.Tens
     return criterion(logits, targets)
 
 
-def build_network(family: str, args: dict) -> nn.Module:
+def build_network(family: str, args: dict[str, Any]) -> Classifier:
     """The untrained network of a model family (meta.json's model_family) from its saved arguments: the one place
     where a family name becomes a class.
 

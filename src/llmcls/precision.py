@@ -66,7 +66,7 @@ def cpu_bf16_lstm_error() -> str | None:
     One tiny LSTM call under bf16 autocast, forward and backward; cached for the process.
     """
     lstm = torch.nn.LSTM(4, 4, batch_first=True)
-    weights = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
+    weights: list[torch.Tensor] = list(lstm.all_weights[0])  # weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0
     x = torch.randn(1, 2, 4)
     zeros = x.new_zeros(1, 1, 4)
     try:

@@ -7,6 +7,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -15,10 +16,9 @@ from llmcls.data.batching import BucketSampler, EncodedTexts
 from llmcls.data.prepare import drop_empty_texts, read_split
 from llmcls.device import resolve_device
 from llmcls.inference.torch_forward import predict_logits
-from llmcls.model import ModelArgs, loss_function
+from llmcls.model import Classifier, LstmClassifier, ModelArgs, loss_function
 from llmcls.precision import choose_precision
 from llmcls.run.files import LoadedRun, load_run
-from llmcls.run.layout import ENCODER_FAMILY
 from llmcls.training.optim import make_optimizer
 from llmcls.training.step import Stepper, train_step
 
@@ -42,12 +42,18 @@ def flops_per_token(args: ModelArgs) -> dict[str, float]:
 def network_flops(run: LoadedRun, mean_tokens: float) -> dict[str, float]:
     """FLOPs per token of a run's network: the BiLSTM's (`flops_per_token`), or a pretrained encoder's, whose
     attention grows with the text (taken at `mean_tokens` content tokens, plus [CLS] and [SEP])."""
-    if run.family == ENCODER_FAMILY:
-        from llmcls.encoder.bert import encoder_flops_per_token
+    model = _network(run)
+    if isinstance(model, LstmClassifier):
+        return flops_per_token(model.args)
+    from llmcls.encoder.bert import encoder_flops_per_token
 
-        forward = encoder_flops_per_token(run.model.args, round(mean_tokens) + 2)
-        return {"forward": forward, "train_step": 3 * forward}
-    return flops_per_token(run.model.args)
+    forward = encoder_flops_per_token(model.args, round(mean_tokens) + 2)
+    return {"forward": forward, "train_step": 3 * forward}
+
+
+def _network(run: LoadedRun) -> Classifier:
+    # what load_run builds (llmcls.model.build_network), which LoadedRun's annotation calls a module
+    return cast(Classifier, run.model)
 
 
 def cpu_info() -> dict:
@@ -82,6 +88,7 @@ def cpu_peak_flops(threads: int, info: dict) -> float | None:
 
 def profile_run(
     run_dir: str | Path,
+    *,
     data_path: str | Path | None = None,
     device: str | torch.device = "auto",
     batch_size: int | None = None,
@@ -121,8 +128,8 @@ def profile_run(
         "mean_tokens_per_text": int(texts.lengths.sum()) / len(texts),
         "device": str(device),
         "precision": precision,
-        "model": run.model.args.to_dict(),
-        "network": run.model.describe(),
+        "model": _network(run).args.to_dict(),
+        "network": _network(run).describe(),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "flops_per_token_forward": flops["forward"],
         "flops_per_token_train_step": flops["train_step"],
@@ -156,7 +163,7 @@ def _train_tokens_per_second(
     """Tokens per second of full training steps (forward, backward, clip, optimizer) on a copy of the model, on
     bucketed batches of the texts with random targets of the run's kind (class ids, or multi-label 0/1 rows)."""
     cfg = run.config
-    model = copy.deepcopy(run.model).train()
+    model = copy.deepcopy(_network(run)).train()
     optimizer = make_optimizer(model, cfg.train, cfg.model.wide_lr_scale)
     multi_label = cfg.data.multi_label
     criterion = loss_function(len(run.labels), multi_label=multi_label).to(device)
@@ -167,16 +174,16 @@ def _train_tokens_per_second(
         else rng.integers(0, len(run.labels), len(texts))
     )
     stepper = Stepper(
-        model,
-        model,
-        criterion,
-        optimizer,
-        texts,
-        torch.from_numpy(targets),
-        np.ones(len(texts)),
-        device,
-        precision,
-        cfg.train.grad_clip,
+        model=model,
+        forward=model,
+        criterion=criterion,
+        optimizer=optimizer,
+        texts=texts,
+        targets=torch.from_numpy(targets),
+        loss_weights=np.ones(len(texts)),
+        device=device,
+        precision=precision,
+        grad_clip=cfg.train.grad_clip,
     )
     batches = BucketSampler(texts.lengths, batch_size, pool_batches=cfg.train.bucket_pool, seed=0).batches()
     steps = trained_tokens = 0
@@ -185,7 +192,7 @@ def _train_tokens_per_second(
         if steps == 3:  # the first steps warm up allocators and kernels
             start, trained_tokens = time.perf_counter(), 0
         batch = batches[steps % len(batches)]
-        train_step(stepper, [batch], lambda *_: None)
+        train_step(stepper, [batch], on_batch=lambda *_: None)
         steps += 1
         trained_tokens += int(texts.lengths[batch].sum())
     if device.type == "cuda":

@@ -116,7 +116,7 @@ def exported(trained_sst2, tmp_path_factory):
     """A copy of the shared tiny SST-2 run (so that other tests keep predicting with torch), exported with int8."""
     run_dir = tmp_path_factory.mktemp("export") / "run"
     shutil.copytree(trained_sst2.run_dir, run_dir)
-    return run_dir, export_run(run_dir, "onnx", "int8", seconds=0.2)
+    return run_dir, export_run(run_dir, export_format="onnx", quantize="int8", seconds=0.2)
 
 
 def test_export_writes_models_and_measures_them(exported, trained_sst2):
@@ -252,7 +252,7 @@ def test_export_hashes_exactly_the_weights_it_exports(trained_sst2, tmp_path, mo
         return data
 
     monkeypatch.setattr(exporting, "read_weights", then_training_writes)
-    export_run(run_dir, "onnx", measure=False)
+    export_run(run_dir, export_format="onnx", measure=False)
     manifest = json.loads((run_dir / "export" / MANIFEST).read_text())
     assert manifest["weights_sha256"] == hashlib.sha256(exported_bytes).hexdigest()
     model = LstmClassifier(ModelArgs(**json.loads((run_dir / "meta.json").read_text())["model_args"])).eval()

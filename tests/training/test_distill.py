@@ -123,7 +123,9 @@ def test_a_teacher_that_is_not_a_run_is_refused(tmp_path):
 
 
 def loss_of(settings, logits, targets, classes=2, outputs=1):
-    return float(DistillationLoss(settings, classes, outputs, multi_label=False)(logits, targets))
+    return float(
+        DistillationLoss(settings, num_classes=classes, num_outputs=outputs, multi_label=False)(logits, targets)
+    )
 
 
 def test_the_mse_loss_is_the_squared_distance_to_the_teachers_logits():

@@ -149,11 +149,11 @@ def test_training_keeps_the_int8_export_only_where_it_keeps_the_accuracy(trained
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained_encoder.run_dir, run_dir)
-    result = write.export_run(run_dir, "onnx", quantize="int8", measure=False)
+    result = write.export_run(run_dir, export_format="onnx", quantize="int8", measure=False)
     kept = write.keep_int8_if_accurate(result)
     assert kept == (run_dir / "export" / "model.int8.onnx").exists()
     monkeypatch.setattr(write, "INT8_MAX_LOSS", -1.0)  # no int8 model is that good
-    result = write.export_run(run_dir, "onnx", quantize="int8", measure=False)
+    result = write.export_run(run_dir, export_format="onnx", quantize="int8", measure=False)
     assert write.keep_int8_if_accurate(result) is False
     assert not (run_dir / "export" / "model.int8.onnx").exists()
     assert list(json.loads((run_dir / "export" / "manifest.json").read_text())["models"]) == ["onnx"]

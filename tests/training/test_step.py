@@ -42,14 +42,14 @@ def stepper(data, seed: int = 0, grad_clip: float | None = None, criterion: torc
     )
     model.train()
     return Stepper(
-        model,
-        model,
-        criterion or loss_function(2),
-        torch.optim.SGD(model.parameters(), lr=LR),
-        data.train.texts,
-        torch.from_numpy(data.train.targets),
-        np.ones(len(data.train)),
-        torch.device("cpu"),
+        model=model,
+        forward=model,
+        criterion=criterion or loss_function(2),
+        optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+        texts=data.train.texts,
+        targets=torch.from_numpy(data.train.targets),
+        loss_weights=np.ones(len(data.train)),
+        device=torch.device("cpu"),
         grad_clip=grad_clip,
     )
 
@@ -80,8 +80,8 @@ def test_accumulated_batches_step_as_their_union_and_report_their_losses_before_
     start = weights(accumulated.model)
 
     seen = []
-    train_step(accumulated, [first, second], lambda batch, loss: seen.append((batch.tolist(), loss)))
-    train_step(whole, [np.concatenate([first, second])], lambda *_: None)
+    train_step(accumulated, [first, second], on_batch=lambda batch, loss: seen.append((batch.tolist(), loss)))
+    train_step(whole, [np.concatenate([first, second])], on_batch=lambda *_: None)
 
     assert [b for b, _ in seen] == [first.tolist(), second.tolist()]
     assert [loss for _, loss in seen] == pytest.approx(expected, rel=1e-6)
@@ -95,16 +95,16 @@ def test_grad_clip_bounds_the_update(data):
     batch = np.arange(16)
     free = stepper(data)
     start = weights(free.model)
-    train_step(free, [batch], lambda *_: None)
+    train_step(free, [batch], on_batch=lambda *_: None)
     unclipped = update_norm(start, free.model) / LR  # SGD: the update is lr x the gradient
     assert unclipped > 0.05
 
     clipped = stepper(data, grad_clip=0.01)
-    train_step(clipped, [batch], lambda *_: None)
+    train_step(clipped, [batch], on_batch=lambda *_: None)
     assert update_norm(start, clipped.model) / LR == pytest.approx(0.01, rel=1e-4)
 
     loose = stepper(data, grad_clip=unclipped * 2)  # a bound the gradient does not reach changes nothing
-    train_step(loose, [batch], lambda *_: None)
+    train_step(loose, [batch], on_batch=lambda *_: None)
     for name, value in weights(loose.model).items():
         torch.testing.assert_close(value, weights(free.model)[name])
 
@@ -116,7 +116,7 @@ def test_a_non_finite_loss_stops_the_step_before_the_update_and_says_where(data)
     start = weights(s.model)
     seen = []
     with pytest.raises(TrainingError) as caught:
-        train_step(s, [np.arange(8), np.arange(8, 16)], lambda *a: seen.append(a), epoch=3, done=5)
+        train_step(s, [np.arange(8), np.arange(8, 16)], on_batch=lambda *a: seen.append(a), epoch=3, done=5)
     assert str(caught.value) == (
         "the training loss became nan at epoch 3, batch 6; stopped with the last checkpoint "
         "kept. Try a lower train.lr or set train.grad_clip"
@@ -139,7 +139,9 @@ def test_a_non_finite_gradient_under_grad_clip_stops_the_step_before_the_update(
     start = weights(s.model)
     seen = []
     with pytest.raises(TrainingError) as caught:
-        train_step(s, [np.arange(8), np.arange(8, 16)], lambda batch, loss: seen.append(loss), epoch=2, done=10)
+        train_step(
+            s, [np.arange(8), np.arange(8, 16)], on_batch=lambda batch, loss: seen.append(loss), epoch=2, done=10
+        )
     assert re.fullmatch(
         r"the gradient became (inf|nan) at epoch 2, batch 12; stopped with the last checkpoint "
         r"kept\. Try a lower train\.lr",
@@ -153,5 +155,5 @@ def test_a_non_finite_gradient_without_grad_clip_is_refused_too(data):
     s = stepper(data, criterion=InfiniteSlope())
     start = weights(s.model)
     with pytest.raises(TrainingError, match="the gradient became"):
-        train_step(s, [np.arange(8)], lambda *_: None)
+        train_step(s, [np.arange(8)], on_batch=lambda *_: None)
     assert all(torch.equal(start[n], p) for n, p in s.model.named_parameters())

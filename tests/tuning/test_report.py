@@ -158,7 +158,7 @@ def test_best_yaml_is_the_base_config_with_the_best_values_under_a_header(tmp_pa
     config = small_config(tmp_path)
     out = tmp_path / "tune"
     out.mkdir()
-    best = write_best(study_of_every_state(), config, out, command="llmcls tune --config base.yaml --trials 5")
+    best = write_best(study_of_every_state(), config, out_dir=out, command="llmcls tune --config base.yaml --trials 5")
     assert config.model.pooling == "last" and best.train.lr == 0.001 and best.model.pooling == "max"
     assert best.to_dict() == load_config(out / BEST_CONFIG).to_dict()
     changed = {
@@ -178,7 +178,7 @@ def test_best_yaml_is_the_base_config_with_the_best_values_under_a_header(tmp_pa
         "Command: llmcls tune --config base.yaml --trials 5",
         "Searched: train.lr=0.001, model.pooling='max'",
     ]
-    write_best(study_of_every_state(), config, out)
+    write_best(study_of_every_state(), config, out_dir=out)
     assert "# Command: (llmcls.tuning.tune from Python)\n" in (out / BEST_CONFIG).read_text(encoding="utf-8")
 
 
@@ -193,6 +193,6 @@ def test_a_best_value_the_config_refuses_is_named_with_its_trial(tmp_path):
         )
     )
     with pytest.raises(ConfigError) as caught:
-        write_best(study, small_config(tmp_path), tmp_path)
+        write_best(study, small_config(tmp_path), out_dir=tmp_path)
     assert "trial 0" in str(caught.value) and "model.pooling" in str(caught.value)
     assert not (tmp_path / BEST_CONFIG).exists()

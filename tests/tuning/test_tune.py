@@ -17,14 +17,14 @@ from typer.testing import CliRunner  # noqa: E402
 from llmcls.cli import app  # noqa: E402
 from llmcls.config import ModelConfig, load_config, save_config  # noqa: E402
 from llmcls.errors import ConfigError  # noqa: E402
-from llmcls.events import EpochEnded, TrialEnded  # noqa: E402
+from llmcls.events import EpochEnded, EpochStarted, TrialEnded  # noqa: E402
 from llmcls.run.claim import is_run_dir, run_lock  # noqa: E402
 from llmcls.tuning.search import _Budget, _EpochWatch, parse_budget, tune  # noqa: E402
 from llmcls.tuning.space import Param, check_space, default_space, has_key  # noqa: E402
 from support.configs import small_config  # noqa: E402
 
 TINY_SPACE = [
-    Param("train.lr", "log", 1e-3, 1e-2),
+    Param("train.lr", "log", low=1e-3, high=1e-2),
     Param("model.hidden_size", "choice", choices=(8, 16)),
     Param("model.pooling", "choice", choices=("last", "max")),
 ]
@@ -141,6 +141,17 @@ def test_a_trial_stops_when_its_next_epoch_would_end_after_the_budget():
     assert not _Budget(deadline=time.monotonic() - 1).can_start()
 
 
+def test_with_train_epochs_auto_a_trial_learns_its_last_epoch_from_training():
+    trial = optuna.create_study(direction="maximize").ask()
+    watch = _EpochWatch(trial, "accuracy", epochs=None, budget=_Budget(deadline=time.monotonic() - 1))
+    watch(EpochStarted(1, 2, batches=10))  # the epochs `auto` became
+    with pytest.raises(optuna.TrialPruned, match="budget"):
+        watch(EpochEnded({"epoch": 1, "valid_accuracy": 0.75}))
+    watch(EpochStarted(2, 2, batches=10))
+    watch(EpochEnded({"epoch": 2, "valid_accuracy": 0.5}))  # the last epoch: nothing left to cut
+    assert watch.epochs == 2 and watch.best_epoch == 1
+
+
 @pytest.mark.parametrize(
     "text, seconds", [("600", 600), ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("2.5m", 150)]
 )
@@ -185,8 +196,8 @@ def test_the_default_space_has_only_keys_the_config_has():
 @pytest.mark.parametrize(
     "param, problem",
     [
-        (Param("train.learning_rate", "log", 1e-4, 1e-2), "no such config key"),
-        (Param("train.lr", "log", 0.0, 1e-2), "low > 0"),
+        (Param("train.learning_rate", "log", low=1e-4, high=1e-2), "no such config key"),
+        (Param("train.lr", "log", low=0.0, high=1e-2), "low > 0"),
         (Param("model.pooling", "choice"), "no choices"),
         (Param("model.hidden_size", "choice", choices=(8,), when="model.wide_open"), "not searched"),
     ],

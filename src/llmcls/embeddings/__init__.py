@@ -40,6 +40,7 @@ __all__ = [
 
 def load_vectors(
     source: str,
+    *,
     wanted: set[str] | None = None,
     dim: int | None = None,
     cache_dir: Path | None = None,
@@ -61,7 +62,7 @@ def load_vectors(
             raise EmbeddingsError(f"{source} has dimension {vectors.dim}, but embeddings.dim is {dim}")
         return vectors
     if source.startswith(("http://", "https://")):
-        path = download(source, cache_dir or default_cache_dir(), on_progress, limits)
+        path = download(source, cache_dir or default_cache_dir(), on_progress=on_progress, limits=limits)
     else:
         path = Path(source).expanduser()
-    return read_text_vectors(path, wanted, dim, extra)
+    return read_text_vectors(path, wanted=wanted, dim=dim, extra=extra)

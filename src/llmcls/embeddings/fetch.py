@@ -32,7 +32,7 @@ KNOWN_SHA256 = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadLimits:
     """What a download may take, and what it must be.
 
@@ -54,7 +54,7 @@ def default_cache_dir() -> Path:
 
 
 def download(
-    url: str, cache_dir: Path, on_progress: ProgressFn | None = None, limits: DownloadLimits = DownloadLimits()
+    url: str, cache_dir: Path, *, on_progress: ProgressFn | None = None, limits: DownloadLimits = DownloadLimits()
 ) -> Path:
     """Fetch `url` into `cache_dir` once; later calls return the cached file.
 

@@ -46,7 +46,7 @@ def _open_vector_text(path: Path, dim: int | None) -> IO[str]:
     return open(path, encoding="utf-8", errors="replace")
 
 
-def read_text_vectors(path: Path, wanted: set[str] | None = None, dim: int | None = None, extra: int = 0) -> Vectors:
+def read_text_vectors(path: Path, *, wanted: set[str] | None = None, dim: int | None = None, extra: int = 0) -> Vectors:
     """Read a GloVe-style text file (`word v1 ... vd` per line), or a word2vec/fastText `.vec` file whose first
     line is `count dim`.
 

@@ -22,6 +22,7 @@ def lookup_candidates(token: str) -> Iterable[str]:
 def build_embedding_matrix(
     itos: list[str],
     vectors: Vectors | None,
+    *,
     dim: int,
     oov_std: float,
     generator: np.random.Generator,

@@ -23,7 +23,7 @@ from llmcls.errors import ConfigError
 FAMILY = "encoder"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EncoderArgs:
     """Everything needed to rebuild the network; saved with the weights (meta.json's model_args)."""
 

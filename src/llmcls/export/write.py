@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from llmcls.errors import ExportError, RunError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
-from llmcls.inference.forward import Forward, batched_logits
+from llmcls.inference.forward import batched_logits
 from llmcls.inference.onnx_forward import INSTALL_HINT, OnnxClassifier, import_onnxruntime
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities, report
@@ -45,6 +46,10 @@ from llmcls.run.layout import (
 )
 from llmcls.run.paths import read_run_bytes
 
+if TYPE_CHECKING:
+    from llmcls.inference.torch_forward import TorchForward
+    from llmcls.model import Classifier
+
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
 # Ops whose weights int8 dynamic quantization stores as int8: the LSTMs and the linear head. The embedding table
@@ -53,7 +58,7 @@ QUANTIZED_OP_TYPES = ["LSTM", "MatMul", "Gemm"]
 FLOAT_TO_INT8 = {"DynamicQuantizeLSTM": "LSTM", "MatMulInteger": "MatMul/Gemm"}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExportedModel:
     name: str  # the predict backend that runs it: onnx | onnx-int8
     path: Path
@@ -63,7 +68,7 @@ class ExportedModel:
     float_ops_left: dict[str, int] = field(default_factory=dict)  # LSTM/MatMul/Gemm ops left in float32
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BackendFigures:
     """How one way of running the model did on the measurement texts."""
 
@@ -73,7 +78,7 @@ class BackendFigures:
     texts_per_s: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExportResult:
     run_dir: Path
     manifest: Path
@@ -89,7 +94,8 @@ class ExportResult:
 
 def export_run(
     run_dir: str | Path,
-    format: str = "onnx",
+    *,
+    export_format: str = "onnx",
     quantize: str | None = None,
     data: str | Path | None = None,
     measure: bool = True,
@@ -100,7 +106,7 @@ def export_run(
 
     Args:
         run_dir: a run directory written by `llmcls train`.
-        format: `onnx`; `torchscript` is refused (torch.jit is deprecated, see the README).
+        export_format: `onnx`; `torchscript` is refused (torch.jit is deprecated, see the README).
         quantize: `int8` to also write an int8 dynamically quantized model, or None.
         data: labelled texts to measure on (read with the run's data settings); default the run's validation data.
         measure: check and time the exported models against PyTorch.
@@ -112,7 +118,7 @@ def export_run(
         RunError: `run_dir` is not a usable run.
         DataError: the measurement data cannot be read.
     """
-    _check_options(format, quantize)
+    _check_options(export_format, quantize)
     try:
         import onnx
     except ImportError:
@@ -127,7 +133,9 @@ def export_run(
     float_path = out_dir / EXPORT_MODELS["onnx"]
     graph = _graph(run, weights).SerializeToString()
     atomic_write_bytes(float_path, graph, RunError)
-    models = [ExportedModel("onnx", float_path, len(graph), hashlib.sha256(graph).hexdigest())]
+    models = [
+        ExportedModel(name="onnx", path=float_path, size_bytes=len(graph), sha256=hashlib.sha256(graph).hexdigest())
+    ]
     int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
     if quantize == "int8":
         models.append(_quantize_int8(float_path, int8_path))
@@ -137,31 +145,39 @@ def export_run(
     manifest = _manifest(run, models, weights_file, onnx.__version__, ort.__version__)
     manifest_path = out_dir / EXPORT_MANIFEST
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False), RunError)
-    result = ExportResult(run_dir, manifest_path, models, len(weights_file))
+    result = ExportResult(run_dir=run_dir, manifest=manifest_path, models=models, weights_bytes=len(weights_file))
     if measure:
         _measure(result, run, data, seconds, batch_size or run.config.train.eval_batch_size)
     return result
 
 
-def _check_options(format: str, quantize: str | None) -> None:
-    if format == "torchscript":
+def _check_options(export_format: str, quantize: str | None) -> None:
+    if export_format == "torchscript":
         raise ExportError(
             "export format torchscript: torch.jit.script and torch.jit.trace are deprecated in this "
             "torch (and script cannot compile the model); use the onnx format"
         )
-    if format not in FORMATS:
-        raise ExportError(f"export format {format!r}: expected onnx")
+    if export_format not in FORMATS:
+        raise ExportError(f"export format {export_format!r}: expected onnx")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(f"quantization {quantize!r}: expected int8")
 
 
 def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
     """The ONNX model of the run's network, built from its weights by its family's graph builder."""
-    if run.family == ENCODER_FAMILY:
-        from llmcls.export.encoder_graph import build_encoder_onnx
+    from llmcls.model import LstmClassifier
 
-        return build_encoder_onnx(run.model.args, weights)
-    return build_onnx_model(run.model.args, weights)
+    model = _network(run)
+    if isinstance(model, LstmClassifier):
+        return build_onnx_model(model.args, weights)
+    from llmcls.export.encoder_graph import build_encoder_onnx
+
+    return build_encoder_onnx(model.args, weights)
+
+
+def _network(run: LoadedRun) -> Classifier:
+    # what load_run builds (llmcls.model.build_network), which LoadedRun's annotation calls a module
+    return cast("Classifier", run.model)
 
 
 def _manifest(
@@ -169,7 +185,7 @@ def _manifest(
 ) -> dict:
     """What RUN/export/manifest.json says: versions, inputs and output, the network's arguments (as meta.json's),
     the digest of the weights, the models with the digest of each file."""
-    args = run.model.args
+    args = _network(run).args
     return {
         "format_version": MANIFEST_VERSION,
         "llmcls_version": __version__,
@@ -214,7 +230,7 @@ def export_after_training(run_dir: Path, on_event: EventHandler = ignore) -> Pat
     start = time.perf_counter()
     encoder = load_run_info(run_dir).family == ENCODER_FAMILY
     try:
-        result = export_run(run_dir, "onnx", quantize="int8" if encoder else None, measure=False)
+        result = export_run(run_dir, export_format="onnx", quantize="int8" if encoder else None, measure=False)
     except ExportError as exc:  # only onnx/onnxruntime missing can fail here: the run is complete
         on_event(Info(f"no ONNX export ({exc}); predict will load torch"))
         return None
@@ -307,10 +323,10 @@ def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
         data = quantized.read_bytes()
         atomic_write_bytes(out_path, data, RunError)
     return ExportedModel(
-        "onnx-int8",
-        out_path,
-        len(data),
-        hashlib.sha256(data).hexdigest(),
+        name="onnx-int8",
+        path=out_path,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
         quantized_ops={op: ops[op] for op in FLOAT_TO_INT8 if ops[op]},
         float_ops_left={op: ops[op] for op in QUANTIZED_OP_TYPES if ops[op]},
     )
@@ -344,11 +360,16 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
         accuracy = report(probs, split.targets, labels=run.labels.labels, thresholds=thresholds)["accuracy"]
         texts_per_s = _texts_per_second(backend, texts, batch_size, seconds)
         result.figures.append(
-            BackendFigures(backend.name, float(accuracy), float(np.abs(mixed - reference).max()), texts_per_s)
+            BackendFigures(
+                name=backend.name,
+                accuracy=float(accuracy),
+                max_abs_diff=float(np.abs(mixed - reference).max()),
+                texts_per_s=texts_per_s,
+            )
         )
 
 
-def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: int) -> np.ndarray:
+def _logits_in_input_order(backend: TorchForward | OnnxClassifier, texts: EncodedTexts, batch_size: int) -> np.ndarray:
     out = np.empty((len(texts), backend.num_outputs), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         batch = np.arange(start, min(start + batch_size, len(texts)))

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from llmcls.errors import RunError
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 class WeightAverage:
@@ -54,7 +57,7 @@ class WeightAverage:
             self._move(self.average, weights, step)
 
     @contextmanager
-    def applied(self, model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    def applied(self, model: M) -> Iterator[M]:
         """Inside it, `model` holds the averaged weights; on leaving (an error included), its own again, exactly."""
         parameters = self._parameters(model)
         raw = [p.detach().clone() for p in parameters]

@@ -32,6 +32,7 @@ from llmcls.inference.forward import batched_logits
 from llmcls.model import LstmClassifier, compute_loss, loss_function
 from llmcls.precision import fast_bf16
 from llmcls.run.files import RunInfo, load_run_info, read_transfer, write_transfer
+from llmcls.training.state import resolved
 
 NEIGHBOURS = 10  # a replaced word becomes one of its this many nearest GloVe neighbours among the training words
 NO_CLASS = -1  # the class of a text without a label (an augmented copy, an unlabelled text)
@@ -111,8 +112,8 @@ class TransferTexts:
 def transfer_split(
     config: Config,
     data: PreparedData,
-    model: LstmClassifier,
     *,
+    model: LstmClassifier,
     teacher: RunInfo | None,
     run_dir: Path,
     device: torch.device,
@@ -123,8 +124,8 @@ def transfer_split(
     cached = read_transfer(run_dir)
     if cached is None:
         teacher = teacher or load_teacher(config, data.labels.labels)
-        texts = transfer_texts(config, data, model, mask_token=_mask_token(teacher), on_event=on_event)
-        logits = teacher_logits(teacher, texts.teacher_texts, device, on_event)
+        texts = transfer_texts(config, data, model=model, mask_token=_mask_token(teacher), on_event=on_event)
+        logits = teacher_logits(teacher, texts.teacher_texts, device=device, on_event=on_event)
         labels = texts.labels.reshape(len(logits), -1).astype(np.float32)
         cached = {
             "ids": texts.student.ids,
@@ -148,7 +149,7 @@ def _mask_token(teacher: RunInfo) -> str:
 
 
 def transfer_texts(
-    config: Config, data: PreparedData, model: LstmClassifier, *, mask_token: str, on_event: EventHandler
+    config: Config, data: PreparedData, *, model: LstmClassifier, mask_token: str, on_event: EventHandler
 ) -> TransferTexts:
     """The training texts, their augmented copies and the unlabelled texts, as the student and the teacher read
     them (the teacher reads the student's tokens joined by spaces, the mask token where a word was masked)."""
@@ -158,13 +159,15 @@ def transfer_texts(
     targets = data.train.targets
     classes = targets if targets.ndim == 1 else np.full(len(targets), NO_CLASS)
     settings = Augmentation(
-        copies=d.copies,
+        copies=resolved(d.copies, "distill.copies"),
         mask_prob=d.mask_prob,
         replace_prob=d.replace_prob,
         ngram_prob=d.ngram_prob,
         max_ngram=d.max_ngram,
     )
-    neighbours = word_neighbours(tokens.table, data.vocab, model, data.vectors.words if data.vectors else [])
+    neighbours = word_neighbours(
+        tokens.table, data.vocab, model=model, with_vectors=data.vectors.words if data.vectors else []
+    )
     copies, source = augment(
         tokens, classes=classes, neighbours=neighbours, settings=settings, mask_token=mask_token, seed=config.seed
     )
@@ -204,7 +207,7 @@ def _concat(parts: list[EncodedTexts]) -> EncodedTexts:
     return EncodedTexts(ids, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
 
-def word_neighbours(table: list[str], vocab: Vocab, model: LstmClassifier, with_vectors: list[str]) -> np.ndarray:
+def word_neighbours(table: list[str], vocab: Vocab, *, model: LstmClassifier, with_vectors: list[str]) -> np.ndarray:
     """[len(table), NEIGHBOURS] table indices of each word's nearest words by the cosine of their pretrained
     vectors (the student's initial embedding rows); -1 for a word without one."""
     has_vector = set(with_vectors)
@@ -223,7 +226,7 @@ def teacher_backend(device: torch.device) -> str:
     return "auto" if device.type == "cpu" else "torch"
 
 
-def teacher_logits(teacher: RunInfo, texts: list[str], device: torch.device, on_event: EventHandler) -> np.ndarray:
+def teacher_logits(teacher: RunInfo, texts: list[str], *, device: torch.device, on_event: EventHandler) -> np.ndarray:
     """The teacher's logits [n, num_outputs] of `texts` (`teacher_backend` decides how it runs)."""
     from llmcls.inference.backends import open_forward
 
@@ -265,7 +268,7 @@ class DistillationLoss(nn.Module):
     multi-label, the 0/1 row (NaN: none).
     """
 
-    def __init__(self, settings: DistillConfig, num_classes: int, num_outputs: int, multi_label: bool):
+    def __init__(self, settings: DistillConfig, *, num_classes: int, num_outputs: int, multi_label: bool):
         super().__init__()
         self.settings = settings
         self.num_outputs = num_outputs

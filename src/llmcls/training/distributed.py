@@ -31,7 +31,7 @@ from llmcls.errors import DeviceError, RemoteError, TrainingError
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class World:
     """This process's place among the training processes; one process unless torchrun started several."""
 

@@ -12,14 +12,15 @@ from llmcls.inference.calibration import calibration, fit_temperature
 from llmcls.inference.metrics import tune_thresholds
 from llmcls.inference.scoring import probabilities, report
 from llmcls.inference.torch_forward import logits_loss, predict_logits
-from llmcls.model import LstmClassifier
+from llmcls.model import Classifier
 from llmcls.records import Report
 from llmcls.training.distributed import SINGLE, World, all_gather, shard_range, text_range
 
 
 def evaluate_split(
-    model: LstmClassifier,
+    model: Classifier,
     split: Split,
+    *,
     labels: list[str],
     batch_size: int,
     device: torch.device,
@@ -45,6 +46,7 @@ def evaluate_split(
 def report_of_logits(
     logits: torch.Tensor,
     split: Split,
+    *,
     labels: list[str],
     thresholds: np.ndarray | None = None,
     temperature: float | None = None,

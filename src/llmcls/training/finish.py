@@ -32,15 +32,17 @@ def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report 
         thresholds, method = decision_thresholds(cfg, valid_probs, data.valid.targets)
         write_thresholds(parts.run_dir, data.labels.labels, thresholds=thresholds, method=method)
 
-    valid = report_of_logits(valid_logits, data.valid, data.labels.labels, thresholds, temperature)
+    valid = report_of_logits(
+        valid_logits, data.valid, labels=data.labels.labels, thresholds=thresholds, temperature=temperature
+    )
     test = None
     if data.test is not None:
         test = evaluate_split(
             model,
             data.test,
-            data.labels.labels,
-            cfg.eval_batch_size,
-            device,
+            labels=data.labels.labels,
+            batch_size=cfg.eval_batch_size,
+            device=device,
             thresholds=thresholds,
             batch_tokens=cfg.eval_batch_tokens,
             temperature=temperature,

@@ -15,6 +15,7 @@ from typing import cast
 
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from llmcls.adapt.choices import resolve_auto
 from llmcls.config import Config
@@ -22,7 +23,7 @@ from llmcls.data.batching import BucketSampler, padding_fraction
 from llmcls.data.prepare import PreparedData
 from llmcls.errors import ConfigError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
-from llmcls.model import LstmClassifier, loss_function
+from llmcls.model import Classifier, loss_function
 from llmcls.precision import choose_precision
 from llmcls.records import EpochRecord, VectorCoverage
 from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -46,7 +47,7 @@ from llmcls.training.evaluation import evaluate_split
 from llmcls.training.finish import finish_run
 from llmcls.training.optim import make_optimizer, make_scheduler
 from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
-from llmcls.training.state import TrainingParts, TrainResult, TrainState
+from llmcls.training.state import TrainingParts, TrainResult, TrainState, resolved
 from llmcls.training.step import Stepper, train_step
 
 
@@ -58,6 +59,7 @@ def _is_better(metric: str, value: float, best: float | None) -> bool:
 
 def train(
     config: Config,
+    *,
     device: str | torch.device = "auto",
     run_dir: Path | None = None,
     on_event: EventHandler = ignore,
@@ -104,7 +106,15 @@ def train(
             return load_checkpoint(run_dir) if resume else None
 
         checkpoint = on_main(world, claim)
-        return _train(config, device, run_dir, on_event, checkpoint, world, precision.precision)
+        return _train(
+            config,
+            device=device,
+            run_dir=run_dir,
+            on_event=on_event,
+            checkpoint=checkpoint,
+            world=world,
+            precision=precision.precision,
+        )
 
 
 def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> None:
@@ -117,6 +127,7 @@ def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> Non
 
 def _train(
     config: Config,
+    *,
     device: torch.device,
     run_dir: Path,
     on_event: EventHandler,
@@ -132,11 +143,15 @@ def _train(
     seed_everything(config.seed)
     # Process 0 reads and encodes the data, builds the vocabulary, label map and model, and writes the run's
     # header; the others receive the encoded data and the model from it, so every process starts alike.
-    data, model = on_main(world, lambda: setup_run(config, run_dir, checkpoint, on_event, device=device))
+    data, model = on_main(
+        world, lambda: setup_run(config, run_dir, checkpoint=checkpoint, on_event=on_event, device=device)
+    )
     tensorboard = summary_writer(str(run_dir / TENSORBOARD_DIR)) if summary_writer else None  # after any clearing
     if world.rank:
         torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
-    parts = _build_parts(config, data, model, device, world, precision, run_dir, on_event)
+    parts = _build_parts(
+        config, data, model=model, device=device, world=world, precision=precision, run_dir=run_dir, on_event=on_event
+    )
     state = _start_state(parts, checkpoint)
     if world.main:
         write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
@@ -144,7 +159,7 @@ def _train(
     while not state.finished(cfg):
         parts.sampler.set_epoch(state.epoch)
         batches = parts.sampler.batches()  # the global batches, the same in every process
-        on_event(EpochStarted(state.epoch, cfg.epochs, len(batches), done=state.step))
+        on_event(EpochStarted(state.epoch, resolved(cfg.epochs, "train.epochs"), len(batches), done=state.step))
         _train_epoch(parts, state, batches)
         record, improved = _validate(parts, state, batches)
         _end_epoch(parts, state, record, tensorboard)
@@ -154,13 +169,14 @@ def _train(
     if tensorboard is not None:
         tensorboard.close()
     valid, test = on_main(world, lambda: finish_run(parts, state))
-    return TrainResult(run_dir, state.best_epoch, valid, test, state.history)
+    return TrainResult(run_dir=run_dir, best_epoch=state.best_epoch, valid=valid, test=test, history=state.history)
 
 
 def _build_parts(
     config: Config,
     data: PreparedData,
-    model: LstmClassifier,
+    *,
+    model: Classifier,
     device: torch.device,
     world: World,
     precision: str,
@@ -172,12 +188,7 @@ def _build_parts(
     model.to(device)
     ddp_model = data_parallel(model, world, device)  # what the training step runs
     weights = class_weights(cfg, data.labels, data.train.targets)
-    criterion = (
-        DistillationLoss(config.distill, len(data.labels), model.args.num_outputs, config.data.multi_label)
-        if config.distill.teacher
-        else loss_function(len(data.labels), weights, config.data.multi_label)
-    )
-    criterion.to(device)
+    criterion = _criterion(config, data, model, weights).to(device)
     optimizer = make_optimizer(model, cfg, config.model.wide_lr_scale)
     sampler = BucketSampler(
         data.train.texts.lengths,
@@ -188,33 +199,57 @@ def _build_parts(
     )
     # optimizer steps of all epochs (the last of an epoch may accumulate fewer batches; with a token budget that
     # binds, the number of batches may differ a little between epochs)
-    total_steps = sum(-(-n // cfg.accumulate) for n in sampler.batch_counts(range(1, cfg.epochs + 1)))
+    epochs = resolved(cfg.epochs, "train.epochs")
+    total_steps = sum(-(-n // cfg.accumulate) for n in sampler.batch_counts(range(1, epochs + 1)))
     scheduler = make_scheduler(optimizer, cfg, total_steps)
-    # each example's weight in the loss of its batch: its class weight, or 1
-    # (multi-label: class weights act inside each example's loss, as pos_weight, so examples count alike)
-    loss_weights = (
-        np.ones(len(data.train))
-        if weights is None or config.data.multi_label
-        else weights.double().numpy()[data.train.targets]
-    )
     step = Stepper(
-        model,
-        ddp_model,
-        criterion,
-        optimizer,
-        data.train.texts,
-        torch.from_numpy(data.train.targets),
-        loss_weights,
-        device,
-        precision,
-        cfg.grad_clip,
-        world,
+        model=model,
+        forward=ddp_model,
+        criterion=criterion,
+        optimizer=optimizer,
+        texts=data.train.texts,
+        targets=torch.from_numpy(data.train.targets),
+        loss_weights=_loss_weights(config, data, weights),
+        device=device,
+        precision=precision,
+        grad_clip=cfg.grad_clip,
+        world=world,
     )
     epoch_thresholds = None
     if config.data.multi_label:
         epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
     average = WeightAverage(model, cfg.ema, round(cfg.ema_start * total_steps)) if cfg.ema else None
-    return TrainingParts(config, data, step, scheduler, sampler, run_dir, on_event, epoch_thresholds, average)
+    return TrainingParts(
+        config=config,
+        data=data,
+        step=step,
+        scheduler=scheduler,
+        sampler=sampler,
+        run_dir=run_dir,
+        on_event=on_event,
+        epoch_thresholds=epoch_thresholds,
+        average=average,
+    )
+
+
+def _criterion(config: Config, data: PreparedData, model: Classifier, weights: torch.Tensor | None) -> torch.nn.Module:
+    """The training loss: the distillation loss of a student, else the loss of the labels with `class_weights`."""
+    if config.distill.teacher:
+        return DistillationLoss(
+            config.distill,
+            num_classes=len(data.labels),
+            num_outputs=model.args.num_outputs,
+            multi_label=config.data.multi_label,
+        )
+    return loss_function(len(data.labels), weights, config.data.multi_label)
+
+
+def _loss_weights(config: Config, data: PreparedData, weights: torch.Tensor | None) -> np.ndarray:
+    """[n] each training example's weight in the loss of its batch: its class weight, or 1 (multi-label: class
+    weights act inside each example's loss, as pos_weight, so examples count alike)."""
+    if weights is None or config.data.multi_label:
+        return np.ones(len(data.train))
+    return weights.double().numpy()[data.train.targets]
 
 
 def _start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:
@@ -285,8 +320,10 @@ def _train_epoch(parts: TrainingParts, state: TrainState, batches: list[np.ndarr
     parts.step.model.train()
     t_start = time.perf_counter()
     for first in range(state.step, len(batches), cfg.accumulate):
-        train_step(parts.step, batches[first : first + cfg.accumulate], count, state.epoch, state.step)
-        if parts.per_step_schedule:
+        train_step(
+            parts.step, batches[first : first + cfg.accumulate], on_batch=count, epoch=state.epoch, done=state.step
+        )
+        if not isinstance(parts.scheduler, ReduceLROnPlateau):  # stepped per epoch, by `_validate`
             parts.scheduler.step()
         state.global_step += 1
         if parts.average is not None:
@@ -306,12 +343,12 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
         report = evaluate_split(
             model,
             parts.data.valid,
-            parts.data.labels.labels,
-            cfg.eval_batch_size,
-            parts.step.device,
-            world,
-            parts.epoch_thresholds,
-            cfg.eval_batch_tokens,
+            labels=parts.data.labels.labels,
+            batch_size=cfg.eval_batch_size,
+            device=parts.step.device,
+            world=world,
+            thresholds=parts.epoch_thresholds,
+            batch_tokens=cfg.eval_batch_tokens,
         )
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
@@ -338,7 +375,7 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
             "best": improved,
         },
     )
-    if not parts.per_step_schedule:
+    if isinstance(parts.scheduler, ReduceLROnPlateau):
         parts.scheduler.step(value)
     return record, improved
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from llmcls.config import TrainConfig
 
 
-def parameter_groups(model: torch.nn.Module, wide_lr_scale: float = 1.0) -> list[dict]:
+def parameter_groups(model: torch.nn.Module, wide_lr_scale: float = 1.0) -> list[dict[str, Any]]:
     """The trainable parameters as optimizer groups: the network's, and the wide branch's (if the model has one)
     at `wide_lr_scale` times the learning rate, since each of its rows is updated only by the texts holding its
     n-gram."""
@@ -27,15 +29,18 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, wide_lr_scale: floa
     groups = parameter_groups(model, wide_lr_scale)
     for group in groups:
         group["lr"] = cfg.lr * group.pop("lr_scale")
-    fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in model.parameters()) else {}
+    # None: torch's default (the foreach kernels)
+    fused = True if all(p.device.type in ("cpu", "cuda") for p in model.parameters()) else None
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau:
     """The learning-rate schedule: constant or linear warm-up/decay (stepped after every batch), or
     reduce-on-plateau (stepped after every epoch with the validation metric)."""
     if cfg.lr_schedule == "plateau":

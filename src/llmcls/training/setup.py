@@ -8,6 +8,7 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,12 +19,15 @@ from llmcls.data.vocab import LabelMap, num_outputs
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore
-from llmcls.model import LstmClassifier, ModelArgs, build_network
+from llmcls.model import Classifier, LstmClassifier, ModelArgs, build_network
 from llmcls.run.claim import clear_for_new_run, remove_from_run
-from llmcls.run.files import load_run_info, write_run_header
+from llmcls.run.files import RunInfo, load_run_info, write_run_header
 from llmcls.run.layout import CONFIG, FROM_WEIGHTS
 from llmcls.training.distill import load_teacher, teacher_record, transfer_split
 from llmcls.training.distributed import SINGLE, World, threads_per_process
+
+if TYPE_CHECKING:
+    from llmcls.encoder.bert import EncoderClassifier
 
 
 def seed_everything(seed: int) -> None:
@@ -72,7 +76,7 @@ def configure_torch(cfg: TrainConfig, world: World = SINGLE) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> torch.nn.Module:
+def build_model(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> Classifier:
     """The network of a new run: the BiLSTM with its embedding initialised from the prepared vectors, or the
     pretrained encoder (model.encoder) with a new head."""
     if data.encoder is not None:
@@ -80,7 +84,7 @@ def build_model(config: Config, data: PreparedData, on_event: EventHandler = ign
     return build_lstm(config, data, on_event)
 
 
-def build_encoder(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> torch.nn.Module:
+def build_encoder(config: Config, data: PreparedData, on_event: EventHandler = ignore) -> EncoderClassifier:
     """The pretrained encoder of `model.encoder` with its weights, and a new classification head."""
     from llmcls.encoder.bert import EncoderArgs, EncoderClassifier, load_pretrained
 
@@ -112,9 +116,16 @@ def build_lstm(config: Config, data: PreparedData, on_event: EventHandler = igno
     """The BiLSTM with its embedding initialised from the prepared vectors."""
     emb = config.embeddings
     vocab = data.vocab
+    assert vocab is not None  # prepare_data builds one for a BiLSTM run
     dim = data.vectors.dim if data.vectors is not None else emb.dim
+    assert dim is not None  # embeddings.dim is required when embeddings.source is none (llmcls.config)
     matrix, found = build_embedding_matrix(
-        vocab.itos, data.vectors, dim, emb.oov_std, np.random.default_rng(config.seed), vocab.pad_index
+        vocab.itos,
+        data.vectors,
+        dim=dim,
+        oov_std=emb.oov_std,
+        generator=np.random.default_rng(config.seed),
+        pad_index=vocab.pad_index,
     )
     fixed = len(vocab) - vocab.trainable
     on_event(
@@ -149,10 +160,13 @@ def build_lstm(config: Config, data: PreparedData, on_event: EventHandler = igno
     return model
 
 
-def _start_new(config: Config, run_dir: Path, on_event: EventHandler):
+def _start_new(
+    config: Config, run_dir: Path, on_event: EventHandler
+) -> tuple[PreparedData, Classifier, RunInfo | None]:
     """A new run's data, model and teacher (distillation), once the data is read: the old run (--overwrite,
     checked by claim; the directory is locked) is cleared and the run's header written."""
     data = prepare_data(config, on_event)
+    assert data.encoding is not None  # prepare_data sets it
     model = build_model(config, data, on_event)
     teacher = load_teacher(config, data.labels.labels) if config.distill.teacher else None
     clear_for_new_run(run_dir)
@@ -167,7 +181,9 @@ def _start_new(config: Config, run_dir: Path, on_event: EventHandler):
     return data, model, teacher
 
 
-def _start_resumed(config: Config, run_dir: Path, checkpoint: dict, on_event: EventHandler):
+def _start_resumed(
+    config: Config, run_dir: Path, checkpoint: dict, on_event: EventHandler
+) -> tuple[PreparedData, Classifier]:
     """A resumed run's data (encoded with its tables) and model (its checkpoint's weights)."""
     run = load_run_info(run_dir, trained=False)
     encoding = None if run.vocab is not None else run.encoding()
@@ -182,11 +198,11 @@ def _start_resumed(config: Config, run_dir: Path, checkpoint: dict, on_event: Ev
 def setup_run(
     config: Config,
     run_dir: Path,
+    *,
     checkpoint: dict | None,
     on_event: EventHandler = ignore,
-    *,
     device: torch.device | None = None,
-) -> tuple[PreparedData, torch.nn.Module]:
+) -> tuple[PreparedData, Classifier]:
     """The encoded data and the starting model of a new or resumed run; writes the run's header files.
 
     A resumed run is read through the same validated loader as every other use of a run directory
@@ -218,7 +234,7 @@ def setup_run(
             train=transfer_split(
                 config,
                 data,
-                model,
+                model=model,
                 teacher=teacher,
                 run_dir=run_dir,
                 device=device or torch.device("cpu"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from llmcls.training.averaging import WeightAverage
 from llmcls.training.step import Stepper
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainResult:
     run_dir: Path
     best_epoch: int
@@ -27,7 +28,7 @@ class TrainResult:
     history: list[EpochRecord]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainState:
     """Where training stands; saved in every checkpoint."""
 
@@ -47,10 +48,24 @@ class TrainState:
     vector_coverage: VectorCoverage | None = None
 
     def finished(self, cfg: TrainConfig) -> bool:
-        return self.epoch > cfg.epochs or bool(cfg.patience and self.since_best >= cfg.patience)
+        if self.epoch > resolved(cfg.epochs, "train.epochs"):
+            return True
+        return bool(cfg.patience and self.since_best >= cfg.patience)
 
 
-@dataclass
+def resolved(value: int | Literal["auto"], key: str) -> int:
+    """The value of an `auto`-able key of a config that `llmcls.adapt.choices.resolve_auto` has resolved, as
+    training resolves its config before anything else.
+
+    Raises:
+        ValueError: `key` is still `auto` (a config that did not go through `resolve_auto`).
+    """
+    if value == "auto":
+        raise ValueError(f"{key} is auto: llmcls.adapt.choices.resolve_auto chooses it before training")
+    return value
+
+
+@dataclass(kw_only=True)
 class TrainingParts:
     """What the loop drives, built once before the first epoch."""
 
@@ -63,7 +78,3 @@ class TrainingParts:
     on_event: EventHandler
     epoch_thresholds: np.ndarray | None  # multi-label, while training: train.threshold (0.5 when tuned at the end)
     average: WeightAverage | None  # train.ema: what validation scores and the best checkpoint keeps
-
-    @property
-    def per_step_schedule(self) -> bool:
-        return not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)

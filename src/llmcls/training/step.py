@@ -13,11 +13,11 @@ import torch
 
 from llmcls.data.batching import EncodedTexts, collate
 from llmcls.errors import TrainingError
-from llmcls.model import LstmClassifier, autocast, compute_loss
+from llmcls.model import Classifier, autocast, compute_loss
 from llmcls.training.distributed import SINGLE, World, no_sync, shard_share, sum_over_processes
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Stepper:
     """What one optimizer step needs.
 
@@ -28,7 +28,7 @@ class Stepper:
         loss_weights: [n] each example's weight in the loss of its batch (its class weight, or 1).
     """
 
-    model: LstmClassifier
+    model: Classifier
     forward: torch.nn.Module
     criterion: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -42,7 +42,12 @@ class Stepper:
 
 
 def train_step(
-    s: Stepper, group: list[np.ndarray], on_batch: Callable[[np.ndarray, float], None], epoch: int = 0, done: int = 0
+    stepper: Stepper,
+    group: list[np.ndarray],
+    *,
+    on_batch: Callable[[np.ndarray, float], None],
+    epoch: int = 0,
+    done: int = 0,
 ) -> None:
     """One optimizer step over the global batches of `group` (train.accumulate of them, or fewer at the end of an
     epoch); each process computes its slice of each batch.
@@ -54,15 +59,18 @@ def train_step(
     Raises:
         TrainingError: the loss or the gradient norm is not finite.
     """
-    s.optimizer.zero_grad(set_to_none=True)
+    stepper.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(group):
-        part, share = shard_share(batch, s.loss_weights, s.world)  # this process's examples, their loss share
-        with nullcontext() if i == len(group) - 1 else no_sync(s.forward):  # gradients sync once a step
-            token_ids, lengths = collate(s.texts, part, s.model.args.pad_index)
-            with autocast(s.precision, s.device):
-                logits = s.forward(token_ids.to(s.device, non_blocking=True), lengths)
-            loss = compute_loss(s.criterion, logits.float(), s.targets[part].to(s.device, non_blocking=True))
-            batch_loss = sum_over_processes(loss.detach() * share, s.world)  # the loss of the global batch
+        # this process's examples, and their share of the loss of the global batch
+        part, share = shard_share(batch, stepper.loss_weights, stepper.world)
+        with nullcontext() if i == len(group) - 1 else no_sync(stepper.forward):  # gradients sync once a step
+            token_ids, lengths = collate(stepper.texts, part, stepper.model.args.pad_index)
+            with autocast(stepper.precision, stepper.device):
+                logits = stepper.forward(token_ids.to(stepper.device, non_blocking=True), lengths)
+            loss = compute_loss(
+                stepper.criterion, logits.float(), stepper.targets[part].to(stepper.device, non_blocking=True)
+            )
+            batch_loss = sum_over_processes(loss.detach() * share, stepper.world)  # the loss of the global batch
             if not math.isfinite(batch_loss):
                 raise TrainingError(
                     f"the training loss became {batch_loss} at epoch {epoch}, batch {done + i + 1}; "
@@ -71,13 +79,13 @@ def train_step(
                 )
             # DistributedDataParallel averages the processes' gradients, hence x world.size; and the step's
             # batches count alike
-            (loss * (share * s.world.size / len(group))).backward()
+            (loss * (share * stepper.world.size / len(group))).backward()
         on_batch(batch, batch_loss)
     # without grad_clip the norm is only measured (an infinite max_norm scales the gradients by exactly 1)
-    norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip or math.inf)
+    norm = torch.nn.utils.clip_grad_norm_(stepper.model.parameters(), stepper.grad_clip or math.inf)
     if not torch.isfinite(norm):
         raise TrainingError(
             f"the gradient became {float(norm)} at epoch {epoch}, batch {done + len(group)}; "
             "stopped with the last checkpoint kept. Try a lower train.lr"
         )
-    s.optimizer.step()
+    stepper.optimizer.step()

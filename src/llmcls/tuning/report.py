@@ -95,7 +95,7 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def write_best(study: optuna.Study, config: Config, out_dir: Path, command: str = "") -> Config:
+def write_best(study: optuna.Study, config: Config, *, out_dir: Path, command: str = "") -> Config:
     """Write OUT/best.yaml: `config` with the best trial's values, which `llmcls.config.load_config` reads, under
     a header that names the trial, its validation metric, its run directory and the command; returns that config."""
     best = best_trial(study)

@@ -19,14 +19,14 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmcls.config import Config, config_drift, validate_config
 from llmcls.errors import ConfigError, TrainingError
-from llmcls.events import EpochEnded, EventHandler, Info, TrialEnded, ignore
+from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, TrialEnded, ignore
 from llmcls.run.claim import foreign_entries, is_run_dir, run_lock
 from llmcls.training.loop import train
 from llmcls.tuning.report import best_trial, trial_dir, write_best, write_tables
@@ -39,7 +39,7 @@ STUDY_FILE = "study.db"
 STUDY_NAME = "llmcls"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TuneResult:
     out_dir: Path
     metric: str  # train.select_metric, the metric maximised (minimised for loss) on the validation split
@@ -131,7 +131,7 @@ def tune(
             if not keep_all:
                 _remove_runs_but_best(study, out_dir)
         write_tables(study, out_dir, config.train.select_metric)
-        best_config = write_best(study, config, out_dir, command) if best_trial(study) is not None else None
+        best_config = write_best(study, config, out_dir=out_dir, command=command) if best_trial(study) else None
     return _result(study, config, out_dir, trials_run=run, best_config=best_config)
 
 
@@ -215,7 +215,8 @@ def _run_trial(
 
     trial = study.ask()
     values = sample(trial, space)
-    watch = _EpochWatch(trial, config.train.select_metric, config.train.epochs, budget)
+    epochs = config.train.epochs
+    watch = _EpochWatch(trial, config.train.select_metric, None if epochs == "auto" else epochs, budget)
     state, note = TrialState.COMPLETE, ""
     try:
         trial_config = with_values(config, values, f"trial {trial.number}")
@@ -267,7 +268,8 @@ class _EpochWatch:
     """A trial's `on_event` for `train`: reports each epoch's validation metric to Optuna, prunes the trial when
     Optuna says so, and stops it when its next epoch would end after the budget."""
 
-    def __init__(self, trial: optuna.Trial, metric: str, epochs: int, budget: _Budget):
+    def __init__(self, trial: optuna.Trial, metric: str, epochs: int | None, budget: _Budget):
+        # the most epochs the trial trains: train.epochs, as training resolves it (`auto`: None until it starts)
         self.trial, self.metric, self.max_epochs, self.budget = trial, metric, epochs, budget
         self.best: float | None = None
         self.best_epoch = 0
@@ -279,6 +281,8 @@ class _EpochWatch:
         return time.monotonic() - self.start
 
     def __call__(self, event: object) -> None:
+        if isinstance(event, EpochStarted):
+            self.max_epochs = event.epochs
         if not isinstance(event, EpochEnded):
             return
         import optuna
@@ -288,13 +292,14 @@ class _EpochWatch:
             self.budget.seen_first_epoch(now - self.start)
         self.longest, self.last = max(self.longest, now - self.last), now
         self.epochs += 1
-        epoch, value = event.record["epoch"], float(event.record[f"valid_{self.metric}"])
+        record: Mapping[str, Any] = event.record  # read by a key made at run time
+        epoch, value = record["epoch"], float(record[f"valid_{self.metric}"])
         if self.best is None or (value < self.best if self.metric == "loss" else value > self.best):
             self.best, self.best_epoch = value, epoch
         self.trial.report(value, epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch} (valid {self.metric} {value:.4f})")
-        if epoch < self.max_epochs and now + self.longest > self.budget.deadline:
+        if (self.max_epochs is None or epoch < self.max_epochs) and now + self.longest > self.budget.deadline:
             raise optuna.TrialPruned(f"budget: stopped after epoch {epoch}, another would end after it")
 
 

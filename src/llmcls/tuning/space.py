@@ -4,7 +4,7 @@ trial (the base config with the sampled values)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
@@ -27,6 +27,7 @@ class Param:
 
     key: str  # dotted, e.g. "train.lr"
     kind: Literal["log", "float", "choice"]
+    _: KW_ONLY
     low: float = 0.0
     high: float = 0.0
     choices: tuple[Any, ...] = ()
@@ -38,16 +39,16 @@ class Param:
 # stops the poor trials early and each trial keeps its best epoch. Keys the config does not have are left out by
 # `default_space`.
 DEFAULT_SPACE: tuple[Param, ...] = (
-    Param("train.lr", "log", 3e-4, 5e-3),
-    Param("model.dropout", "float", 0.2, 0.6),
-    Param("model.embedding_dropout", "float", 0.2, 0.6),
+    Param("train.lr", "log", low=3e-4, high=5e-3),
+    Param("model.dropout", "float", low=0.2, high=0.6),
+    Param("model.embedding_dropout", "float", low=0.2, high=0.6),
     Param("model.hidden_size", "choice", choices=(64, 128, 256)),
     Param("model.num_layers", "choice", choices=(1, 2)),
     Param("model.pooling", "choice", choices=("last", "max", "last_max")),
     Param("train.batch_size", "choice", choices=(32, 64, 128)),
     Param("model.wide", "choice", choices=(False, True)),
     Param("model.wide_buckets", "choice", choices=(1 << 16, 1 << 18, 1 << 20), when="model.wide"),
-    Param("model.wide_lr_scale", "log", 1.0, 30.0, when="model.wide"),
+    Param("model.wide_lr_scale", "log", low=1.0, high=30.0, when="model.wide"),
 )
 
 
@@ -131,9 +132,13 @@ def check_same_space(trials: Sequence[optuna.trial.FrozenTrial], space: Sequence
 
 
 def _shown(dist: optuna.distributions.BaseDistribution) -> str:
-    if hasattr(dist, "choices"):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
         return "{" + ", ".join(map(str, dist.choices)) + "}"
-    return f"{'log ' if dist.log else ''}{dist.low:g}..{dist.high:g}"
+    if isinstance(dist, (FloatDistribution, IntDistribution)):
+        return f"{'log ' if dist.log else ''}{dist.low:g}..{dist.high:g}"
+    return repr(dist)  # a kind this module does not draw from
 
 
 def with_values(config: Config, values: dict[str, Any], source: str) -> Config:
