@@ -294,12 +294,14 @@ def load_config_vectors(config: Config, vocab: Vocab, on_event: EventHandler = i
     t0 = time.perf_counter()
     vectors = load_vectors(
         emb.source,
-        wanted_words(vocab.itos),
-        emb.dim,
-        cache,
-        lambda done, total: on_event(DownloadProgress(emb.source, done, total)),
+        wanted=wanted_words(vocab.itos),
+        dim=emb.dim,
+        cache_dir=cache,
+        on_progress=lambda done, total: on_event(DownloadProgress(emb.source, done, total)),
         extra=config.vocab.add_from_vectors,
-        limits=DownloadLimits(emb.sha256, emb.download_max_mb << 20, emb.download_timeout),
+        limits=DownloadLimits(
+            sha256=emb.sha256, max_bytes=emb.download_max_mb << 20, total_timeout=emb.download_timeout
+        ),
     )
     if not vectors.words:
         raise EmbeddingsError(

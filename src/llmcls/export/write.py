@@ -27,7 +27,7 @@ from llmcls.errors import ExportError, RunError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
-from llmcls.inference.forward import batched_logits
+from llmcls.inference.forward import Forward, batched_logits
 from llmcls.inference.onnx_forward import INSTALL_HINT, OnnxClassifier, import_onnxruntime
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities, report
