@@ -7,7 +7,6 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
@@ -53,7 +52,7 @@ def network_flops(run: LoadedRun, mean_tokens: float) -> dict[str, float]:
 
 def _network(run: LoadedRun) -> Classifier:
     # what load_run builds (llmcls.model.build_network), which LoadedRun's annotation calls a module
-    return cast(Classifier, run.model)
+    return run.model
 
 
 def cpu_info() -> dict:

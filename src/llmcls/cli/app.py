@@ -6,8 +6,6 @@ they are imported here. Heavy modules (torch, spaCy) are imported inside the com
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from llmcls import __version__
@@ -54,4 +52,4 @@ _reflow_help()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -73,7 +73,7 @@ def torch_hidden_from_thinc() -> Iterator[None]:
     """
     hidden = "torch" not in sys.modules
     if hidden:
-        sys.modules["torch"] = None  # `import torch` now raises ImportError
+        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` now raises ImportError
     try:
         yield
     finally:
@@ -95,14 +95,14 @@ def command_line(ctx: typer.Context, without: tuple[str, ...] = ()) -> list[str]
         if param.name in without or param.param_type_name != "option" or value in (None, (), [], param.default):
             continue
         flag = param.opts[0]
-        if param.is_flag:
+        if getattr(param, "is_flag", False):  # an Option (click.Parameter does not declare it)
             argv += [flag] if value else param.secondary_opts[:1]
         else:
             argv += [item for v in (value if param.multiple else [value]) for item in (flag, str(v))]
     return argv
 
 
-def column(value: str | None) -> str | int | None:
+def column_spec(value: str | None) -> str | int | None:
     """A column given on the command line: digits mean an index."""
     return int(value) if value is not None and value.isdigit() else value
 

@@ -16,7 +16,7 @@ from llmcls.cli.common import (
     THRESHOLD_HELP,
     app,
     chunking_changes,
-    column,
+    column_spec,
     load_tokenizer_without_torch,
     user_errors,
 )
@@ -67,8 +67,8 @@ def evaluate(
             run,
             data,
             device=device,
-            text_column=column(text_column),
-            label_column=column(label_column),
+            text_column=column_spec(text_column),
+            label_column=column_spec(label_column),
             fmt=fmt,
             batch_size=batch_size,
             chunking=chunking_changes(chunk_tokens, chunk_stride, chunk_aggregate),
@@ -152,10 +152,12 @@ def predict(
             load_tokenizer_without_torch(predictor)
         progress = PredictProgressBar()
         if input_path is not None:  # read, classified and written block by block: memory bounded by a block
-            blocks = _noting_empty(input_blocks(input_path, predictor.run.config.data, column(column), input_format))
+            blocks = _noting_empty(
+                input_blocks(input_path, predictor.run.config.data, column_spec(column), input_format)
+            )
             predictions = predictor.predict_blocks(blocks, top_k, on_event=progress)
         else:
-            predictions = iter([predictor.predict(texts, top_k, on_event=progress)])
+            predictions = iter([predictor.predict(list(texts or []), top_k, on_event=progress)])  # type: ignore[list-item]
         _write_predictions(
             predictions,
             output,
@@ -226,7 +228,15 @@ def export(
         from llmcls.cli.render import format_export
         from llmcls.export.write import export_run
 
-        result = export_run(run, fmt, quantize, data, measure, seconds, batch_size)
+        result = export_run(
+            run,
+            export_format=fmt,
+            quantize=quantize,
+            data=data,
+            measure=measure,
+            seconds=seconds,
+            batch_size=batch_size,
+        )
         typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else format_export(result))
 
 
@@ -246,5 +256,5 @@ def profile(
         from llmcls.cli.render import format_profile
         from llmcls.profiling import profile_run
 
-        figures = profile_run(run, data, device, batch_size, seconds)
+        figures = profile_run(run, data_path=data, device=device, batch_size=batch_size, seconds=seconds)
         typer.echo(json.dumps(figures, indent=2) if as_json else format_profile(figures))

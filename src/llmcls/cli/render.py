@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from llmcls.events import DownloadProgress, EpochEnded, EpochStarted, Info, PredictionProgress, StepDone, TrialEnded
 from llmcls.inference.rows import prediction_row
+from llmcls.records import EpochRecord, Report
 
 OUTPUT_FORMATS = ("table", "csv", "jsonl")
 
@@ -26,14 +27,14 @@ def paragraphs(doc: str | None) -> str:
     return "\n\n".join(" ".join(line.strip() for line in block.splitlines()) for block in blocks)
 
 
-def _report_head(report: dict[str, Any], kind: str) -> tuple[list[str], int, list[str]]:
+def _report_head(report: Report, kind: str) -> tuple[list[str], int, list[str]]:
     """A report's labels, the width of its label column, and its first line (the data it is on, if a file)."""
     labels = report["labels"]
     lines = [f"data: {report['path']} ({report['n']} examples{kind})"] if "path" in report else []
     return labels, max(12, *(len(label) for label in labels)), lines
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(report: Report) -> str:
     """A classification report as a readable table: summary, per-class scores, confusion matrix (multi-label:
     micro and macro scores, per-class scores and thresholds)."""
     if report.get("multi_label"):
@@ -61,7 +62,7 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_multilabel_report(report: dict[str, Any]) -> str:
+def format_multilabel_report(report: Report) -> str:
     """A multi-label report: micro/macro scores, subset accuracy, and per class P/R/F1, support and threshold."""
     labels, width, lines = _report_head(report, ", multi-label")
     lines += [
@@ -85,7 +86,7 @@ def format_multilabel_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_evaluation(report: dict[str, Any], text_width: int = 100) -> str:
+def format_evaluation(report: Report, text_width: int = 100) -> str:
     """The report of `llmcls eval`: `format_report`'s table, then the calibration (ECE and the non-empty bins),
     the most confident mistakes (texts cut at `text_width` characters) and the largest confusions."""
     lines = [format_report(report)]
@@ -107,9 +108,10 @@ def format_evaluation(report: dict[str, Any], text_width: int = 100) -> str:
             true, predicted = ("|".join(m[k]) if isinstance(m[k], list) else m[k] for k in ("true", "predicted"))
             text = m["text"] if len(m["text"]) <= text_width else m["text"][: text_width - 3] + "..."
             lines.append(f"{m['confidence']:.3f}  {true} -> {predicted or '-'}  #{m['index']}: {text}")
-    if report.get("confusions") is not None:
+    confusions = report.get("confusions")
+    if confusions is not None:
         lines += ["", "confusions (true -> predicted, count, share of the true class)"]
-        lines += [f"{c['true']} -> {c['predicted']}  {c['count']}  {c['share']:.1%}" for c in report["confusions"][:10]]
+        lines += [f"{c['true']} -> {c['predicted']}  {c['count']}  {c['share']:.1%}" for c in confusions[:10]]
     elif "confusions" in report:
         lines += ["", "confusions: do not apply to a multi-label run (see the per-class precision and recall)"]
     return "\n".join(lines)
@@ -180,8 +182,8 @@ def format_predictions(
     for p in predictions:
         if multi_label:
             chosen = ", ".join(f"{label} {prob:.3f}" for label, prob in zip(p.labels, p.probabilities)) or "-"
-            top = "\ttop: " + ", ".join(f"{label} {prob:.3f}" for label, prob in p.top) if top_k > 1 else ""
-            lines.append(f"{chosen}{top}\t{p.text}")
+            shown = "\ttop: " + ", ".join(f"{label} {prob:.3f}" for label, prob in p.top) if top_k > 1 else ""
+            lines.append(f"{chosen}{shown}\t{p.text}")
         elif top_k > 1:
             scores = ", ".join(f"{label} {prob:.3f}" for label, prob in p.top)
             lines.append(f"{scores}\t{p.text}")
@@ -265,7 +267,7 @@ def format_export(result: Any) -> str:
     return "\n".join(lines)
 
 
-def format_epoch(record: dict[str, Any], improved: bool) -> str:
+def format_epoch(record: EpochRecord, improved: bool) -> str:
     micro = f" micro-F1 {record['valid_micro_f1']:.4f}" if "valid_micro_f1" in record else ""
     return (
         f"epoch {record['epoch']:>2}: train loss {record['train_loss']:.4f} | valid loss "

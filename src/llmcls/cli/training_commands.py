@@ -9,7 +9,7 @@ import typer
 from llmcls.cli.common import (
     DEVICE_HELP,
     app,
-    column,
+    column_spec,
     command_line,
     user_errors,
 )
@@ -72,8 +72,8 @@ def init(
             "test": test,
             "format": fmt,
             "multi_label": multi_label or None,
-            "text_column": column(text_column),
-            "label_column": column(label_column),
+            "text_column": column_spec(text_column),
+            "label_column": column_spec(label_column),
             "classes": None if classes is None else [c.strip() for c in classes.split(",")],
         }
         data = {

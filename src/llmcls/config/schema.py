@@ -160,7 +160,7 @@ MAX_PROBLEMS = 5  # keys a message names: a file of a thousand wrong keys still 
 
 
 def _problems(exc: ValidationError) -> str:
-    by_key: dict[str, list[dict[str, Any]]] = {}
+    by_key: dict[str, list[Any]] = {}  # pydantic's ErrorDetails
     for error in exc.errors():
         # drop the union-member tags pydantic puts in the location, e.g. "int" or "literal['none','auto']"
         key = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))

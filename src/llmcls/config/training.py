@@ -3,7 +3,7 @@ training defaults of a pretrained encoder."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -251,7 +251,7 @@ class DistillConfig(_Section):
 
 # Training settings an encoder run takes when the config does not set them (fine-tuning, not the BiLSTM's
 # Adam at 1e-3): AdamW with warm-up and linear decay, clipping at 1, batches of 32, a few epochs.
-ENCODER_DEFAULTS = {
+ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {
         "optimizer": "adamw",
         "lr": 1e-4,

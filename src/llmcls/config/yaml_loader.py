@@ -29,7 +29,8 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def __init__(self, stream: str):
         super().__init__(stream)
-        self._depth, self._sizes, self._repeated = 0, {}, 0
+        self._depth, self._repeated = 0, 0
+        self._sizes: dict[int, int | None] = {}  # None: being walked
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self._depth >= MAX_YAML_DEPTH:

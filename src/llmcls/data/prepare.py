@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from llmcls.data.batching import (
 )
 from llmcls.data.encoding import TextEncoding, WordEncoding
 from llmcls.data.readers import Examples, iter_texts, read_examples, split_off
-from llmcls.data.tokenize import TokenizedTexts, Tokenizer
+from llmcls.data.tokenize import TokenizedTexts, Tokenizer, resolved_max_tokens
 from llmcls.data.vocab import LabelMap, Vocab
 from llmcls.data.wordpiece import EncoderFolder, WordPieceEncoding, resolve_encoder
 from llmcls.embeddings import (
@@ -169,6 +169,11 @@ def encode_labelled(
     return Split(encoding.encode(examples.texts), encode_targets(examples, path, labels, config.data, for_model=True))
 
 
+def _folder(folder: EncoderFolder | None) -> EncoderFolder:
+    assert folder is not None, "an encoder config has its folder resolved"
+    return folder
+
+
 def label_sets(examples: Examples, separator: str) -> list[list[str]]:
     """The label set of each example: a JSONL list as it is, a string split at `separator` (an empty string
     is the empty set). Each set is sorted and without repeats."""
@@ -176,8 +181,14 @@ def label_sets(examples: Examples, separator: str) -> list[list[str]]:
         sorted(
             {part.strip() for part in (label if isinstance(label, list) else label.split(separator)) if part.strip()}
         )
-        for label in examples.labels
+        for label in _labels(examples)
     ]
+
+
+def _labels(examples: Examples) -> list[str | list[str]]:
+    """The labels of labelled examples (read from a file with a label column)."""
+    assert examples.labels is not None, "labelled data has labels"
+    return examples.labels
 
 
 def single_labels(examples: Examples, path: str | Path) -> list[str]:
@@ -186,13 +197,14 @@ def single_labels(examples: Examples, path: str | Path) -> list[str]:
     Raises:
         DataError: a label is a list (multi-label data read without data.multi_label).
     """
-    lists = [i for i, label in enumerate(examples.labels) if isinstance(label, list)]
+    labels = _labels(examples)
+    lists = [i for i, label in enumerate(labels) if isinstance(label, list)]
     if lists:
         raise DataError(
             f"{path}: {len(lists)} labels are lists (the first in record {lists[0] + 1}); for "
             "multi-label data set data.multi_label: true"
         )
-    return examples.labels
+    return cast(list[str], labels)  # none is a list
 
 
 def encode_targets(
@@ -204,8 +216,9 @@ def encode_targets(
         DataError: a label the label map does not know (named, with the known ones; `for_model`: said of a
             trained model's labels rather than of the training data's).
     """
-    values = label_sets(examples, data.label_separator) if data.multi_label else single_labels(examples, path)
-    flat = [label for labels_ in values for label in labels_] if data.multi_label else values
+    sets = label_sets(examples, data.label_separator) if data.multi_label else []
+    singles = [] if data.multi_label else single_labels(examples, path)
+    flat = [label for labels_ in sets for label in labels_] if data.multi_label else singles
     unseen = labels.unknown(flat)
     if unseen:
         shown = ", ".join(map(repr, unseen[:10])) + (" ..." if len(unseen) > 10 else "")
@@ -216,7 +229,7 @@ def encode_targets(
         raise DataError(
             f"{path}: labels not seen in the training data: {shown} (training labels: {', '.join(labels.labels)})"
         )
-    return labels.encode_sets(values) if data.multi_label else labels.encode(values)
+    return labels.encode_sets(sets) if data.multi_label else labels.encode(singles)
 
 
 def build_label_map(examples: Examples, path: str | Path, data: DataConfig) -> LabelMap:
@@ -268,7 +281,9 @@ def _training_tokens(
         )
     )
     if config.tokenizer.max_tokens is None:
-        tokens = _cut_long_texts(tokens, tokenizer.config.max_tokens, on_event)
+        cut = resolved_max_tokens(tokenizer.config)
+        assert cut is not None  # the rule just chose one
+        tokens = _cut_long_texts(tokens, cut, on_event)
     return tokenizer, tokens
 
 
@@ -390,11 +405,17 @@ def prepare_data(
         raise DataError(f"{data.train}: the training data has {found}; a classifier needs at least two")
     valid_targets = encode_targets(valid, data.valid or data.train, labels, data)
     test = read_labelled(config, data.test, on_event)[0] if data.test else None
-    test_targets = None if test is None else encode_targets(test, data.test, labels, data)
+    test_targets = None if test is None or data.test is None else encode_targets(test, data.test, labels, data)
     splits = (train, train_targets), (valid, valid_targets), (test, test_targets)
     if config.uses_encoder:
         return _encoder_data(
-            config, splits, labels, valid_from_train, encoding or encoder_encoding(config, folder), folder, on_event
+            config,
+            splits,
+            labels,
+            valid_from_train,
+            encoding or encoder_encoding(config, _folder(folder)),
+            folder,
+            on_event,
         )
     return _word_data(config, splits, labels, valid_from_train, vocab, on_event)
 
@@ -425,9 +446,7 @@ def _word_data(
     ids, offsets = vocab.encode_tokenized(train_tokens)
     del train_tokens
     settings = config.tokenizer
-    encoding = WordEncoding(
-        tokenizer.cut_at(settings.predict_max_tokens if settings.max_tokens is None else settings.max_tokens), vocab
-    )
+    encoding = WordEncoding(tokenizer.cut_at(resolved_max_tokens(settings) or settings.predict_max_tokens), vocab)
     return PreparedData(
         tokenizer=tokenizer,
         vocab=vocab,
@@ -435,7 +454,7 @@ def _word_data(
         vectors=vectors,
         train=Split(EncodedTexts(ids, offsets), train_targets),
         valid=Split(encoding.encode(valid.texts), valid_targets),
-        test=None if test is None else Split(encoding.encode(test.texts), test_targets),
+        test=None if test is None or test_targets is None else Split(encoding.encode(test.texts), test_targets),
         valid_from_train=valid_from_train,
         coverage=coverage,
         encoding=encoding,
@@ -488,7 +507,7 @@ def _encoder_data(
         vectors=None,
         train=Split(train_ids, train_targets),
         valid=Split(encoding.encode(valid.texts), valid_targets),
-        test=None if test is None else Split(encoding.encode(test.texts), test_targets),
+        test=None if test is None or test_targets is None else Split(encoding.encode(test.texts), test_targets),
         valid_from_train=valid_from_train,
         encoding=encoding,
         encoder=folder,

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,7 +47,6 @@ from llmcls.run.layout import (
 from llmcls.run.paths import read_run_bytes
 
 if TYPE_CHECKING:
-    from llmcls.inference.torch_forward import TorchForward
     from llmcls.model import Classifier
 
 FORMATS = ("onnx", "torchscript")
@@ -177,7 +176,7 @@ def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
 
 def _network(run: LoadedRun) -> Classifier:
     # what load_run builds (llmcls.model.build_network), which LoadedRun's annotation calls a module
-    return cast("Classifier", run.model)
+    return run.model
 
 
 def _manifest(
@@ -369,7 +368,7 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
         )
 
 
-def _logits_in_input_order(backend: TorchForward | OnnxClassifier, texts: EncodedTexts, batch_size: int) -> np.ndarray:
+def _logits_in_input_order(backend: Forward, texts: EncodedTexts, batch_size: int) -> np.ndarray:
     out = np.empty((len(texts), backend.num_outputs), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         batch = np.arange(start, min(start + batch_size, len(texts)))

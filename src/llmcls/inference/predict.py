@@ -132,7 +132,7 @@ class Predictor:
             self._encodings[key] = self.run.encoding(tokenizer_config)
         self.encoding = self._encodings[key]
         limit = self.encoding.limit
-        if chunking.enabled and limit is not None and chunking.max_tokens > limit:
+        if chunking.max_tokens is not None and limit is not None and chunking.max_tokens > limit:
             raise ConfigError(
                 f"chunking.max_tokens: {chunking.max_tokens} tokens is more than this model reads at once ({limit})"
             )
@@ -230,7 +230,7 @@ class Predictor:
         """`texts` encoded for the network (cut, or cut into windows when chunking is on); no network yet."""
         encoded, cut = self._encode(texts)
         owner = None
-        if self.chunking.enabled:
+        if self.chunking.max_tokens is not None:  # chunking on
             encoded, owner = split_windows(encoded, self.chunking.max_tokens, self.chunking.step)
         return PreparedTexts(encoded, owner, n_texts=len(texts), cut=cut, aggregate=self.chunking.aggregate)
 
@@ -298,7 +298,13 @@ class Predictor:
             on_event: receives `PredictionProgress` events.
         """
         if isinstance(texts, str):
-            return self.predict([texts], top_k, on_event)[0]
+            return predictions_of(
+                [texts],
+                self.class_probabilities([texts], on_event),
+                labels=self.labels,
+                top_k=top_k,
+                thresholds=self.thresholds,
+            )[0]
         texts = list(texts)
         probs = self.class_probabilities(texts, on_event)
         return predictions_of(texts, probs, labels=self.labels, top_k=top_k, thresholds=self.thresholds)

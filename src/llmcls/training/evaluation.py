@@ -40,7 +40,9 @@ def evaluate_split(
     logits = predict_logits(
         model, part, batch_size=batch_size, device=device, batch_tokens=batch_tokens
     )  # [part, outputs]
-    return report_of_logits(torch.cat(all_gather(logits, world)), split, labels, thresholds, temperature)
+    return report_of_logits(
+        torch.cat(all_gather(logits, world)), split, labels=labels, thresholds=thresholds, temperature=temperature
+    )
 
 
 def report_of_logits(

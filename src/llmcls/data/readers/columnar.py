@@ -63,7 +63,7 @@ def columns_to_read(schema: pa.Schema, spec: ReadSpec, path: Path) -> tuple[str,
     kind = schema.field(text).type
     if not _is_text(kind):
         raise DataError(f"{path}: the text column '{text}' holds {kind}, not strings")
-    label = column_name(schema, spec.label_column, "label", path) if spec.labelled else None
+    label = column_name(schema, spec.label_column, "label", path) if spec.labelled else None  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
     return text, label
 
 

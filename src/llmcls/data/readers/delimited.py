@@ -46,7 +46,7 @@ def delimited_records(fh: IO[str], path: Path, delimiter: str, spec: ReadSpec) -
             if start == 1:
                 columns = row if spec.header else [str(i) for i in range(len(row))]
                 t_idx = _column_index(columns, spec.text_column, "text", path)
-                l_idx = None if not spec.labelled else _column_index(columns, spec.label_column, "label", path)
+                l_idx = None if not spec.labelled else _column_index(columns, spec.label_column, "label", path)  # type: ignore[arg-type, assignment]  # a labelled read has its label column, an unlabelled one never reaches here
                 needed = max(t_idx, l_idx if l_idx is not None else 0)
                 if spec.header:
                     start = reader.line_num + 1
@@ -101,12 +101,12 @@ def jsonl_records(fh: IO[str], path: Path, spec: ReadSpec) -> Iterator[Record]:
             if not present:
                 found = ", ".join(map(repr, record)) if isinstance(record, dict) else f"{len(record)} items"
                 raise DataError(f"{path}, line {number}: no {role} field '{column}'; found {found}")
-        text = record[text_column]
+        text = record[text_column]  # type: ignore[index]  # a labelled read has its label column, an unlabelled one never reaches here
         if not isinstance(text, str):
             raise DataError(f"{path}, line {number}: the text field '{text_column}' is not a string")
         label = None
         if label_column is not None:
-            value = record[label_column]
+            value = record[label_column]  # type: ignore[index]  # a labelled read has its label column, an unlabelled one never reaches here
             label = [str(v).strip() for v in value] if isinstance(value, list) else str(value).strip()
         records += 1
         yield text, label, None

