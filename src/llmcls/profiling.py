@@ -15,7 +15,7 @@ from llmcls.data.batching import BucketSampler, EncodedTexts
 from llmcls.data.prepare import drop_empty_texts, read_split
 from llmcls.device import resolve_device
 from llmcls.inference.torch_forward import predict_logits
-from llmcls.model import Classifier, LstmClassifier, ModelArgs, loss_function
+from llmcls.model import LstmClassifier, ModelArgs, loss_function
 from llmcls.precision import choose_precision
 from llmcls.run.files import LoadedRun, load_run
 from llmcls.training.optim import make_optimizer
@@ -41,18 +41,13 @@ def flops_per_token(args: ModelArgs) -> dict[str, float]:
 def network_flops(run: LoadedRun, mean_tokens: float) -> dict[str, float]:
     """FLOPs per token of a run's network: the BiLSTM's (`flops_per_token`), or a pretrained encoder's, whose
     attention grows with the text (taken at `mean_tokens` content tokens, plus [CLS] and [SEP])."""
-    model = _network(run)
+    model = run.model
     if isinstance(model, LstmClassifier):
         return flops_per_token(model.args)
     from llmcls.encoder.bert import encoder_flops_per_token
 
     forward = encoder_flops_per_token(model.args, round(mean_tokens) + 2)
     return {"forward": forward, "train_step": 3 * forward}
-
-
-def _network(run: LoadedRun) -> Classifier:
-    # what load_run builds (llmcls.model.build_network), which LoadedRun's annotation calls a module
-    return run.model
 
 
 def cpu_info() -> dict:
@@ -127,8 +122,8 @@ def profile_run(
         "mean_tokens_per_text": int(texts.lengths.sum()) / len(texts),
         "device": str(device),
         "precision": precision,
-        "model": _network(run).args.to_dict(),
-        "network": _network(run).describe(),
+        "model": run.model.args.to_dict(),
+        "network": run.model.describe(),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "flops_per_token_forward": flops["forward"],
         "flops_per_token_train_step": flops["train_step"],
@@ -162,7 +157,7 @@ def _train_tokens_per_second(
     """Tokens per second of full training steps (forward, backward, clip, optimizer) on a copy of the model, on
     bucketed batches of the texts with random targets of the run's kind (class ids, or multi-label 0/1 rows)."""
     cfg = run.config
-    model = copy.deepcopy(_network(run)).train()
+    model = copy.deepcopy(run.model).train()
     optimizer = make_optimizer(model, cfg.train, cfg.model.wide_lr_scale)
     multi_label = cfg.data.multi_label
     criterion = loss_function(len(run.labels), multi_label=multi_label).to(device)

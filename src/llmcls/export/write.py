@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,9 +44,6 @@ from llmcls.run.layout import (
     WEIGHTS,
 )
 from llmcls.run.paths import read_run_bytes
-
-if TYPE_CHECKING:
-    from llmcls.model import Classifier
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -166,7 +162,7 @@ def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
     """The ONNX model of the run's network, built from its weights by its family's graph builder."""
     from llmcls.model import LstmClassifier
 
-    model = _network(run)
+    model = run.model
     if isinstance(model, LstmClassifier):
         return build_onnx_model(model.args, weights)
     from llmcls.export.encoder_graph import build_encoder_onnx
@@ -174,17 +170,12 @@ def _graph(run: LoadedRun, weights: dict[str, np.ndarray]):
     return build_encoder_onnx(model.args, weights)
 
 
-def _network(run: LoadedRun) -> Classifier:
-    # what load_run builds (llmcls.model.build_network), which LoadedRun's annotation calls a module
-    return run.model
-
-
 def _manifest(
     run: LoadedRun, models: list[ExportedModel], weights_file: bytes, onnx_version: str, ort_version: str
 ) -> dict:
     """What RUN/export/manifest.json says: versions, inputs and output, the network's arguments (as meta.json's),
     the digest of the weights, the models with the digest of each file."""
-    args = _network(run).args
+    args = run.model.args
     return {
         "format_version": MANIFEST_VERSION,
         "llmcls_version": __version__,
