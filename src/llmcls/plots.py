@@ -9,8 +9,8 @@ from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
 from llmcls.records import EpochRecord, Report
 from llmcls.run.claim import run_subdir
-from llmcls.run.files import read_history, read_results
 from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
+from llmcls.run.results import read_history, read_results
 
 
 def _history(run_dir: Path) -> list[EpochRecord]:

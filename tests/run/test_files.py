@@ -112,7 +112,7 @@ def test_atomic_write_replaces_whole_files(tmp_path):
 
 
 def test_results_and_history_are_read_as_untrusted_run_files(tmp_path):
-    from llmcls.run.files import read_history, read_results
+    from llmcls.run.results import read_history, read_results
 
     run = tmp_path / "run"
     run.mkdir()

@@ -82,29 +82,42 @@ def evaluate(
         typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))
 
 
+_PREDICT_INPUT_PATH = typer.Option(
+    None,
+    "--input",
+    "-i",
+    metavar="FILE",
+    help="Read the texts from FILE, - for standard input: plain text (one text per line, empty lines "
+    "included), a column of a CSV/TSV/JSONL (.gz too) or Parquet file, the texts of a fastText file, of a "
+    "folder of text files or of a Hugging Face dataset saved to disk; read and classified block by block.",
+)
+_PREDICT_INPUT_FORMAT = typer.Option(
+    "auto",
+    "--input-format",
+    metavar="auto|txt|csv|tsv|jsonl|fasttext|parquet|class_folders|hf_disk",
+    help="Format of --input (auto: from the path; standard input: txt).",
+)
+_PREDICT_COLUMN = typer.Option(
+    None, "--column", help="Text column (name or index) of CSV/TSV/JSONL/Parquet/Arrow input (default: the run's)."
+)
+_PREDICT_BACKEND = typer.Option(
+    "auto",
+    "--backend",
+    "-b",
+    help="torch (the run's weights), torch-bf16 (the same under bfloat16 autocast: faster on CPUs with bf16 "
+    "units), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
+    "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed.",
+)
+
+
 @app.command()
 def predict(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory written by `llmcls train`."),
     texts: list[str] | None = typer.Argument(None, help="Texts to classify (or use --input)."),
-    input_path: str | None = typer.Option(
-        None,
-        "--input",
-        "-i",
-        metavar="FILE",
-        help="Read the texts from FILE, - for standard input: plain text (one text per line, empty lines "
-        "included), a column of a CSV/TSV/JSONL (.gz too) or Parquet file, the texts of a fastText file, of a "
-        "folder of text files or of a Hugging Face dataset saved to disk; read and classified block by block.",
-    ),
-    input_format: str = typer.Option(
-        "auto",
-        "--input-format",
-        metavar="auto|txt|csv|tsv|jsonl|fasttext|parquet|class_folders|hf_disk",
-        help="Format of --input (auto: from the path; standard input: txt).",
-    ),
-    column: str | None = typer.Option(
-        None, "--column", help="Text column (name or index) of CSV/TSV/JSONL/Parquet/Arrow input (default: the run's)."
-    ),
+    input_path: str | None = _PREDICT_INPUT_PATH,
+    input_format: str = _PREDICT_INPUT_FORMAT,
+    column: str | None = _PREDICT_COLUMN,
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|csv|jsonl", help="Output format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
     top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Also list the K most probable labels of each text."),
@@ -115,31 +128,17 @@ def predict(
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
     batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: the run's)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format jsonl."),
-    backend: str = typer.Option(
-        "auto",
-        "--backend",
-        "-b",
-        help="torch (the run's weights), torch-bf16 (the same under bfloat16 autocast: faster on CPUs with bf16 "
-        "units), onnx or onnx-int8 (the models of `llmcls export`, CPU, no torch), or "
-        "auto: onnx when RUN/export holds one for the run's current weights and onnxruntime is installed.",
-    ),
+    backend: str = _PREDICT_BACKEND,
 ) -> None:
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
     every label whose probability reaches its threshold) as a table, CSV or JSONL."""
     with user_errors(ctx):
-        from llmcls.cli.render import OUTPUT_FORMATS, PredictProgressBar
+        from llmcls.cli.render import PredictProgressBar
         from llmcls.data.prepare import input_blocks
-        from llmcls.data.readers import TEXT_FORMATS
         from llmcls.inference.predict import Predictor
 
         fmt = "jsonl" if as_json else fmt
-        if fmt not in OUTPUT_FORMATS:
-            raise typer.BadParameter(f"--format {fmt}: expected one of {', '.join(OUTPUT_FORMATS)}")
-        if input_format not in ("auto",) + TEXT_FORMATS:
-            choices = ", ".join(TEXT_FORMATS)
-            raise typer.BadParameter(f"--input-format {input_format}: expected auto or {choices}")
-        if (input_path is None) == (not texts):
-            raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), not both")
+        _check_predict_options(fmt, input_format=input_format, from_file=input_path is not None, texts=texts)
         predictor = Predictor.load(
             run,
             device,
@@ -167,6 +166,18 @@ def predict(
             multi_label=predictor.multi_label,
         )
         progress.close()
+
+
+def _check_predict_options(fmt: str, *, input_format: str, from_file: bool, texts: list[str] | None) -> None:
+    from llmcls.cli.render import OUTPUT_FORMATS
+    from llmcls.data.readers import TEXT_FORMATS
+
+    if fmt not in OUTPUT_FORMATS:
+        raise typer.BadParameter(f"--format {fmt}: expected one of {', '.join(OUTPUT_FORMATS)}")
+    if input_format not in ("auto",) + TEXT_FORMATS:
+        raise typer.BadParameter(f"--input-format {input_format}: expected auto or {', '.join(TEXT_FORMATS)}")
+    if from_file == bool(texts):
+        raise typer.BadParameter("give the texts as arguments, or --input FILE (- for standard input), not both")
 
 
 def _write_predictions(predictions, output: Path | None, **options) -> None:

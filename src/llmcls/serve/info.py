@@ -9,9 +9,9 @@ from llmcls import __version__
 from llmcls.errors import RunError
 from llmcls.inference.predict import Predictor
 from llmcls.records import Report, Results
-from llmcls.run.files import read_results
 from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
 from llmcls.run.paths import read_run_bytes, run_file
+from llmcls.run.results import read_results
 from llmcls.serve.settings import ServeSettings
 
 PLOTS = (CURVES_PLOT, CONFUSION_PLOT)

@@ -9,8 +9,9 @@ from llmcls.events import Info
 from llmcls.inference.scoring import probabilities
 from llmcls.inference.torch_forward import predict_logits
 from llmcls.records import Report, Results
-from llmcls.run.files import write_results, write_temperature, write_thresholds
+from llmcls.run.files import write_temperature, write_thresholds
 from llmcls.run.layout import WEIGHTS
+from llmcls.run.results import write_results
 from llmcls.training.evaluation import decision_thresholds, evaluate_split, fit_calibration, report_of_logits
 from llmcls.training.state import TrainingParts, TrainState
 

@@ -25,11 +25,12 @@ from llmcls.errors import ConfigError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone, ignore
 from llmcls.model import Classifier, loss_function
 from llmcls.precision import choose_precision
-from llmcls.records import EpochRecord, VectorCoverage
-from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from llmcls.records import EpochRecord
+from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from llmcls.run.claim import claim_run_dir
-from llmcls.run.files import save_weights, write_metrics
+from llmcls.run.files import save_weights
 from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
+from llmcls.run.results import write_metrics
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.distill import DistillationLoss
 from llmcls.training.distributed import (
@@ -46,6 +47,7 @@ from llmcls.training.distributed import (
 from llmcls.training.evaluation import evaluate_split
 from llmcls.training.finish import finish_run
 from llmcls.training.optim import make_optimizer, make_scheduler
+from llmcls.training.resume import start_state
 from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
 from llmcls.training.state import TrainingParts, TrainResult, TrainState, resolved
 from llmcls.training.step import Stepper, train_step
@@ -117,14 +119,6 @@ def train(
         )
 
 
-def _set_rng(checkpoint: dict, world: World, seed: int, global_step: int) -> None:
-    """Restore this process's random state; a process the saved run did not have starts a stream of its own."""
-    states = checkpoint.get("rng_ranks") or [checkpoint["rng"]]
-    set_rng_state(states[world.rank] if world.rank < len(states) else states[0])
-    if world.rank >= len(states):
-        torch.manual_seed(process_seed(seed, world.rank, global_step))
-
-
 def _train(
     config: Config,
     *,
@@ -152,7 +146,7 @@ def _train(
     parts = _build_parts(
         config, data, model=model, device=device, world=world, precision=precision, run_dir=run_dir, on_event=on_event
     )
-    state = _start_state(parts, checkpoint)
+    state = start_state(parts, checkpoint)
     if world.main:
         write_metrics(run_dir, state.history)  # drops any epoch logged after the checkpoint
     on_event(Info(_describe(parts)))
@@ -250,23 +244,6 @@ def _loss_weights(config: Config, data: PreparedData, weights: torch.Tensor | No
     if weights is None or config.data.multi_label:
         return np.ones(len(data.train))
     return weights.double().numpy()[data.train.targets]
-
-
-def _start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:
-    """A new run's state, or a resumed one's, with the optimizer, schedule and random state restored."""
-    if checkpoint is None:
-        coverage = parts.data.coverage
-        return TrainState(
-            vector_coverage=None if coverage is None else VectorCoverage(tokens=coverage.tokens, words=coverage.words)
-        )
-    parts.step.optimizer.load_state_dict(checkpoint["optimizer"])
-    parts.scheduler.load_state_dict(checkpoint["scheduler"])
-    state = TrainState(**checkpoint["state"])
-    if parts.average is not None:
-        parts.average.load_state_dict(checkpoint["ema"])
-    _set_rng(checkpoint, parts.step.world, parts.config.seed, state.global_step)
-    parts.on_event(Info(f"resumed {parts.run_dir} at epoch {state.epoch}, batch {state.step}"))
-    return state
 
 
 def _describe(parts: TrainingParts) -> str:
