@@ -282,7 +282,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    texts = read_texts(args.data, args.column)
+    texts = read_texts(args.data, column=args.column)
     if args.offline is not None:
         result = {"mode": "offline", **offline(args.offline, texts, args.seconds, args.backend)}
     elif args.overload:

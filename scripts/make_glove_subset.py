@@ -33,7 +33,7 @@ def main() -> None:
     tokenizer = Tokenizer(TokenizerConfig())
     tokens: set[str] = set()
     for path in args.files:
-        for toks in tokenizer(read_examples(path, args.text_column, None).texts):
+        for toks in tokenizer(read_examples(path, text_column=args.text_column, label_column=None).texts):
             tokens.update(toks)
     vectors = read_packaged_glove(wanted_words(tokens))
     order = sorted(range(len(vectors.words)), key=lambda i: vectors.words[i])

@@ -162,30 +162,6 @@ def test_tests_import_helpers_from_support_not_conftest_nor_sys_path():
     assert not found
 
 
-# Public functions that still take more than two parameters by position (issue 22 left them for later); the list
-# may only shrink: a new public function with more than three parameters takes those past its first two by keyword.
-POSITIONAL_STILL = {
-    "llmcls/cli/render.py:format_predictions",
-    "llmcls/data/prepare.py:input_blocks",
-    "llmcls/data/prepare.py:read_input",
-    "llmcls/data/prepare.py:drop_empty_texts",
-    "llmcls/data/prepare.py:encode_labelled",
-    "llmcls/data/prepare.py:encode_targets",
-    "llmcls/data/prepare.py:report_coverage",
-    "llmcls/data/prepare.py:prepare_data",
-    "llmcls/data/readers/__init__.py:stream_records",
-    "llmcls/data/readers/__init__.py:records",
-    "llmcls/data/readers/__init__.py:read_examples",
-    "llmcls/data/readers/__init__.py:iter_texts",
-    "llmcls/data/readers/__init__.py:read_texts",
-    "llmcls/data/readers/columnar.py:column_name",
-    "llmcls/data/readers/columnar.py:batch_records",
-    "llmcls/data/readers/delimited.py:delimited_records",
-    "llmcls/data/readers/detect.py:detect_format",
-    "llmcls/tuning/search.py:__init__",
-}
-
-
 def test_public_signatures_take_their_options_by_keyword():
     """STYLE.md, "Seams": a public function or constructor of more than three parameters takes those past its
     first two by keyword (Typer commands excepted: Typer calls them)."""
@@ -204,5 +180,4 @@ def test_public_signatures_take_their_options_by_keyword():
             positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
             if len(positional) + len(node.args.kwonlyargs) > 3 and len(positional) > 2:
                 found.add(f"{path.relative_to(SRC)}:{node.name}")
-    assert found <= POSITIONAL_STILL, f"take these by keyword past the first two: {sorted(found - POSITIONAL_STILL)}"
-    assert not POSITIONAL_STILL - found, f"fixed: remove from POSITIONAL_STILL: {sorted(POSITIONAL_STILL - found)}"
+    assert not found, f"take these by keyword past the first two: {sorted(found)}"

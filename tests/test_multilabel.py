@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from llmcls.cli import app
 from llmcls.config import TrainConfig, validate_config
-from llmcls.data.prepare import label_sets, prepare_data
+from llmcls.data.prepare import prepare_data
 from llmcls.data.readers import Examples, read_examples
+from llmcls.data.targets import label_sets
 from llmcls.data.vocab import LabelMap
 from llmcls.errors import ConfigError, DataError
 from llmcls.inference.calibration import scaled_nll

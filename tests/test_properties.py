@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmcls.config import TokenizerConfig
-from llmcls.data.prepare import single_labels
 from llmcls.data.readers import Examples, read_examples
+from llmcls.data.targets import single_labels
 from llmcls.data.tokenize import Tokenizer
 from llmcls.errors import DataError, LlmclsError
 from llmcls.inference.predict import Predictor

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from llmcls.data.batching import BucketSampler, EncodedTexts
-from llmcls.data.prepare import drop_empty_texts, read_split
+from llmcls.data.inputs import drop_empty_texts, read_split
 from llmcls.device import resolve_device
 from llmcls.inference.torch_forward import predict_logits
 from llmcls.model import LstmClassifier, ModelArgs, loss_function
@@ -107,7 +107,7 @@ def profile_run(
     run = load_run(run_dir, device)
     cfg = run.config
     path = data_path or cfg.data.valid or cfg.data.train
-    examples = drop_empty_texts(read_split(cfg.data, str(path), labelled=False), path, "skip")
+    examples = drop_empty_texts(read_split(cfg.data, str(path), labelled=False), path, policy="skip")
     texts = run.encoding().encode(examples.texts)
     batch_size = batch_size or cfg.train.batch_size
     predict_s = _predict_seconds(run, texts, device, seconds)

@@ -12,19 +12,10 @@ import numpy as np
 import pytest
 
 from llmcls.config import DataConfig
-from llmcls.data.prepare import (
-    build_label_map,
-    drop_empty_texts,
-    encode_labelled,
-    encode_targets,
-    label_sets,
-    make_tokenizer,
-    prepare_data,
-    read_input,
-    read_labelled,
-    single_labels,
-)
+from llmcls.data.inputs import drop_empty_texts, read_input, read_labelled
+from llmcls.data.prepare import encode_labelled, make_tokenizer, prepare_data
 from llmcls.data.readers import Examples, read_examples
+from llmcls.data.targets import build_label_map, encode_targets, label_sets, single_labels
 from llmcls.data.vocab import LabelMap
 from llmcls.embeddings import default_cache_dir
 from llmcls.errors import ConfigError, DataError
@@ -40,22 +31,22 @@ def data_config(**changes) -> DataConfig:
 def test_empty_texts_are_skipped_and_counted_or_refused():
     examples = Examples(["good", "  ", "", "bad\t", "\n"], ["pos", "neg", "neg", "neg", "pos"])
     said = []
-    kept = drop_empty_texts(examples, "f.csv", "skip", said.append)
+    kept = drop_empty_texts(examples, "f.csv", policy="skip", on_event=said.append)
     assert (kept.texts, kept.labels) == (["good", "bad\t"], ["pos", "neg"])
     assert said == [Info("f.csv: skipped 3 empty or whitespace-only texts (the first is record 2)")]
     with pytest.raises(DataError) as caught:
-        drop_empty_texts(examples, "f.csv", "error")
+        drop_empty_texts(examples, "f.csv", policy="error")
     assert str(caught.value) == (
         "f.csv: 3 empty or whitespace-only texts (the first is record 2); set data.empty_texts: skip to leave them out"
     )
     with pytest.raises(DataError, match=r"^f.csv: every text is empty$"):
-        drop_empty_texts(Examples([" ", ""], ["a", "b"]), "f.csv", "skip")
+        drop_empty_texts(Examples([" ", ""], ["a", "b"]), "f.csv", policy="skip")
 
 
 def test_nothing_empty_is_returned_as_it_is_without_a_word():
     examples = Examples(["a", "b"], ["x", "y"])
     said = []
-    assert drop_empty_texts(examples, "f.csv", "error", said.append) is examples and said == []
+    assert drop_empty_texts(examples, "f.csv", policy="error", on_event=said.append) is examples and said == []
 
 
 def test_read_labelled_applies_the_runs_empty_text_policy(tmp_path):
@@ -75,7 +66,7 @@ def test_the_held_out_validation_part_is_the_one_training_validates_on(tmp_path)
     assert where == f"{config.data.train} (the held-out validation part)"
     data = prepare_data(config)
     assert data.valid_from_train and len(examples) == len(data.valid) == 50
-    again = encode_labelled(examples, where, config, data.encoding, data.labels)
+    again = encode_labelled(examples, where, config=config, encoding=data.encoding, labels=data.labels)
     np.testing.assert_array_equal(again.texts.ids, data.valid.texts.ids)
     np.testing.assert_array_equal(again.texts.offsets, data.valid.texts.offsets)
     np.testing.assert_array_equal(again.targets, data.valid.targets)
@@ -88,18 +79,18 @@ def test_an_unknown_label_is_named_with_the_known_ones():
     labels = LabelMap.build(["negative", "positive"])
     examples = Examples(["a", "b", "c"], ["positive", "neutral", "mixed"])
     with pytest.raises(DataError) as caught:
-        encode_targets(examples, "v.csv", labels, data_config())
+        encode_targets(examples, "v.csv", labels=labels, data=data_config())
     assert str(caught.value) == (
         "v.csv: labels not seen in the training data: 'mixed', 'neutral' (training labels: negative, positive)"
     )
     with pytest.raises(DataError) as caught:
-        encode_targets(examples, "v.csv", labels, data_config(), for_model=True)
+        encode_targets(examples, "v.csv", labels=labels, data=data_config(), for_model=True)
     assert str(caught.value) == (
         "v.csv: labels the model was not trained on: 'mixed', 'neutral' (model labels: negative, positive)"
     )
     many = Examples([str(i) for i in range(12)], [f"c{i:02d}" for i in range(12)])
     with pytest.raises(DataError) as caught:
-        encode_targets(many, "v.csv", labels, data_config())
+        encode_targets(many, "v.csv", labels=labels, data=data_config())
     message = str(caught.value)
     assert message.count("'c") == 10 and "'c09' ..." in message and "c10" not in message
 
@@ -107,10 +98,10 @@ def test_an_unknown_label_is_named_with_the_known_ones():
 def test_targets_are_class_ids_or_multi_hot_rows():
     labels = LabelMap.build(["b", "a", "c"])
     assert labels.labels == ["a", "b", "c"]  # sorted
-    ids = encode_targets(Examples(["x", "y", "z"], ["c", "a", "c"]), "f", labels, data_config())
+    ids = encode_targets(Examples(["x", "y", "z"], ["c", "a", "c"]), "f", labels=labels, data=data_config())
     assert ids.dtype == np.int64 and ids.tolist() == [2, 0, 2]
     multi = data_config(multi_label=True, label_separator=";")
-    rows = encode_targets(Examples(["x", "y", "z"], ["c; a", "", ["b", "b"]]), "f", labels, multi)
+    rows = encode_targets(Examples(["x", "y", "z"], ["c; a", "", ["b", "b"]]), "f", labels=labels, data=multi)
     assert rows.dtype == np.float32 and rows.tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
 
 

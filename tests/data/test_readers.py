@@ -40,7 +40,7 @@ def test_headerless_csv_by_index(tmp_path):
 
 def test_jsonl_labels_may_be_numbers(tmp_path):
     (tmp_path / "n.jsonl").write_text('{"review": "ok", "stars": 4}\n\n{"review": "meh", "stars": 2}\n')
-    ex = read_examples(tmp_path / "n.jsonl", "review", "stars")
+    ex = read_examples(tmp_path / "n.jsonl", text_column="review", label_column="stars")
     assert ex.labels == ["4", "2"]
 
 
@@ -129,10 +129,10 @@ def test_texts_from_columns_and_streams(tmp_path):
     import io
 
     (tmp_path / "d.csv").write_text('id,body\n1,"a, b"\n2,\n3,c\n')
-    assert read_texts(tmp_path / "d.csv", "body") == ["a, b", "", "c"]  # an empty cell stays a text
-    assert read_texts(tmp_path / "d.csv", 1) == ["a, b", "", "c"]
+    assert read_texts(tmp_path / "d.csv", column="body") == ["a, b", "", "c"]  # an empty cell stays a text
+    assert read_texts(tmp_path / "d.csv", column=1) == ["a, b", "", "c"]
     assert read_texts(io.StringIO("x\n\ny\n"), fmt="txt") == ["x", "", "y"]
-    assert read_texts(io.StringIO('{"t": "x"}\n{"t": "y"}\n'), "t", fmt="jsonl") == ["x", "y"]
+    assert read_texts(io.StringIO('{"t": "x"}\n{"t": "y"}\n'), column="t", fmt="jsonl") == ["x", "y"]
     with pytest.raises(DataError, match="give the format of the input stream"):
         read_texts(io.StringIO("x\n"))
     with pytest.raises(DataError, match="d.docx: cannot tell the format from the name; give it"):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmcls.config import validate_config
-from llmcls.data.prepare import drop_empty_texts, input_blocks, read_labelled
+from llmcls.data.inputs import drop_empty_texts, input_blocks, read_labelled
 from llmcls.data.readers import detect_format, iter_texts, read_examples, read_texts
 from llmcls.errors import ConfigError, DataError
 from llmcls.events import Info
@@ -87,9 +87,9 @@ def test_bad_fasttext_lines(tmp_path, content, message):
 
 def test_parquet_columns_types_and_class_names(tmp_path):
     path = write_parquet(tmp_path / "d.parquet", ROWS, topics=[["a", "b"], [], ["c"], ["a"], ["b"]])
-    ex = read_examples(path, "text", "topics")
+    ex = read_examples(path, text_column="text", label_column="topics")
     assert ex.labels == [["a", "b"], [], ["c"], ["a"], ["b"]]
-    assert read_examples(path, 1, 2).texts == [t for t, _ in ROWS]  # columns by index
+    assert read_examples(path, text_column=1, label_column=2).texts == [t for t, _ in ROWS]  # columns by index
     # a Hugging Face dataset's Parquet files keep class ids, and the names in the schema's metadata
     table = pa.table({"text": ["x", "y"], "label": [1, 0]}).replace_schema_metadata(
         {"huggingface": json.dumps({"info": {"features": {"label": {"names": ["neg", "pos"], "_type": "ClassLabel"}}}})}
@@ -198,7 +198,7 @@ def test_an_empty_text_file_is_named_when_skipped_or_refused(tmp_path):
         f"{root}: skipped 1 empty or whitespace-only texts (the first is {root / 'b' / '00001.txt'})"
     ]
     with pytest.raises(DataError, match=r"1 empty or whitespace-only texts \(the first is .*d/b/00001.txt\)"):
-        drop_empty_texts(read_examples(root), root, "error")
+        drop_empty_texts(read_examples(root), root, policy="error")
 
 
 def test_hf_datasets_on_disk_map_class_ids_to_names(tmp_path):

@@ -299,7 +299,7 @@ def test_help_lists_the_prediction_options(command, options):
 
 
 def test_progress_bar_only_for_long_inputs():
-    from llmcls.cli.render import PredictProgressBar
+    from llmcls.cli.progress import PredictProgressBar
 
     short, long = PredictProgressBar(io.StringIO(), minimum=100), PredictProgressBar(io.StringIO(), minimum=100)
     short(PredictionProgress(10, 10))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmcls.config import Config
-from llmcls.data.prepare import label_sets, read_labelled
+from llmcls.data.inputs import read_labelled
+from llmcls.data.targets import label_sets
 from llmcls.data.tokenize import Tokenizer
 from llmcls.data.wordpiece import WordPieceEncoding, resolve_encoder
 from llmcls.events import EventHandler, ignore

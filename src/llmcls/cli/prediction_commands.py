@@ -59,7 +59,8 @@ def evaluate(
     confusion matrix (multi-label: micro and macro F1, subset accuracy, per-class scores); the calibration (ECE
     and reliability bins), the most confident mistakes and the largest confusions."""
     with user_errors(ctx):
-        from llmcls.cli.render import PredictProgressBar, format_evaluation
+        from llmcls.cli.progress import PredictProgressBar
+        from llmcls.cli.render import format_evaluation
         from llmcls.inference.evaluate import evaluate_file
         from llmcls.inference.report_html import write_report_html
 
@@ -133,8 +134,8 @@ def predict(
     """Classify texts with a trained run: per text, in input order, the label and its probability (multi-label:
     every label whose probability reaches its threshold) as a table, CSV or JSONL."""
     with user_errors(ctx):
-        from llmcls.cli.render import PredictProgressBar
-        from llmcls.data.prepare import input_blocks
+        from llmcls.cli.progress import PredictProgressBar
+        from llmcls.data.inputs import input_blocks
         from llmcls.inference.predict import Predictor
 
         fmt = "jsonl" if as_json else fmt
@@ -152,7 +153,7 @@ def predict(
         progress = PredictProgressBar()
         if input_path is not None:  # read, classified and written block by block: memory bounded by a block
             blocks = _noting_empty(
-                input_blocks(input_path, predictor.run.config.data, column_spec(column), input_format)
+                input_blocks(input_path, predictor.run.config.data, column=column_spec(column), fmt=input_format)
             )
             predictions = predictor.predict_blocks(blocks, top_k, on_event=progress)
         else:

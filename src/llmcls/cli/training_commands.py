@@ -135,7 +135,7 @@ def train(
     file, test metrics. An existing run directory is refused unless --resume or --overwrite is given.
     Started by torchrun, each process trains its share of every batch."""
     with user_errors(ctx):
-        from llmcls.cli.render import TrainProgress
+        from llmcls.cli.progress import TrainProgress
         from llmcls.config import load_config, resume_config
         from llmcls.training.distributed import World, launch
         from llmcls.training.loop import train as run_training
@@ -213,7 +213,7 @@ def distill(
     is an ordinary run afterwards (same size, speed, export and serving). Continue it with
     `llmcls train --resume RUN`."""
     with user_errors(ctx):
-        from llmcls.cli.render import TrainProgress
+        from llmcls.cli.progress import TrainProgress
         from llmcls.config import load_config
         from llmcls.training.distill import DISTILLED_SUFFIX, distilled_config
         from llmcls.training.distributed import World
@@ -280,7 +280,8 @@ def tune(
     with the best values), trials.csv and trials.md, and keeps the best trial's run directory. Needs Optuna (the
     package's tune extra)."""
     with user_errors(ctx):
-        from llmcls.cli.render import TuneProgress, format_tune_result
+        from llmcls.cli.progress import TuneProgress
+        from llmcls.cli.render import format_tune_result
         from llmcls.config import load_config, parse_override
         from llmcls.tuning.search import parse_budget
         from llmcls.tuning.search import tune as run_tuning

@@ -21,7 +21,8 @@ import numpy as np
 
 from llmcls import __version__
 from llmcls.data.batching import EncodedTexts, pad_batch
-from llmcls.data.prepare import encode_labelled, read_labelled
+from llmcls.data.inputs import read_labelled
+from llmcls.data.prepare import encode_labelled
 from llmcls.errors import ExportError, RunError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
@@ -238,7 +239,7 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
     when it loses more than INT8_MAX_LOSS. Returns whether it was kept."""
     info = load_run_info(result.run_dir)
     examples, where = read_labelled(info.config)
-    split = encode_labelled(examples, where, info.config, info.encoding(), info.labels)
+    split = encode_labelled(examples, where, config=info.config, encoding=info.encoding(), labels=info.labels)
     accuracy = {}
     for model in result.models:
         args = info.model_args
@@ -330,7 +331,7 @@ def _measure(result: ExportResult, run: LoadedRun, data: str | Path | None, seco
     from llmcls.precision import bf16_problem
 
     examples, result.data = read_labelled(run.config, data)
-    split = encode_labelled(examples, result.data, run.config, run.encoding(), run.labels)
+    split = encode_labelled(examples, result.data, config=run.config, encoding=run.encoding(), labels=run.labels)
     texts = split.texts
     result.n_texts, result.n_tokens, result.batch_size = len(texts), len(texts.ids), batch_size
     result.torch_threads = torch.get_num_threads()

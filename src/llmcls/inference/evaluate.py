@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmcls.config import ChunkingConfig
-from llmcls.data.prepare import encode_targets, read_labelled
+from llmcls.data.inputs import read_labelled
+from llmcls.data.targets import encode_targets
 from llmcls.events import EventHandler, ignore
 from llmcls.inference.calibration import calibration
 from llmcls.inference.error_analysis import MISTAKES, error_report
@@ -66,7 +67,7 @@ def evaluate_file(
     data = data.model_copy(update={key: value for key, value in changes.items() if value is not None})
     config = config.model_copy(update={"data": data})
     examples, path = read_labelled(config, data_path)
-    targets = encode_targets(examples, path, predictor.run.labels, data, for_model=True)
+    targets = encode_targets(examples, path, labels=predictor.run.labels, data=data, for_model=True)
     probs = predictor.class_probabilities(examples.texts, on_event)
     thresholds = predictor.thresholds
     report = score(probs, targets, labels=predictor.labels, thresholds=thresholds)

@@ -312,7 +312,7 @@ class Predictor:
     def predict_blocks(
         self, blocks: Iterable[list[str]], top_k: int = 1, on_event: EventHandler = ignore
     ) -> Iterator[list[Prediction]]:
-        """The predictions of texts that come in blocks (`llmcls.data.prepare.input_blocks`), a list per block,
+        """The predictions of texts that come in blocks (`llmcls.data.inputs.input_blocks`), a list per block,
         in input order: memory is bounded by a block, whatever the input's size.
 
         Args:

@@ -23,7 +23,9 @@ from torch import nn
 from llmcls.config import Config, DistillConfig, validate_config
 from llmcls.data.augment import Augmentation, augment, nearest_neighbours
 from llmcls.data.batching import EncodedTexts
-from llmcls.data.prepare import PreparedData, Split, build_label_map, read_input, read_labelled
+from llmcls.data.inputs import read_input, read_labelled
+from llmcls.data.prepare import PreparedData, Split
+from llmcls.data.targets import build_label_map
 from llmcls.data.tokenize import TokenizedTexts
 from llmcls.data.vocab import Vocab
 from llmcls.errors import ConfigError, DataError

@@ -187,7 +187,7 @@ def _start_resumed(
     """A resumed run's data (encoded with its tables) and model (its checkpoint's weights)."""
     run = load_run_info(run_dir, trained=False)
     encoding = None if run.vocab is not None else run.encoding()
-    data = prepare_data(config, on_event, run.vocab, run.labels, encoding)  # type: ignore[arg-type]
+    data = prepare_data(config, on_event, vocab=run.vocab, labels=run.labels, encoding=encoding)  # type: ignore[arg-type]
     model = build_network(run.family, run.model_args)
     model.load_state_dict(checkpoint["model"])
     remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on

@@ -216,7 +216,7 @@ def _run_trial(
     trial = study.ask()
     values = sample(trial, space)
     epochs = config.train.epochs
-    watch = _EpochWatch(trial, config.train.select_metric, None if epochs == "auto" else epochs, budget)
+    watch = _EpochWatch(trial, config.train.select_metric, epochs=None if epochs == "auto" else epochs, budget=budget)
     state, note = TrialState.COMPLETE, ""
     try:
         trial_config = with_values(config, values, f"trial {trial.number}")
@@ -268,7 +268,7 @@ class _EpochWatch:
     """A trial's `on_event` for `train`: reports each epoch's validation metric to Optuna, prunes the trial when
     Optuna says so, and stops it when its next epoch would end after the budget."""
 
-    def __init__(self, trial: optuna.Trial, metric: str, epochs: int | None, budget: _Budget):
+    def __init__(self, trial: optuna.Trial, metric: str, *, epochs: int | None, budget: _Budget):
         # the most epochs the trial trains: train.epochs, as training resolves it (`auto`: None until it starts)
         self.trial, self.metric, self.max_epochs, self.budget = trial, metric, epochs, budget
         self.best: float | None = None

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-def stream_records(fh: IO[str], name: Path, fmt: str, spec: ReadSpec) -> Iterator[Record]:
+def stream_records(fh: IO[str], name: Path, *, fmt: str, spec: ReadSpec) -> Iterator[Record]:
     """The records of an open text stream in a line format (STREAM_FORMATS); `name` is what messages call it."""
     if fmt == "txt":
         return line_records(fh)
@@ -53,13 +53,13 @@ def stream_records(fh: IO[str], name: Path, fmt: str, spec: ReadSpec) -> Iterato
         return jsonl_records(fh, name, spec)
     if fmt == "fasttext":
         return fasttext_records(fh, name, spec)
-    return delimited_records(fh, name, "," if fmt == "csv" else "\t", spec)
+    return delimited_records(fh, name, delimiter="," if fmt == "csv" else "\t", spec=spec)
 
 
 def _text_file_records(fmt: str) -> Callable[[Path, ReadSpec], Iterator[Record]]:
     def read(path: Path, spec: ReadSpec) -> Iterator[Record]:
         with reading_errors(path, spec.encoding), open_text(path, spec.encoding) as fh:
-            yield from stream_records(fh, path, fmt, spec)
+            yield from stream_records(fh, path, fmt=fmt, spec=spec)
 
     return read
 
@@ -85,7 +85,7 @@ READERS: dict[str, Callable[[Path, ReadSpec], Iterator[Record]]] = {
 
 
 def records(
-    source: str | Path | IO[str], spec: ReadSpec, fmt: str = "auto", plain_text: bool = False
+    source: str | Path | IO[str], spec: ReadSpec, *, fmt: str = "auto", plain_text: bool = False
 ) -> Iterator[Record]:
     """The records of a file, folder or text stream, in order, read as `spec` says.
 
@@ -102,11 +102,11 @@ def records(
             raise DataError(f"{name}: give the format of the input stream ({', '.join(STREAM_FORMATS)})")
         if fmt not in STREAM_FORMATS:
             raise DataError(f"{name}: {fmt} cannot be read from a stream; give a path")
-        return stream_records(source, name, fmt, spec)
+        return stream_records(source, name, fmt=fmt, spec=spec)
     path = Path(source)
-    return READERS[detect_format(path, fmt, plain_text, label_prefix=spec.label_prefix, encoding=spec.encoding)](
-        path, spec
-    )
+    return READERS[
+        detect_format(path, fmt, plain_text=plain_text, label_prefix=spec.label_prefix, encoding=spec.encoding)
+    ](path, spec)
 
 
 def _spec(
@@ -125,12 +125,12 @@ def _spec(
 
 def read_examples(
     path: str | Path,
+    *,
     text_column: str | int = "text",
     label_column: str | int | None = "label",
     fmt: str = "auto",
     header: bool = True,
     encoding: str = "utf-8",
-    *,
     label_prefix: str = LABEL_PREFIX,
     split: str | None = None,
     classes: list[str] | None = None,
@@ -155,16 +155,16 @@ def read_examples(
         DataError: naming the file, and the line, row or file where one is to blame.
     """
     spec = _spec(text_column, label_column, header, encoding, label_prefix, split, classes)
-    return gather(records(Path(path), spec, fmt), spec.labelled)
+    return gather(records(Path(path), spec, fmt=fmt), spec.labelled)
 
 
 def iter_texts(
     source: str | Path | IO[str],
+    *,
     column: str | int = "text",
     fmt: str = "auto",
     header: bool = True,
     encoding: str = "utf-8",
-    *,
     label_prefix: str = LABEL_PREFIX,
     split: str | None = None,
     classes: list[str] | None = None,
@@ -183,11 +183,12 @@ def iter_texts(
         DataError: naming the file (or `<stdin>`), and the line, row or file where one is to blame.
     """
     spec = _spec(column, None, header, encoding, label_prefix, split, classes)
-    return text_blocks(records(source, spec, fmt, plain_text=True), max_texts=block_texts)
+    return text_blocks(records(source, spec, fmt=fmt, plain_text=True), max_texts=block_texts)
 
 
 def read_texts(
     source: str | Path | IO[str],
+    *,
     column: str | int = "text",
     fmt: str = "auto",
     header: bool = True,
@@ -196,4 +197,8 @@ def read_texts(
 ) -> list[str]:
     """Every text of `iter_texts` (same arguments) in one list. Plain text keeps empty lines as empty texts, so
     that there is one text per line."""
-    return [text for block in iter_texts(source, column, fmt, header, encoding, **options) for text in block]
+    return [
+        text
+        for block in iter_texts(source, column=column, fmt=fmt, header=header, encoding=encoding, **options)
+        for text in block
+    ]

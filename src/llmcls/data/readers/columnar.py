@@ -30,7 +30,7 @@ def arrow_errors(path: Path, kind: str) -> Iterator[None]:
         raise DataError(f"{path}: cannot read: {exc}") from None
 
 
-def column_name(schema: pa.Schema, column: str | int, role: str, path: Path) -> str:
+def column_name(schema: pa.Schema, column: str | int, *, role: str, path: Path) -> str:
     """The name of the `role` (text, label) column, given by name or by 0-based index.
 
     Raises:
@@ -59,11 +59,11 @@ def columns_to_read(schema: pa.Schema, spec: ReadSpec, path: Path) -> tuple[str,
     Raises:
         DataError: a column is missing, or the text column does not hold strings.
     """
-    text = column_name(schema, spec.text_column, "text", path)
+    text = column_name(schema, spec.text_column, role="text", path=path)
     kind = schema.field(text).type
     if not _is_text(kind):
         raise DataError(f"{path}: the text column '{text}' holds {kind}, not strings")
-    label = column_name(schema, spec.label_column, "label", path) if spec.labelled else None  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
+    label = column_name(schema, spec.label_column, role="label", path=path) if spec.labelled else None  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
     return text, label
 
 
@@ -114,7 +114,7 @@ def _one_label(value: Any, names: list[str] | None, path: Path, row: int) -> str
 
 
 def batch_records(
-    batch: pa.RecordBatch, columns: tuple[str, str | None], names: list[str] | None, path: Path, first_row: int
+    batch: pa.RecordBatch, columns: tuple[str, str | None], *, names: list[str] | None, path: Path, first_row: int
 ) -> Iterator[Record]:
     """The records of one record batch whose first row is row `first_row` (1-based) of the file.
 

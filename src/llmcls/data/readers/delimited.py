@@ -31,7 +31,7 @@ def _csv_reader(fh: IO[str], delimiter: str):
     return csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE)
 
 
-def delimited_records(fh: IO[str], path: Path, delimiter: str, spec: ReadSpec) -> Iterator[Record]:
+def delimited_records(fh: IO[str], path: Path, *, delimiter: str, spec: ReadSpec) -> Iterator[Record]:
     """The rows of a CSV (`delimiter` ,) or TSV file: the text column, and the label column unless texts only.
 
     Raises:

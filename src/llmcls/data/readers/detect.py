@@ -34,8 +34,8 @@ BY_SUFFIX = {
 def detect_format(
     path: Path,
     fmt: str = "auto",
-    plain_text: bool = False,
     *,
+    plain_text: bool = False,
     label_prefix: str = LABEL_PREFIX,
     encoding: str = "utf-8",
 ) -> str:

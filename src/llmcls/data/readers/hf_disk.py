@@ -130,7 +130,7 @@ def hf_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
                 names = feature_names(features or metadata_features(schema), columns[1])
             row = 1
             for batch in batches:
-                yield from batch_records(batch, columns, names, file, row)
+                yield from batch_records(batch, columns, names=names, path=file, first_row=row)
                 row += batch.num_rows
             rows += row - 1
     if not rows:

@@ -39,7 +39,7 @@ def parquet_records(path: Path, spec: ReadSpec) -> Iterator[Record]:
         names = feature_names(metadata_features(schema), columns[1])
         row = 1
         for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=list(dict.fromkeys(c for c in columns if c))):
-            yield from batch_records(batch, columns, names, path, row)
+            yield from batch_records(batch, columns, names=names, path=path, first_row=row)
             row += batch.num_rows
     if row == 1:
         raise DataError(f"{path}: the file has no rows")
