@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -169,20 +170,12 @@ def materialize(name: str, data_root: Path, work: Path, limit_train: int | None)
     return out
 
 
-def run_python(code: str, *args: str, timeout: float = 6 * 3600) -> dict:
-    """Run `code` in a fresh Python process in the project's root (where the configs' relative paths point); it
-    prints one JSON object last. Adds wall time and peak RSS."""
-    wrapper = (
-        "import json, resource, sys, time\n_t0 = time.perf_counter()\n"
-        + code
-        + "\nresult['wall_s'] = time.perf_counter() - _t0"
-        "\nresult['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
-        "\nprint(json.dumps(result))\n"
-    )
+def run_program(program: str, timeout: float = 6 * 3600, **kwargs: Any) -> dict:
+    """Run one of scripts/bench_programs.py's measurements in a fresh Python process in the project's root (where
+    the configs' relative paths point): its figures, with wall time and peak RSS, or {"error": why}."""
+    command = [sys.executable, str(ROOT / "scripts" / "bench_programs.py"), program, json.dumps(kwargs)]
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-        )
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"stopped after {timeout:.0f} s"}
     if proc.returncode != 0:
@@ -193,101 +186,6 @@ def run_python(code: str, *args: str, timeout: float = 6 * 3600) -> dict:
 def last_line(stderr: str, returncode: int) -> str:
     lines = stderr.strip().splitlines()
     return lines[-1] if lines else f"exit {returncode}"
-
-
-LLMCLS_CODE = """
-import statistics
-from llmcls.config import load_config
-from llmcls.inference.predict import Predictor
-from llmcls.data.readers import read_examples
-from llmcls.inference.forward import batched_logits
-from llmcls.data.prepare import prepare_data
-from llmcls.training.loop import train
-from llmcls.training.distill import distilled_config
-from llmcls.adapt.choices import resolve_auto
-config = load_config(sys.argv[1], json.loads(sys.argv[2]) + [f"tokenizer.cache_dir={sys.argv[3]}-tokens"])
-if len(sys.argv) > 6:  # the teacher of a distilled student
-    config = distilled_config(config, teacher=sys.argv[6])
-config = resolve_auto(config)  # as training does first: `auto` values chosen from the data (timed below without it)
-t = time.perf_counter(); prepare_data(config); prepare_cold_s = time.perf_counter() - t  # empty token cache
-t = time.perf_counter(); prepare_data(config); prepare_warm_s = time.perf_counter() - t
-res = train(config, device="cpu", run_dir=sys.argv[3], overwrite=True)
-texts = read_examples(sys.argv[4]).texts
-predictor = Predictor.load(sys.argv[3], "cpu", backend=sys.argv[5])
-predictor.predict_proba(texts[:256])
-t = time.perf_counter(); predictor.predict_proba(texts); predict_s = time.perf_counter() - t  # from raw text
-encoded = predictor.encode(texts)
-t = time.perf_counter()  # the network alone over tokenized texts: what the reference's figure measures
-batched_logits(predictor.forward, encoded, batch_size=predictor.batch_size, pad_index=predictor.encoding.pad_index)
-predict_model_s = time.perf_counter() - t
-result = {"valid_acc": res.valid["accuracy"], "test_acc": res.test["accuracy"] if res.test else None,
-          "train_s": sum(h["seconds"] for h in res.history),
-          "train_tok_per_s": statistics.mean(h["train_tokens_per_s"] for h in res.history),
-          "predict_texts_per_s": len(texts) / predict_s, "predict_model_texts_per_s": len(texts) / predict_model_s,
-          "predict_backend": predictor.backend, "epochs": len(res.history), "best_epoch": res.best_epoch,
-          "prepare_cold_s": prepare_cold_s, "prepare_warm_s": prepare_warm_s}
-"""
-
-FASTTEXT_CODE = """
-import fasttext, csv, tempfile, os, random
-def rows(p):
-    with open(p, newline="", encoding="utf-8") as fh:
-        return [(r["text"], r["label"]) for r in csv.DictReader(fh)]
-def as_ft(rs):
-    fd, p = tempfile.mkstemp(suffix=".txt")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for text, label in rs:
-            fh.write(f"__label__{label.replace(' ', '_')} {' '.join(text.split())}\\n")
-    return p
-data = sys.argv[1]; tuned = sys.argv[2] == "tuned"; seconds = int(sys.argv[3]); seed = int(sys.argv[4])
-train = rows(f"{data}/train.csv")
-random.Random(seed).shuffle(train)  # fastText reads its file in order: a file sorted by label (IMDB) teaches nothing
-train_p, valid = as_ft(train), rows(f"{data}/valid.csv")
-test = rows(f"{data}/test.csv") if os.path.exists(f"{data}/test.csv") else None
-t = time.perf_counter()
-if tuned:
-    model = fasttext.train_supervised(train_p, autotuneValidationFile=as_ft(valid), autotuneDuration=seconds,
-                                      verbose=0, thread=2, seed=seed)
-else:
-    model = fasttext.train_supervised(train_p, verbose=0, thread=2, seed=seed)
-train_s = time.perf_counter() - t
-def acc(rs):
-    labels, _ = model.predict([" ".join(x.split()) for x, _ in rs])
-    return sum(l[0] == f"__label__{y.replace(' ', '_')}" for l, (_, y) in zip(labels, rs)) / len(rs)
-texts = [" ".join(x.split()) for x, _ in (test or valid)]
-t = time.perf_counter(); model.predict(texts); predict_s = time.perf_counter() - t
-result = {"valid_acc": acc(valid), "test_acc": acc(test) if test else None, "train_s": train_s,
-          "predict_texts_per_s": len(texts) / predict_s}
-"""
-
-TFIDF_CODE = """
-import csv, os
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-def rows(p):
-    with open(p, newline="", encoding="utf-8") as fh:
-        return [(r["text"], r["label"]) for r in csv.DictReader(fh)]
-data = sys.argv[1]
-train, valid = rows(f"{data}/train.csv"), rows(f"{data}/valid.csv")
-test = rows(f"{data}/test.csv") if os.path.exists(f"{data}/test.csv") else None
-t = time.perf_counter()
-vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-X = vectorizer.fit_transform([x for x, _ in train]); y = [l for _, l in train]
-Xv = vectorizer.transform([x for x, _ in valid]); yv = [l for _, l in valid]
-best = None
-for C in (1.0, 4.0, 16.0):
-    model = LogisticRegression(C=C, max_iter=2000).fit(X, y)
-    score = model.score(Xv, yv)
-    if best is None or score > best[0]:
-        best = (score, C, model)
-train_s = time.perf_counter() - t
-model = best[2]
-pred = test or valid
-t = time.perf_counter(); model.predict(vectorizer.transform([x for x, _ in pred])); predict_s = time.perf_counter() - t
-test_acc = model.score(vectorizer.transform([x for x, _ in test]), [y for _, y in test]) if test else None
-result = {"valid_acc": best[0], "test_acc": test_acc,
-          "train_s": train_s, "predict_texts_per_s": len(pred) / predict_s, "C": best[1]}
-"""
 
 
 def run_reference(data: Path, epochs: int, seed: int) -> dict:
@@ -422,21 +320,21 @@ def run_llmcls(name: str, system: str, seed: int, data: Path, work: Path, spec: 
     """Train and time one llmcls system; the result names its config and overrides."""
     mechanics = ["train.plots=false", f"name={name}", f"output_dir={work / 'runs'}"]
     test = data / ("test.csv" if (data / "test.csv").exists() else "valid.csv")
-    teacher = []
+    teacher = None
     if system == "llmcls-distilled":
         teacher_dir = work / "runs" / f"{name}-llmcls-lm-{seed}"
         if not (teacher_dir / "results.json").is_file():
             return {"error": f"no llmcls-lm run of seed {seed} in {work} to distil (measure llmcls-lm first)"}
-        teacher = [str(teacher_dir)]
+        teacher = str(teacher_dir)
     backend = "torch-bf16" if system.endswith("-bf16") else "auto" if system in SERVED_BACKEND else "torch"
-    r = run_python(
-        LLMCLS_CODE,
-        str(spec["config"]),
-        json.dumps(spec["overrides"] + mechanics),
-        str(work / "runs" / f"{name}-{system}-{seed}"),
-        str(test),
-        backend,
-        *teacher,
+    r = run_program(
+        "llmcls",
+        config=str(spec["config"]),
+        overrides=spec["overrides"] + mechanics,
+        run_dir=str(work / "runs" / f"{name}-{system}-{seed}"),
+        test_file=str(test),
+        backend=backend,
+        teacher=teacher,
     )
     return {**r, **spec["portable"], **{k: v for k, v in spec.items() if k == "generated_config"}}
 
@@ -473,14 +371,10 @@ def measure(
     if system == "reference":
         return run_reference(data, args.reference_epochs, seed)
     if system in ("fasttext", "fasttext-tuned"):
-        return run_python(
-            FASTTEXT_CODE,
-            str(data),
-            "tuned" if system.endswith("tuned") else "default",
-            str(args.autotune_seconds),
-            str(seed),
+        return run_program(
+            "fasttext", data=str(data), tuned=system.endswith("tuned"), seconds=args.autotune_seconds, seed=seed
         )
-    return run_python(TFIDF_CODE, str(data))
+    return run_program("tfidf", data=str(data))
 
 
 def command_latency(args: list[str], repeats: int) -> float:

@@ -197,3 +197,23 @@ def test_a_dataset_in_any_format_llmcls_reads_is_benchmarked_from_the_same_csv(b
         data = bench.materialize(name, root, tmp_path / "work", None)
         read = {split: bench.read_rows(data / f"{split}.csv") for split in ("train", "valid")}
         assert sorted(read["train"] + (read["valid"] if name != "hf" else [])) == sorted(rows), name
+
+
+@pytest.mark.parametrize("program", ["tfidf", "fasttext"])
+def test_a_peer_program_measures_in_its_own_process(bench, tmp_path, program):
+    """scripts/bench_programs.py run as bench.py runs it: a fresh process, figures as one JSON line. Trained on the
+    SST-2 fixture's 600 sentences, the peers score its 200 validation sentences well above chance."""
+    pytest.importorskip("sklearn" if program == "tfidf" else "fasttext")
+    fixtures = ROOT / "tests" / "fixtures"
+    (tmp_path / "train.csv").write_bytes((fixtures / "sst2_train.csv").read_bytes())
+    (tmp_path / "valid.csv").write_bytes((fixtures / "sst2_valid.csv").read_bytes())
+    options = {"tuned": False, "seconds": 0, "seed": 1} if program == "fasttext" else {}
+    result = bench.run_program(program, data=str(tmp_path), **options)
+    assert "error" not in result, result
+    assert 0.55 < result["valid_acc"] <= 1.0 and result["test_acc"] is None  # no test split: valid is timed
+    assert result["train_s"] > 0 and result["predict_texts_per_s"] > 0
+    assert result["wall_s"] >= result["train_s"] and result["peak_rss_mb"] > 10
+
+
+def test_an_unknown_keyword_is_an_error_not_a_measurement(bench, tmp_path):
+    assert "unexpected keyword" in bench.run_program("tfidf", data=str(tmp_path), epochs=3)["error"]

@@ -181,3 +181,58 @@ def test_public_signatures_take_their_options_by_keyword():
             if len(positional) + len(node.args.kwonlyargs) > 3 and len(positional) > 2:
                 found.add(f"{path.relative_to(SRC)}:{node.name}")
     assert not found, f"take these by keyword past the first two: {sorted(found)}"
+
+
+# What a module outside llmcls/run/ may take from llmcls.run.layout: versions and family names, never a file name.
+LAYOUT_NAMES_OUTSIDE_RUN = {"FORMAT_VERSION", "MANIFEST_VERSION", "LSTM_FAMILY", "ENCODER_FAMILY"}
+
+
+def run_file_names() -> set[str]:
+    """The names of files llmcls writes in a run directory (llmcls.run.layout.RUN_LAYOUT, at any depth)."""
+    from llmcls.run.layout import RUN_LAYOUT
+
+    names, folders = set(), [RUN_LAYOUT]
+    while folders:
+        for name, inside in folders.pop().items():
+            names.add(name)
+            if inside:
+                folders.append(inside)
+    return {name for name in names if "." in name}
+
+
+def test_only_run_reaches_the_files_of_a_run_directory():
+    """issue 22: llmcls/run/ is the only reader and writer of a run's files. Elsewhere, no module imports a run
+    file's or folder's name from llmcls.run.layout, and no path is built from a run directory and a run file's name
+    (`run_dir / "config.yaml"`); they call run/'s functions (run.files, run.results, run.artifacts, run.exports,
+    run.config_file, run.checkpoint, run.paths)."""
+    file_names = run_file_names()
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(SRC)
+        if where.parts[1] == "run":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "llmcls.run.layout":
+                found += [f"{where}:{node.lineno} imports {a.name}" for a in node.names]
+                found = [f for f in found if f.rsplit(" ", 1)[-1] not in LAYOUT_NAMES_OUTSIDE_RUN]
+            elif isinstance(node, ast.Import) and any(a.name == "llmcls.run.layout" for a in node.names):
+                found.append(f"{where}:{node.lineno} imports llmcls.run.layout")
+            elif (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, ast.Div)
+                and isinstance(node.right, ast.Constant)
+                and node.right.value in file_names
+                and "run" in ast.unparse(node.left)
+            ):
+                found.append(f"{where}:{node.lineno} builds {ast.unparse(node)}")
+    assert not found, found
+
+
+def test_no_module_over_400_lines():
+    """issue 22: a module holds one job; past 400 lines it holds more than one."""
+    long = [
+        f"{p.relative_to(SRC)} ({n} lines)"
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    ]
+    assert not long, long

@@ -86,8 +86,12 @@ def test_label_sets_from_separators_and_lists():
 def test_multi_label_config():
     raw = {"data": {"train": "x.csv", "multi_label": True}}
     assert validate_config(raw, "c").train.select_metric == "micro_f1"
+    assert validate_config(raw, "c").train.fixed_threshold == 0.5
     raw["train"] = {"select_metric": "loss", "threshold": "tune"}
     assert validate_config(raw, "c").train.select_metric == "loss"
+    assert validate_config(raw, "c").train.fixed_threshold == 0.5  # until tuned: while training, a stopped run
+    raw["train"] = {"threshold": 0.3}
+    assert validate_config(raw, "c").train.fixed_threshold == 0.3
     for data, train_, message in (
         ({}, {"select_metric": "micro_f1"}, "micro_f1 is for multi-label runs"),
         ({}, {"threshold": 0.3}, "train.threshold applies to multi-label runs only"),
@@ -218,7 +222,7 @@ def test_multi_label_cli(multi_run):
 
 def test_multi_label_resume_keeps_the_settings(tmp_path):
     result = train(multi_config(tmp_path, train={"epochs": 1, "plots": False}), device="cpu")
-    from llmcls.config import resume_config
+    from llmcls.run.config_file import resume_config
 
     config = resume_config(result.run_dir, ["train.epochs=2"])
     resumed = train(config, device="cpu", run_dir=result.run_dir, resume=True)

@@ -8,8 +8,7 @@ from pathlib import Path
 from llmcls.errors import RunError
 from llmcls.fileio import atomic_write_bytes
 from llmcls.records import EpochRecord, Report
-from llmcls.run.claim import run_subdir
-from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
+from llmcls.run.artifacts import plot_files
 from llmcls.run.results import read_history, read_results
 
 
@@ -48,11 +47,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
     run_dir = Path(run_dir)
     history = _history(run_dir)
-    out_dir = run_subdir(run_dir, PLOTS_DIR)
-    written = [_save(_curves(plt, history, run_dir.name), out_dir / CURVES_PLOT)]
+    files = plot_files(run_dir)
+    written = [_save(_curves(plt, history, run_dir.name), files.curves)]
     results = read_results(run_dir)
     if results is not None and "confusion_matrix" in results["valid"]:
-        written.append(_save(_confusion(plt, results["valid"]), out_dir / CONFUSION_PLOT))
+        written.append(_save(_confusion(plt, results["valid"]), files.confusion))
     return written
 
 

@@ -16,10 +16,11 @@ from llmcls.adapt.choices import choose, resolve_auto
 from llmcls.adapt.profile import DataProfile, EncoderFacts, profile_data
 from llmcls.adapt.render import default_name, init_config
 from llmcls.cli import app
-from llmcls.config import load_config, resume_config, validate_config
+from llmcls.config import load_config, validate_config
 from llmcls.data.prepare import prepare_data
 from llmcls.errors import ConfigError
 from llmcls.events import Info
+from llmcls.run.config_file import resume_config
 from llmcls.training.loop import train
 from support.configs import small_config
 from support.paths import FIXTURES, ROOT

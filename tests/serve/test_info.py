@@ -15,7 +15,8 @@ pytest.importorskip("fastapi")
 
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
-from llmcls.serve.info import MAX_PLOT_BYTES, _public_config, read_plot, run_info
+from llmcls.run.artifacts import MAX_PLOT_BYTES, read_plot
+from llmcls.serve.info import _public_config, run_info
 from llmcls.serve.settings import ServeSettings
 from support.configs import encoder_config
 

@@ -12,10 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from llmcls.cli import app
-from llmcls.config import DistillConfig, resume_config
+from llmcls.config import DistillConfig
 from llmcls.data.batching import EncodedTexts
 from llmcls.inference.predict import Predictor
 from llmcls.inference.torch_forward import predict_logits
+from llmcls.run.config_file import resume_config
 from llmcls.run.files import load_run, read_transfer
 from llmcls.training.distill import NO_CLASS, DistillationLoss, distilled_config, teacher_backend
 from llmcls.training.loop import train

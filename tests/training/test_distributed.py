@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmcls.config import TrainConfig, resume_config, save_config
+from llmcls.config import TrainConfig, save_config
 from llmcls.data.batching import BucketSampler
 from llmcls.data.prepare import prepare_data
 from llmcls.errors import DeviceError
@@ -18,6 +18,7 @@ from llmcls.inference.evaluate import evaluate_file
 from llmcls.inference.predict import Predictor
 from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
 from llmcls.run.checkpoint import load_checkpoint
+from llmcls.run.config_file import resume_config
 from llmcls.training.distributed import World, process_device, shard_batch, shard_share, text_range, threads_per_process
 from llmcls.training.loop import train
 from llmcls.training.setup import class_weights

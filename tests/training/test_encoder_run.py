@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from llmcls.cli import app
-from llmcls.config import resume_config
 from llmcls.errors import ConfigError
 from llmcls.inference.predict import Predictor
 from llmcls.run.checkpoint import load_checkpoint
+from llmcls.run.config_file import resume_config
 from llmcls.run.files import load_run_info
 from llmcls.training.loop import train
 from support.cold import cold_predict

@@ -12,8 +12,8 @@ import pytest
 from llmcls.events import Info
 from llmcls.export.write import export_after_training
 from llmcls.inference.evaluate import evaluate_file
-from llmcls.inference.onnx_forward import find_export, weights_digest
 from llmcls.inference.predict import Predictor
+from llmcls.run.exports import find_export, weights_digest
 from llmcls.training.loop import train
 from support.cold import cold_predict
 from support.configs import small_config

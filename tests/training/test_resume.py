@@ -7,11 +7,12 @@ import sys
 import pytest
 import torch
 
-from llmcls.config import resume_config, save_config, validate_config
+from llmcls.config import save_config, validate_config
 from llmcls.errors import ConfigError, RunError, TrainingError
-from llmcls.inference.onnx_forward import weights_digest
 from llmcls.run.checkpoint import CHECKPOINT, load_checkpoint
 from llmcls.run.claim import run_lock
+from llmcls.run.config_file import resume_config
+from llmcls.run.exports import weights_digest
 from llmcls.run.files import load_run
 from llmcls.training.loop import train
 from support.configs import small_config

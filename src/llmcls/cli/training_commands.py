@@ -136,7 +136,8 @@ def train(
     Started by torchrun, each process trains its share of every batch."""
     with user_errors(ctx):
         from llmcls.cli.progress import TrainProgress
-        from llmcls.config import load_config, resume_config
+        from llmcls.config import load_config
+        from llmcls.run.config_file import resume_config
         from llmcls.training.distributed import World, launch
         from llmcls.training.loop import train as run_training
 

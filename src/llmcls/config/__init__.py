@@ -13,7 +13,6 @@ from llmcls.config.loading import (
     load_config,
     merge_chunking,
     parse_override,
-    resume_config,
     save_config,
 )
 from llmcls.config.schema import AUTO_KEYS, SAFE_ON_RESUME, Config, validate_config
@@ -60,7 +59,6 @@ __all__ = [
     "parse_config_text",
     "parse_override",
     "parse_yaml",
-    "resume_config",
     "save_config",
     "validate_config",
 ]

@@ -1,5 +1,5 @@
-"""From files and command lines to a validated `Config`: dotted overrides, loading, resuming a run's config, and
-saving one."""
+"""From files and command lines to a validated `Config`: dotted overrides, loading, what may change when a run is
+resumed (`config_drift`; the run's own config is read by llmcls.run.config_file), and saving one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from llmcls.config.schema import SAFE_ON_RESUME, Config, _get, _known_keys, _problems, validate_config
+from llmcls.config.schema import Config, _known_keys, _problems, validate_config
 from llmcls.config.training import ChunkingConfig
 from llmcls.config.yaml_loader import _read_yaml, parse_yaml
 from llmcls.errors import ConfigError, RunError, clip, echo
@@ -93,38 +93,6 @@ def config_drift(saved: Config, new: Config) -> list[str]:
     """Dotted keys whose values differ between two configs."""
     a, b = flatten(saved), flatten(new)
     return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
-
-
-def resume_config(run_dir: Path, overrides: list[str] | None = None, config_path: Path | None = None) -> Config:
-    """The config to resume a run with: the run's own, or `config_path` if given, plus `--set` overrides.
-
-    Only keys in SAFE_ON_RESUME may be overridden, and a given config may differ from the run's only in those
-    keys (and `name`/`output_dir`, since the run directory is given).
-
-    Raises:
-        ConfigError: naming the keys that would change what was already computed.
-    """
-    overrides = overrides or []
-    saved = load_config(Path(run_dir) / "config.yaml")
-    keys = [parse_override(item)[0] for item in overrides]
-    unsafe = [key for key in keys if key not in SAFE_ON_RESUME]
-    if unsafe:
-        raise ConfigError(
-            f"--set {', '.join(unsafe)}: cannot change when resuming, it would change what was "
-            f"already computed; keys that may change: {', '.join(sorted(SAFE_ON_RESUME))}"
-        )
-    new = load_config(config_path or Path(run_dir) / "config.yaml", overrides)
-    for key in new.auto_keys():  # `auto` was resolved when the run started: keep what it chose
-        section, leaf = key.split(".")
-        setattr(getattr(new, section), leaf, _get(saved, key))
-    drift = [key for key in config_drift(saved, new) if key not in keys and key not in ("name", "output_dir")]
-    if drift:
-        raise ConfigError(
-            f"{config_path}: differs from the config of {run_dir} in {', '.join(drift)}; resume "
-            "without --config, or pass --set for keys that are safe to change "
-            f"({', '.join(sorted(SAFE_ON_RESUME))})"
-        )
-    return new
 
 
 def merge_chunking(base: ChunkingConfig, changes: dict[str, Any]) -> ChunkingConfig:

@@ -10,6 +10,8 @@ from pydantic import Field, model_validator
 from llmcls.config.sections import MAX_BATCH, MAX_BATCH_TOKENS, MAX_TOKENS, _Section
 from llmcls.errors import clip
 
+UNTUNED_THRESHOLD = 0.5  # train.threshold: tune's threshold before it is tuned (while training; a stopped run)
+
 
 class TrainConfig(_Section):
     epochs: Annotated[int, Field(ge=1, le=100000)] | Literal["auto"] = Field(
@@ -129,6 +131,12 @@ class TrainConfig(_Section):
             "likely (logits / T; it changes no prediction) and use it wherever probabilities are given; none: raw"
         ),
     )
+
+    @property
+    def fixed_threshold(self) -> float:
+        """The threshold every class of a multi-label run has where none was tuned: train.threshold, or 0.5 while
+        `tune` waits for the end of training (and for a run that never got there)."""
+        return UNTUNED_THRESHOLD if self.threshold == "tune" else float(self.threshold)
 
     @model_validator(mode="after")
     def _threshold_in_range(self) -> TrainConfig:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,20 +30,10 @@ from llmcls.inference.forward import Forward, batched_logits
 from llmcls.inference.onnx_forward import INSTALL_HINT, OnnxClassifier, import_onnxruntime
 from llmcls.inference.predict import Predictor
 from llmcls.inference.scoring import probabilities, report
-from llmcls.run.claim import run_subdir
+from llmcls.run.artifacts import read_weights
+from llmcls.run.exports import ExportFiles, export_files, quantize_scratch
 from llmcls.run.files import LoadedRun, load_run, load_run_info
-from llmcls.run.layout import (
-    ENCODER_FAMILY,
-    EXPORT_DIR,
-    EXPORT_MANIFEST,
-    EXPORT_MODELS,
-    MANIFEST_VERSION,
-    PREPARED_ONNX,
-    QUANTIZE_PREFIX,
-    QUANTIZED_ONNX,
-    WEIGHTS,
-)
-from llmcls.run.paths import read_run_bytes
+from llmcls.run.layout import ENCODER_FAMILY, MANIFEST_VERSION
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
@@ -124,22 +113,22 @@ def export_run(
     weights_file = read_weights(Path(run_dir))
     run = load_run(run_dir, "cpu", weights_file)  # exactly the bytes hashed below, even if training rewrites them
     run_dir = run.run_dir
-    out_dir = run_subdir(run_dir, EXPORT_DIR)
+    files = export_files(run_dir)
     weights = {name: t.detach().numpy() for name, t in run.model.state_dict().items()}
-    float_path = out_dir / EXPORT_MODELS["onnx"]
+    float_path = files.models["onnx"]
     graph = _graph(run, weights).SerializeToString()
     atomic_write_bytes(float_path, graph, RunError)
     models = [
         ExportedModel(name="onnx", path=float_path, size_bytes=len(graph), sha256=hashlib.sha256(graph).hexdigest())
     ]
-    int8_path = out_dir / EXPORT_MODELS["onnx-int8"]
+    int8_path = files.models["onnx-int8"]
     if quantize == "int8":
-        models.append(_quantize_int8(float_path, int8_path))
+        models.append(_quantize_int8(float_path, int8_path, files))
     else:
         int8_path.unlink(missing_ok=True)  # an int8 model of earlier weights must not outlive them
 
     manifest = _manifest(run, models, weights_file, onnx.__version__, ort.__version__)
-    manifest_path = out_dir / EXPORT_MANIFEST
+    manifest_path = files.manifest
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False), RunError)
     result = ExportResult(run_dir=run_dir, manifest=manifest_path, models=models, weights_bytes=len(weights_file))
     if measure:
@@ -192,7 +181,7 @@ def _manifest(
         "num_outputs": args.num_outputs,
         "labels": run.labels.labels,
         "model_args": args.to_dict(),
-        "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as onnx_forward.weights_digest
+        "weights_sha256": hashlib.sha256(weights_file).hexdigest(),  # as llmcls.run.exports.weights_digest
         "models": {
             m.name: {
                 "file": m.path.name,
@@ -280,20 +269,7 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
     return False
 
 
-def read_weights(run_dir: Path) -> bytes:
-    """The bytes of a run's model.safetensors, read once.
-
-    Raises:
-        RunError: `run_dir` is not a complete run, or the file cannot be read.
-    """
-    try:
-        return read_run_bytes(run_dir, WEIGHTS)  # load_run, which the caller calls next, checks the rest of the run
-    except RunError:
-        load_run_info(run_dir)  # not a (complete) run: say that, as before
-        raise
-
-
-def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
+def _quantize_int8(float_path: Path, out_path: Path, files: ExportFiles) -> ExportedModel:
     """Dynamic int8 quantization of the LSTM and linear weights (activations are quantized on the fly)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -301,8 +277,7 @@ def _quantize_int8(float_path: Path, out_path: Path) -> ExportedModel:
 
     root = logging.getLogger()
     handlers = list(root.handlers)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=QUANTIZE_PREFIX) as tmp:  # a name of RUN_LAYOUT
-        prepared, quantized = Path(tmp) / PREPARED_ONNX, Path(tmp) / QUANTIZED_ONNX
+    with quantize_scratch(files) as (prepared, quantized):
         try:
             quant_pre_process(str(float_path), str(prepared))  # shape inference and graph clean-up first
             quantize_dynamic(

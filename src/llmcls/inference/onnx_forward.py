@@ -1,7 +1,8 @@
 """The ONNX backend: running the models that `llmcls export` writes into a run directory, with onnxruntime and
 numpy only.
 
-Layout of `RUN/export/` (names in llmcls.run.layout; written by llmcls.export.write):
+Layout of `RUN/export/` (names in llmcls.run.layout; found and read through llmcls.run.exports; written by
+llmcls.export.write):
     manifest.json     format version, opset, inputs and output, the network's arguments, the digest of the weights
                       exported, the models and the digest of each file
     model.onnx        float32
@@ -16,14 +17,12 @@ This module imports neither torch nor onnx, so that predicting with an exported 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from llmcls.errors import ExportError, RunError
-from llmcls.run.layout import EXPORT_DIR, EXPORT_MANIFEST, EXPORT_MODELS, MANIFEST_VERSION, META, WEIGHTS
-from llmcls.run.paths import read_run_bytes, read_run_json, run_file
+from llmcls.errors import ExportError
+from llmcls.run.exports import EXPORTED_MODELS, find_export, read_export_model
 
 INSTALL_HINT = "pip install 'llmcls[onnx]'"
 
@@ -39,95 +38,6 @@ def import_onnxruntime():
     except ImportError:
         raise ExportError(f"onnxruntime is not installed; {INSTALL_HINT}") from None
     return onnxruntime
-
-
-def weights_digest(run_dir: Path) -> str:
-    """sha256 of the run's `model.safetensors`: ties an export to the weights it was made from."""
-    digest = hashlib.sha256()
-    with open(run_file(run_dir, WEIGHTS), "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def find_export(run_dir: str | Path, variant: str = "onnx") -> tuple[Path | None, dict | None, str]:
-    """Where the exported model `variant` of a run is, if it exists and was made from the run's current weights.
-
-    Returns:
-        (path of the .onnx file, the manifest, "") when usable, else (None, manifest or None, why not). The file's
-        digest is checked where it is read (`OnnxClassifier.from_run`).
-
-    Raises:
-        RunError: the manifest or the model file is a link, the manifest names a file outside RUN/export/, or its
-            network arguments are not meta.json's.
-    """
-    run_dir = Path(run_dir)
-    manifest_path = run_file(run_dir, EXPORT_DIR, EXPORT_MANIFEST, missing_ok=True)
-    if not manifest_path.exists():
-        return None, None, f"{run_dir} has no exported model (make one with: llmcls export {run_dir})"
-    try:
-        manifest = read_run_json(run_dir, EXPORT_DIR, EXPORT_MANIFEST)
-    except RunError as exc:
-        return None, None, f"{exc}; export again with: llmcls export {run_dir}"
-    manifest = manifest if isinstance(manifest, dict) else {}
-    if manifest.get("format_version") != MANIFEST_VERSION:
-        return (
-            None,
-            manifest,
-            (
-                f"{manifest_path}: export format version {manifest.get('format_version')}, this "
-                f"llmcls reads {MANIFEST_VERSION}; export again with: llmcls export {run_dir}"
-            ),
-        )
-    models = manifest.get("models")
-    entry = models.get(variant) if isinstance(models, dict) else None
-    if entry is None:
-        flag = " --quantize int8" if variant == "onnx-int8" else ""
-        return None, manifest, f"{run_dir} has no {variant} export (make one with: llmcls export {run_dir}{flag})"
-    path = run_file(run_dir, EXPORT_DIR, _file_name(entry, manifest_path), missing_ok=True)
-    _check_same_network(run_dir, manifest, manifest_path)
-    if not path.exists():
-        return None, manifest, f"{path}: missing; export again with: llmcls export {run_dir}"
-    try:
-        current = weights_digest(run_dir)
-    except OSError as exc:
-        return None, manifest, f"{run_dir}: cannot read model.safetensors ({exc.strerror or exc})"
-    if manifest.get("weights_sha256") != current:
-        return (
-            None,
-            manifest,
-            (
-                f"{path} was exported from other weights than {run_dir / 'model.safetensors'} "
-                f"(the run was trained further); export again with: llmcls export {run_dir}"
-            ),
-        )
-    return path, manifest, ""
-
-
-def _file_name(entry: object, manifest_path: Path) -> str:
-    """A model entry's file: a plain name in RUN/export/ (run_file refuses a link there).
-
-    Raises:
-        RunError: it is not a plain file name (absolute, in another folder, `..`).
-    """
-    name = entry.get("file") if isinstance(entry, dict) else None
-    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
-        raise RunError(f"{manifest_path}: file {name!r} is not a file name in {EXPORT_DIR}/; export again")
-    return name
-
-
-def _check_same_network(run_dir: Path, manifest: dict, manifest_path: Path) -> None:
-    """The export's network arguments must be meta.json's, whose sizes the run's tables were checked against.
-
-    Raises:
-        RunError: they differ.
-    """
-    meta = read_run_json(run_dir, META)
-    if not isinstance(meta, dict) or manifest.get("model_args") != meta.get("model_args"):
-        raise RunError(
-            f"{manifest_path}: exported from a network with other arguments than {run_dir / META} "
-            f"describes; the files come from different runs (export again with: llmcls export {run_dir})"
-        )
 
 
 class OnnxClassifier:
@@ -179,18 +89,13 @@ class OnnxClassifier:
             ExportError: there is no such export, it is out of date, or onnxruntime is missing.
             RunError: the export is not what the manifest records, or not the run's (see `find_export`).
         """
-        if variant not in EXPORT_MODELS:
-            raise ExportError(f"unknown exported model {variant!r}; expected one of {', '.join(EXPORT_MODELS)}")
+        if variant not in EXPORTED_MODELS:
+            raise ExportError(f"unknown exported model {variant!r}; expected one of {', '.join(EXPORTED_MODELS)}")
         import_onnxruntime()  # missing: said before the model file is read
         path, manifest, why = find_export(run_dir, variant)
         if path is None or manifest is None:  # a path comes with its manifest
             raise ExportError(why)
-        content = read_run_bytes(run_dir, EXPORT_DIR, path.name)
-        if hashlib.sha256(content).hexdigest() != manifest["models"][variant].get("sha256"):
-            raise RunError(
-                f"{path}: its bytes do not match their sha256 in {EXPORT_MANIFEST} (the file was changed "
-                f"after the export); export again with: llmcls export {run_dir}"
-            )
+        content = read_export_model(run_dir, variant, manifest)
         args = manifest["model_args"]
         return cls(
             path,

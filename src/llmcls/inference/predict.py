@@ -196,8 +196,7 @@ class Predictor:
             return None
         if self.run.thresholds is not None:
             return self.run.thresholds
-        fixed = self.run.config.train.threshold
-        return np.full(len(self.labels), 0.5 if isinstance(fixed, str) else float(fixed))
+        return np.full(len(self.labels), self.run.config.train.fixed_threshold)
 
     def encode(self, texts: list[str]) -> EncodedTexts:
         """Token ids of whole texts (cut at `tokenizer.max_tokens`, or else at `tokenizer.predict_max_tokens`,

@@ -23,9 +23,10 @@ from fastapi.staticfiles import StaticFiles
 
 from llmcls import __version__
 from llmcls.inference.predict import Predictor
+from llmcls.run.artifacts import PLOTS, read_plot
 from llmcls.serve.batcher import Batcher
 from llmcls.serve.guard import PREDICT_PATH, Guard, Routes
-from llmcls.serve.info import PLOTS, read_plot, run_info
+from llmcls.serve.info import run_info
 from llmcls.serve.metrics import ServeMetrics
 from llmcls.serve.predict_endpoint import PredictEndpoint, work_limits
 from llmcls.serve.responses import RequestRefused, install_error_handlers

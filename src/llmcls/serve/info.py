@@ -9,14 +9,11 @@ from llmcls import __version__
 from llmcls.errors import RunError
 from llmcls.inference.predict import Predictor
 from llmcls.records import Report, Results
-from llmcls.run.layout import CONFUSION_PLOT, CURVES_PLOT, PLOTS_DIR
-from llmcls.run.paths import read_run_bytes, run_file
+from llmcls.run.artifacts import PLOTS, has_plot
 from llmcls.run.results import read_results
 from llmcls.serve.settings import ServeSettings
 
-PLOTS = (CURVES_PLOT, CONFUSION_PLOT)
 SCALAR_METRICS = ("n", "accuracy", "macro_f1", "micro_f1", "subset_accuracy", "loss")
-MAX_PLOT_BYTES = 20_000_000  # a plot larger than this is not one llmcls drew
 
 
 def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
@@ -35,7 +32,7 @@ def run_info(predictor: Predictor, settings: ServeSettings) -> dict[str, Any]:
         "best_epoch": results["best_epoch"] if results else None,
         "metrics": _metrics(results),
         "confusion_matrix": results["valid"].get("confusion_matrix") if results else None,
-        "plots": [name for name in PLOTS if _has_plot(run.run_dir, name)],
+        "plots": [name for name in PLOTS if has_plot(run.run_dir, name)],
         "limits": settings.limits(),
     }
 
@@ -76,22 +73,3 @@ def _public_config(config) -> dict[str, Any]:
         "tokenizer": tokenizer,
         "chunking": config.chunking.model_dump(mode="json"),
     }
-
-
-def _has_plot(run_dir: Path, name: str) -> bool:
-    try:
-        return run_file(run_dir, PLOTS_DIR, name, missing_ok=True).is_file()
-    except RunError:  # a link, or not a plain file
-        return False
-
-
-def read_plot(run_dir: Path, name: str) -> bytes | None:
-    """The bytes of plot `name` of the run, or None: no such plot, not a plain file reached without a link
-    (`llmcls.run.paths.run_file`), or larger than any plot llmcls draws."""
-    try:
-        path = run_file(run_dir, PLOTS_DIR, name, missing_ok=True)
-        if not path.is_file() or path.stat().st_size > MAX_PLOT_BYTES:
-            return None
-        return read_run_bytes(run_dir, PLOTS_DIR, name)
-    except (RunError, OSError):
-        return None

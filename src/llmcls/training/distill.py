@@ -90,7 +90,7 @@ def load_teacher(config: Config, labels: list[str]) -> RunInfo:
 
 def teacher_record(teacher: RunInfo) -> dict:
     """What a distilled run's meta.json says of its teacher (hashing its weights: once, when the run starts)."""
-    from llmcls.inference.onnx_forward import weights_digest
+    from llmcls.run.exports import weights_digest
 
     return {
         "teacher": {

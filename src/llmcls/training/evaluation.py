@@ -67,7 +67,7 @@ def decision_thresholds(cfg: TrainConfig, valid_probs: np.ndarray, valid_targets
     (calibrated) probabilities [n, classes] and 0/1 targets [n, classes]."""
     if cfg.threshold == "tune":
         return tune_thresholds(valid_probs, valid_targets), "tuned: the best F1 of each class on the validation split"
-    return np.full(valid_targets.shape[1], float(cfg.threshold)), "fixed: train.threshold"
+    return np.full(valid_targets.shape[1], cfg.fixed_threshold), "fixed: train.threshold"
 
 
 def fit_calibration(cfg: TrainConfig, logits: np.ndarray, targets: np.ndarray) -> tuple[float | None, dict]:

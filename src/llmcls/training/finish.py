@@ -9,8 +9,8 @@ from llmcls.events import Info
 from llmcls.inference.scoring import probabilities
 from llmcls.inference.torch_forward import predict_logits
 from llmcls.records import Report, Results
+from llmcls.run.artifacts import load_best_weights
 from llmcls.run.files import write_temperature, write_thresholds
-from llmcls.run.layout import WEIGHTS
 from llmcls.run.results import write_results
 from llmcls.training.evaluation import decision_thresholds, evaluate_split, fit_calibration, report_of_logits
 from llmcls.training.state import TrainingParts, TrainState
@@ -19,10 +19,8 @@ from llmcls.training.state import TrainingParts, TrainState
 def finish_run(parts: TrainingParts, state: TrainState) -> tuple[Report, Report | None]:
     """The best model's calibration, thresholds, reports, results.json, the plots and the ONNX export (by process
     0 alone, which holds the weights)."""
-    from safetensors.torch import load_file
-
     cfg, data, model, device = parts.config.train, parts.data, parts.step.model, parts.step.device
-    model.load_state_dict(load_file(parts.run_dir / WEIGHTS))
+    model.load_state_dict(load_best_weights(parts.run_dir))
     valid_logits = predict_logits(
         model, data.valid.texts, batch_size=cfg.eval_batch_size, device=device, batch_tokens=cfg.eval_batch_tokens
     )

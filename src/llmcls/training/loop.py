@@ -26,10 +26,10 @@ from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, StepDone
 from llmcls.model import Classifier, loss_function
 from llmcls.precision import choose_precision
 from llmcls.records import EpochRecord
+from llmcls.run.artifacts import save_best_weights, tensorboard_dir
 from llmcls.run.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from llmcls.run.claim import claim_run_dir
-from llmcls.run.files import save_weights
-from llmcls.run.layout import TENSORBOARD_DIR, WEIGHTS
+from llmcls.run.config_file import config_path_of
 from llmcls.run.results import write_metrics
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.distill import DistillationLoss
@@ -72,7 +72,7 @@ def train(
     """Train a classifier as `config` says and write its run directory.
 
     Args:
-        config: the validated config (when resuming, see `llmcls.config.resume_config`). Its `auto` values are
+        config: the validated config (when resuming, see `llmcls.run.config_file.resume_config`). Its `auto` values are
             chosen from the training data first (`llmcls.adapt.choices.resolve_auto`, one Info event each) and
             the run's config.yaml holds what they became.
         device: auto, cpu, cuda, cuda:N, or a torch.device.
@@ -140,7 +140,7 @@ def _train(
     data, model = on_main(
         world, lambda: setup_run(config, run_dir, checkpoint=checkpoint, on_event=on_event, device=device)
     )
-    tensorboard = summary_writer(str(run_dir / TENSORBOARD_DIR)) if summary_writer else None  # after any clearing
+    tensorboard = summary_writer(str(tensorboard_dir(run_dir))) if summary_writer else None  # after any clearing
     if world.rank:
         torch.manual_seed(process_seed(config.seed, world.rank))  # dropout masks of its own
     parts = _build_parts(
@@ -211,7 +211,7 @@ def _build_parts(
     )
     epoch_thresholds = None
     if config.data.multi_label:
-        epoch_thresholds = np.full(len(data.labels), 0.5 if cfg.threshold == "tune" else float(cfg.threshold))
+        epoch_thresholds = np.full(len(data.labels), cfg.fixed_threshold)
     average = WeightAverage(model, cfg.ema, round(cfg.ema_start * total_steps)) if cfg.ema else None
     return TrainingParts(
         config=config,
@@ -257,7 +257,7 @@ def _describe(parts: TrainingParts) -> str:
         f"{f' x {cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, "
         f"{cfg.epochs} epochs, {parts.step.precision}"
         f"{f', weights averaged (EMA {cfg.ema:g} from step {parts.average.start_step})' if parts.average else ''}"
-        f"; resolved config: {parts.run_dir / 'config.yaml'}"
+        f"; resolved config: {config_path_of(parts.run_dir)}"
     )
 
 
@@ -330,7 +330,7 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
         improved = _is_better(cfg.select_metric, value, state.best_value)
         if improved and world.main:
-            save_weights(parts.run_dir / WEIGHTS, model)
+            save_best_weights(parts.run_dir, model)
     if improved:
         state.best_value, state.best_epoch, state.since_best = value, state.epoch, 0
     else:

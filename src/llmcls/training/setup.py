@@ -13,16 +13,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from llmcls.config import Config, TrainConfig, save_config
+from llmcls.config import Config, TrainConfig
 from llmcls.data.prepare import PreparedData, prepare_data
 from llmcls.data.vocab import LabelMap, num_outputs
+from llmcls.data.wordpiece import WordPieceEncoding
 from llmcls.embeddings import build_embedding_matrix
 from llmcls.errors import ConfigError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.model import Classifier, LstmClassifier, ModelArgs, build_network
-from llmcls.run.claim import clear_for_new_run, remove_from_run
+from llmcls.run.artifacts import clear_weight_outputs
+from llmcls.run.claim import clear_for_new_run
+from llmcls.run.config_file import save_run_config
 from llmcls.run.files import RunInfo, load_run_info, write_run_header
-from llmcls.run.layout import CONFIG, FROM_WEIGHTS
 from llmcls.training.distill import load_teacher, teacher_record, transfer_split
 from llmcls.training.distributed import SINGLE, World, threads_per_process
 
@@ -89,8 +91,8 @@ def build_encoder(config: Config, data: PreparedData, on_event: EventHandler = i
     from llmcls.encoder.bert import EncoderArgs, EncoderClassifier, load_pretrained
 
     folder, encoding = data.encoder, data.encoding
-    assert folder is not None and encoding is not None
-    ids = encoding.ids  # type: ignore[attr-defined]  # a WordPieceEncoding
+    assert folder is not None and isinstance(encoding, WordPieceEncoding)  # an encoder run's data has both
+    ids = encoding.ids
     outputs = num_outputs(len(data.labels), config.data.multi_label)
     args = EncoderArgs.from_pretrained(
         folder.config,
@@ -187,11 +189,12 @@ def _start_resumed(
     """A resumed run's data (encoded with its tables) and model (its checkpoint's weights)."""
     run = load_run_info(run_dir, trained=False)
     encoding = None if run.vocab is not None else run.encoding()
-    data = prepare_data(config, on_event, vocab=run.vocab, labels=run.labels, encoding=encoding)  # type: ignore[arg-type]
+    assert encoding is None or isinstance(encoding, WordPieceEncoding)  # an encoder run's
+    data = prepare_data(config, on_event, vocab=run.vocab, labels=run.labels, encoding=encoding)
     model = build_network(run.family, run.model_args)
     model.load_state_dict(checkpoint["model"])
-    remove_from_run(run_dir, FROM_WEIGHTS)  # results, thresholds, export: stale once training goes on
-    save_config(config, run_dir / CONFIG)  # keys safe to change on resume may have changed
+    clear_weight_outputs(run_dir)  # results, thresholds, export: stale once training goes on
+    save_run_config(run_dir, config)  # keys safe to change on resume may have changed
     return data, model
 
 

@@ -63,7 +63,8 @@ def columns_to_read(schema: pa.Schema, spec: ReadSpec, path: Path) -> tuple[str,
     kind = schema.field(text).type
     if not _is_text(kind):
         raise DataError(f"{path}: the text column '{text}' holds {kind}, not strings")
-    label = column_name(schema, spec.label_column, role="label", path=path) if spec.labelled else None  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
+    label_column = spec.label_column
+    label = None if label_column is None else column_name(schema, label_column, role="label", path=path)
     return text, label
 
 

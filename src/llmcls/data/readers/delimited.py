@@ -38,7 +38,8 @@ def delimited_records(fh: IO[str], path: Path, *, delimiter: str, spec: ReadSpec
         DataError: a missing column, a short or malformed row (with its line), an empty file.
     """
     reader = _csv_reader(fh, delimiter)
-    needed = t_idx = l_idx = 0
+    needed = t_idx = 0
+    l_idx: int | None = None
     start = 1  # the line where the current record starts
     rows = 0
     try:
@@ -46,7 +47,8 @@ def delimited_records(fh: IO[str], path: Path, *, delimiter: str, spec: ReadSpec
             if start == 1:
                 columns = row if spec.header else [str(i) for i in range(len(row))]
                 t_idx = _column_index(columns, spec.text_column, "text", path)
-                l_idx = None if not spec.labelled else _column_index(columns, spec.label_column, "label", path)  # type: ignore[arg-type, assignment]  # a labelled read has its label column, an unlabelled one never reaches here
+                label_column = spec.label_column
+                l_idx = None if label_column is None else _column_index(columns, label_column, "label", path)
                 needed = max(t_idx, l_idx if l_idx is not None else 0)
                 if spec.header:
                     start = reader.line_num + 1
@@ -80,6 +82,11 @@ def _json_record(line: str, number: int, path: Path) -> dict | list:
     return record
 
 
+def _field(record: dict | list, column: str | int) -> object:
+    """A present field of a JSON record: an object's by name, an array's by index (checked by the caller)."""
+    return record[column] if isinstance(record, dict) else record[int(column)]
+
+
 def jsonl_records(fh: IO[str], path: Path, spec: ReadSpec) -> Iterator[Record]:
     """The objects (or arrays) of a JSONL file, one a line: the text field, and the label field unless texts
     only (a list of labels stays a list; other values become strings).
@@ -101,12 +108,12 @@ def jsonl_records(fh: IO[str], path: Path, spec: ReadSpec) -> Iterator[Record]:
             if not present:
                 found = ", ".join(map(repr, record)) if isinstance(record, dict) else f"{len(record)} items"
                 raise DataError(f"{path}, line {number}: no {role} field '{column}'; found {found}")
-        text = record[text_column]  # type: ignore[index]  # a labelled read has its label column, an unlabelled one never reaches here
+        text = _field(record, text_column)
         if not isinstance(text, str):
             raise DataError(f"{path}, line {number}: the text field '{text_column}' is not a string")
         label = None
         if label_column is not None:
-            value = record[label_column]  # type: ignore[index]  # a labelled read has its label column, an unlabelled one never reaches here
+            value = _field(record, label_column)
             label = [str(v).strip() for v in value] if isinstance(value, list) else str(value).strip()
         records += 1
         yield text, label, None

@@ -68,7 +68,7 @@ def _data_files(folder: Path) -> list[Path]:
         names = [item.get("filename") for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
         if not names or not all(isinstance(name, str) and name == Path(name).name for name in names):
             raise DataError(f'{state}: expected "_data_files": [{{"filename": ...}}] naming files of the folder')
-        files = [folder / name for name in names]  # type: ignore[operator]  # a labelled read has its label column, an unlabelled one never reaches here
+        files = [folder / name for name in names if isinstance(name, str)]  # every name was checked to be one
     else:
         files = sorted(folder.glob("*.arrow"))
     missing = [f.name for f in files if not f.is_file()]

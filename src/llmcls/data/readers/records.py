@@ -79,13 +79,14 @@ def gather(records: Iterable[Record], labelled: bool) -> Examples:
     """Every record, in order, as Examples (with `sources` when the records name their files)."""
     texts: list[str] = []
     labels: list[Label] = []
-    sources: list[str | None] = []
+    sources: list[str] = []
     for text, label, source in records:
         texts.append(text)
-        labels.append(label)  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
-        sources.append(source)
-    named = bool(sources) and sources[0] is not None
-    return Examples(texts, labels if labelled else None, sources if named else None)  # type: ignore[arg-type]  # a labelled read has its label column, an unlabelled one never reaches here
+        if labelled:  # a labelled read gives every record its label
+            labels.append("" if label is None else label)
+        if source is not None:  # class folders name every record's file, other formats none
+            sources.append(source)
+    return Examples(texts, labels if labelled else None, sources if sources else None)
 
 
 def text_blocks(
