@@ -22,7 +22,8 @@ Face dataset saved to disk, ...: SPLIT_SUFFIXES), read by llmcls's readers and w
 reads. Every system trains on the same rows: where a dataset has no validation split, 10% of train is held out once
 (random.Random(13), the rule the reference uses) and written to a work directory that all systems read. AG News
 is the shared partial split: 10,001 training descriptions, and the official test descriptions.
-Each system runs in its own process, one at a time (two CPU-heavy processes on 2 cores slow each other down).
+Each system runs in its own process (its measurement is a function of scripts/bench_programs.py), one at a time
+(two CPU-heavy processes on 2 cores slow each other down).
 `--seeds` seeds for every seeded system, `--slow-seeds` for the slow ones (default: `--seeds`); TF-IDF + LR once.
 
     python scripts/bench.py --quick                      # smoke run: SST-2 subset, 1 epoch, 1 seed (~3 min)

@@ -224,3 +224,13 @@ def test_an_alias_bomb_in_an_override_stays_text(tmp_path):
     with pytest.raises(ConfigError, match=r"seed: Input should be a valid integer.*\(got 'a: &a \[") as err:
         load_config(path, [f"seed={alias_bomb(9)}"])
     assert len(str(err.value)) < 1000
+
+
+def test_which_way_a_selection_metric_is_better():
+    """One owner for "the loss is minimised": training's best epoch, the plateau schedule and tune all ask it."""
+    from llmcls.config import is_better, lower_is_better
+
+    assert lower_is_better("loss") and not lower_is_better("accuracy") and not lower_is_better("micro_f1")
+    assert is_better("loss", 0.3, 0.4) and not is_better("loss", 0.5, 0.4)
+    assert is_better("accuracy", 0.9, 0.8) and not is_better("accuracy", 0.8, 0.8)  # a tie is not better
+    assert is_better("macro_f1", 0.1, None)  # nothing to beat yet

@@ -16,8 +16,8 @@ from pathlib import Path
 import llmcls.training.loop as loop
 import llmcls.training.step as step
 from llmcls.config import validate_config
-from llmcls.training.distributed import World
 from llmcls.training.loop import train
+from llmcls.training.world import World
 
 config = validate_config(json.loads(sys.argv[1]), "test")
 run_dir, trace_dir = Path(sys.argv[2]), Path(sys.argv[3])

@@ -19,9 +19,10 @@ from llmcls.inference.predict import Predictor
 from llmcls.model import LstmClassifier, ModelArgs, compute_loss, loss_function
 from llmcls.run.checkpoint import load_checkpoint
 from llmcls.run.config_file import resume_config
-from llmcls.training.distributed import World, process_device, shard_batch, shard_share, text_range, threads_per_process
+from llmcls.training.distributed import process_device, shard_batch, shard_share, text_range, threads_per_process
 from llmcls.training.loop import train
 from llmcls.training.setup import class_weights
+from llmcls.training.world import World
 from support.configs import encoder_config, small_config
 from support.paths import FIXTURES, ROOT
 from support.resume import assert_same_run, comparable, run_until_killed

@@ -5,8 +5,8 @@ import os
 import torch
 
 from llmcls.config import TrainConfig
-from llmcls.training.distributed import World
 from llmcls.training.setup import configure_torch
+from llmcls.training.world import World
 
 
 def test_deterministic_mode_sets_the_torch_flags(monkeypatch):

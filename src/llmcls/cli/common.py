@@ -3,7 +3,6 @@ takes, and loading the tokenizer without torch."""
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import click
 import typer
 
 from llmcls.errors import LlmclsError, RemoteError
+from llmcls.training.world import World
 
 app = typer.Typer(
     name="llmcls",
@@ -35,7 +35,7 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
     themselves in errors of their own.
     """
     debug = bool(ctx.obj and ctx.obj.get("debug"))
-    rank = int(os.environ.get("RANK", "0"))  # set by torchrun
+    rank = World.from_env().rank  # several processes: torchrun set it
     try:
         yield
     except RemoteError:  # reported by the process where it happened

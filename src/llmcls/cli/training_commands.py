@@ -138,8 +138,9 @@ def train(
         from llmcls.cli.progress import TrainProgress
         from llmcls.config import load_config
         from llmcls.run.config_file import resume_config
-        from llmcls.training.distributed import World, launch
+        from llmcls.training.distributed import launch
         from llmcls.training.loop import train as run_training
+        from llmcls.training.world import World
 
         world = World.from_env()
         if nproc > 1 and world.size > 1:
@@ -217,8 +218,8 @@ def distill(
         from llmcls.cli.progress import TrainProgress
         from llmcls.config import load_config
         from llmcls.training.distill import DISTILLED_SUFFIX, distilled_config
-        from llmcls.training.distributed import World
         from llmcls.training.loop import train as run_training
+        from llmcls.training.world import World
 
         world = World.from_env()  # `torchrun ... -m llmcls distill ...`: the teacher runs in process 0 alone
         cfg = distilled_config(load_config(config, overrides), teacher=teacher, unlabelled=unlabelled)

@@ -3,7 +3,8 @@
 Every key has a type, a range and a default; unknown keys are rejected. Paths are kept as written and
 resolved against the current directory when used. The sections (`sections`, `training`), the whole config and its
 validation (`schema`), the bounded YAML reader (`yaml_loader`), and loading, overriding, resuming and saving
-(`loading`).
+(`loading`). Which way a selection metric is better (`is_better`) is said here once, for training, its
+schedules and tune.
 """
 
 from llmcls.config.loading import (
@@ -28,7 +29,14 @@ from llmcls.config.sections import (
     TokenizerConfig,
     VocabConfig,
 )
-from llmcls.config.training import ENCODER_DEFAULTS, ChunkingConfig, DistillConfig, TrainConfig
+from llmcls.config.training import (
+    ENCODER_DEFAULTS,
+    ChunkingConfig,
+    DistillConfig,
+    TrainConfig,
+    is_better,
+    lower_is_better,
+)
 from llmcls.config.yaml_loader import MAX_ALIAS_VALUES, MAX_YAML_DEPTH, parse_config_text, parse_yaml
 
 __all__ = [
@@ -54,7 +62,9 @@ __all__ = [
     "apply_overrides",
     "config_drift",
     "flatten",
+    "is_better",
     "load_config",
+    "lower_is_better",
     "merge_chunking",
     "parse_config_text",
     "parse_override",

@@ -10,6 +10,17 @@ from pydantic import Field, model_validator
 from llmcls.config.sections import MAX_BATCH, MAX_BATCH_TOKENS, MAX_TOKENS, _Section
 from llmcls.errors import clip
 
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of a `train.select_metric` is better: the loss is minimised, the others maximised."""
+    return metric == "loss"
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Whether `value` of `metric` beats `best` (None: nothing yet to beat)."""
+    return best is None or (value < best if lower_is_better(metric) else value > best)
+
+
 UNTUNED_THRESHOLD = 0.5  # train.threshold: tune's threshold before it is tuned (while training; a stopped run)
 
 

@@ -14,7 +14,8 @@ from llmcls.inference.scoring import probabilities, report
 from llmcls.inference.torch_forward import logits_loss, predict_logits
 from llmcls.model import Classifier
 from llmcls.records import Report
-from llmcls.training.distributed import SINGLE, World, all_gather, shard_range, text_range
+from llmcls.training.distributed import all_gather, shard_range, text_range
+from llmcls.training.world import SINGLE, World
 
 
 def evaluate_split(

@@ -18,7 +18,7 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from llmcls.adapt.choices import resolve_auto
-from llmcls.config import Config
+from llmcls.config import Config, is_better
 from llmcls.data.batching import BucketSampler, padding_fraction
 from llmcls.data.prepare import PreparedData
 from llmcls.errors import ConfigError
@@ -34,8 +34,6 @@ from llmcls.run.results import write_metrics
 from llmcls.training.averaging import WeightAverage
 from llmcls.training.distill import DistillationLoss
 from llmcls.training.distributed import (
-    SINGLE,
-    World,
     all_gather,
     data_parallel,
     on_main,
@@ -51,12 +49,7 @@ from llmcls.training.resume import start_state
 from llmcls.training.setup import class_weights, configure_torch, seed_everything, setup_run
 from llmcls.training.state import TrainingParts, TrainResult, TrainState, resolved
 from llmcls.training.step import Stepper, train_step
-
-
-def _is_better(metric: str, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return value < best if metric == "loss" else value > best
+from llmcls.training.world import SINGLE, World
 
 
 def train(
@@ -328,7 +321,7 @@ def _validate(parts: TrainingParts, state: TrainState, batches: list[np.ndarray]
             batch_tokens=cfg.eval_batch_tokens,
         )
         value = report["loss"] if cfg.select_metric == "loss" else report[cfg.select_metric]
-        improved = _is_better(cfg.select_metric, value, state.best_value)
+        improved = is_better(cfg.select_metric, value, state.best_value)
         if improved and world.main:
             save_best_weights(parts.run_dir, model)
     if improved:

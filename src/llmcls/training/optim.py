@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from llmcls.config import TrainConfig
+from llmcls.config import TrainConfig, lower_is_better
 
 
 def parameter_groups(model: torch.nn.Module, wide_lr_scale: float = 1.0) -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ def make_scheduler(
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
-            mode="min" if cfg.select_metric == "loss" else "max",
+            mode="min" if lower_is_better(cfg.select_metric) else "max",
             factor=cfg.plateau_factor,
             patience=cfg.plateau_patience,
         )

@@ -8,8 +8,9 @@ import torch
 from llmcls.events import Info
 from llmcls.records import VectorCoverage
 from llmcls.run.checkpoint import set_rng_state
-from llmcls.training.distributed import World, process_seed
+from llmcls.training.distributed import process_seed
 from llmcls.training.state import TrainingParts, TrainState
+from llmcls.training.world import World
 
 
 def start_state(parts: TrainingParts, checkpoint: dict | None) -> TrainState:

@@ -26,7 +26,8 @@ from llmcls.run.claim import clear_for_new_run
 from llmcls.run.config_file import save_run_config
 from llmcls.run.files import RunInfo, load_run_info, write_run_header
 from llmcls.training.distill import load_teacher, teacher_record, transfer_split
-from llmcls.training.distributed import SINGLE, World, threads_per_process
+from llmcls.training.distributed import threads_per_process
+from llmcls.training.world import SINGLE, World
 
 if TYPE_CHECKING:
     from llmcls.encoder.bert import EncoderClassifier

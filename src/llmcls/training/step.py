@@ -14,7 +14,8 @@ import torch
 from llmcls.data.batching import EncodedTexts, collate
 from llmcls.errors import TrainingError
 from llmcls.model import Classifier, autocast, compute_loss
-from llmcls.training.distributed import SINGLE, World, no_sync, shard_share, sum_over_processes
+from llmcls.training.distributed import no_sync, shard_share, sum_over_processes
+from llmcls.training.world import SINGLE, World
 
 
 @dataclass(kw_only=True)

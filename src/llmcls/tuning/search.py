@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcls.config import Config, config_drift, validate_config
+from llmcls.config import Config, config_drift, is_better, lower_is_better, validate_config
 from llmcls.errors import ConfigError, TrainingError
 from llmcls.events import EpochEnded, EpochStarted, EventHandler, Info, TrialEnded, ignore
 from llmcls.run.claim import foreign_entries, is_run_dir, run_lock
@@ -156,7 +156,7 @@ def _open_study(optuna, config: Config, out_dir: Path, pruner, on_event: EventHa
     study = optuna.create_study(
         storage=f"sqlite:///{(out_dir / STUDY_FILE).resolve()}",
         study_name=STUDY_NAME,
-        direction="minimize" if metric == "loss" else "maximize",
+        direction="minimize" if lower_is_better(metric) else "maximize",
         load_if_exists=True,
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5),
     )
@@ -294,7 +294,7 @@ class _EpochWatch:
         self.epochs += 1
         record: Mapping[str, Any] = event.record  # read by a key made at run time
         epoch, value = record["epoch"], float(record[f"valid_{self.metric}"])
-        if self.best is None or (value < self.best if self.metric == "loss" else value > self.best):
+        if is_better(self.metric, value, self.best):
             self.best, self.best_epoch = value, epoch
         self.trial.report(value, epoch)
         if self.trial.should_prune():
