@@ -75,7 +75,7 @@ def find_export(run_dir: str | Path, variant: str = "onnx") -> tuple[Path | None
 
     Returns:
         (path of the .onnx file, the manifest, "") when usable, else (None, manifest or None, why not). The file's
-        digest is checked where it is read (`OnnxClassifier.from_run`).
+        digest is checked where it is read (`read_export_model`).
 
     Raises:
         RunError: the manifest or the model file is a link, the manifest names a file outside RUN/export/, or its
