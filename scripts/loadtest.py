@@ -33,7 +33,7 @@ def read_texts(path: Path, column: str) -> list[str]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from llmcls.data.readers import read_texts as read
 
-    return [t for t in read(path, column, "auto") if t.strip()]
+    return [t for t in read(path, column=column) if t.strip()]
 
 
 def percentile(values: list[float], q: float) -> float:

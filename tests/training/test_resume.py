@@ -85,14 +85,14 @@ def test_resume_removes_what_the_old_weights_made(tmp_path, monkeypatch):
     (run / "temperature.json").write_text('{"temperature": 99.0}')
     seen = {}
 
-    def note_at_start(config, on_event, *tables):  # what the run directory holds once the resumed run has begun
+    def note_at_start(config, on_event, **tables):  # what the run directory holds once the resumed run has begun
         seen.update(
             {
                 name: (run / name).exists()
                 for name in ("results.json", "thresholds.json", "export/model.onnx", "plots/confusion_matrix.png")
             }
         )
-        return prepare(config, on_event, *tables)
+        return prepare(config, on_event, **tables)
 
     import llmcls.training.setup as setup
 
