@@ -95,7 +95,7 @@ class OnnxClassifier:
         path, manifest, why = find_export(run_dir, variant)
         if path is None or manifest is None:  # a path comes with its manifest
             raise ExportError(why)
-        content = read_export_model(run_dir, variant, manifest)
+        content = read_export_model(run_dir, path, sha256=manifest["models"][variant].get("sha256"))
         args = manifest["model_args"]
         return cls(
             path,

@@ -150,18 +150,17 @@ def _check_same_network(run_dir: Path, manifest: dict, manifest_path: Path) -> N
         )
 
 
-def read_export_model(run_dir: str | Path, variant: str, manifest: dict) -> bytes:
-    """The bytes of the exported model `variant` that `find_export` found, read once and checked against the
-    manifest's digest.
+def read_export_model(run_dir: str | Path, path: Path, *, sha256: str | None) -> bytes:
+    """The bytes of the exported model at `path` (as `find_export` found it), read once and checked against
+    `sha256`, the manifest's digest of it.
 
     Raises:
         RunError: the file is a link, or its bytes are not those the manifest records.
     """
-    name = _file_name(manifest["models"][variant], run_file(run_dir, EXPORT_DIR, EXPORT_MANIFEST, missing_ok=True))
-    content = read_run_bytes(run_dir, EXPORT_DIR, name)
-    if hashlib.sha256(content).hexdigest() != manifest["models"][variant].get("sha256"):
+    content = read_run_bytes(run_dir, EXPORT_DIR, path.name)
+    if hashlib.sha256(content).hexdigest() != sha256:
         raise RunError(
-            f"{run_file(run_dir, EXPORT_DIR, name, missing_ok=True)}: its bytes do not match their sha256 in "
-            f"{EXPORT_MANIFEST} (the file was changed after the export); export again with: llmcls export {run_dir}"
+            f"{path}: its bytes do not match their sha256 in {EXPORT_MANIFEST} (the file was changed "
+            f"after the export); export again with: llmcls export {run_dir}"
         )
     return content
