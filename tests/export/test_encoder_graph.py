@@ -134,25 +134,32 @@ def test_every_linear_layer_is_a_matmul_with_a_weight_initializer(pooling):
     assert stored <= used  # nor any left unused
 
 
-def test_int8_dynamic_quantization_stays_close(tmp_path):
-    """The quantization steps of llmcls.export.write._quantize_int8 (shape inference and clean-up, then dynamic
-    int8 MatMul) apply to the graph: every weight MatMul becomes a MatMulInteger and the logits stay close."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_int8_dynamic_quantization_stays_close(tmp_path, seed):
+    """llmcls's int8 quantization (llmcls.export.quantize, as `llmcls export --quantize int8` runs it) applies to
+    the graph: every weight MatMul becomes a MatMulInteger and the logits stay close, on this CPU whatever it is.
+    On an AVX2-only CPU 8-bit weights saturated onnxruntime's 16-bit sums (errors up to 43% of the largest logit
+    for these seeds); the 7-bit per-channel weights stay within a few percent."""
+    from llmcls.export.quantize import quantize_int8
 
     args = small_args(3, "mean")
-    model = random_model(args, seed=7)
+    model = random_model(args, seed=seed)
     float_path, prepared, quantized = tmp_path / "float.onnx", tmp_path / "prepared.onnx", tmp_path / "int8.onnx"
     float_path.write_bytes(build_encoder_onnx(args, weights_of(model)).SerializeToString())
-    quant_pre_process(str(float_path), str(prepared))
-    quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-    ops = [node.op_type for node in onnx.load(str(quantized)).graph.node]
-    assert ops.count("MatMulInteger") == 6 * args.num_layers + 1
-    assert ops.count("MatMul") == 2 * args.num_layers  # attention's scores and context stay float
+    ops = quantize_int8(float_path, prepared=prepared, quantized=quantized)
+    assert ops["MatMulInteger"] == 6 * args.num_layers + 1
+    assert ops["MatMul"] == 2 * args.num_layers  # attention's scores and context stay float
+    # 7-bit weights with a scale per output column, whatever this CPU is (the file may be served on another)
+    proto = onnx.load(str(quantized))
+    stored = {init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer}
+    for node in (n for n in proto.graph.node if n.op_type == "MatMulInteger"):
+        weight, zero_point = stored[node.input[1]], stored[node.input[3]]
+        assert weight.dtype == np.int8 and np.abs(weight).max() <= 64
+        assert zero_point.shape == (weight.shape[1],)
 
     token_ids, lengths = make_batch(LENGTHS, JUNK_AFTER, seed=1)
     expected = onnx_logits(session(str(float_path)), token_ids, lengths)
     got = onnx_logits(session(str(quantized)), token_ids, lengths)
     assert got.shape == expected.shape and np.isfinite(got).all()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=0.1 * np.abs(expected).max())
-    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.99
+    np.testing.assert_allclose(got, expected, rtol=0, atol=0.08 * np.abs(expected).max())
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.995

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from llmcls.data.prepare import encode_labelled
 from llmcls.errors import ExportError, RunError
 from llmcls.events import EventHandler, Info, ignore
 from llmcls.export.graph import INPUTS, OPSET, OUTPUT, build_onnx_model
+from llmcls.export.quantize import FLOAT_TO_INT8, QUANTIZED_OP_TYPES, quantize_int8
 from llmcls.fileio import atomic_write_bytes, atomic_write_text
 from llmcls.inference.forward import Forward, batched_logits
 from llmcls.inference.onnx_forward import INSTALL_HINT, OnnxClassifier, import_onnxruntime
@@ -37,10 +36,6 @@ from llmcls.run.layout import ENCODER_FAMILY, MANIFEST_VERSION
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZATIONS = ("int8",)
-# Ops whose weights int8 dynamic quantization stores as int8: the LSTMs and the linear head. The embedding table
-# stays float (one scale for the whole table would blur the GloVe rows for little gain in speed).
-QUANTIZED_OP_TYPES = ["LSTM", "MatMul", "Gemm"]
-FLOAT_TO_INT8 = {"DynamicQuantizeLSTM": "LSTM", "MatMulInteger": "MatMul/Gemm"}
 
 
 @dataclass(kw_only=True)
@@ -270,22 +265,9 @@ def keep_int8_if_accurate(result: ExportResult, on_event: EventHandler = ignore)
 
 
 def _quantize_int8(float_path: Path, out_path: Path, files: ExportFiles) -> ExportedModel:
-    """Dynamic int8 quantization of the LSTM and linear weights (activations are quantized on the fly)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    root = logging.getLogger()
-    handlers = list(root.handlers)
+    """Dynamic int8 quantization of the LSTM and linear weights (llmcls.export.quantize), written to `out_path`."""
     with quantize_scratch(files) as (prepared, quantized):
-        try:
-            quant_pre_process(str(float_path), str(prepared))  # shape inference and graph clean-up first
-            quantize_dynamic(
-                str(prepared), str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OP_TYPES
-            )
-        finally:
-            root.handlers[:] = handlers  # the quantizer's logging.warning calls would install a root handler
-        ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
+        ops = quantize_int8(float_path, prepared=prepared, quantized=quantized)
         data = quantized.read_bytes()
         atomic_write_bytes(out_path, data, RunError)
     return ExportedModel(
