@@ -217,3 +217,11 @@ def test_a_peer_program_measures_in_its_own_process(bench, tmp_path, program):
 
 def test_an_unknown_keyword_is_an_error_not_a_measurement(bench, tmp_path):
     assert "unexpected keyword" in bench.run_program("tfidf", data=str(tmp_path), epochs=3)["error"]
+
+
+def test_the_default_systems_leave_out_bf16_only_where_the_cpu_cannot_run_it(bench, capsys):
+    assert bench.default_systems(None) == list(bench.SYSTEMS)
+    without = bench.default_systems("this CPU (AVX2) cannot run the LSTM in bfloat16")
+    assert "llmcls-seed-model-bf16" not in without and "llmcls-seed-model" in without
+    assert len(without) == len(bench.SYSTEMS) - 1
+    assert "leaving out the bf16 systems: this CPU (AVX2)" in capsys.readouterr().err
